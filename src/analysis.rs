@@ -1,0 +1,305 @@
+//! Streaming aggregation: records in, an [`Analysis`] out. Memory is bounded by the number of
+//! threads, distinct stacks and seconds of the run, never by the number of samples.
+
+use std::collections::HashMap;
+
+use crate::classify::{classify, Observation};
+use crate::model::{Ending, Frame, Record, Sample, TargetInfo, ThreadState};
+use crate::sampler::RecordSink;
+
+/// Length of a timeline window, for phases and pictures.
+pub const WINDOW_NS: u64 = 1_000_000_000;
+
+/// One thread's totals over the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadSummary {
+    pub tid: u32,
+    pub name: String,
+    pub python: bool,
+    pub samples: u64,
+    pub cpu_s: f64,
+    /// Sample counts per state, indexed by [`ThreadState::index`].
+    pub counts: [u64; 8],
+    /// Samples per (state, stack id), for hot functions and flame graphs.
+    pub stacks: HashMap<(ThreadState, u32), u64>,
+    pub first_t_ns: u64,
+    pub last_t_ns: u64,
+}
+
+impl ThreadSummary {
+    pub fn fraction(&self, state: ThreadState) -> f64 {
+        if self.samples == 0 {
+            0.0
+        } else {
+            self.counts[state.index()] as f64 / self.samples as f64
+        }
+    }
+
+    /// Share of samples in any of `states`.
+    pub fn share(&self, states: &[ThreadState]) -> f64 {
+        states.iter().map(|&s| self.fraction(s)).sum()
+    }
+}
+
+/// Process-wide totals over one window of time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Window {
+    pub start_ns: u64,
+    pub ticks: u64,
+    /// Thread-samples per state, summed over threads.
+    pub counts: [u64; 8],
+    pub gil_locked: u64,
+    pub gil_readings: u64,
+    pub cpu_ns: u64,
+}
+
+/// Everything the diagnosis and the renderers need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub target: Option<TargetInfo>,
+    pub ending: Option<Ending>,
+    pub duration_s: f64,
+    pub ticks: u64,
+    pub late: u64,
+    pub frames: Vec<Frame>,
+    pub stacks: Vec<Vec<u32>>,
+    pub threads: Vec<ThreadSummary>,
+    /// Share of ticks in which the main GIL was locked; `None` where it could not be read.
+    pub gil_held: Option<f64>,
+    pub gil_switches_per_s: Option<f64>,
+    pub cpu_cores_used: f64,
+    pub windows: Vec<Window>,
+}
+
+impl Analysis {
+    /// The innermost frame of a stack.
+    pub fn top_frame(&self, stack: u32) -> Option<&Frame> {
+        let id = *self.stacks.get(stack as usize)?.first()?;
+        self.frames.get(id as usize)
+    }
+
+    pub fn stack_frames(&self, stack: u32) -> impl Iterator<Item = &Frame> {
+        self.stacks
+            .get(stack as usize)
+            .into_iter()
+            .flatten()
+            .filter_map(|&id| self.frames.get(id as usize))
+    }
+
+    pub fn cores(&self) -> u32 {
+        self.target.as_ref().map_or(1, |t| t.cores.max(1))
+    }
+}
+
+#[derive(Debug)]
+struct ThreadAcc {
+    summary: ThreadSummary,
+    last_cpu_ns: Option<u64>,
+    previous: Option<ThreadState>,
+}
+
+/// Folds records into an [`Analysis`].
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    target: Option<TargetInfo>,
+    gil_ranges: Vec<(u64, u64)>,
+    frames: Vec<Frame>,
+    stacks: Vec<Vec<u32>>,
+    names: HashMap<u32, String>,
+    finished: Vec<ThreadSummary>,
+    /// Threads present in the last sample, by tid: a tid that vanishes and comes back is a
+    /// new thread (the kernel reuses ids).
+    live: HashMap<u32, ThreadAcc>,
+    ticks: u64,
+    late: u64,
+    last_t_ns: Option<u64>,
+    first_t_ns: Option<u64>,
+    gil_readings: u64,
+    gil_locked: u64,
+    switches: Option<((u64, u64), (u64, u64))>,
+    process_cpu: Option<((u64, u64), (u64, u64))>,
+    thread_cpu_ns: u64,
+    windows: Vec<Window>,
+    ending: Option<(Ending, f64)>,
+}
+
+impl Aggregator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, record: &Record) {
+        match record {
+            Record::Target(info) => self.target = Some(info.clone()),
+            Record::GilRanges(ranges) => self.gil_ranges = ranges.clone(),
+            Record::Frame { id, frame } => set_at(&mut self.frames, *id, frame.clone()),
+            Record::Stack { id, frames } => set_at(&mut self.stacks, *id, frames.clone()),
+            Record::ThreadName { tid, name } => {
+                if let Some(acc) = self.live.get_mut(tid) {
+                    acc.summary.name = name.clone();
+                }
+                self.names.insert(*tid, name.clone());
+            }
+            Record::Sample(sample) => self.push_sample(sample),
+            Record::Late { count } => self.late += *count as u64,
+            Record::End { ending, duration_s } => self.ending = Some((ending.clone(), *duration_s)),
+        }
+    }
+
+    fn push_sample(&mut self, sample: &Sample) {
+        let t = sample.t_ns;
+        if self.last_t_ns.is_some_and(|last| t < last) {
+            return; // out of order: a corrupt or concatenated file
+        }
+        self.first_t_ns.get_or_insert(t);
+        self.ticks += 1;
+        let window_index = (t / WINDOW_NS) as usize;
+        if window_index >= self.windows.len() {
+            let start = self.windows.len() as u64;
+            self.windows.extend((start..=window_index as u64).map(|i| Window {
+                start_ns: i * WINDOW_NS,
+                ..Window::default()
+            }));
+        }
+        let arch = self
+            .target
+            .as_ref()
+            .map_or(std::env::consts::ARCH, |t| t.arch.as_str());
+        let window = &mut self.windows[window_index];
+        window.ticks += 1;
+
+        if let Some(gil) = sample.gil {
+            self.gil_readings += 1;
+            window.gil_readings += 1;
+            if gil.locked {
+                self.gil_locked += 1;
+                window.gil_locked += 1;
+            }
+            if let Some(n) = gil.switch_number {
+                let first = self.switches.map_or((t, n), |(first, _)| first);
+                self.switches = Some((first, (t, n)));
+            }
+        }
+        if let Some(cpu) = sample.process_cpu_ns {
+            let first = self.process_cpu.map_or((t, cpu), |(first, _)| first);
+            self.process_cpu = Some((first, (t, cpu)));
+        }
+
+        let holder = sample.gil.and_then(|g| if g.locked { g.holder_tid } else { None });
+        let mut previous_live = std::mem::take(&mut self.live);
+        for ts in &sample.threads {
+            let mut acc = previous_live.remove(&ts.tid).unwrap_or_else(|| ThreadAcc {
+                summary: ThreadSummary {
+                    tid: ts.tid,
+                    name: self.names.get(&ts.tid).cloned().unwrap_or_default(),
+                    python: false,
+                    samples: 0,
+                    cpu_s: 0.0,
+                    counts: [0; 8],
+                    stacks: HashMap::new(),
+                    first_t_ns: t,
+                    last_t_ns: t,
+                },
+                last_cpu_ns: None,
+                previous: None,
+            });
+            let dt = t.saturating_sub(acc.summary.last_t_ns);
+            let cpu_delta = match (acc.last_cpu_ns, ts.cpu_ns) {
+                (Some(before), Some(now)) if now >= before => Some(now - before),
+                _ => None,
+            };
+            let cpu_share = cpu_delta
+                .filter(|_| dt > 0)
+                .map(|d| d as f64 / dt as f64);
+            let state = classify(&Observation {
+                syscall: ts.syscall,
+                cpu_share,
+                holds_gil: holder == Some(ts.tid),
+                gil_ranges: &self.gil_ranges,
+                previous: acc.previous,
+                arch,
+            });
+            let s = &mut acc.summary;
+            s.python |= ts.python;
+            s.samples += 1;
+            s.counts[state.index()] += 1;
+            s.last_t_ns = t;
+            if let Some(d) = cpu_delta {
+                s.cpu_s += d as f64 / 1e9;
+                self.thread_cpu_ns += d;
+                window.cpu_ns += d;
+            }
+            if let Some(stack) = ts.stack {
+                *s.stacks.entry((state, stack)).or_insert(0) += 1;
+            }
+            window.counts[state.index()] += 1;
+            if ts.cpu_ns.is_some() {
+                acc.last_cpu_ns = ts.cpu_ns;
+            }
+            acc.previous = Some(state);
+            self.live.insert(ts.tid, acc);
+        }
+        self.finished
+            .extend(previous_live.into_values().map(|acc| acc.summary));
+        self.last_t_ns = Some(t);
+    }
+
+    pub fn finish(mut self) -> Analysis {
+        let mut threads = self.finished;
+        threads.extend(self.live.into_values().map(|acc| acc.summary));
+        threads.sort_by_key(|t| (t.first_t_ns, t.tid));
+        let span_ns = match (self.first_t_ns, self.last_t_ns) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0,
+        };
+        let duration_s = match &self.ending {
+            Some((_, d)) if *d > 0.0 => *d,
+            _ => span_ns as f64 / 1e9,
+        };
+        let per_second = |((t0, v0), (t1, v1)): ((u64, u64), (u64, u64))| {
+            (t1 > t0).then(|| v1.saturating_sub(v0) as f64 / ((t1 - t0) as f64 / 1e9))
+        };
+        let cpu_cores_used = self
+            .process_cpu
+            .and_then(per_second)
+            .filter(|&c| c > 0.0)
+            .or_else(|| (span_ns > 0).then(|| self.thread_cpu_ns as f64 / (span_ns as f64 / 1e9)))
+            .unwrap_or(0.0)
+            / 1e9;
+        // Window buckets start at 0 even when an attach begins mid-run: keep only those seen.
+        self.windows.retain(|w| w.ticks > 0);
+        Analysis {
+            target: self.target,
+            ending: self.ending.map(|(e, _)| e),
+            duration_s,
+            ticks: self.ticks,
+            late: self.late,
+            frames: self.frames,
+            stacks: self.stacks,
+            threads,
+            gil_held: (self.gil_readings > 0)
+                .then(|| self.gil_locked as f64 / self.gil_readings as f64),
+            gil_switches_per_s: self.switches.and_then(per_second),
+            cpu_cores_used,
+            windows: self.windows,
+        }
+    }
+}
+
+impl RecordSink for Aggregator {
+    fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        self.push(record);
+        Ok(())
+    }
+}
+
+/// Stores `value` at `id`. The sampler hands out ids in sequence, so an id past the end comes
+/// from a corrupt file and is dropped rather than allowed to allocate.
+fn set_at<T>(table: &mut Vec<T>, id: u32, value: T) {
+    let id = id as usize;
+    if id < table.len() {
+        table[id] = value;
+    } else if id == table.len() {
+        table.push(value);
+    }
+}

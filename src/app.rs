@@ -1,0 +1,295 @@
+//! Wires the stages together: options → target → sampler → records → analysis → diagnosis →
+//! renderers. Returns the process exit status; errors surface here, never `exit()` deeper.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::analysis::{Aggregator, Analysis};
+use crate::cli::{Cli, Command, OutputArgs, SamplingArgs};
+use crate::error::Error;
+use crate::model::{Ending, Record};
+use crate::recording::{RecordingReader, RecordingWriter};
+use crate::report::{self, Report};
+use crate::sampler::{RecordSink, SamplerOptions};
+use crate::target::{self, Mode, Signals};
+use crate::{diagnosis, render};
+
+/// Highest sampling rate accepted.
+pub const MAX_RATE_HZ: f64 = 10_000.0;
+
+/// Sampling settings, checked.
+struct Sampling {
+    options: SamplerOptions,
+    duration: Option<Duration>,
+}
+
+impl Sampling {
+    fn from_args(args: &SamplingArgs) -> Result<Sampling, Error> {
+        if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= MAX_RATE_HZ) {
+            return Err(Error::InvalidOption {
+                option: "--rate",
+                value: format!("{} (must be above 0 and at most {MAX_RATE_HZ})", args.rate),
+            });
+        }
+        let duration = match args.duration {
+            Some(d) if !(d.is_finite() && d > 0.0) => {
+                return Err(Error::InvalidOption {
+                    option: "--duration",
+                    value: format!("{d} (must be a positive number of seconds)"),
+                })
+            }
+            Some(d) => Some(Duration::from_secs_f64(d)),
+            None => None,
+        };
+        Ok(Sampling {
+            options: SamplerOptions {
+                rate_hz: args.rate,
+                blocking: args.blocking,
+            },
+            duration,
+        })
+    }
+}
+
+/// Where the target comes from.
+enum Source {
+    Launch(Vec<String>),
+    Attach(u32),
+}
+
+/// Sends records to the aggregator and, when recording, to the file.
+struct Tee<'a> {
+    aggregator: &'a mut Aggregator,
+    recording: Option<RecordingWriter<std::io::BufWriter<std::fs::File>>>,
+    recording_error: Option<std::io::Error>,
+}
+
+impl RecordSink for Tee<'_> {
+    fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        self.aggregator.push(record);
+        if let Some(writer) = &mut self.recording {
+            if let Err(e) = writer.record(record) {
+                // Keep sampling: the live report must not be lost to a full disk.
+                self.recording = None;
+                self.recording_error = Some(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn run(cli: Cli) -> Result<i32, Error> {
+    match cli.command {
+        Command::Run {
+            sampling,
+            output,
+            command,
+        } => profile(Source::Launch(command), &sampling, &output, None),
+        Command::Attach {
+            sampling,
+            output,
+            pid,
+        } => profile(Source::Attach(target::parse_pid(&pid)?), &sampling, &output, None),
+        Command::Record {
+            output: path,
+            pid,
+            sampling,
+            report,
+            command,
+        } => {
+            let source = match pid {
+                Some(pid) => Source::Attach(target::parse_pid(&pid)?),
+                None => Source::Launch(command),
+            };
+            profile(source, &sampling, &report, Some(&path))
+        }
+        Command::Report { file, output } => {
+            let analysis = replay(&file)?;
+            emit(&analysis, &output)?;
+            Ok(0)
+        }
+    }
+}
+
+/// Replays a recording into an analysis.
+pub fn replay(path: &Path) -> Result<Analysis, Error> {
+    let mut reader = RecordingReader::open(path)?;
+    let mut aggregator = Aggregator::new();
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => aggregator.push(&record),
+            Ok(None) => break,
+            Err(e) => {
+                return Err(Error::Recording {
+                    path: PathBuf::from(path),
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+    if reader.truncated {
+        eprintln!("gilscope: note: {} ends inside a record (still being written, or cut); reporting what it holds", path.display());
+    }
+    Ok(aggregator.finish())
+}
+
+fn profile(
+    source: Source,
+    sampling: &SamplingArgs,
+    output: &OutputArgs,
+    recording: Option<&Path>,
+) -> Result<i32, Error> {
+    let sampling = Sampling::from_args(sampling)?;
+    check_output_paths(output, recording)?;
+    let signals = Signals::install().map_err(|source| Error::Launch {
+        command: "signal handlers".into(),
+        source,
+    })?;
+    let (mut sampler, mut child, mode) = match source {
+        Source::Attach(pid) => (
+            crate::sampler::Sampler::attach(pid, &sampling.options)?,
+            None,
+            Mode::Attached,
+        ),
+        Source::Launch(command) => {
+            let mut child = target::launch(&command)?;
+            let attached = match target::attach_launched(&mut child, &sampling.options) {
+                Ok(attached) => attached,
+                Err(e) => {
+                    target::stop_child(&mut child);
+                    return Err(e);
+                }
+            };
+            match attached {
+                Ok(sampler) => {
+                    let pid = child.id();
+                    (sampler, Some(child), Mode::Launched { pid })
+                }
+                Err(status) => {
+                    eprintln!("gilscope: the target exited before the first sample");
+                    let ending = target::ending_of(status);
+                    let mut aggregator = Aggregator::new();
+                    aggregator.push(&Record::End {
+                        ending: ending.clone(),
+                        duration_s: 0.0,
+                    });
+                    emit(&aggregator.finish(), output)?;
+                    return Ok(target::exit_code_of(&ending));
+                }
+            }
+        }
+    };
+
+    let mut aggregator = Aggregator::new();
+    let recording_writer = recording.map(RecordingWriter::create).transpose()?;
+    let mut tee = Tee {
+        aggregator: &mut aggregator,
+        recording: recording_writer,
+        recording_error: None,
+    };
+    let rate = sampling.options.rate_hz;
+    let (mut ending, duration_s) =
+        target::sample_loop(&mut sampler, rate, sampling.duration, &mode, &signals, &mut tee)
+            .map_err(|source| Error::Output {
+                path: recording.map(PathBuf::from).unwrap_or_default(),
+                source,
+            })?;
+    drop(sampler);
+    let mut exit_code = 0;
+    if let Some(child) = &mut child {
+        if ending == Ending::TargetGone {
+            if let Ok(status) = child.wait() {
+                ending = target::ending_of(status);
+                exit_code = target::exit_code_of(&ending);
+            }
+        }
+    }
+    tee.record(&Record::End {
+        ending: ending.clone(),
+        duration_s,
+    })
+    .ok();
+    let recording_error = tee.recording_error.take();
+    if let Some(writer) = tee.recording.take() {
+        if let Err(e) = writer.finish() {
+            eprintln!("gilscope: could not finish the recording: {e}");
+        }
+    }
+    let analysis = aggregator.finish();
+    emit(&analysis, output)?;
+    if let (Some(e), Some(path)) = (recording_error, recording) {
+        return Err(Error::Output {
+            path: path.to_path_buf(),
+            source: e,
+        });
+    }
+    // `run` with --duration: the report is out; now wait for the target and pass its status on.
+    if let Some(child) = &mut child {
+        if !matches!(ending, Ending::Exited(_) | Ending::Killed(_)) {
+            if let Ok(status) = child.wait() {
+                exit_code = target::exit_code_of(&target::ending_of(status));
+            }
+        }
+    }
+    Ok(exit_code)
+}
+
+/// Fails before sampling when an output cannot be written, so no run is wasted.
+fn check_output_paths(output: &OutputArgs, recording: Option<&Path>) -> Result<(), Error> {
+    let json = output.json.as_deref().filter(|j| *j != "-").map(Path::new);
+    for path in json.into_iter().chain(recording) {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(Error::Output {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the directory does not exist",
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Diagnoses and renders an analysis to the outputs asked for.
+fn emit(analysis: &Analysis, output: &OutputArgs) -> Result<(), Error> {
+    let verdict = diagnosis::diagnose(analysis);
+    let report = report::build(analysis, Some(verdict));
+    let json_to_stdout = output.json.as_deref() == Some("-");
+    if !output.quiet {
+        if json_to_stdout {
+            let stderr = std::io::stderr();
+            print_terminal(&report, stderr.is_terminal(), &mut stderr.lock());
+        } else {
+            let stdout = std::io::stdout();
+            print_terminal(&report, stdout.is_terminal(), &mut stdout.lock());
+        }
+    }
+    match output.json.as_deref() {
+        Some("-") => {
+            let mut stdout = std::io::stdout().lock();
+            render::json(&report, &mut stdout).and_then(|_| stdout.flush()).ok();
+        }
+        Some(path) => {
+            let mut bytes = Vec::new();
+            render::json(&report, &mut bytes).map_err(|source| Error::Output {
+                path: PathBuf::from(path),
+                source,
+            })?;
+            crate::output::write_atomic(Path::new(path), &bytes)?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn print_terminal(report: &Report, is_terminal: bool, out: &mut impl Write) {
+    let style = render::terminal::Style::for_stream(is_terminal);
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = render::terminal::render(report, style, out);
+}

@@ -1,0 +1,228 @@
+//! Turns one thread's raw observation into a [`ThreadState`]. Pure: no I/O, no clock.
+
+use crate::model::{Syscall, ThreadState};
+
+/// What a blocking system call means for the thread that is in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyscallKind {
+    Futex,
+    Io,
+    Sleep,
+    /// `select`/`pselect6`: a sleep when it watches no descriptors (`time.sleep` up to 3.10).
+    SelectLike,
+    Other,
+}
+
+/// Classifies syscall `nr` of architecture `arch` (`std::env::consts::ARCH` names).
+pub fn syscall_kind(arch: &str, nr: i64) -> SyscallKind {
+    use SyscallKind::*;
+    match arch {
+        "x86_64" => match nr {
+            202 | 449 => Futex,
+            35 | 230 | 34 => Sleep,
+            23 | 270 => SelectLike,
+            0 | 1 | 7 | 17 | 18 | 19 | 20 | 40 | 42 | 43 | 44 | 45 | 46 | 47 | 74 | 75 | 208
+            | 232 | 257 | 271 | 275 | 281 | 288 | 295 | 296 | 299 | 307 | 426 | 441 => Io,
+            _ => Other,
+        },
+        "aarch64" => match nr {
+            98 | 449 => Futex,
+            101 | 115 => Sleep,
+            72 => SelectLike,
+            22 | 56 | 63 | 64 | 65 | 66 | 67 | 68 | 69 | 70 | 73 | 76 | 82 | 83 | 202 | 203
+            | 206 | 207 | 211 | 212 | 242 | 243 | 269 | 426 | 441 => Io,
+            _ => Other,
+        },
+        _ => Other,
+    }
+}
+
+/// A runnable thread that used at least this share of the last interval on a CPU is doing
+/// real work. A GIL waiter woken by its 5 ms timed wait uses a few microseconds, well below.
+pub const NATIVE_MIN_CPU_SHARE: f64 = 0.05;
+
+/// One thread's evidence at one tick, with what the sampler knew around it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub syscall: Option<Syscall>,
+    /// Share of the interval since the previous sample spent on a CPU, if known.
+    pub cpu_share: Option<f64>,
+    /// This thread held the GIL (`locked` and `last_holder` is this thread).
+    pub holds_gil: bool,
+    /// `[start, end)` of every interpreter's GIL struct.
+    pub gil_ranges: &'a [(u64, u64)],
+    /// The state this thread was given at the previous tick.
+    pub previous: Option<ThreadState>,
+    pub arch: &'a str,
+}
+
+/// The classification rules, in order:
+/// 1. a futex wait on an address inside a GIL struct is `gil_wait`, whatever else was read
+///    (the thread that just dropped the GIL waits on `switch_cond` there too);
+/// 2. the GIL holder is `gil`, even when blocked: every other Python thread waits for it;
+/// 3. other futex waits are the program's own locks (`lock`); read/recv/poll-like calls are
+///    `io`; sleeps are `sleep`; `select` with no descriptors is a sleep;
+/// 4. a runnable thread is `native` when it used CPU since the previous tick; with almost
+///    none, a thread that was waiting for the GIL is still waiting (woken from its timed
+///    wait), anything else is `native`;
+/// 5. other blocked states are `idle`; an unreadable thread is `unknown`.
+pub fn classify(obs: &Observation) -> ThreadState {
+    let Some(syscall) = obs.syscall else {
+        return if obs.holds_gil {
+            ThreadState::Gil
+        } else {
+            ThreadState::Unknown
+        };
+    };
+    if let Syscall::Blocked { nr, args } = syscall {
+        let kind = syscall_kind(obs.arch, nr);
+        if kind == SyscallKind::Futex && in_ranges(obs.gil_ranges, args[0]) {
+            return ThreadState::GilWait;
+        }
+        if obs.holds_gil {
+            return ThreadState::Gil;
+        }
+        return match kind {
+            SyscallKind::Futex => ThreadState::Lock,
+            SyscallKind::Io => ThreadState::Io,
+            SyscallKind::Sleep => ThreadState::Sleep,
+            SyscallKind::SelectLike if args[0] == 0 => ThreadState::Sleep,
+            SyscallKind::SelectLike => ThreadState::Io,
+            SyscallKind::Other => ThreadState::Idle,
+        };
+    }
+    if obs.holds_gil {
+        return ThreadState::Gil;
+    }
+    match syscall {
+        Syscall::Running => {
+            let barely_ran = obs
+                .cpu_share
+                .is_some_and(|share| share < NATIVE_MIN_CPU_SHARE);
+            if barely_ran && obs.previous == Some(ThreadState::GilWait) {
+                ThreadState::GilWait
+            } else {
+                ThreadState::Native
+            }
+        }
+        _ => ThreadState::Idle,
+    }
+}
+
+fn in_ranges(ranges: &[(u64, u64)], addr: u64) -> bool {
+    ranges
+        .iter()
+        .any(|&(start, end)| addr >= start && addr < end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIL: &[(u64, u64)] = &[(0x1000, 0x1000 + 208)];
+
+    fn obs(syscall: Syscall) -> Observation<'static> {
+        Observation {
+            syscall: Some(syscall),
+            cpu_share: Some(0.0),
+            holds_gil: false,
+            gil_ranges: GIL,
+            previous: None,
+            arch: "x86_64",
+        }
+    }
+
+    fn futex(addr: u64) -> Syscall {
+        Syscall::Blocked {
+            nr: 202,
+            args: [addr, 0x189, 0],
+        }
+    }
+
+    #[test]
+    fn futex_inside_gil_is_gil_wait() {
+        for off in [48, 72, 76, 80, 160, 164] {
+            assert_eq!(classify(&obs(futex(0x1000 + off))), ThreadState::GilWait);
+        }
+        assert_eq!(classify(&obs(futex(0x1000 + 208))), ThreadState::Lock);
+        assert_eq!(classify(&obs(futex(0x5000))), ThreadState::Lock);
+    }
+
+    #[test]
+    fn gil_futex_wins_over_stale_holder() {
+        let o = Observation {
+            holds_gil: true,
+            ..obs(futex(0x1000 + 160))
+        };
+        assert_eq!(classify(&o), ThreadState::GilWait);
+    }
+
+    #[test]
+    fn holder_is_gil_even_in_io() {
+        let read = Syscall::Blocked {
+            nr: 0,
+            args: [3, 0, 0],
+        };
+        let o = Observation {
+            holds_gil: true,
+            ..obs(read)
+        };
+        assert_eq!(classify(&o), ThreadState::Gil);
+        assert_eq!(classify(&obs(read)), ThreadState::Io);
+    }
+
+    #[test]
+    fn sleeps_and_selects() {
+        let nanosleep = Syscall::Blocked {
+            nr: 230,
+            args: [1, 0, 0],
+        };
+        assert_eq!(classify(&obs(nanosleep)), ThreadState::Sleep);
+        let select_sleep = Syscall::Blocked {
+            nr: 270,
+            args: [0, 0, 0],
+        };
+        assert_eq!(classify(&obs(select_sleep)), ThreadState::Sleep);
+        let select_fds = Syscall::Blocked {
+            nr: 23,
+            args: [5, 0x7f00, 0],
+        };
+        assert_eq!(classify(&obs(select_fds)), ThreadState::Io);
+    }
+
+    #[test]
+    fn running_uses_cpu_share_and_history() {
+        let busy = Observation {
+            cpu_share: Some(0.9),
+            previous: Some(ThreadState::GilWait),
+            ..obs(Syscall::Running)
+        };
+        assert_eq!(classify(&busy), ThreadState::Native);
+        let woken_waiter = Observation {
+            cpu_share: Some(0.001),
+            previous: Some(ThreadState::GilWait),
+            ..obs(Syscall::Running)
+        };
+        assert_eq!(classify(&woken_waiter), ThreadState::GilWait);
+        let starved = Observation {
+            cpu_share: Some(0.001),
+            previous: Some(ThreadState::Native),
+            ..obs(Syscall::Running)
+        };
+        assert_eq!(classify(&starved), ThreadState::Native);
+    }
+
+    #[test]
+    fn unreadable_and_other() {
+        let mut o = obs(Syscall::NotInSyscall);
+        assert_eq!(classify(&o), ThreadState::Idle);
+        o.syscall = None;
+        assert_eq!(classify(&o), ThreadState::Unknown);
+        let wait4 = Syscall::Blocked {
+            nr: 61,
+            args: [0; 3],
+        };
+        assert_eq!(classify(&obs(wait4)), ThreadState::Idle);
+        assert_eq!(syscall_kind("riscv64", 202), SyscallKind::Other);
+    }
+}

@@ -1,0 +1,757 @@
+//! The verdict: a pure function from an [`Analysis`] to what is wrong, what to change, and how
+//! much faster it should get. Each rule is named, with its thresholds as constants.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{Analysis, ThreadSummary, Window};
+use crate::model::{Frame, ThreadState};
+use crate::report::hot_functions;
+
+use ThreadState::*;
+
+/// Fewer samples than this, or a shorter run, is not enough evidence for a verdict.
+pub const MIN_SAMPLES: u64 = 50;
+pub const MIN_DURATION_S: f64 = 0.5;
+/// A thread takes part when it spent at least this share of its samples doing something other
+/// than waiting on the program's own locks or idling (so a main thread in `join` does not).
+pub const PARTICIPATION_MIN: f64 = 0.05;
+/// A thread "runs Python" when it held or wanted the GIL this much of its time.
+pub const PYTHON_THREAD_MIN: f64 = 0.3;
+/// GIL contention: the GIL held at least this much, and Python threads waiting this much.
+pub const CONTENTION_GIL_HELD_MIN: f64 = 0.5;
+pub const CONTENTION_WAIT_MIN: f64 = 0.2;
+/// A thread is busy on the CPU (holding the GIL or native) at least this much.
+pub const BUSY_MIN: f64 = 0.5;
+/// Native-parallel: a thread running native code without the GIL at least this much.
+pub const NATIVE_THREAD_MIN: f64 = 0.3;
+/// I/O-bound: the average participating thread waits on I/O or sleeps at least this much.
+pub const IO_SHARE_MIN: f64 = 0.6;
+/// Lock contention: the average participating thread waits on a lock this much.
+pub const LOCK_SHARE_MIN: f64 = 0.4;
+/// Saturated: the process used at least this share of the machine's cores.
+pub const SATURATION_MIN: f64 = 0.85;
+/// Idle: the process used less CPU than this (cores).
+pub const IDLE_CORES_MAX: f64 = 0.05;
+/// Estimated start-up of one worker process (fork, import), seconds. An estimate, flagged.
+pub const WORKER_STARTUP_S: f64 = 0.05;
+/// Estimated throughput of Python code on a free-threaded 3.13t build relative to the
+/// default build (its single-thread overhead). An estimate, flagged.
+pub const FREE_THREADED_EFFICIENCY: f64 = 0.8;
+/// Phases shorter than this many windows (seconds) are folded into their neighbours.
+pub const MIN_PHASE_WINDOWS: usize = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    GilContention,
+    SingleThreadCpu,
+    IoBound,
+    NativeParallel,
+    LockContention,
+    CpuSaturated,
+    IpcOverhead,
+    FreeThreaded,
+    Mixed,
+    Idle,
+}
+
+impl VerdictKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            VerdictKind::GilContention => "gil_contention",
+            VerdictKind::SingleThreadCpu => "single_thread_cpu",
+            VerdictKind::IoBound => "io_bound",
+            VerdictKind::NativeParallel => "native_parallel",
+            VerdictKind::LockContention => "lock_contention",
+            VerdictKind::CpuSaturated => "cpu_saturated",
+            VerdictKind::IpcOverhead => "ipc_overhead",
+            VerdictKind::FreeThreaded => "free_threaded",
+            VerdictKind::Mixed => "mixed",
+            VerdictKind::Idle => "idle",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Speedup of the whole run from moving the work to processes.
+    pub processes: Option<f64>,
+    /// Speedup from adding threads on the same build (1.0: threads cannot help).
+    pub threads: Option<f64>,
+    /// Speedup from running the same threads on a free-threaded build.
+    pub free_threaded: Option<f64>,
+    pub assumptions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub kind: VerdictKind,
+    pub headline: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub kind: VerdictKind,
+    pub headline: String,
+    pub evidence: Vec<String>,
+    pub advice: Vec<String>,
+    /// A short code change, where one applies.
+    pub snippet: Option<String>,
+    pub predicted_speedup: Option<Prediction>,
+    /// "high", or "low" with the reason in the evidence.
+    pub confidence: String,
+    /// When the run changed character over time, one entry per phase.
+    pub phases: Vec<Phase>,
+}
+
+/// The evidence the rules read, computed once.
+struct Facts<'a> {
+    analysis: &'a Analysis,
+    /// Threads that did something (see [`PARTICIPATION_MIN`]).
+    workers: Vec<&'a ThreadSummary>,
+    cores: u32,
+    gil_held: f64,
+}
+
+impl<'a> Facts<'a> {
+    fn new(analysis: &'a Analysis) -> Self {
+        let min_samples = (analysis.ticks / 10).max(1);
+        let workers = analysis
+            .threads
+            .iter()
+            .filter(|t| t.samples >= min_samples)
+            .filter(|t| t.share(&[Gil, GilWait, Native, Io, Sleep]) >= PARTICIPATION_MIN)
+            .collect();
+        Facts {
+            analysis,
+            workers,
+            cores: analysis.cores(),
+            gil_held: analysis.gil_held.unwrap_or(0.0),
+        }
+    }
+
+    fn mean(&self, states: &[ThreadState]) -> f64 {
+        if self.workers.is_empty() {
+            return 0.0;
+        }
+        self.workers.iter().map(|t| t.share(states)).sum::<f64>() / self.workers.len() as f64
+    }
+
+    fn count(&self, states: &[ThreadState], min: f64) -> usize {
+        self.workers.iter().filter(|t| t.share(states) >= min).count()
+    }
+
+    fn python_threads(&self) -> Vec<&'a ThreadSummary> {
+        self.workers
+            .iter()
+            .copied()
+            .filter(|t| t.share(&[Gil, GilWait]) >= PYTHON_THREAD_MIN)
+            .collect()
+    }
+
+    fn cores_used(&self) -> f64 {
+        self.analysis.cpu_cores_used
+    }
+
+    fn core_line(&self) -> String {
+        format!("{:.1} of {} cores used", self.cores_used(), self.cores)
+    }
+}
+
+/// Decides the verdict for a whole run.
+pub fn diagnose(analysis: &Analysis) -> Verdict {
+    if analysis.ticks < MIN_SAMPLES || analysis.duration_s < MIN_DURATION_S {
+        return not_enough_evidence(analysis);
+    }
+    let facts = Facts::new(analysis);
+    let mut verdict = decide(&facts);
+    verdict.phases = phases(analysis);
+    verdict
+}
+
+fn not_enough_evidence(analysis: &Analysis) -> Verdict {
+    let needed = (MIN_SAMPLES as f64 / analysis.target.as_ref().map_or(100.0, |t| t.rate_hz.max(1.0)))
+        .max(MIN_DURATION_S);
+    Verdict {
+        kind: VerdictKind::Idle,
+        headline: format!(
+            "Not enough evidence: {} samples over {:.2} s; sample at least {:.1} s",
+            analysis.ticks, analysis.duration_s, needed
+        ),
+        evidence: vec![format!(
+            "{} samples, {:.2} s: a verdict needs {} samples and {:.1} s",
+            analysis.ticks, analysis.duration_s, MIN_SAMPLES, MIN_DURATION_S
+        )],
+        advice: vec!["run the program for longer, or attach while it does its slow part".into()],
+        snippet: None,
+        predicted_speedup: None,
+        confidence: "low".into(),
+        phases: Vec::new(),
+    }
+}
+
+/// The rules, in order of precedence.
+fn decide(f: &Facts) -> Verdict {
+    if f.analysis.target.as_ref().is_some_and(|t| t.gil == "disabled") {
+        return free_threaded(f);
+    }
+    if f.workers.is_empty() || f.cores_used() < IDLE_CORES_MAX && f.mean(&[Io, Sleep]) < IO_SHARE_MIN {
+        return idle(f);
+    }
+    let python = f.python_threads();
+    let io_threads = f.count(&[Io, Sleep], BUSY_MIN);
+    let contended = python.len() >= 2
+        && f.gil_held >= CONTENTION_GIL_HELD_MIN
+        && mean_of(&python, &[GilWait]) >= CONTENTION_WAIT_MIN;
+    if contended && io_threads >= 1 {
+        return mixed(f, &python);
+    }
+    if contended {
+        return gil_contention(f, &python);
+    }
+    let native_threads = f.count(&[Native], NATIVE_THREAD_MIN);
+    if native_threads >= 2 && f.mean(&[GilWait]) < CONTENTION_WAIT_MIN {
+        return native_parallel(f, native_threads);
+    }
+    let busy: Vec<_> = f
+        .workers
+        .iter()
+        .copied()
+        .filter(|t| t.share(&[Gil, Native]) >= BUSY_MIN)
+        .collect();
+    if busy.len() == 1 && f.cores_used() < 1.5 {
+        return single_thread_cpu(f, busy[0]);
+    }
+    if f.mean(&[Lock]) >= LOCK_SHARE_MIN && f.mean(&[Lock]) >= f.mean(&[Io, Sleep]) {
+        return lock_contention(f);
+    }
+    if f.mean(&[Io, Sleep]) >= IO_SHARE_MIN {
+        return io_bound(f);
+    }
+    if f.cores_used() >= SATURATION_MIN * f.cores as f64 {
+        return cpu_saturated(f);
+    }
+    mixed(f, &python)
+}
+
+fn mean_of(threads: &[&ThreadSummary], states: &[ThreadState]) -> f64 {
+    if threads.is_empty() {
+        return 0.0;
+    }
+    threads.iter().map(|t| t.share(states)).sum::<f64>() / threads.len() as f64
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+fn base(kind: VerdictKind, headline: String, evidence: Vec<String>) -> Verdict {
+    Verdict {
+        kind,
+        headline,
+        evidence,
+        advice: Vec::new(),
+        snippet: None,
+        predicted_speedup: None,
+        confidence: "high".into(),
+        phases: Vec::new(),
+    }
+}
+
+fn location(frame: &Frame) -> String {
+    format!("{} ({}:{})", frame.function, short_path(&frame.file), frame.line)
+}
+
+fn short_path(file: &str) -> &str {
+    file.rsplit('/').next().unwrap_or(file)
+}
+
+/// Frames of the threading machinery, skipped when naming a thread's entry point.
+fn is_thread_machinery(frame: &Frame) -> bool {
+    let file = frame.file.as_str();
+    file.ends_with("threading.py")
+        || file.contains("concurrent/futures/")
+        || file.contains("multiprocessing/")
+        || file.contains("asyncio/")
+}
+
+/// The outermost frame of the user's own code on a thread: the function the thread runs.
+fn entry_point<'a>(analysis: &'a Analysis, thread: &ThreadSummary) -> Option<&'a Frame> {
+    let (&(_, stack), _) = thread.stacks.iter().max_by_key(|(k, &n)| (n, std::cmp::Reverse(k.1)))?;
+    let frames: Vec<&Frame> = analysis.stack_frames(stack).collect();
+    frames.iter().rev().copied().find(|f| !is_thread_machinery(f) && !f.file.is_empty())
+}
+
+fn uses_executor(analysis: &Analysis, threads: &[&ThreadSummary]) -> bool {
+    threads.iter().any(|t| {
+        t.stacks.keys().any(|&(_, stack)| {
+            analysis
+                .stack_frames(stack)
+                .any(|f| f.file.contains("concurrent/futures/thread.py"))
+        })
+    })
+}
+
+fn hot_lines(analysis: &Analysis, state: ThreadState, what: &str) -> Vec<String> {
+    hot_functions(analysis, state, 3)
+        .into_iter()
+        .map(|h| {
+            format!(
+                "{} {}:{} `{}` ({} of {what})",
+                "-",
+                short_path(&h.file),
+                h.line,
+                h.function,
+                pct(h.fraction)
+            )
+        })
+        .collect()
+}
+
+fn entry_points(analysis: &Analysis, threads: &[&ThreadSummary]) -> Vec<String> {
+    let mut names: Vec<String> = threads
+        .iter()
+        .filter_map(|t| entry_point(analysis, t))
+        .map(location)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn gil_contention(f: &Facts, python: &[&ThreadSummary]) -> Verdict {
+    let a = f.analysis;
+    let wait = mean_of(python, &[GilWait]);
+    let mut evidence = vec![
+        format!(
+            "{} threads ran Python; the GIL was held {} of the time; each waited {} of its time for it; {}",
+            python.len(),
+            pct(f.gil_held),
+            pct(wait),
+            f.core_line()
+        ),
+    ];
+    if let Some(rate) = a.gil_switches_per_s {
+        evidence.push(format!("the GIL changed hands {rate:.0} times a second"));
+    }
+    let mut v = base(
+        VerdictKind::GilContention,
+        format!(
+            "GIL contention: {} Python threads take turns on one GIL, so they run one at a time",
+            python.len()
+        ),
+        evidence,
+    );
+    let executor = uses_executor(a, python);
+    v.advice.push(format!(
+        "Move the CPU-bound Python work to processes: {}",
+        if executor {
+            "replace ThreadPoolExecutor with ProcessPoolExecutor"
+        } else {
+            "replace threading.Thread with multiprocessing.Pool (or ProcessPoolExecutor)"
+        }
+    ));
+    let hot = hot_lines(a, Gil, "GIL-holding time");
+    if !hot.is_empty() {
+        v.advice.push("The functions holding the GIL:".into());
+        v.advice.extend(hot);
+    }
+    let entries = entry_points(a, python);
+    if !entries.is_empty() {
+        v.advice
+            .push(format!("They run in the threads started at: {}", entries.join(", ")));
+    }
+    v.advice.push(
+        "Keep the pool's creation under `if __name__ == \"__main__\":`, and pass small arguments (paths, ranges) rather than large data".into(),
+    );
+    v.advice.push(
+        "Alternatively, a free-threaded CPython (3.13t or later) runs these threads in parallel".into(),
+    );
+    v.snippet = Some(if executor {
+        "# before\nwith ThreadPoolExecutor(max_workers=n) as pool:\n    results = list(pool.map(work, tasks))\n\n# after\nfrom concurrent.futures import ProcessPoolExecutor\n\nif __name__ == \"__main__\":\n    with ProcessPoolExecutor(max_workers=n) as pool:\n        results = list(pool.map(work, tasks))".into()
+    } else {
+        "# before\nthreads = [threading.Thread(target=work, args=(t,)) for t in tasks]\n\n# after\nimport multiprocessing\n\nif __name__ == \"__main__\":\n    with multiprocessing.Pool() as pool:\n        results = pool.map(work, tasks)".into()
+    });
+    v.predicted_speedup = Some(predict(f, python));
+    v
+}
+
+fn mixed(f: &Facts, python: &[&ThreadSummary]) -> Verdict {
+    let a = f.analysis;
+    let io = f.count(&[Io, Sleep], BUSY_MIN);
+    let mut v = base(
+        VerdictKind::Mixed,
+        format!(
+            "Mixed: {} threads wait on I/O while {} run Python and contend for the GIL",
+            io,
+            python.len()
+        ),
+        vec![
+            format!(
+                "{} threads mostly in I/O or sleep; {} threads ran Python, waiting {} of their time for the GIL",
+                io,
+                python.len(),
+                pct(mean_of(python, &[GilWait]))
+            ),
+            format!("the GIL was held {} of the time; {}", pct(f.gil_held), f.core_line()),
+        ],
+    );
+    v.advice.push("Keep the I/O in threads (or asyncio), and send the CPU-bound Python work to a process pool: chain a ThreadPoolExecutor that fetches into a ProcessPoolExecutor that computes".into());
+    v.advice.extend(hot_lines(a, Gil, "GIL-holding time"));
+    v.snippet = Some("import asyncio\nfrom concurrent.futures import ProcessPoolExecutor\n\nasync def handle(item, pool):\n    data = await fetch(item)                      # I/O stays in the event loop / threads\n    loop = asyncio.get_running_loop()\n    return await loop.run_in_executor(pool, compute, data)  # CPU goes to a process".into());
+    if !python.is_empty() {
+        v.predicted_speedup = Some(predict(f, python));
+    }
+    v
+}
+
+fn native_parallel(f: &Facts, native_threads: usize) -> Verdict {
+    let saturated = f.cores_used() >= SATURATION_MIN * f.cores as f64;
+    let kind = if saturated && native_threads > f.cores as usize {
+        VerdictKind::CpuSaturated
+    } else {
+        VerdictKind::NativeParallel
+    };
+    let mut v = base(
+        kind,
+        format!(
+            "Threads already work: {} threads run native code with the GIL released, filling {:.1} of {} cores",
+            native_threads,
+            f.cores_used(),
+            f.cores
+        ),
+        vec![
+            format!(
+                "{} threads spent {} of their time in native code without the GIL; they waited {} for it",
+                native_threads,
+                pct(f.mean(&[Native])),
+                pct(f.mean(&[GilWait]))
+            ),
+            format!("the GIL was held {} of the time; {}", pct(f.gil_held), f.core_line()),
+        ],
+    );
+    v.advice.push("Threads already run in parallel here: processes would add start-up and pickling costs for no gain".into());
+    if kind == VerdictKind::CpuSaturated {
+        v.advice.push(format!(
+            "Every core is busy: more workers will not help; {} workers (one per core) is enough",
+            f.cores
+        ));
+    }
+    v.advice.extend(hot_lines(f.analysis, Native, "native time"));
+    v.predicted_speedup = Some(Prediction {
+        processes: Some(1.0),
+        threads: saturated.then_some(1.0),
+        free_threaded: Some(1.0),
+        assumptions: vec!["the native work already runs without the GIL on every core it can use".into()],
+    });
+    v
+}
+
+fn single_thread_cpu(f: &Facts, busy: &ThreadSummary) -> Verdict {
+    let a = f.analysis;
+    let name = if busy.name.is_empty() {
+        format!("thread {}", busy.tid)
+    } else {
+        busy.name.clone()
+    };
+    let others = f.workers.len().saturating_sub(1);
+    let mut v = base(
+        VerdictKind::SingleThreadCpu,
+        format!("One thread does all the work: {name} is busy while the others wait"),
+        vec![
+            format!(
+                "{name} was on the CPU {} of its time ({} holding the GIL); {} other threads took part",
+                pct(busy.share(&[Gil, Native])),
+                pct(busy.fraction(Gil)),
+                others
+            ),
+            f.core_line(),
+        ],
+    );
+    v.advice.push("Split the work into independent parts first; then run the parts in a process pool (threads would only take turns on the GIL)".into());
+    if let Some(entry) = entry_point(a, busy) {
+        v.advice.push(format!("The busy thread runs {}", location(entry)));
+    }
+    v.advice.extend(hot_lines(a, Gil, "GIL-holding time"));
+    let cores = f.cores as f64;
+    v.predicted_speedup = Some(Prediction {
+        processes: Some(cores),
+        threads: Some(1.0),
+        free_threaded: Some(cores * FREE_THREADED_EFFICIENCY),
+        assumptions: vec![
+            format!("an upper bound: the work must first be split into at least {} independent parts", f.cores),
+            format!("a free-threaded build runs Python at about {} of the default build's speed (estimate)", pct(FREE_THREADED_EFFICIENCY)),
+        ],
+    });
+    v
+}
+
+fn lock_contention(f: &Facts) -> Verdict {
+    let a = f.analysis;
+    let waiters: Vec<_> = f
+        .workers
+        .iter()
+        .copied()
+        .filter(|t| t.fraction(Lock) >= LOCK_SHARE_MIN)
+        .collect();
+    let mut v = base(
+        VerdictKind::LockContention,
+        format!(
+            "Lock contention: {} threads wait on a lock of the program's own, not on the GIL",
+            waiters.len()
+        ),
+        vec![
+            format!(
+                "the threads spent {} of their time waiting on a lock, condition, queue or event, and {} waiting for the GIL",
+                pct(f.mean(&[Lock])),
+                pct(f.mean(&[GilWait]))
+            ),
+            format!("the GIL was held {} of the time; {}", pct(f.gil_held), f.core_line()),
+        ],
+    );
+    v.advice.push("The GIL is not the limit: the program's own locking serialises the threads. Hold locks for less time (never across I/O or sleep), or split the data so threads do not share a lock".into());
+    let wait_sites = hot_lines(a, Lock, "lock-waiting time");
+    if !wait_sites.is_empty() {
+        v.advice.push("Where the threads wait:".into());
+        v.advice.extend(wait_sites);
+    }
+    let entries = entry_points(a, &waiters);
+    if !entries.is_empty() {
+        v.advice.push(format!("Waiting threads run: {}", entries.join(", ")));
+    }
+    v.predicted_speedup = Some(Prediction {
+        processes: Some(1.0),
+        threads: Some(1.0),
+        free_threaded: Some(1.0),
+        assumptions: vec!["the lock stays as it is: only changing the locking helps".into()],
+    });
+    v
+}
+
+fn io_bound(f: &Facts) -> Verdict {
+    let n = f.workers.len();
+    let mut v = base(
+        VerdictKind::IoBound,
+        format!("I/O-bound: {n} threads spend most of their time waiting on I/O, not on the GIL"),
+        vec![
+            format!(
+                "the threads waited on I/O or slept {} of their time and for the GIL {}",
+                pct(f.mean(&[Io, Sleep])),
+                pct(f.mean(&[GilWait]))
+            ),
+            format!("the GIL was held {} of the time; {}", pct(f.gil_held), f.core_line()),
+        ],
+    );
+    v.advice.push("Threads are the right tool here: the GIL is released while they wait. More threads give more concurrent waits".into());
+    v.advice.push("asyncio pays once you need many hundreds of concurrent waits (connections, requests); below that, threads are simpler".into());
+    v.advice.extend(hot_lines(f.analysis, Io, "I/O time"));
+    v.predicted_speedup = Some(Prediction {
+        processes: Some(1.0),
+        threads: None,
+        free_threaded: Some(1.0),
+        assumptions: vec!["the waits are outside the process: neither processes nor a free-threaded build shorten them".into()],
+    });
+    v
+}
+
+fn cpu_saturated(f: &Facts) -> Verdict {
+    let mut v = base(
+        VerdictKind::CpuSaturated,
+        format!("CPU saturated: the process keeps all {} cores busy", f.cores),
+        vec![
+            f.core_line(),
+            format!("the GIL was held {}; threads waited {} for it", pct(f.gil_held), pct(f.mean(&[GilWait]))),
+        ],
+    );
+    v.advice.push("Nothing to gain from more workers: make the work itself cheaper, or run on more cores".into());
+    v.predicted_speedup = Some(Prediction {
+        processes: Some(1.0),
+        threads: Some(1.0),
+        free_threaded: Some(1.0),
+        assumptions: vec!["every core is already busy".into()],
+    });
+    v
+}
+
+fn idle(f: &Facts) -> Verdict {
+    let mut v = base(
+        VerdictKind::Idle,
+        "Idle: the program was mostly waiting, with no thread busy".into(),
+        vec![f.core_line()],
+    );
+    v.advice.push("Nothing to speed up in this window: sample while the program does its slow part".into());
+    v
+}
+
+fn free_threaded(f: &Facts) -> Verdict {
+    let mut v = base(
+        VerdictKind::FreeThreaded,
+        "Free-threaded CPython: the GIL is disabled and threads run Python in parallel".into(),
+        vec![f.core_line()],
+    );
+    if f.analysis.gil_held.is_some_and(|h| h > 0.0) {
+        v.headline = "Free-threaded CPython, but the GIL was turned back on".into();
+        v.evidence.push(format!(
+            "the GIL was held {} of the time: an extension module that does not declare free-threading support re-enabled it",
+            pct(f.gil_held)
+        ));
+        v.advice.push("Find the extension that re-enabled the GIL (Python warns at import with `-W default`), upgrade it, or run with PYTHON_GIL=0 if it is safe".into());
+    } else {
+        v.advice.push("Threads already run Python in parallel; gilscope cannot see lock waits inside the free-threaded runtime".into());
+    }
+    v
+}
+
+/// Amdahl's law on the measured run: the part of the run where several threads were busy is
+/// spread over the cores; the rest stays serial.
+fn predict(f: &Facts, python: &[&ThreadSummary]) -> Prediction {
+    let a = f.analysis;
+    let cores = f.cores as f64;
+    let n = python.len().max(1) as f64;
+    // Busy part: the CPU work W (core-seconds) must fit on the cores, and no thread can finish
+    // faster than its own work without the GIL wait.
+    let parallel = parallel_fraction(&a.windows, f.cores);
+    let total = a.duration_s.max(1e-9);
+    let busy = total * parallel;
+    let serial = total - busy;
+    let work_core_s = f.cores_used() * busy;
+    let longest_thread = python
+        .iter()
+        .map(|t| 1.0 - t.fraction(GilWait))
+        .fold(0.0, f64::max)
+        * busy;
+    let workers = n.min(cores);
+    let busy_processes = (work_core_s / cores).max(longest_thread);
+    let startup = WORKER_STARTUP_S * workers;
+    let processes = total / (serial + busy_processes + startup);
+    let python_share = mean_of(python, &[Gil]) / mean_of(python, &[Gil, Native]).max(1e-9);
+    let ft_work = work_core_s * (1.0 + python_share * (1.0 / FREE_THREADED_EFFICIENCY - 1.0));
+    let free_threaded = total / (serial + (ft_work / cores).max(longest_thread));
+    Prediction {
+        processes: Some(round2(processes)),
+        threads: Some(1.0),
+        free_threaded: Some(round2(free_threaded)),
+        assumptions: vec![
+            format!(
+                "{} of the run had several busy threads and is spread over {} cores; the other {} stays serial",
+                pct(parallel),
+                workers,
+                pct(1.0 - parallel)
+            ),
+            "the work divides evenly among the workers and shares no state".into(),
+            format!("worker start-up {WORKER_STARTUP_S} s each (estimate)"),
+            "pickling of arguments and results not measured: assumed small (estimate)".into(),
+            format!(
+                "a free-threaded build runs Python at about {} of the default build's speed (estimate)",
+                pct(FREE_THREADED_EFFICIENCY)
+            ),
+        ],
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Share of the run's windows in which, on average, at least two threads wanted a CPU
+/// (held or waited for the GIL, or ran native code): the part that can spread over cores.
+fn parallel_fraction(windows: &[Window], cores: u32) -> f64 {
+    let ticks: u64 = windows.iter().map(|w| w.ticks).sum();
+    if ticks == 0 || cores < 2 {
+        return 0.0;
+    }
+    let parallel: u64 = windows
+        .iter()
+        .filter(|w| {
+            let demand = w.counts[Gil.index()] + w.counts[GilWait.index()] + w.counts[Native.index()];
+            w.ticks > 0 && demand as f64 / w.ticks as f64 >= 1.5
+        })
+        .map(|w| w.ticks)
+        .sum();
+    parallel as f64 / ticks as f64
+}
+
+/// A window's character, from process-wide counts.
+fn window_kind(w: &Window) -> Option<VerdictKind> {
+    if w.ticks == 0 {
+        return None;
+    }
+    let per_tick = |states: &[ThreadState]| {
+        states.iter().map(|s| w.counts[s.index()]).sum::<u64>() as f64 / w.ticks as f64
+    };
+    let python = per_tick(&[Gil, GilWait]);
+    let native = per_tick(&[Native]);
+    let io = per_tick(&[Io, Sleep]);
+    let lock = per_tick(&[Lock]);
+    let (best, value) = [
+        (VerdictKind::GilContention, python),
+        (VerdictKind::NativeParallel, native),
+        (VerdictKind::IoBound, io),
+        (VerdictKind::LockContention, lock),
+    ]
+    .into_iter()
+    .fold((VerdictKind::Idle, 0.5), |best, cand| if cand.1 > best.1 { cand } else { best });
+    let _ = value;
+    Some(match best {
+        VerdictKind::GilContention if per_tick(&[GilWait]) < 0.5 => VerdictKind::SingleThreadCpu,
+        other => other,
+    })
+}
+
+fn phase_headline(kind: VerdictKind) -> &'static str {
+    match kind {
+        VerdictKind::GilContention => "Python threads contend for the GIL",
+        VerdictKind::SingleThreadCpu => "one thread runs Python",
+        VerdictKind::NativeParallel => "native code runs without the GIL",
+        VerdictKind::IoBound => "threads wait on I/O or sleep",
+        VerdictKind::LockContention => "threads wait on the program's locks",
+        _ => "mostly idle",
+    }
+}
+
+/// Splits the run into phases of different character; empty when it kept one character.
+fn phases(analysis: &Analysis) -> Vec<Phase> {
+    let mut runs: Vec<(VerdictKind, usize, usize)> = Vec::new();
+    for (i, w) in analysis.windows.iter().enumerate() {
+        let Some(kind) = window_kind(w) else { continue };
+        match runs.last_mut() {
+            Some((k, _, end)) if *k == kind => *end = i + 1,
+            _ => runs.push((kind, i, i + 1)),
+        }
+    }
+    // Fold short runs into the previous one, then merge neighbours of equal kind.
+    let mut merged: Vec<(VerdictKind, usize, usize)> = Vec::new();
+    for run in runs {
+        match merged.last_mut() {
+            Some(last) if run.2 - run.1 < MIN_PHASE_WINDOWS || last.0 == run.0 => last.2 = run.2,
+            _ => merged.push(run),
+        }
+    }
+    if let (Some(first), true) = (merged.first().copied(), merged.len() > 1) {
+        if first.2 - first.1 < MIN_PHASE_WINDOWS {
+            merged.remove(0);
+            merged[0].1 = first.1;
+        }
+    }
+    if merged.len() < 2 {
+        return Vec::new();
+    }
+    let t = |i: usize| {
+        analysis
+            .windows
+            .get(i)
+            .map_or(analysis.duration_s, |w| w.start_ns as f64 / 1e9)
+    };
+    let origin = t(0);
+    merged
+        .into_iter()
+        .map(|(kind, start, end)| Phase {
+            start_s: t(start) - origin,
+            end_s: (if end < analysis.windows.len() { t(end) } else { t(end - 1) + 1.0 }) - origin,
+            kind,
+            headline: phase_headline(kind).into(),
+        })
+        .collect()
+}

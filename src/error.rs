@@ -1,0 +1,62 @@
+//! Errors the user can act on. Each has a one-line message and a hint with the fix.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no process with PID {0}")]
+    NoSuchProcess(u32),
+    #[error("invalid PID {0}")]
+    InvalidPid(String),
+    #[error("refusing to attach to PID {pid} ({what})")]
+    RefusedTarget { pid: u32, what: &'static str },
+    #[error("permission denied reading process {0}")]
+    PermissionDenied(u32),
+    #[error("process {pid} ({exe}) is not a Python process")]
+    NotPython { pid: u32, exe: String },
+    #[error("Python {version} is not supported")]
+    UnsupportedPython { version: String },
+    #[error("could not read the Python interpreter in process {pid}: {detail}")]
+    PythonUnreadable { pid: u32, detail: String },
+    #[error("command not found: {0}")]
+    CommandNotFound(String),
+    #[error("could not start {command}: {source}")]
+    Launch {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("the target exited before the first sample")]
+    ExitedBeforeFirstSample,
+    #[error("invalid value for {option}: {value}")]
+    InvalidOption { option: &'static str, value: String },
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read recording {path}: {detail}")]
+    Recording { path: PathBuf, detail: String },
+}
+
+impl Error {
+    /// What the user can do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::NoSuchProcess(_) => "check the PID with `pgrep -a python`".into(),
+            Error::InvalidPid(_) => "a PID is a positive integer no larger than /proc/sys/kernel/pid_max".into(),
+            Error::RefusedTarget { .. } => "attach to the Python process you want to measure".into(),
+            Error::PermissionDenied(_) => "run as root, or grant CAP_SYS_PTRACE (`sudo setcap cap_sys_ptrace+ep $(which gilscope)`), or as the same user with /proc/sys/kernel/yama/ptrace_scope set to 0".into(),
+            Error::NotPython { .. } => "give the PID of a CPython process; for a launcher script, use `gilscope run -- python app.py`".into(),
+            Error::UnsupportedPython { .. } => "gilscope reads CPython 3.7 to 3.15 (3.8 to 3.13 tested); run the program with one of those".into(),
+            Error::PythonUnreadable { .. } => "the interpreter may still be starting or shutting down; try again, or report the Python build at the project's issue tracker".into(),
+            Error::CommandNotFound(_) => "check the spelling and your PATH, e.g. `gilscope run -- python3 app.py`".into(),
+            Error::Launch { .. } => "check that the command is executable".into(),
+            Error::ExitedBeforeFirstSample => "the program finished before Python started; profile a longer run".into(),
+            Error::InvalidOption { option, .. } => format!("see `gilscope --help` for the values {option} takes"),
+            Error::Output { .. } => "check that the directory exists, is writable and has free space".into(),
+            Error::Recording { .. } => "give a file written by `gilscope record`; an incomplete file still replays up to its last whole sample".into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

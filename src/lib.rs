@@ -1,0 +1,18 @@
+//! gilscope: why are your Python threads not faster?
+//!
+//! The data flows one way: [`target`] → [`sampler`] → [`model::Record`]s (optionally to a
+//! [`recording`]) → [`analysis`] → [`diagnosis`] → [`report`] → [`render`].
+
+pub mod analysis;
+pub mod app;
+pub mod classify;
+pub mod cli;
+pub mod diagnosis;
+pub mod error;
+pub mod model;
+pub mod output;
+pub mod recording;
+pub mod render;
+pub mod report;
+pub mod sampler;
+pub mod target;

@@ -1,0 +1,172 @@
+//! The raw samples: what the sampler saw, before any interpretation.
+//!
+//! Everything after the sampler (classification, aggregation, diagnosis, rendering) is a
+//! function of a stream of [`Record`]s, so a recording replays into exactly the live report.
+
+use serde::{Deserialize, Serialize};
+
+/// What a thread was doing at one sample, as the contract names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadState {
+    /// Holds the GIL: runs Python, or native code that kept the GIL.
+    Gil,
+    /// Blocked waiting to take the GIL (or for its hand-off).
+    GilWait,
+    /// On a CPU (or runnable) without the GIL.
+    Native,
+    /// Blocked in a read/write/recv/poll-like call.
+    Io,
+    /// In a sleep call.
+    Sleep,
+    /// Waiting on a lock, condition, queue, event or join of the program's own.
+    Lock,
+    /// Blocked otherwise.
+    Idle,
+    /// The sample could not be read.
+    Unknown,
+}
+
+impl ThreadState {
+    pub const ALL: [ThreadState; 8] = [
+        ThreadState::Gil,
+        ThreadState::GilWait,
+        ThreadState::Native,
+        ThreadState::Io,
+        ThreadState::Sleep,
+        ThreadState::Lock,
+        ThreadState::Idle,
+        ThreadState::Unknown,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadState::Gil => "gil",
+            ThreadState::GilWait => "gil_wait",
+            ThreadState::Native => "native",
+            ThreadState::Io => "io",
+            ThreadState::Sleep => "sleep",
+            ThreadState::Lock => "lock",
+            ThreadState::Idle => "idle",
+            ThreadState::Unknown => "unknown",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Where the thread stood in the kernel, from `/proc/PID/task/TID/syscall`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Syscall {
+    /// On a CPU or runnable (`running`).
+    Running,
+    /// Blocked, but not inside a system call (`-1 ...`), e.g. a page fault.
+    NotInSyscall,
+    /// Blocked inside system call `nr`, with its first three arguments.
+    Blocked { nr: i64, args: [u64; 3] },
+}
+
+/// One thread at one tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadSample {
+    /// The OS thread id.
+    pub tid: u32,
+    /// The state letter of `/proc/.../stat` (`R`, `S`, `D`, ...); `None` when unreadable.
+    pub run_state: Option<u8>,
+    /// `None` when the syscall file could not be read.
+    pub syscall: Option<Syscall>,
+    /// Cumulative on-CPU time in nanoseconds (`schedstat`), `None` when unreadable.
+    pub cpu_ns: Option<u64>,
+    /// The interned Python stack, innermost frame first; `None` for a thread without Python
+    /// frames or one whose stack could not be read this tick.
+    pub stack: Option<u32>,
+    /// Whether this thread is a Python thread (has a thread state in the interpreter).
+    pub python: bool,
+}
+
+/// The GIL of the main interpreter at one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GilReading {
+    pub locked: bool,
+    /// The OS thread holding it, when `locked` and the holder could be mapped.
+    pub holder_tid: Option<u32>,
+    /// `switch_number`, a counter of hand-offs.
+    pub switch_number: Option<u64>,
+    /// Free-threaded builds: whether the GIL is enabled right now.
+    pub enabled: Option<bool>,
+}
+
+/// One tick of the sampler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Nanoseconds since sampling started (monotonic clock).
+    pub t_ns: u64,
+    /// Cumulative CPU time of the whole process (user + system, all threads, live and dead).
+    pub process_cpu_ns: Option<u64>,
+    pub gil: Option<GilReading>,
+    pub threads: Vec<ThreadSample>,
+}
+
+/// A Python frame, interned once in a recording.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Frame {
+    pub function: String,
+    pub file: String,
+    pub line: i32,
+}
+
+/// What the run is about, written first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    pub pid: u32,
+    pub command: Vec<String>,
+    /// The CPython version, e.g. "3.12.1".
+    pub python: String,
+    /// "enabled" or "disabled" (free-threaded build).
+    pub gil: String,
+    /// Whether gilscope can see GIL waits on this target (false on free-threaded builds, and
+    /// where the GIL struct could not be located).
+    pub gil_wait_visible: bool,
+    /// Why a limitation applies, shown in the report.
+    pub notes: Vec<String>,
+    pub rate_hz: f64,
+    /// The CPU architecture the syscall numbers belong to (`std::env::consts::ARCH`).
+    pub arch: String,
+    pub cores: u32,
+    /// Wall-clock start, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+}
+
+/// How sampling ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ending {
+    /// The target exited with this status.
+    Exited(i32),
+    /// The target was killed by this signal.
+    Killed(i32),
+    /// `--duration` ran out.
+    DurationElapsed,
+    /// The user interrupted gilscope (Ctrl-C / SIGTERM).
+    Interrupted,
+    /// The target went away while attached.
+    TargetGone,
+    /// A different process now has the target's PID.
+    PidReused,
+}
+
+/// The sampler's output stream, also the unit of the recording file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    Target(TargetInfo),
+    /// Address ranges `[start, end)` of every interpreter's GIL struct; sent when they change.
+    GilRanges(Vec<(u64, u64)>),
+    Frame { id: u32, frame: Frame },
+    Stack { id: u32, frames: Vec<u32> },
+    ThreadName { tid: u32, name: String },
+    Sample(Sample),
+    /// Samples the sampler meant to take but could not in time.
+    Late { count: u32 },
+    End { ending: Ending, duration_s: f64 },
+}

@@ -1,0 +1,255 @@
+//! The recording file: `GILSCOPE`, a little-endian `u32` format version, then records, each a
+//! little-endian `u32` length and a postcard-encoded [`Record`].
+//!
+//! Written as it is sampled and flushed after every sample, so it can be read while it grows:
+//! a torn last record is the end of the file, not an error.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::model::Record;
+use crate::sampler::RecordSink;
+
+const MAGIC: &[u8; 8] = b"GILSCOPE";
+pub const FORMAT_VERSION: u32 = 1;
+/// No record is larger: a bigger length prefix means a corrupt file, not a reason to allocate.
+const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// Streams records into a file.
+pub struct RecordingWriter<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+}
+
+impl RecordingWriter<BufWriter<File>> {
+    pub fn create(path: &Path) -> Result<Self, Error> {
+        let file = File::create(path).map_err(|source| Error::Output {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        RecordingWriter::new(BufWriter::new(file)).map_err(|source| Error::Output {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+impl<W: Write> RecordingWriter<W> {
+    pub fn new(mut out: W) -> io::Result<Self> {
+        out.write_all(MAGIC)?;
+        out.write_all(&FORMAT_VERSION.to_le_bytes())?;
+        Ok(RecordingWriter {
+            out,
+            buf: Vec::new(),
+        })
+    }
+
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> RecordSink for RecordingWriter<W> {
+    fn record(&mut self, record: &Record) -> io::Result<()> {
+        self.buf.clear();
+        let bytes = postcard::to_extend(record, std::mem::take(&mut self.buf))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.out.write_all(&(bytes.len() as u32).to_le_bytes())?;
+        self.out.write_all(&bytes)?;
+        self.buf = bytes;
+        if matches!(record, Record::Sample(_) | Record::End { .. }) {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a recording cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordingError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("not a gilscope recording (bad magic)")]
+    BadMagic,
+    #[error("recorded by a newer gilscope (format {0}, this one reads up to {FORMAT_VERSION})")]
+    NewerFormat(u32),
+    #[error("corrupt record at byte {0}")]
+    Corrupt(u64),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Reads records back, one at a time.
+pub struct RecordingReader<R: Read> {
+    input: R,
+    offset: u64,
+    buf: Vec<u8>,
+    /// Set when the file ended inside a record (a recording still being written, or cut).
+    pub truncated: bool,
+}
+
+impl RecordingReader<BufReader<File>> {
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let to_error = |detail: String| Error::Recording {
+            path: PathBuf::from(path),
+            detail,
+        };
+        let file = File::open(path).map_err(|e| to_error(e.to_string()))?;
+        RecordingReader::new(BufReader::new(file)).map_err(|e| to_error(e.to_string()))
+    }
+}
+
+impl<R: Read> RecordingReader<R> {
+    pub fn new(mut input: R) -> Result<Self, RecordingError> {
+        let mut header = [0u8; 12];
+        let n = read_up_to(&mut input, &mut header).map_err(|e| RecordingError::Io(e.to_string()))?;
+        if n == 0 {
+            return Err(RecordingError::Empty);
+        }
+        if n < 12 || &header[..8] != MAGIC {
+            return Err(RecordingError::BadMagic);
+        }
+        let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+        if version > FORMAT_VERSION {
+            return Err(RecordingError::NewerFormat(version));
+        }
+        Ok(RecordingReader {
+            input,
+            offset: 12,
+            buf: Vec::new(),
+            truncated: false,
+        })
+    }
+
+    /// The next record, or `None` at the end (check [`Self::truncated`]).
+    pub fn next_record(&mut self) -> Result<Option<Record>, RecordingError> {
+        let io_err = |e: io::Error| RecordingError::Io(e.to_string());
+        let mut len = [0u8; 4];
+        let n = read_up_to(&mut self.input, &mut len).map_err(io_err)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if n < 4 {
+            self.truncated = true;
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        if len == 0 || len > MAX_RECORD_BYTES {
+            return Err(RecordingError::Corrupt(self.offset));
+        }
+        self.buf.resize(len, 0);
+        let n = read_up_to(&mut self.input, &mut self.buf).map_err(io_err)?;
+        if n < len {
+            self.truncated = true;
+            return Ok(None);
+        }
+        let record = postcard::from_bytes(&self.buf).map_err(|_| RecordingError::Corrupt(self.offset))?;
+        self.offset += 4 + len as u64;
+        Ok(Some(record))
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns how much was read.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Ending, Frame, Sample, Syscall, ThreadSample};
+
+    fn records() -> Vec<Record> {
+        vec![
+            Record::Frame {
+                id: 0,
+                frame: Frame {
+                    function: "work".into(),
+                    file: "app.py".into(),
+                    line: 3,
+                },
+            },
+            Record::Sample(Sample {
+                t_ns: 10_000_000,
+                process_cpu_ns: Some(5),
+                gil: None,
+                threads: vec![ThreadSample {
+                    tid: 7,
+                    run_state: Some(b'S'),
+                    syscall: Some(Syscall::Blocked {
+                        nr: 202,
+                        args: [1, 2, 3],
+                    }),
+                    cpu_ns: Some(9),
+                    stack: Some(0),
+                    python: true,
+                }],
+            }),
+            Record::End {
+                ending: Ending::Exited(0),
+                duration_s: 0.01,
+            },
+        ]
+    }
+
+    fn write(records: &[Record]) -> Vec<u8> {
+        let mut w = RecordingWriter::new(Vec::new()).unwrap();
+        for r in records {
+            w.record(r).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<(Vec<Record>, bool), RecordingError> {
+        let mut r = RecordingReader::new(bytes)?;
+        let mut out = Vec::new();
+        while let Some(rec) = r.next_record()? {
+            out.push(rec);
+        }
+        Ok((out, r.truncated))
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = write(&records());
+        assert_eq!(read_all(&bytes).unwrap(), (records(), false));
+    }
+
+    #[test]
+    fn every_truncation_reads_a_prefix() {
+        let bytes = write(&records());
+        for cut in 12..bytes.len() {
+            let (got, _) = read_all(&bytes[..cut]).unwrap();
+            assert!(got.len() < records().len());
+            assert_eq!(got[..], records()[..got.len()]);
+        }
+    }
+
+    #[test]
+    fn bad_files() {
+        assert_eq!(read_all(b"").err(), Some(RecordingError::Empty));
+        assert_eq!(read_all(b"NOTGILSCOPE!").err(), Some(RecordingError::BadMagic));
+        let mut newer = write(&records());
+        newer[8] = 99;
+        assert_eq!(read_all(&newer).err(), Some(RecordingError::NewerFormat(99)));
+        let mut huge = write(&[]);
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(read_all(&huge).err(), Some(RecordingError::Corrupt(12)));
+        let mut garbage = write(&[]);
+        garbage.extend_from_slice(&3u32.to_le_bytes());
+        garbage.extend_from_slice(&[0xff, 0xff, 0xff]);
+        assert_eq!(read_all(&garbage).err(), Some(RecordingError::Corrupt(12)));
+    }
+}

@@ -1,0 +1,284 @@
+//! The terminal report: the verdict first, then the evidence and the per-thread table.
+//! Fits 80 columns. Colour only when asked for (a terminal without `NO_COLOR`).
+
+use std::io::{self, Write};
+
+use crate::model::ThreadState;
+use crate::report::{HotFunction, Report};
+
+/// How to draw.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    /// Colour on a terminal, unless `NO_COLOR` is set (https://no-color.org).
+    pub fn for_stream(is_terminal: bool) -> Style {
+        Style {
+            color: is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// The bar glyph and colour of each state, shared by every output.
+pub fn glyph(state: ThreadState) -> (char, &'static str) {
+    match state {
+        ThreadState::Gil => ('G', "31"),
+        ThreadState::GilWait => ('w', "33"),
+        ThreadState::Native => ('N', "32"),
+        ThreadState::Io => ('i', "34"),
+        ThreadState::Sleep => ('s', "36"),
+        ThreadState::Lock => ('l', "35"),
+        ThreadState::Idle => ('.', "90"),
+        ThreadState::Unknown => ('?', "90"),
+    }
+}
+
+const BAR_WIDTH: usize = 20;
+const MAX_THREAD_ROWS: usize = 24;
+
+/// Draws a bar of `width` cells split by `fractions` (largest-remainder rounding).
+fn bar(fractions: &[(ThreadState, f64)], width: usize, style: Style) -> String {
+    let mut cells: Vec<(ThreadState, usize, f64)> = fractions
+        .iter()
+        .map(|&(s, f)| {
+            let exact = f.max(0.0) * width as f64;
+            (s, exact.floor() as usize, exact - exact.floor())
+        })
+        .collect();
+    let used: usize = cells.iter().map(|c| c.1).sum();
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    order.sort_by(|&a, &b| cells[b].2.total_cmp(&cells[a].2));
+    for &i in order.iter().take(width.saturating_sub(used)) {
+        if cells[i].2 > 0.0 {
+            cells[i].1 += 1;
+        }
+    }
+    let mut out = String::new();
+    let mut drawn = 0;
+    for (state, n, _) in cells {
+        if n == 0 {
+            continue;
+        }
+        let (ch, color) = glyph(state);
+        let text: String = std::iter::repeat_n(if style.color { '█' } else { ch }, n).collect();
+        out.push_str(&style.paint(color, &text));
+        drawn += n;
+    }
+    out.push_str(&" ".repeat(width.saturating_sub(drawn)));
+    out
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+fn cell(x: f64) -> String {
+    if x < 0.005 {
+        "   - ".into()
+    } else {
+        format!("{:>4.0}%", x * 100.0)
+    }
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        format!("{text:<width$}")
+    } else {
+        let cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+fn hot_section(out: &mut impl Write, title: &str, hot: &[HotFunction]) -> io::Result<()> {
+    if hot.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{title}")?;
+    for h in hot.iter().take(5) {
+        let file = h.file.rsplit('/').next().unwrap_or(&h.file);
+        let place = truncate(&format!("{} ({file}:{})", h.function, h.line), 66);
+        writeln!(out, "  {place} {:>5}", pct(h.fraction))?;
+    }
+    Ok(())
+}
+
+/// Renders `report` for a person.
+pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result<()> {
+    let t = &report.target;
+    writeln!(
+        out,
+        "{} {} · CPython {} · PID {} · {:.1} s · {} samples at {} Hz",
+        style.paint("1", "gilscope"),
+        truncate(&t.command, 30).trim_end(),
+        t.python,
+        t.pid,
+        report.duration_s,
+        report.samples,
+        report.rate_hz
+    )?;
+    if let Some(ending) = &report.ending {
+        writeln!(out, "  ended: {ending}")?;
+    }
+    for note in &t.notes {
+        writeln!(out, "  note: {note}")?;
+    }
+    writeln!(out)?;
+
+    if let Some(v) = &report.verdict {
+        writeln!(out, "{}", style.paint("1", &v.headline))?;
+        for line in &v.evidence {
+            writeln!(out, "  {line}")?;
+        }
+        for phase in &v.phases {
+            writeln!(
+                out,
+                "  phase {:>5.1}-{:<5.1} s: {} ({})",
+                phase.start_s,
+                phase.end_s,
+                phase.headline,
+                phase.kind.name()
+            )?;
+        }
+        if !v.advice.is_empty() {
+            writeln!(out)?;
+            writeln!(out, "{}", style.paint("1", "What to do"))?;
+            for line in &v.advice {
+                let indent = if line.starts_with("- ") { "    " } else { "  " };
+                writeln!(out, "{indent}{line}")?;
+            }
+        }
+        if let Some(snippet) = &v.snippet {
+            writeln!(out)?;
+            for line in snippet.lines() {
+                writeln!(out, "    {}", style.paint("2", line))?;
+            }
+        }
+        if let Some(p) = &v.predicted_speedup {
+            let fmt = |label: &str, x: Option<f64>| x.map(|x| format!("{label} {x:.1}x"));
+            let parts: Vec<String> = [
+                fmt("processes", p.processes),
+                fmt("more threads", p.threads),
+                fmt("free-threaded", p.free_threaded),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !parts.is_empty() {
+                writeln!(out)?;
+                writeln!(out, "Predicted speedup: {}", parts.join(" · "))?;
+                for a in &p.assumptions {
+                    writeln!(out, "  assuming {a}")?;
+                }
+            }
+        }
+        writeln!(out)?;
+    }
+
+    let p = &report.process;
+    let mut line = format!("Process: {:.2} of {} cores used", p.cpu_cores_used, p.cores);
+    match p.gil_held {
+        Some(held) => line.push_str(&format!(" · GIL held {}", pct(held))),
+        None => line.push_str(" · GIL not readable"),
+    }
+    if let Some(rate) = p.gil_switches_per_s {
+        line.push_str(&format!(" · {rate:.0} GIL hand-offs/s"));
+    }
+    writeln!(out, "{line}")?;
+    writeln!(out)?;
+
+    writeln!(
+        out,
+        "  {:<18} {:<w$}   GIL WAIT NATIV  I/O SLEEP LOCK  CPU s",
+        "THREAD",
+        "",
+        w = BAR_WIDTH
+    )?;
+    let mut threads: Vec<_> = report.threads.iter().collect();
+    threads.sort_by(|a, b| {
+        let busy = |t: &crate::report::Thread| 1.0 - t.states.idle - t.states.unknown;
+        busy(b).total_cmp(&busy(a)).then(a.tid.cmp(&b.tid))
+    });
+    for th in threads.iter().take(MAX_THREAD_ROWS) {
+        let label = if th.name.is_empty() {
+            th.tid.to_string()
+        } else {
+            format!("{} {}", th.name, th.tid)
+        };
+        let fractions: Vec<(ThreadState, f64)> =
+            ThreadState::ALL.iter().map(|&s| (s, th.states.get(s))).collect();
+        let s = &th.states;
+        writeln!(
+            out,
+            "  {} {} {}{}{}{}{}{} {:>6.2}",
+            truncate(&label, 18),
+            bar(&fractions, BAR_WIDTH, style),
+            cell(s.gil),
+            cell(s.gil_wait),
+            cell(s.native),
+            cell(s.io),
+            cell(s.sleep),
+            cell(s.lock),
+            th.cpu_s
+        )?;
+    }
+    if threads.len() > MAX_THREAD_ROWS {
+        writeln!(
+            out,
+            "  ... and {} more threads (all are in --json)",
+            threads.len() - MAX_THREAD_ROWS
+        )?;
+    }
+    let legend: Vec<String> = ThreadState::ALL
+        .iter()
+        .map(|&s| {
+            let (ch, color) = glyph(s);
+            let mark = if style.color { '█' } else { ch };
+            format!("{} {}", style.paint(color, &mark.to_string()), s.name())
+        })
+        .collect();
+    writeln!(out, "  {}", legend.join("  "))?;
+    writeln!(out)?;
+    hot_section(out, "Holding the GIL", &report.hot.gil)?;
+    hot_section(out, "Waiting for the GIL", &report.hot.gil_wait)?;
+    hot_section(out, "Native code without the GIL", &report.hot.native)?;
+    if report.late_samples > 0 {
+        writeln!(
+            out,
+            "warning: {} samples were late (the sampler could not keep up with --rate {})",
+            report.late_samples, report.rate_hz
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_fills_width_exactly() {
+        let style = Style { color: false };
+        let b = bar(
+            &[
+                (ThreadState::Gil, 1.0 / 3.0),
+                (ThreadState::GilWait, 1.0 / 3.0),
+                (ThreadState::Io, 1.0 / 3.0),
+            ],
+            20,
+            style,
+        );
+        assert_eq!(b.chars().count(), 20);
+        assert_eq!(b.matches('G').count() + b.matches('w').count() + b.matches('i').count(), 20);
+        assert_eq!(bar(&[(ThreadState::Idle, 0.0)], 5, style), "     ");
+    }
+}

@@ -1,0 +1,233 @@
+//! The report: the JSON contract `gilscope.report/1` (keys may be added, never renamed), built
+//! from an [`Analysis`] and a verdict. Renderers read only this.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Analysis;
+use crate::diagnosis::Verdict;
+use crate::model::{Ending, ThreadState};
+
+pub const SCHEMA: &str = "gilscope.report/1";
+/// Hot-function lists keep this many entries.
+pub const HOT_LIMIT: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub target: Target,
+    pub duration_s: f64,
+    pub samples: u64,
+    pub rate_hz: f64,
+    /// Ticks the sampler could not take on time.
+    pub late_samples: u64,
+    /// How sampling ended, e.g. "exited with status 0".
+    pub ending: Option<String>,
+    /// The target's exit status or signal, for `run`.
+    pub exit: Option<Exit>,
+    pub process: Process,
+    pub threads: Vec<Thread>,
+    pub hot: Hot,
+    pub verdict: Option<Verdict>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub pid: u32,
+    pub command: String,
+    pub python: String,
+    pub gil: String,
+    /// False where GIL waits cannot be told apart (free-threaded, GIL not located).
+    pub gil_wait_visible: bool,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    pub cpu_cores_used: f64,
+    pub cores: u32,
+    pub gil_held: Option<f64>,
+    pub gil_switches_per_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    pub tid: u32,
+    pub name: String,
+    pub python: bool,
+    pub samples: u64,
+    pub cpu_s: f64,
+    pub states: States,
+}
+
+/// Fractions of a thread's samples; they sum to 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct States {
+    pub gil: f64,
+    pub gil_wait: f64,
+    pub native: f64,
+    pub io: f64,
+    pub sleep: f64,
+    pub lock: f64,
+    pub idle: f64,
+    pub unknown: f64,
+}
+
+impl States {
+    pub fn get(&self, state: ThreadState) -> f64 {
+        match state {
+            ThreadState::Gil => self.gil,
+            ThreadState::GilWait => self.gil_wait,
+            ThreadState::Native => self.native,
+            ThreadState::Io => self.io,
+            ThreadState::Sleep => self.sleep,
+            ThreadState::Lock => self.lock,
+            ThreadState::Idle => self.idle,
+            ThreadState::Unknown => self.unknown,
+        }
+    }
+
+    fn from_counts(counts: &[u64; 8], total: u64) -> States {
+        let f = |s: ThreadState| {
+            if total == 0 {
+                0.0
+            } else {
+                counts[s.index()] as f64 / total as f64
+            }
+        };
+        States {
+            gil: f(ThreadState::Gil),
+            gil_wait: f(ThreadState::GilWait),
+            native: f(ThreadState::Native),
+            io: f(ThreadState::Io),
+            sleep: f(ThreadState::Sleep),
+            lock: f(ThreadState::Lock),
+            idle: f(ThreadState::Idle),
+            unknown: f(ThreadState::Unknown),
+        }
+    }
+}
+
+/// The functions (innermost Python frame) most often seen in a state. `fraction` is the share
+/// of all thread-samples in that state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotFunction {
+    pub function: String,
+    pub file: String,
+    pub line: i32,
+    pub fraction: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hot {
+    pub gil: Vec<HotFunction>,
+    pub gil_wait: Vec<HotFunction>,
+    pub native: Vec<HotFunction>,
+    pub io: Vec<HotFunction>,
+    pub lock: Vec<HotFunction>,
+}
+
+/// The hot functions of `state`, most frequent first.
+pub fn hot_functions(analysis: &Analysis, state: ThreadState, limit: usize) -> Vec<HotFunction> {
+    let mut by_frame: std::collections::HashMap<u32, u64> = Default::default();
+    let total: u64 = analysis.threads.iter().map(|t| t.counts[state.index()]).sum();
+    for thread in &analysis.threads {
+        for (&(s, stack), &n) in &thread.stacks {
+            if s != state {
+                continue;
+            }
+            if let Some(&frame) = analysis.stacks.get(stack as usize).and_then(|f| f.first()) {
+                *by_frame.entry(frame).or_insert(0) += n;
+            }
+        }
+    }
+    let mut hot: Vec<(u32, u64)> = by_frame.into_iter().collect();
+    hot.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    hot.into_iter()
+        .take(limit)
+        .filter_map(|(id, n)| {
+            let frame = analysis.frames.get(id as usize)?;
+            Some(HotFunction {
+                function: frame.function.clone(),
+                file: frame.file.clone(),
+                line: frame.line,
+                fraction: n as f64 / total.max(1) as f64,
+            })
+        })
+        .collect()
+}
+
+pub fn describe_ending(ending: &Ending) -> String {
+    match ending {
+        Ending::Exited(code) => format!("the target exited with status {code}"),
+        Ending::Killed(sig) => format!("the target was killed by signal {sig}"),
+        Ending::DurationElapsed => "the sampling duration elapsed".into(),
+        Ending::Interrupted => "sampling was interrupted".into(),
+        Ending::TargetGone => "the target exited".into(),
+        Ending::PidReused => "the target exited and its PID was reused by another process".into(),
+    }
+}
+
+/// Builds the report. Pure: the same analysis and verdict give the same report.
+pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
+    let target = analysis.target.clone();
+    let exit = match &analysis.ending {
+        Some(Ending::Exited(code)) => Some(Exit {
+            code: Some(*code),
+            signal: None,
+        }),
+        Some(Ending::Killed(sig)) => Some(Exit {
+            code: None,
+            signal: Some(*sig),
+        }),
+        _ => None,
+    };
+    Report {
+        schema: SCHEMA.into(),
+        target: Target {
+            pid: target.as_ref().map_or(0, |t| t.pid),
+            command: target.as_ref().map_or(String::new(), |t| t.command.join(" ")),
+            python: target.as_ref().map_or(String::new(), |t| t.python.clone()),
+            gil: target.as_ref().map_or("enabled".into(), |t| t.gil.clone()),
+            gil_wait_visible: target.as_ref().is_some_and(|t| t.gil_wait_visible),
+            notes: target.as_ref().map_or(Vec::new(), |t| t.notes.clone()),
+        },
+        duration_s: analysis.duration_s,
+        samples: analysis.ticks,
+        rate_hz: target.as_ref().map_or(0.0, |t| t.rate_hz),
+        late_samples: analysis.late,
+        ending: analysis.ending.as_ref().map(describe_ending),
+        exit,
+        process: Process {
+            cpu_cores_used: analysis.cpu_cores_used,
+            cores: analysis.cores(),
+            gil_held: analysis.gil_held,
+            gil_switches_per_s: analysis.gil_switches_per_s,
+        },
+        threads: analysis
+            .threads
+            .iter()
+            .map(|t| Thread {
+                tid: t.tid,
+                name: t.name.clone(),
+                python: t.python,
+                samples: t.samples,
+                cpu_s: t.cpu_s,
+                states: States::from_counts(&t.counts, t.samples),
+            })
+            .collect(),
+        hot: Hot {
+            gil: hot_functions(analysis, ThreadState::Gil, HOT_LIMIT),
+            gil_wait: hot_functions(analysis, ThreadState::GilWait, HOT_LIMIT),
+            native: hot_functions(analysis, ThreadState::Native, HOT_LIMIT),
+            io: hot_functions(analysis, ThreadState::Io, HOT_LIMIT),
+            lock: hot_functions(analysis, ThreadState::Lock, HOT_LIMIT),
+        },
+        verdict,
+    }
+}

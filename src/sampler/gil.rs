@@ -1,0 +1,352 @@
+//! Where the GIL lives in each CPython version, and how to read it.
+//!
+//! 3.13+ describe themselves in `_Py_DebugOffsets` at `_PyRuntime`+0. Before that the offsets
+//! are fixed per version (measured on the pyenv builds, and checked by `tests/offsets.rs` on
+//! every installed interpreter).
+
+use std::io;
+
+use super::memory::ReadMemory;
+
+/// Field offsets inside `struct _gil_runtime_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GilLayout {
+    pub size: u64,
+    pub last_holder: u64,
+    pub locked: u64,
+    pub switch_number: u64,
+    /// Free-threaded builds only: `int enabled`.
+    pub enabled: Option<u64>,
+}
+
+impl GilLayout {
+    /// The default build, 3.7 to 3.13: interval, last_holder, locked, switch_number, cond,
+    /// mutex, switch_cond, switch_mutex.
+    pub const DEFAULT: GilLayout = GilLayout {
+        size: 208,
+        last_holder: 8,
+        locked: 16,
+        switch_number: 24,
+        enabled: None,
+    };
+
+    /// Free-threaded builds put `int enabled` first, shifting everything by 8.
+    pub const FREE_THREADED: GilLayout = GilLayout {
+        size: 216,
+        last_holder: 16,
+        locked: 24,
+        switch_number: 32,
+        enabled: Some(0),
+    };
+}
+
+/// How a thread state names its OS thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadIdField {
+    /// `native_thread_id` (3.11+): the kernel tid itself.
+    Native(u64),
+    /// `thread_id`: a `pthread_t`, the address of glibc's `struct pthread`.
+    Pthread(u64),
+}
+
+/// How to reach every interpreter's GIL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GilSource {
+    /// One GIL inside `_PyRuntime` (3.7 to 3.11).
+    Runtime { offset: u64 },
+    /// Each interpreter points to its GIL (3.12+): walk `_PyRuntime.interpreters`.
+    Interpreters {
+        head: u64,
+        main: u64,
+        next: u64,
+        ceval_gil: u64,
+    },
+}
+
+/// Everything needed to find and read the GIL of one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GilLocator {
+    runtime: u64,
+    source: GilSource,
+    pub layout: GilLayout,
+    pub thread_id: ThreadIdField,
+    pub free_threaded: bool,
+}
+
+/// The GIL struct fields gilscope reads at every tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawGil {
+    pub locked: bool,
+    pub last_holder: u64,
+    pub switch_number: u64,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GilError {
+    #[error("CPython {0}.{1} is not supported")]
+    UnsupportedVersion(u64, u64),
+    #[error("_Py_DebugOffsets not found at _PyRuntime (cookie mismatch)")]
+    NoDebugOffsets,
+    #[error("_Py_DebugOffsets hold implausible values")]
+    ImplausibleOffsets,
+    #[error("reading the target's memory: {0}")]
+    Read(#[from] io::Error),
+}
+
+const DEBUG_COOKIE: &[u8; 8] = b"xdebugpy";
+/// At most this many interpreters are walked: the list is read from a live process.
+const MAX_INTERPRETERS: usize = 256;
+
+impl GilLocator {
+    /// Builds the locator for CPython `major.minor` whose `_PyRuntime` is at `runtime`.
+    pub fn new(
+        mem: &impl ReadMemory,
+        runtime: u64,
+        major: u64,
+        minor: u64,
+    ) -> Result<GilLocator, GilError> {
+        let fixed = |gil_offset: u64, thread_id: ThreadIdField| GilLocator {
+            runtime,
+            source: GilSource::Runtime { offset: gil_offset },
+            layout: GilLayout::DEFAULT,
+            thread_id,
+            free_threaded: false,
+        };
+        match (major, minor) {
+            (3, 7) => Ok(fixed(1264, ThreadIdField::Pthread(176))),
+            (3, 8) => Ok(fixed(1152, ThreadIdField::Pthread(176))),
+            (3, 9) | (3, 10) => Ok(fixed(352, ThreadIdField::Pthread(176))),
+            (3, 11) => Ok(fixed(360, ThreadIdField::Native(160))),
+            (3, 12) => Ok(GilLocator {
+                runtime,
+                source: GilSource::Interpreters {
+                    head: 40,
+                    main: 48,
+                    next: 0,
+                    ceval_gil: 384,
+                },
+                layout: GilLayout::DEFAULT,
+                thread_id: ThreadIdField::Native(144),
+                free_threaded: false,
+            }),
+            (3, 13..) => Self::from_debug_offsets(mem, runtime),
+            _ => Err(GilError::UnsupportedVersion(major, minor)),
+        }
+    }
+
+    /// Reads `_Py_DebugOffsets` (3.13 layout; later versions keep its prefix).
+    fn from_debug_offsets(mem: &impl ReadMemory, runtime: u64) -> Result<GilLocator, GilError> {
+        let mut raw = [0u8; 8 * 32];
+        mem.read(runtime, &mut raw)?;
+        if &raw[..8] != DEBUG_COOKIE {
+            return Err(GilError::NoDebugOffsets);
+        }
+        let word = |i: usize| u64::from_le_bytes(raw[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
+        // Word 1 is the version, 2 free_threaded; runtime_state {size, finalizing,
+        // interpreters_head} at 3..6; interpreter_state {size, id, next, threads_head, gc,
+        // imports_modules, sysdict, builtins, ceval_gil, gil_runtime_state, enabled, locked,
+        // holder} at 6..19; thread_state {size, prev, next, interp, current_frame, thread_id,
+        // native_thread_id, ...} from 19.
+        let free_threaded = word(2) != 0;
+        let interpreters_head = word(5);
+        let interp_size = word(6);
+        let next = word(8);
+        let ceval_gil = word(14);
+        let embedded_gil = word(15);
+        let (enabled, locked, holder) = (word(16), word(17), word(18));
+        let native_thread_id = word(25);
+        let plausible = interp_size > 0
+            && [next, ceval_gil, embedded_gil, locked, holder]
+                .iter()
+                .all(|&off| off < interp_size)
+            && locked > embedded_gil
+            && holder > embedded_gil
+            && native_thread_id < 4096;
+        if !plausible {
+            return Err(GilError::ImplausibleOffsets);
+        }
+        let base = if free_threaded {
+            GilLayout::FREE_THREADED
+        } else {
+            GilLayout::DEFAULT
+        };
+        let locked_rel = locked - embedded_gil;
+        let layout = GilLayout {
+            last_holder: holder - embedded_gil,
+            locked: locked_rel,
+            switch_number: locked_rel + 8,
+            enabled: free_threaded.then(|| enabled.saturating_sub(embedded_gil)),
+            ..base
+        };
+        Ok(GilLocator {
+            runtime,
+            source: GilSource::Interpreters {
+                head: interpreters_head,
+                main: interpreters_head + 8,
+                next,
+                ceval_gil,
+            },
+            layout,
+            thread_id: ThreadIdField::Native(native_thread_id),
+            free_threaded,
+        })
+    }
+
+    /// The main interpreter's GIL struct address.
+    pub fn main_gil(&self, mem: &impl ReadMemory) -> io::Result<u64> {
+        match self.source {
+            GilSource::Runtime { offset } => Ok(self.runtime + offset),
+            GilSource::Interpreters {
+                main, ceval_gil, ..
+            } => {
+                let interp = mem.read_u64(self.runtime + main)?;
+                nonzero(mem.read_u64(interp + ceval_gil)?)
+            }
+        }
+    }
+
+    /// Every interpreter's GIL as `[start, end)`, main interpreter's first. Subinterpreters
+    /// sharing the main GIL appear once.
+    pub fn ranges(&self, mem: &impl ReadMemory) -> io::Result<Vec<(u64, u64)>> {
+        let main = self.main_gil(mem)?;
+        let mut starts = vec![main];
+        if let GilSource::Interpreters {
+            head,
+            next,
+            ceval_gil,
+            ..
+        } = self.source
+        {
+            let mut interp = mem.read_u64(self.runtime + head)?;
+            for _ in 0..MAX_INTERPRETERS {
+                if interp == 0 {
+                    break;
+                }
+                let gil = mem.read_u64(interp + ceval_gil)?;
+                if gil != 0 && !starts.contains(&gil) {
+                    starts.push(gil);
+                }
+                interp = mem.read_u64(interp + next)?;
+            }
+        }
+        Ok(starts
+            .into_iter()
+            .map(|start| (start, start + self.layout.size))
+            .collect())
+    }
+
+    /// Reads the fields of the GIL at `gil`.
+    pub fn read(&self, mem: &impl ReadMemory, gil: u64) -> io::Result<RawGil> {
+        let layout = &self.layout;
+        let mut buf = [0u8; 40];
+        mem.read(gil, &mut buf)?;
+        let field = |off: u64, len: usize| -> u64 {
+            let off = off as usize;
+            let mut word = [0u8; 8];
+            word[..len].copy_from_slice(&buf[off..off + len]);
+            u64::from_le_bytes(word)
+        };
+        Ok(RawGil {
+            locked: field(layout.locked, 4) != 0,
+            last_holder: field(layout.last_holder, 8),
+            switch_number: field(layout.switch_number, 8),
+            enabled: layout.enabled.map(|off| field(off, 4) != 0),
+        })
+    }
+}
+
+fn nonzero(addr: u64) -> io::Result<u64> {
+    if addr == 0 {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the interpreter has no GIL yet",
+        ))
+    } else {
+        Ok(addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::memory::fake::FakeMemory;
+    use super::*;
+
+    #[test]
+    fn fixed_offsets_before_312() {
+        let mem = FakeMemory::default();
+        let loc = GilLocator::new(&mem, 0x1000, 3, 8).unwrap();
+        assert_eq!(loc.main_gil(&mem).unwrap(), 0x1000 + 1152);
+        assert_eq!(loc.thread_id, ThreadIdField::Pthread(176));
+        assert!(matches!(
+            GilLocator::new(&mem, 0x1000, 3, 6),
+            Err(GilError::UnsupportedVersion(3, 6))
+        ));
+    }
+
+    #[test]
+    fn walks_interpreters_on_312() {
+        let mut mem = FakeMemory::default();
+        let rt = 0x10_000;
+        let (main_interp, sub_interp) = (0x20_000, 0x30_000);
+        mem.put_u64(rt + 40, sub_interp); // head: newest first
+        mem.put_u64(rt + 48, main_interp);
+        mem.put_u64(sub_interp, main_interp); // next
+        mem.put_u64(sub_interp + 384, 0x50_000); // own GIL
+        mem.put_u64(main_interp, 0);
+        mem.put_u64(main_interp + 384, 0x40_000);
+        let loc = GilLocator::new(&mem, rt, 3, 12).unwrap();
+        assert_eq!(
+            loc.ranges(&mem).unwrap(),
+            vec![(0x40_000, 0x40_000 + 208), (0x50_000, 0x50_000 + 208)]
+        );
+    }
+
+    #[test]
+    fn debug_offsets_of_3_13_0() {
+        // The words read from a live CPython 3.13.0 (`_PyRuntime`+8 onwards).
+        let words: [u64; 29] = [
+            51183856, 0, 283320, 608, 632, 194968, 7272, 7264, 7344, 7400, 7656, 7640, 7648, 16,
+            7752, 0, 7768, 7760, 304, 0, 8, 16, 72, 152, 160, 232, 32, 80, 8,
+        ];
+        let mut mem = FakeMemory::default();
+        let rt = 0x100_000;
+        let mut bytes = DEBUG_COOKIE.to_vec();
+        for w in words {
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        bytes.resize(8 * 32, 0);
+        mem.regions.insert(rt, bytes);
+        let loc = GilLocator::new(&mem, rt, 3, 13).unwrap();
+        assert_eq!(loc.layout, GilLayout::DEFAULT);
+        assert_eq!(loc.thread_id, ThreadIdField::Native(160));
+        assert!(!loc.free_threaded);
+
+        mem.regions.get_mut(&rt).unwrap()[0] = b'y';
+        assert!(matches!(
+            GilLocator::new(&mem, rt, 3, 13),
+            Err(GilError::NoDebugOffsets)
+        ));
+    }
+
+    #[test]
+    fn reads_fields() {
+        let mut mem = FakeMemory::default();
+        let mut gil = vec![0u8; 208];
+        gil[8..16].copy_from_slice(&0xdead_beefu64.to_le_bytes());
+        gil[16] = 1;
+        gil[24..32].copy_from_slice(&42u64.to_le_bytes());
+        mem.regions.insert(0x9000, gil);
+        let loc = GilLocator::new(&mem, 0x9000 - 360, 3, 11).unwrap();
+        let raw = loc.read(&mem, 0x9000).unwrap();
+        assert_eq!(
+            raw,
+            RawGil {
+                locked: true,
+                last_holder: 0xdead_beef,
+                switch_number: 42,
+                enabled: None
+            }
+        );
+    }
+}

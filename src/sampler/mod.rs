@@ -1,0 +1,433 @@
+//! The one place that talks to the target: `/proc`, its memory, and py-spy.
+//!
+//! [`Sampler::tick`] reads every thread's kernel state, the GIL, and the Python stacks, and
+//! turns them into [`Record`]s. Interpretation happens later, on the records.
+
+pub mod gil;
+pub mod memory;
+pub mod procfs;
+pub mod pthread;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use py_spy::config::LockingStrategy;
+use py_spy::PythonSpy;
+
+use crate::error::Error;
+use crate::model::{Ending, Frame, GilReading, Record, Sample, TargetInfo, ThreadSample};
+use gil::{GilLocator, ThreadIdField};
+use memory::{ProcessMemory, ReadMemory};
+use procfs::{ProcFile, ThreadFiles};
+use pthread::PthreadTidOffset;
+
+/// Deeper stacks are cut here, with a marker frame: a target can recurse without bound.
+pub const MAX_STACK_DEPTH: usize = 512;
+/// How often the interpreter list is re-read for new subinterpreters.
+const GIL_RANGES_REFRESH: Duration = Duration::from_secs(1);
+
+/// How to sample.
+#[derive(Debug, Clone)]
+pub struct SamplerOptions {
+    pub rate_hz: f64,
+    /// Pause the target while reading its stacks (py-spy's blocking mode).
+    pub blocking: bool,
+}
+
+/// Receives the sampler's records: the aggregator, a recording file, or both.
+pub trait RecordSink {
+    fn record(&mut self, record: &Record) -> std::io::Result<()>;
+}
+
+/// An attached target.
+pub struct Sampler {
+    pid: u32,
+    spy: PythonSpy,
+    mem: ProcessMemory,
+    gil: Option<GilLocator>,
+    main_gil: Option<u64>,
+    pthread_tid: Option<PthreadTidOffset>,
+    start_ticks: u64,
+    process_stat: ProcFile,
+    ns_per_tick: u64,
+    threads: HashMap<u32, ThreadFiles>,
+    tids: Vec<u32>,
+    pthread_cache: HashMap<u64, u32>,
+    frames: HashMap<Frame, u32>,
+    stacks: HashMap<Vec<u32>, u32>,
+    names: HashMap<u32, String>,
+    gil_ranges: Vec<(u64, u64)>,
+    gil_ranges_read: Option<Instant>,
+    info: TargetInfo,
+    buf: Vec<u8>,
+}
+
+impl Sampler {
+    /// Attaches to `pid` without pausing it. `command` is what the user asked to run, if
+    /// gilscope launched it.
+    pub fn attach(pid: u32, options: &SamplerOptions) -> Result<Sampler, Error> {
+        let stat = procfs::process_stat(pid).map_err(|_| Error::NoSuchProcess(pid))?;
+        check_python_maps(pid)?;
+        let config = py_spy::Config {
+            blocking: if options.blocking {
+                LockingStrategy::Lock
+            } else {
+                LockingStrategy::NonBlocking
+            },
+            ..py_spy::Config::default()
+        };
+        let spy = PythonSpy::new(pid as py_spy::Pid, &config).map_err(|e| classify_spy_error(pid, e))?;
+        let version = &spy.version;
+        let version_text = format!("{}.{}.{}", version.major, version.minor, version.patch);
+        if version.major != 3 || version.minor < 7 {
+            return Err(Error::UnsupportedPython {
+                version: version_text,
+            });
+        }
+        let mem = ProcessMemory { pid };
+        let mut notes = Vec::new();
+        let runtime = py_spy::python_process_info::PythonProcessInfo::new(&spy.process)
+            .ok()
+            .and_then(|info| info.get_symbol("_PyRuntime").copied());
+        let gil = match runtime {
+            Some(rt) => match GilLocator::new(&mem, rt, version.major, version.minor) {
+                Ok(loc) => Some(loc),
+                Err(e) => {
+                    notes.push(format!("the GIL could not be located ({e}): GIL waits are not visible"));
+                    None
+                }
+            },
+            None => {
+                notes.push("symbol _PyRuntime not found: GIL waits are not visible".into());
+                None
+            }
+        };
+        let pthread_tid = PthreadTidOffset::find(pid, &mem);
+        if matches!(gil.as_ref().map(|g| g.thread_id), Some(ThreadIdField::Pthread(_)))
+            && pthread_tid.is_none()
+        {
+            notes.push("no glibc in the target: GIL holders cannot be mapped to OS threads on this version".into());
+        }
+        let free_threaded = gil.as_ref().is_some_and(|g| g.free_threaded);
+        if free_threaded {
+            notes.push("free-threaded build: threads do not wait for a GIL while it is disabled; per-thread parking waits show as `lock`".into());
+        }
+        if !(8..=13).contains(&version.minor) {
+            notes.push(format!("CPython {version_text} is best-effort: tested versions are 3.8 to 3.13"));
+        }
+        let gil_wait_visible = gil.is_some() && !free_threaded;
+        let info = TargetInfo {
+            pid,
+            command: read_cmdline(pid),
+            python: version_text,
+            gil: if free_threaded { "disabled" } else { "enabled" }.into(),
+            gil_wait_visible,
+            notes,
+            rate_hz: options.rate_hz,
+            arch: std::env::consts::ARCH.into(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            started_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        };
+        let main_gil = gil.as_ref().and_then(|g| g.main_gil(&mem).ok());
+        Ok(Sampler {
+            pid,
+            spy,
+            mem,
+            gil,
+            main_gil,
+            pthread_tid,
+            start_ticks: stat.start_ticks,
+            process_stat: ProcFile::open(&format!("/proc/{pid}/stat"))
+                .map_err(|_| Error::NoSuchProcess(pid))?,
+            ns_per_tick: procfs::ns_per_tick(),
+            threads: HashMap::new(),
+            tids: Vec::new(),
+            pthread_cache: HashMap::new(),
+            frames: HashMap::new(),
+            stacks: HashMap::new(),
+            names: HashMap::new(),
+            gil_ranges: Vec::new(),
+            gil_ranges_read: None,
+            info,
+            buf: vec![0u8; 4096],
+        })
+    }
+
+    pub fn target_info(&self) -> &TargetInfo {
+        &self.info
+    }
+
+    /// Takes one sample at `t_ns`, sending it and any newly seen frames, stacks and names.
+    /// Returns `Some(ending)`, and sends nothing, once the target is no longer the process
+    /// gilscope attached to.
+    pub fn tick(
+        &mut self,
+        t_ns: u64,
+        sink: &mut impl RecordSink,
+    ) -> std::io::Result<Option<Ending>> {
+        let stat = self
+            .process_stat
+            .read(&mut self.buf)
+            .ok()
+            .and_then(procfs::parse_stat);
+        let process_cpu_ns = match stat {
+            None => return Ok(Some(Ending::TargetGone)),
+            Some(s) if s.state == b'Z' || s.state == b'X' => return Ok(Some(Ending::TargetGone)),
+            Some(s) if s.start_ticks != self.start_ticks => return Ok(Some(Ending::PidReused)),
+            Some(s) => Some(s.cpu_ticks * self.ns_per_tick),
+        };
+        self.refresh_gil_ranges(sink)?;
+        let threads_changed = self.refresh_threads();
+        if threads_changed {
+            self.pthread_cache.clear();
+        }
+        let mut threads: Vec<ThreadSample> = Vec::with_capacity(self.tids.len());
+        for &tid in &self.tids {
+            let kernel = match self.threads.get(&tid) {
+                Some(files) => files.read(&mut self.buf),
+                None => Default::default(),
+            };
+            threads.push(ThreadSample {
+                tid,
+                run_state: kernel.run_state,
+                syscall: kernel.syscall,
+                cpu_ns: kernel.cpu_ns,
+                stack: None,
+                python: false,
+            });
+        }
+        let gil = self.read_gil();
+
+        if let Ok(traces) = self.spy.get_stack_traces() {
+            for trace in traces {
+                let Some(tid) = self.os_tid(trace.os_thread_id, trace.thread_id) else {
+                    continue;
+                };
+                let stack = self.intern_stack(&trace.frames, sink)?;
+                if let Some(name) = trace.thread_name {
+                    if self.names.get(&tid) != Some(&name) {
+                        sink.record(&Record::ThreadName {
+                            tid,
+                            name: name.clone(),
+                        })?;
+                        self.names.insert(tid, name);
+                    }
+                }
+                if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
+                    threads[i].python = true;
+                    threads[i].stack = stack;
+                }
+            }
+        }
+        for t in &threads {
+            if !self.names.contains_key(&t.tid) {
+                let name = procfs::thread_comm(self.pid, t.tid).unwrap_or_default();
+                sink.record(&Record::ThreadName {
+                    tid: t.tid,
+                    name: name.clone(),
+                })?;
+                self.names.insert(t.tid, name);
+            }
+        }
+        sink.record(&Record::Sample(Sample {
+            t_ns,
+            process_cpu_ns,
+            gil,
+            threads,
+        }))?;
+        Ok(None)
+    }
+
+    /// Re-lists the target's threads, opening files for new ones. True when the set changed.
+    fn refresh_threads(&mut self) -> bool {
+        let before = self.tids.len();
+        let previous: HashSet<u32> = self.tids.iter().copied().collect();
+        if procfs::list_threads(self.pid, &mut self.tids).is_err() {
+            self.tids.clear();
+        }
+        self.tids.sort_unstable();
+        let mut changed = before != self.tids.len();
+        for &tid in &self.tids {
+            if !previous.contains(&tid) {
+                changed = true;
+                if let Ok(files) = ThreadFiles::open(self.pid, tid) {
+                    self.threads.insert(tid, files);
+                }
+            }
+        }
+        if changed {
+            let live: HashSet<u32> = self.tids.iter().copied().collect();
+            self.threads.retain(|tid, _| live.contains(tid));
+            self.names.retain(|tid, _| live.contains(tid));
+        }
+        changed
+    }
+
+    fn refresh_gil_ranges(&mut self, sink: &mut impl RecordSink) -> std::io::Result<()> {
+        let Some(locator) = &self.gil else {
+            return Ok(());
+        };
+        if self
+            .gil_ranges_read
+            .is_some_and(|at| at.elapsed() < GIL_RANGES_REFRESH)
+        {
+            return Ok(());
+        }
+        self.gil_ranges_read = Some(Instant::now());
+        if let Ok(ranges) = locator.ranges(&self.mem) {
+            self.main_gil = ranges.first().map(|r| r.0);
+            if ranges != self.gil_ranges {
+                sink.record(&Record::GilRanges(ranges.clone()))?;
+                self.gil_ranges = ranges;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_gil(&mut self) -> Option<GilReading> {
+        let locator = self.gil.as_ref()?;
+        let raw = locator.read(&self.mem, self.main_gil?).ok()?;
+        let holder_tid = if raw.locked && raw.last_holder != 0 {
+            match locator.thread_id {
+                ThreadIdField::Native(off) => self
+                    .mem
+                    .read_u64(raw.last_holder + off)
+                    .ok()
+                    .map(|tid| tid as u32),
+                ThreadIdField::Pthread(off) => {
+                    let pthread = self.mem.read_u64(raw.last_holder + off).ok();
+                    pthread.and_then(|p| self.pthread_to_tid(p))
+                }
+            }
+        } else {
+            None
+        };
+        Some(GilReading {
+            locked: raw.locked,
+            holder_tid,
+            switch_number: Some(raw.switch_number),
+            enabled: raw.enabled,
+        })
+    }
+
+    fn os_tid(&mut self, os_thread_id: Option<u64>, python_thread_id: u64) -> Option<u32> {
+        match os_thread_id {
+            Some(tid) => Some(tid as u32),
+            None => self.pthread_to_tid(python_thread_id),
+        }
+    }
+
+    /// Cached per `pthread_t`; the cache is cleared whenever the thread set changes, which is
+    /// the only way a `pthread_t` can come to name another thread.
+    fn pthread_to_tid(&mut self, pthread: u64) -> Option<u32> {
+        if let Some(&tid) = self.pthread_cache.get(&pthread) {
+            return Some(tid);
+        }
+        let tid = self.pthread_tid?.tid(&self.mem, pthread).ok()?;
+        if !self.tids.contains(&tid) {
+            return None;
+        }
+        self.pthread_cache.insert(pthread, tid);
+        Some(tid)
+    }
+
+    fn intern_stack(
+        &mut self,
+        frames: &[py_spy::Frame],
+        sink: &mut impl RecordSink,
+    ) -> std::io::Result<Option<u32>> {
+        if frames.is_empty() {
+            return Ok(None);
+        }
+        let mut ids = Vec::with_capacity(frames.len().min(MAX_STACK_DEPTH + 1));
+        for frame in frames.iter().take(MAX_STACK_DEPTH) {
+            let key = Frame {
+                function: frame.name.clone(),
+                file: frame.filename.clone(),
+                line: frame.line,
+            };
+            ids.push(self.intern_frame(key, sink)?);
+        }
+        if frames.len() > MAX_STACK_DEPTH {
+            let marker = Frame {
+                function: format!("<{} more frames>", frames.len() - MAX_STACK_DEPTH),
+                file: String::new(),
+                line: 0,
+            };
+            ids.push(self.intern_frame(marker, sink)?);
+        }
+        if let Some(&id) = self.stacks.get(&ids) {
+            return Ok(Some(id));
+        }
+        let id = self.stacks.len() as u32;
+        sink.record(&Record::Stack {
+            id,
+            frames: ids.clone(),
+        })?;
+        self.stacks.insert(ids, id);
+        Ok(Some(id))
+    }
+
+    fn intern_frame(&mut self, frame: Frame, sink: &mut impl RecordSink) -> std::io::Result<u32> {
+        if let Some(&id) = self.frames.get(&frame) {
+            return Ok(id);
+        }
+        let id = self.frames.len() as u32;
+        sink.record(&Record::Frame {
+            id,
+            frame: frame.clone(),
+        })?;
+        self.frames.insert(frame, id);
+        Ok(id)
+    }
+}
+
+/// Fails fast, with a clear error, on a process that maps no Python.
+fn check_python_maps(pid: u32) -> Result<(), Error> {
+    let maps = match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+        Ok(maps) => maps,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::PermissionDenied(pid))
+        }
+        Err(_) => return Err(Error::NoSuchProcess(pid)),
+    };
+    let has_python = maps.lines().any(|line| {
+        line.rsplit('/')
+            .next()
+            .is_some_and(|name| name.starts_with("python") || name.starts_with("libpython"))
+    });
+    if has_python {
+        Ok(())
+    } else {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "?".into());
+        Err(Error::NotPython { pid, exe })
+    }
+}
+
+fn classify_spy_error(pid: u32, err: anyhow::Error) -> Error {
+    let text = format!("{err:#}");
+    if text.contains("Permission denied") || text.contains("Operation not permitted") {
+        Error::PermissionDenied(pid)
+    } else {
+        Error::PythonUnreadable {
+            pid,
+            detail: text.lines().next().unwrap_or("").to_string(),
+        }
+    }
+}
+
+fn read_cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            bytes
+                .split(|&b| b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,209 @@
+//! `/proc` readers. Parsers are pure functions of the text; [`ThreadFiles`] keeps each
+//! thread's files open and re-reads them with `pread`, so a tick costs no `open`.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use crate::model::Syscall;
+
+/// Parses `/proc/PID/task/TID/syscall`: `running`, `-1 sp pc`, or `nr a0 .. a5 sp pc`.
+pub fn parse_syscall(text: &[u8]) -> Option<Syscall> {
+    let text = std::str::from_utf8(text).ok()?.trim();
+    if text == "running" {
+        return Some(Syscall::Running);
+    }
+    let mut fields = text.split_ascii_whitespace();
+    let nr: i64 = fields.next()?.parse().ok()?;
+    if nr < 0 {
+        return Some(Syscall::NotInSyscall);
+    }
+    let mut args = [0u64; 3];
+    for arg in &mut args {
+        let hex = fields.next()?;
+        *arg = u64::from_str_radix(hex.strip_prefix("0x")?, 16).ok()?;
+    }
+    Some(Syscall::Blocked { nr, args })
+}
+
+/// The fields gilscope needs from `/proc/PID/stat` or `/proc/PID/task/TID/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub state: u8,
+    /// utime + stime, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Start time after boot, in clock ticks: with the PID, it names a process uniquely.
+    pub start_ticks: u64,
+}
+
+/// Parses a `stat` line. The command name may hold spaces and parentheses, so the fields are
+/// counted from the last `)`.
+pub fn parse_stat(text: &[u8]) -> Option<Stat> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().take(20).collect();
+    // fields[0] is field 3 (state); utime is field 14, stime 15, starttime 22.
+    let state = *fields.first()?.as_bytes().first()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let start_ticks: u64 = fields.get(19)?.parse().ok()?;
+    Some(Stat {
+        state,
+        cpu_ticks: utime.checked_add(stime)?,
+        start_ticks,
+    })
+}
+
+/// Parses `schedstat`: on-CPU nanoseconds, the first field.
+pub fn parse_schedstat(text: &[u8]) -> Option<u64> {
+    std::str::from_utf8(text)
+        .ok()?
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Nanoseconds per clock tick of `stat`'s time fields.
+pub fn ns_per_tick() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        1_000_000_000 / hz as u64
+    } else {
+        10_000_000
+    }
+}
+
+/// An open `/proc` file, re-read from offset 0 each time.
+#[derive(Debug)]
+pub struct ProcFile(File);
+
+impl ProcFile {
+    pub fn open(path: &str) -> io::Result<ProcFile> {
+        File::open(path).map(ProcFile)
+    }
+
+    /// Reads the whole file into `buf` (no allocation) and returns the filled part.
+    pub fn read<'a>(&self, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
+        let n = self.0.read_at(buf, 0)?;
+        Ok(&buf[..n])
+    }
+}
+
+/// The three files of one thread, opened once.
+#[derive(Debug)]
+pub struct ThreadFiles {
+    syscall: ProcFile,
+    stat: ProcFile,
+    schedstat: ProcFile,
+}
+
+/// What one read of a thread's files gave.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadKernelState {
+    pub syscall: Option<Syscall>,
+    pub run_state: Option<u8>,
+    pub cpu_ns: Option<u64>,
+}
+
+impl ThreadFiles {
+    pub fn open(pid: u32, tid: u32) -> io::Result<ThreadFiles> {
+        let base = format!("/proc/{pid}/task/{tid}");
+        Ok(ThreadFiles {
+            syscall: ProcFile::open(&format!("{base}/syscall"))?,
+            stat: ProcFile::open(&format!("{base}/stat"))?,
+            schedstat: ProcFile::open(&format!("{base}/schedstat"))?,
+        })
+    }
+
+    /// Reads the thread's state; a field is `None` when the thread is gone or unreadable.
+    pub fn read(&self, buf: &mut [u8]) -> ThreadKernelState {
+        ThreadKernelState {
+            syscall: self.syscall.read(buf).ok().and_then(parse_syscall),
+            run_state: self
+                .stat
+                .read(buf)
+                .ok()
+                .and_then(parse_stat)
+                .map(|s| s.state),
+            cpu_ns: self.schedstat.read(buf).ok().and_then(parse_schedstat),
+        }
+    }
+}
+
+/// Lists the thread ids of a process into `out` (cleared first).
+pub fn list_threads(pid: u32, out: &mut Vec<u32>) -> io::Result<()> {
+    out.clear();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        if let Some(tid) = entry?.file_name().to_str().and_then(|s| s.parse().ok()) {
+            out.push(tid);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a process's `stat`.
+pub fn process_stat(pid: u32) -> io::Result<Stat> {
+    let text = std::fs::read(format!("/proc/{pid}/stat"))?;
+    parse_stat(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad stat line"))
+}
+
+/// Reads a thread's `comm` (its OS name).
+pub fn thread_comm(pid: u32, tid: u32) -> Option<String> {
+    let text = std::fs::read(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+    Some(String::from_utf8_lossy(&text).trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_lines() {
+        assert_eq!(parse_syscall(b"running\n"), Some(Syscall::Running));
+        assert_eq!(
+            parse_syscall(b"-1 0x7ffd5e8 0x7f00\n"),
+            Some(Syscall::NotInSyscall)
+        );
+        assert_eq!(
+            parse_syscall(b"202 0x7f1c2a4b0048 0x189 0x0 0x0 0x0 0xffffffff 0x7ffd 0x7f\n"),
+            Some(Syscall::Blocked {
+                nr: 202,
+                args: [0x7f1c2a4b0048, 0x189, 0]
+            })
+        );
+        assert_eq!(parse_syscall(b""), None);
+        assert_eq!(parse_syscall(b"202 zz"), None);
+        assert_eq!(parse_syscall(b"202 0x1"), None);
+    }
+
+    #[test]
+    fn stat_with_hostile_comm() {
+        let line = b"1234 (evil) (S 1 2) R 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 5 0 777 0 0";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(stat.state, b'R');
+        assert_eq!(stat.cpu_ticks, 300);
+        assert_eq!(stat.start_ticks, 777);
+        assert_eq!(parse_stat(b"1234 (x) S 1"), None);
+        assert_eq!(parse_stat(b"no paren"), None);
+    }
+
+    #[test]
+    fn schedstat_line() {
+        assert_eq!(parse_schedstat(b"123456 789 10\n"), Some(123456));
+        assert_eq!(parse_schedstat(b"x"), None);
+    }
+
+    #[test]
+    fn reads_own_thread() {
+        let pid = std::process::id();
+        let files = ThreadFiles::open(pid, pid).unwrap();
+        let mut buf = [0u8; 512];
+        let state = files.read(&mut buf);
+        // We are running while we read ourselves.
+        assert_eq!(state.syscall, Some(Syscall::Running));
+        assert_eq!(state.run_state, Some(b'R'));
+        assert!(state.cpu_ns.unwrap() > 0);
+    }
+}
