@@ -156,10 +156,11 @@ impl Aggregator {
         let window_index = (t / WINDOW_NS) as usize;
         if window_index >= self.windows.len() {
             let start = self.windows.len() as u64;
-            self.windows.extend((start..=window_index as u64).map(|i| Window {
-                start_ns: i * WINDOW_NS,
-                ..Window::default()
-            }));
+            self.windows
+                .extend((start..=window_index as u64).map(|i| Window {
+                    start_ns: i * WINDOW_NS,
+                    ..Window::default()
+                }));
         }
         let arch = self
             .target
@@ -185,7 +186,9 @@ impl Aggregator {
             self.process_cpu = Some((first, (t, cpu)));
         }
 
-        let holder = sample.gil.and_then(|g| if g.locked { g.holder_tid } else { None });
+        let holder = sample
+            .gil
+            .and_then(|g| if g.locked { g.holder_tid } else { None });
         let mut previous_live = std::mem::take(&mut self.live);
         for ts in &sample.threads {
             let mut acc = previous_live.remove(&ts.tid).unwrap_or_else(|| ThreadAcc {
@@ -208,9 +211,7 @@ impl Aggregator {
                 (Some(before), Some(now)) if now >= before => Some(now - before),
                 _ => None,
             };
-            let cpu_share = cpu_delta
-                .filter(|_| dt > 0)
-                .map(|d| d as f64 / dt as f64);
+            let cpu_share = cpu_delta.filter(|_| dt > 0).map(|d| d as f64 / dt as f64);
             let state = classify(&Observation {
                 syscall: ts.syscall,
                 cpu_share,

@@ -90,7 +90,12 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             sampling,
             output,
             pid,
-        } => profile(Source::Attach(target::parse_pid(&pid)?), &sampling, &output, None),
+        } => profile(
+            Source::Attach(target::parse_pid(&pid)?),
+            &sampling,
+            &output,
+            None,
+        ),
         Command::Record {
             output: path,
             pid,
@@ -189,12 +194,18 @@ fn profile(
         recording_error: None,
     };
     let rate = sampling.options.rate_hz;
-    let (mut ending, duration_s) =
-        target::sample_loop(&mut sampler, rate, sampling.duration, &mode, &signals, &mut tee)
-            .map_err(|source| Error::Output {
-                path: recording.map(PathBuf::from).unwrap_or_default(),
-                source,
-            })?;
+    let (mut ending, duration_s) = target::sample_loop(
+        &mut sampler,
+        rate,
+        sampling.duration,
+        &mode,
+        &signals,
+        &mut tee,
+    )
+    .map_err(|source| Error::Output {
+        path: recording.map(PathBuf::from).unwrap_or_default(),
+        source,
+    })?;
     drop(sampler);
     let mut exit_code = 0;
     if let Some(child) = &mut child {
@@ -273,7 +284,9 @@ fn emit(analysis: &Analysis, output: &OutputArgs) -> Result<(), Error> {
     match output.json.as_deref() {
         Some("-") => {
             let mut stdout = std::io::stdout().lock();
-            render::json(&report, &mut stdout).and_then(|_| stdout.flush()).ok();
+            render::json(&report, &mut stdout)
+                .and_then(|_| stdout.flush())
+                .ok();
         }
         Some(path) => {
             let mut bytes = Vec::new();

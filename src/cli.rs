@@ -44,7 +44,12 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         /// Attach to this PID instead of launching a command.
-        #[arg(long, value_name = "PID", allow_hyphen_values = true, conflicts_with = "command")]
+        #[arg(
+            long,
+            value_name = "PID",
+            allow_hyphen_values = true,
+            conflicts_with = "command"
+        )]
         pid: Option<String>,
         #[command(flatten)]
         sampling: SamplingArgs,
@@ -65,10 +70,15 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct SamplingArgs {
     /// Samples per second.
-    #[arg(long, default_value_t = 100.0, value_name = "HZ")]
+    #[arg(
+        long,
+        default_value_t = 100.0,
+        value_name = "HZ",
+        allow_negative_numbers = true
+    )]
     pub rate: f64,
     /// Stop sampling after this many seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub duration: Option<f64>,
     /// Pause the target while reading its stacks (more exact stacks, slower target). Never
     /// left on: the kernel resumes the target if gilscope dies.

@@ -140,7 +140,10 @@ impl<'a> Facts<'a> {
     }
 
     fn count(&self, states: &[ThreadState], min: f64) -> usize {
-        self.workers.iter().filter(|t| t.share(states) >= min).count()
+        self.workers
+            .iter()
+            .filter(|t| t.share(states) >= min)
+            .count()
     }
 
     fn python_threads(&self) -> Vec<&'a ThreadSummary> {
@@ -172,8 +175,12 @@ pub fn diagnose(analysis: &Analysis) -> Verdict {
 }
 
 fn not_enough_evidence(analysis: &Analysis) -> Verdict {
-    let needed = (MIN_SAMPLES as f64 / analysis.target.as_ref().map_or(100.0, |t| t.rate_hz.max(1.0)))
-        .max(MIN_DURATION_S);
+    let needed = (MIN_SAMPLES as f64
+        / analysis
+            .target
+            .as_ref()
+            .map_or(100.0, |t| t.rate_hz.max(1.0)))
+    .max(MIN_DURATION_S);
     Verdict {
         kind: VerdictKind::Idle,
         headline: format!(
@@ -194,10 +201,14 @@ fn not_enough_evidence(analysis: &Analysis) -> Verdict {
 
 /// The rules, in order of precedence.
 fn decide(f: &Facts) -> Verdict {
-    if f.analysis.target.as_ref().is_some_and(|t| t.gil == "disabled") {
+    if f.analysis
+        .target
+        .as_ref()
+        .is_some_and(|t| t.gil == "disabled")
+    {
         return free_threaded(f);
     }
-    if f.workers.is_empty() || f.cores_used() < IDLE_CORES_MAX && f.mean(&[Io, Sleep]) < IO_SHARE_MIN {
+    if f.workers.is_empty() {
         return idle(f);
     }
     let python = f.python_threads();
@@ -233,6 +244,9 @@ fn decide(f: &Facts) -> Verdict {
     if f.cores_used() >= SATURATION_MIN * f.cores as f64 {
         return cpu_saturated(f);
     }
+    if f.cores_used() < IDLE_CORES_MAX {
+        return idle(f);
+    }
     mixed(f, &python)
 }
 
@@ -261,7 +275,12 @@ fn base(kind: VerdictKind, headline: String, evidence: Vec<String>) -> Verdict {
 }
 
 fn location(frame: &Frame) -> String {
-    format!("{} ({}:{})", frame.function, short_path(&frame.file), frame.line)
+    format!(
+        "{} ({}:{})",
+        frame.function,
+        short_path(&frame.file),
+        frame.line
+    )
 }
 
 fn short_path(file: &str) -> &str {
@@ -279,9 +298,16 @@ fn is_thread_machinery(frame: &Frame) -> bool {
 
 /// The outermost frame of the user's own code on a thread: the function the thread runs.
 fn entry_point<'a>(analysis: &'a Analysis, thread: &ThreadSummary) -> Option<&'a Frame> {
-    let (&(_, stack), _) = thread.stacks.iter().max_by_key(|(k, &n)| (n, std::cmp::Reverse(k.1)))?;
+    let (&(_, stack), _) = thread
+        .stacks
+        .iter()
+        .max_by_key(|(k, &n)| (n, std::cmp::Reverse(k.1)))?;
     let frames: Vec<&Frame> = analysis.stack_frames(stack).collect();
-    frames.iter().rev().copied().find(|f| !is_thread_machinery(f) && !f.file.is_empty())
+    frames
+        .iter()
+        .rev()
+        .copied()
+        .find(|f| !is_thread_machinery(f) && !f.file.is_empty())
 }
 
 fn uses_executor(analysis: &Analysis, threads: &[&ThreadSummary]) -> bool {
@@ -360,14 +386,17 @@ fn gil_contention(f: &Facts, python: &[&ThreadSummary]) -> Verdict {
     }
     let entries = entry_points(a, python);
     if !entries.is_empty() {
-        v.advice
-            .push(format!("They run in the threads started at: {}", entries.join(", ")));
+        v.advice.push(format!(
+            "They run in the threads started at: {}",
+            entries.join(", ")
+        ));
     }
     v.advice.push(
         "Keep the pool's creation under `if __name__ == \"__main__\":`, and pass small arguments (paths, ranges) rather than large data".into(),
     );
     v.advice.push(
-        "Alternatively, a free-threaded CPython (3.13t or later) runs these threads in parallel".into(),
+        "Alternatively, a free-threaded CPython (3.13t or later) runs these threads in parallel"
+            .into(),
     );
     v.snippet = Some(if executor {
         "# before\nwith ThreadPoolExecutor(max_workers=n) as pool:\n    results = list(pool.map(work, tasks))\n\n# after\nfrom concurrent.futures import ProcessPoolExecutor\n\nif __name__ == \"__main__\":\n    with ProcessPoolExecutor(max_workers=n) as pool:\n        results = list(pool.map(work, tasks))".into()
@@ -439,12 +468,15 @@ fn native_parallel(f: &Facts, native_threads: usize) -> Verdict {
             f.cores
         ));
     }
-    v.advice.extend(hot_lines(f.analysis, Native, "native time"));
+    v.advice
+        .extend(hot_lines(f.analysis, Native, "native time"));
     v.predicted_speedup = Some(Prediction {
         processes: Some(1.0),
         threads: saturated.then_some(1.0),
         free_threaded: Some(1.0),
-        assumptions: vec!["the native work already runs without the GIL on every core it can use".into()],
+        assumptions: vec![
+            "the native work already runs without the GIL on every core it can use".into(),
+        ],
     });
     v
 }
@@ -472,7 +504,8 @@ fn single_thread_cpu(f: &Facts, busy: &ThreadSummary) -> Verdict {
     );
     v.advice.push("Split the work into independent parts first; then run the parts in a process pool (threads would only take turns on the GIL)".into());
     if let Some(entry) = entry_point(a, busy) {
-        v.advice.push(format!("The busy thread runs {}", location(entry)));
+        v.advice
+            .push(format!("The busy thread runs {}", location(entry)));
     }
     v.advice.extend(hot_lines(a, Gil, "GIL-holding time"));
     let cores = f.cores as f64;
@@ -519,7 +552,8 @@ fn lock_contention(f: &Facts) -> Verdict {
     }
     let entries = entry_points(a, &waiters);
     if !entries.is_empty() {
-        v.advice.push(format!("Waiting threads run: {}", entries.join(", ")));
+        v.advice
+            .push(format!("Waiting threads run: {}", entries.join(", ")));
     }
     v.predicted_speedup = Some(Prediction {
         processes: Some(1.0),
@@ -541,7 +575,11 @@ fn io_bound(f: &Facts) -> Verdict {
                 pct(f.mean(&[Io, Sleep])),
                 pct(f.mean(&[GilWait]))
             ),
-            format!("the GIL was held {} of the time; {}", pct(f.gil_held), f.core_line()),
+            format!(
+                "the GIL was held {} of the time; {}",
+                pct(f.gil_held),
+                f.core_line()
+            ),
         ],
     );
     v.advice.push("Threads are the right tool here: the GIL is released while they wait. More threads give more concurrent waits".into());
@@ -559,13 +597,23 @@ fn io_bound(f: &Facts) -> Verdict {
 fn cpu_saturated(f: &Facts) -> Verdict {
     let mut v = base(
         VerdictKind::CpuSaturated,
-        format!("CPU saturated: the process keeps all {} cores busy", f.cores),
+        format!(
+            "CPU saturated: the process keeps all {} cores busy",
+            f.cores
+        ),
         vec![
             f.core_line(),
-            format!("the GIL was held {}; threads waited {} for it", pct(f.gil_held), pct(f.mean(&[GilWait]))),
+            format!(
+                "the GIL was held {}; threads waited {} for it",
+                pct(f.gil_held),
+                pct(f.mean(&[GilWait]))
+            ),
         ],
     );
-    v.advice.push("Nothing to gain from more workers: make the work itself cheaper, or run on more cores".into());
+    v.advice.push(
+        "Nothing to gain from more workers: make the work itself cheaper, or run on more cores"
+            .into(),
+    );
     v.predicted_speedup = Some(Prediction {
         processes: Some(1.0),
         threads: Some(1.0),
@@ -581,7 +629,9 @@ fn idle(f: &Facts) -> Verdict {
         "Idle: the program was mostly waiting, with no thread busy".into(),
         vec![f.core_line()],
     );
-    v.advice.push("Nothing to speed up in this window: sample while the program does its slow part".into());
+    v.advice.push(
+        "Nothing to speed up in this window: sample while the program does its slow part".into(),
+    );
     v
 }
 
@@ -665,7 +715,8 @@ fn parallel_fraction(windows: &[Window], cores: u32) -> f64 {
     let parallel: u64 = windows
         .iter()
         .filter(|w| {
-            let demand = w.counts[Gil.index()] + w.counts[GilWait.index()] + w.counts[Native.index()];
+            let demand =
+                w.counts[Gil.index()] + w.counts[GilWait.index()] + w.counts[Native.index()];
             w.ticks > 0 && demand as f64 / w.ticks as f64 >= 1.5
         })
         .map(|w| w.ticks)
@@ -692,7 +743,13 @@ fn window_kind(w: &Window) -> Option<VerdictKind> {
         (VerdictKind::LockContention, lock),
     ]
     .into_iter()
-    .fold((VerdictKind::Idle, 0.5), |best, cand| if cand.1 > best.1 { cand } else { best });
+    .fold((VerdictKind::Idle, 0.5), |best, cand| {
+        if cand.1 > best.1 {
+            cand
+        } else {
+            best
+        }
+    });
     let _ = value;
     Some(match best {
         VerdictKind::GilContention if per_tick(&[GilWait]) < 0.5 => VerdictKind::SingleThreadCpu,
@@ -749,7 +806,11 @@ fn phases(analysis: &Analysis) -> Vec<Phase> {
         .into_iter()
         .map(|(kind, start, end)| Phase {
             start_s: t(start) - origin,
-            end_s: (if end < analysis.windows.len() { t(end) } else { t(end - 1) + 1.0 }) - origin,
+            end_s: (if end < analysis.windows.len() {
+                t(end)
+            } else {
+                t(end - 1) + 1.0
+            }) - origin,
             kind,
             headline: phase_headline(kind).into(),
         })

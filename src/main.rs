@@ -1,7 +1,21 @@
 use clap::Parser;
 
 fn main() {
-    let cli = gilscope::cli::Cli::parse();
+    let cli = match gilscope::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        Err(e) => {
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("gilscope: error: {message} (hint: see `gilscope --help`, or `gilscope <COMMAND> --help`)");
+            std::process::exit(2);
+        }
+    };
     let code = match gilscope::app::run(cli) {
         Ok(code) => code,
         Err(e) => {

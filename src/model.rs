@@ -162,11 +162,25 @@ pub enum Record {
     Target(TargetInfo),
     /// Address ranges `[start, end)` of every interpreter's GIL struct; sent when they change.
     GilRanges(Vec<(u64, u64)>),
-    Frame { id: u32, frame: Frame },
-    Stack { id: u32, frames: Vec<u32> },
-    ThreadName { tid: u32, name: String },
+    Frame {
+        id: u32,
+        frame: Frame,
+    },
+    Stack {
+        id: u32,
+        frames: Vec<u32>,
+    },
+    ThreadName {
+        tid: u32,
+        name: String,
+    },
     Sample(Sample),
     /// Samples the sampler meant to take but could not in time.
-    Late { count: u32 },
-    End { ending: Ending, duration_s: f64 },
+    Late {
+        count: u32,
+    },
+    End {
+        ending: Ending,
+        duration_s: f64,
+    },
 }

@@ -105,7 +105,8 @@ impl RecordingReader<BufReader<File>> {
 impl<R: Read> RecordingReader<R> {
     pub fn new(mut input: R) -> Result<Self, RecordingError> {
         let mut header = [0u8; 12];
-        let n = read_up_to(&mut input, &mut header).map_err(|e| RecordingError::Io(e.to_string()))?;
+        let n =
+            read_up_to(&mut input, &mut header).map_err(|e| RecordingError::Io(e.to_string()))?;
         if n == 0 {
             return Err(RecordingError::Empty);
         }
@@ -146,7 +147,8 @@ impl<R: Read> RecordingReader<R> {
             self.truncated = true;
             return Ok(None);
         }
-        let record = postcard::from_bytes(&self.buf).map_err(|_| RecordingError::Corrupt(self.offset))?;
+        let record =
+            postcard::from_bytes(&self.buf).map_err(|_| RecordingError::Corrupt(self.offset))?;
         self.offset += 4 + len as u64;
         Ok(Some(record))
     }
@@ -240,10 +242,16 @@ mod tests {
     #[test]
     fn bad_files() {
         assert_eq!(read_all(b"").err(), Some(RecordingError::Empty));
-        assert_eq!(read_all(b"NOTGILSCOPE!").err(), Some(RecordingError::BadMagic));
+        assert_eq!(
+            read_all(b"NOTGILSCOPE!").err(),
+            Some(RecordingError::BadMagic)
+        );
         let mut newer = write(&records());
         newer[8] = 99;
-        assert_eq!(read_all(&newer).err(), Some(RecordingError::NewerFormat(99)));
+        assert_eq!(
+            read_all(&newer).err(),
+            Some(RecordingError::NewerFormat(99))
+        );
         let mut huge = write(&[]);
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(read_all(&huge).err(), Some(RecordingError::Corrupt(12)));

@@ -135,7 +135,11 @@ pub struct Hot {
 /// The hot functions of `state`, most frequent first.
 pub fn hot_functions(analysis: &Analysis, state: ThreadState, limit: usize) -> Vec<HotFunction> {
     let mut by_frame: std::collections::HashMap<u32, u64> = Default::default();
-    let total: u64 = analysis.threads.iter().map(|t| t.counts[state.index()]).sum();
+    let total: u64 = analysis
+        .threads
+        .iter()
+        .map(|t| t.counts[state.index()])
+        .sum();
     for thread in &analysis.threads {
         for (&(s, stack), &n) in &thread.stacks {
             if s != state {
@@ -191,7 +195,9 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
         schema: SCHEMA.into(),
         target: Target {
             pid: target.as_ref().map_or(0, |t| t.pid),
-            command: target.as_ref().map_or(String::new(), |t| t.command.join(" ")),
+            command: target
+                .as_ref()
+                .map_or(String::new(), |t| t.command.join(" ")),
             python: target.as_ref().map_or(String::new(), |t| t.python.clone()),
             gil: target.as_ref().map_or("enabled".into(), |t| t.gil.clone()),
             gil_wait_visible: target.as_ref().is_some_and(|t| t.gil_wait_visible),

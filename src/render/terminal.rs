@@ -99,6 +99,13 @@ fn truncate(text: &str, width: usize) -> String {
     }
 }
 
+/// The command with its program's directory dropped: `python3.12 app.py`.
+fn short_command(command: &str) -> String {
+    let (program, rest) = command.split_once(' ').unwrap_or((command, ""));
+    let program = program.rsplit('/').next().unwrap_or(program);
+    format!("{program} {rest}").trim_end().to_string()
+}
+
 fn hot_section(out: &mut impl Write, title: &str, hot: &[HotFunction]) -> io::Result<()> {
     if hot.is_empty() {
         return Ok(());
@@ -119,7 +126,7 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
         out,
         "{} {} · CPython {} · PID {} · {:.1} s · {} samples at {} Hz",
         style.paint("1", "gilscope"),
-        truncate(&t.command, 30).trim_end(),
+        truncate(&short_command(&t.command), 34).trim_end(),
         t.python,
         t.pid,
         report.duration_s,
@@ -214,8 +221,10 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
         } else {
             format!("{} {}", th.name, th.tid)
         };
-        let fractions: Vec<(ThreadState, f64)> =
-            ThreadState::ALL.iter().map(|&s| (s, th.states.get(s))).collect();
+        let fractions: Vec<(ThreadState, f64)> = ThreadState::ALL
+            .iter()
+            .map(|&s| (s, th.states.get(s)))
+            .collect();
         let s = &th.states;
         writeln!(
             out,
@@ -278,7 +287,10 @@ mod tests {
             style,
         );
         assert_eq!(b.chars().count(), 20);
-        assert_eq!(b.matches('G').count() + b.matches('w').count() + b.matches('i').count(), 20);
+        assert_eq!(
+            b.matches('G').count() + b.matches('w').count() + b.matches('i').count(),
+            20
+        );
         assert_eq!(bar(&[(ThreadState::Idle, 0.0)], 5, style), "     ");
     }
 }

@@ -142,7 +142,8 @@ impl GilLocator {
         if &raw[..8] != DEBUG_COOKIE {
             return Err(GilError::NoDebugOffsets);
         }
-        let word = |i: usize| u64::from_le_bytes(raw[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
+        let word =
+            |i: usize| u64::from_le_bytes(raw[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
         // Word 1 is the version, 2 free_threaded; runtime_state {size, finalizing,
         // interpreters_head} at 3..6; interpreter_state {size, id, next, threads_head, gc,
         // imports_modules, sysdict, builtins, ceval_gil, gil_runtime_state, enabled, locked,

@@ -37,7 +37,8 @@ impl ReadMemory for ProcessMemory {
         };
         // SAFETY: `local` describes `buf`, which we own mutably for the call; the remote
         // iovec is only read by the kernel on the other process's side.
-        let n = unsafe { libc::process_vm_readv(self.pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+        let n =
+            unsafe { libc::process_vm_readv(self.pid as libc::pid_t, &local, 1, &remote, 1, 0) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -76,7 +76,8 @@ impl Sampler {
             },
             ..py_spy::Config::default()
         };
-        let spy = PythonSpy::new(pid as py_spy::Pid, &config).map_err(|e| classify_spy_error(pid, e))?;
+        let spy =
+            PythonSpy::new(pid as py_spy::Pid, &config).map_err(|e| classify_spy_error(pid, e))?;
         let version = &spy.version;
         let version_text = format!("{}.{}.{}", version.major, version.minor, version.patch);
         if version.major != 3 || version.minor < 7 {
@@ -93,7 +94,9 @@ impl Sampler {
             Some(rt) => match GilLocator::new(&mem, rt, version.major, version.minor) {
                 Ok(loc) => Some(loc),
                 Err(e) => {
-                    notes.push(format!("the GIL could not be located ({e}): GIL waits are not visible"));
+                    notes.push(format!(
+                        "the GIL could not be located ({e}): GIL waits are not visible"
+                    ));
                     None
                 }
             },
@@ -103,8 +106,10 @@ impl Sampler {
             }
         };
         let pthread_tid = PthreadTidOffset::find(pid, &mem);
-        if matches!(gil.as_ref().map(|g| g.thread_id), Some(ThreadIdField::Pthread(_)))
-            && pthread_tid.is_none()
+        if matches!(
+            gil.as_ref().map(|g| g.thread_id),
+            Some(ThreadIdField::Pthread(_))
+        ) && pthread_tid.is_none()
         {
             notes.push("no glibc in the target: GIL holders cannot be mapped to OS threads on this version".into());
         }
@@ -113,7 +118,9 @@ impl Sampler {
             notes.push("free-threaded build: threads do not wait for a GIL while it is disabled; per-thread parking waits show as `lock`".into());
         }
         if !(8..=13).contains(&version.minor) {
-            notes.push(format!("CPython {version_text} is best-effort: tested versions are 3.8 to 3.13"));
+            notes.push(format!(
+                "CPython {version_text} is best-effort: tested versions are 3.8 to 3.13"
+            ));
         }
         let gil_wait_visible = gil.is_some() && !free_threaded;
         let info = TargetInfo {

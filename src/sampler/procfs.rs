@@ -180,7 +180,8 @@ mod tests {
 
     #[test]
     fn stat_with_hostile_comm() {
-        let line = b"1234 (evil) (S 1 2) R 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 5 0 777 0 0";
+        let line =
+            b"1234 (evil) (S 1 2) R 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 5 0 777 0 0";
         let stat = parse_stat(line).unwrap();
         assert_eq!(stat.state, b'R');
         assert_eq!(stat.cpu_ticks, 300);

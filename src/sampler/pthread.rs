@@ -28,10 +28,7 @@ impl PthreadTidOffset {
                     .is_some_and(|n| n.starts_with("libc.so") || n.starts_with("libc-"))
         })?;
         // Read the ELF through the target's root, so a container's libc is the one parsed.
-        let path = format!(
-            "/proc/{pid}/root{}",
-            libc.filename()?.to_string_lossy()
-        );
+        let path = format!("/proc/{pid}/root{}", libc.filename()?.to_string_lossy());
         let bytes = std::fs::read(path).ok()?;
         let symbol = Self::symbol_value(&bytes)?;
         let at = libc.start() as u64 + symbol;

@@ -1,0 +1,213 @@
+//! Bad input: each case is one line on stderr with a hint, exit status 2, and no file left.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::gilscope;
+
+fn one_line_error(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+    assert!(lines[0].starts_with("gilscope: error: "), "{stderr}");
+    assert!(lines[0].contains("(hint: "), "{stderr}");
+    assert!(lines[0].contains(needle), "expected {needle:?} in {stderr}");
+}
+
+fn attach(pid: &str) -> Output {
+    gilscope()
+        .args(["attach", "--duration", "1", pid])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn malformed_pids() {
+    one_line_error(&attach("0"), "invalid PID 0");
+    one_line_error(&attach("-5"), "invalid PID -5");
+    one_line_error(&attach("99999999999"), "invalid PID");
+    one_line_error(&attach("abc"), "invalid PID abc");
+    one_line_error(&attach("1"), "init process");
+}
+
+#[test]
+fn missing_process() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    one_line_error(
+        &attach(&pid.to_string()),
+        &format!("no process with PID {pid}"),
+    );
+}
+
+#[test]
+fn attaching_to_itself() {
+    // `exec` keeps the shell's PID, so gilscope receives its own PID.
+    let output = Command::new("sh")
+        .args([
+            "-c",
+            &format!("exec {} attach $$", env!("CARGO_BIN_EXE_gilscope")),
+        ])
+        .output()
+        .unwrap();
+    one_line_error(&output, "gilscope itself");
+}
+
+#[test]
+fn not_python() {
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let output = attach(&sleeper.id().to_string());
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    one_line_error(&output, "is not a Python process");
+}
+
+#[test]
+fn run_not_python_stops_the_child() {
+    let output = gilscope()
+        .args(["run", "--", "sleep", "30"])
+        .output()
+        .unwrap();
+    one_line_error(&output, "is not a Python process");
+}
+
+#[test]
+fn unsupported_python() {
+    for version in ["2.7", "3.6"] {
+        let Some(py) = common::python(version) else {
+            continue;
+        };
+        let output = gilscope()
+            .arg("run")
+            .arg("--")
+            .arg(&py)
+            .args(["-c", "import time; time.sleep(3)"])
+            .output()
+            .unwrap();
+        one_line_error(&output, &format!("Python {version}"));
+    }
+}
+
+#[test]
+fn command_not_found() {
+    let output = gilscope()
+        .args(["run", "--", "no-such-command-xyz"])
+        .output()
+        .unwrap();
+    one_line_error(&output, "command not found: no-such-command-xyz");
+}
+
+#[test]
+fn malformed_options() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--rate", "0", "--", "python3"], "--rate"),
+        (&["run", "--rate", "abc", "--", "python3"], "--rate"),
+        (&["run", "--rate", "1e9", "--", "python3"], "--rate"),
+        (&["run", "--duration", "-1", "--", "python3"], "--duration"),
+        (&["run", "--duration", "0", "--", "python3"], "--duration"),
+        (&["run", "--bogus", "--", "python3"], "--bogus"),
+        (&["run"], "required"),
+        (&["attach"], "required"),
+        (&["frobnicate"], "frobnicate"),
+        (&["report"], "required"),
+    ];
+    for (args, needle) in cases {
+        one_line_error(&gilscope().args(*args).output().unwrap(), needle);
+    }
+}
+
+#[test]
+fn unwritable_output_fails_before_sampling() {
+    let output = gilscope()
+        .args([
+            "run",
+            "--json",
+            "/nonexistent-dir/r.json",
+            "--",
+            "python3",
+            "-c",
+            "pass",
+        ])
+        .output()
+        .unwrap();
+    one_line_error(&output, "/nonexistent-dir/r.json");
+}
+
+#[test]
+fn target_exiting_before_first_sample_passes_status_through() {
+    let output = gilscope()
+        .args(["run", "--", "sh", "-c", "exit 7"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(7));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("exited before the first sample"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("exited with status 7"), "{stdout}");
+}
+
+#[test]
+fn bad_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.gilscope");
+    std::fs::write(&empty, b"").unwrap();
+    let report = |p: &std::path::Path| gilscope().arg("report").arg(p).output().unwrap();
+    one_line_error(&report(&empty), "the file is empty");
+    let garbage = dir.path().join("garbage.gilscope");
+    std::fs::write(&garbage, b"this is not a recording").unwrap();
+    one_line_error(&report(&garbage), "not a gilscope recording");
+    let newer = dir.path().join("newer.gilscope");
+    std::fs::write(&newer, b"GILSCOPE\x63\x00\x00\x00").unwrap();
+    one_line_error(&report(&newer), "newer gilscope");
+    let corrupt = dir.path().join("corrupt.gilscope");
+    std::fs::write(
+        &corrupt,
+        b"GILSCOPE\x01\x00\x00\x00\x03\x00\x00\x00\xff\xff\xff",
+    )
+    .unwrap();
+    one_line_error(&report(&corrupt), "corrupt record");
+    one_line_error(
+        &report(&dir.path().join("missing")),
+        "cannot read recording",
+    );
+}
+
+#[test]
+fn permission_denied_without_ptrace_rights() {
+    // Needs root to drop to another user; setpriv comes with util-linux.
+    let is_root = unsafe { libc_geteuid() } == 0;
+    if !is_root || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("*** SKIP: permission test needs root and setpriv ***");
+        return;
+    }
+    let Some(py) = common::python("3.11").or_else(|| common::python("3.12")) else {
+        return;
+    };
+    let mut target = Command::new(py)
+        .args(["-c", "import time; time.sleep(30)"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_gilscope"))
+        .args(["attach", "--duration", "1", &target.id().to_string()])
+        .output()
+        .unwrap();
+    target.kill().unwrap();
+    target.wait().unwrap();
+    one_line_error(&output, "permission denied");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("CAP_SYS_PTRACE"));
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

@@ -1,0 +1,156 @@
+//! Helpers for tests that run gilscope against real CPython interpreters.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+/// The versions gilscope must read, tested on every machine.
+pub const REQUIRED: [&str; 6] = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"];
+
+/// Live tests share two cores: one at a time, so they do not skew each other's fractions.
+pub static LIVE: Mutex<()> = Mutex::new(());
+
+pub fn gilscope() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gilscope"))
+}
+
+pub fn workload(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/workloads")
+        .join(name)
+}
+
+/// The interpreter for `version` ("3.12") under pyenv, or `None` with a loud message.
+pub fn python(version: &str) -> Option<PathBuf> {
+    let root = std::env::var("PYENV_ROOT").unwrap_or_else(|_| "/root/.pyenv".into());
+    let found = std::fs::read_dir(Path::new(&root).join("versions"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            name.strip_prefix(version)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|patch| patch.chars().all(|c| c.is_ascii_digit()))
+        })
+        .max_by_key(|name| name.rsplit('.').next().and_then(|p| p.parse::<u32>().ok()))
+        .map(|name| {
+            Path::new(&root)
+                .join("versions")
+                .join(name)
+                .join("bin/python")
+        });
+    if found.is_none() {
+        eprintln!(
+            "\n*** SKIP: CPython {version} not found under {root}/versions: not tested ***\n"
+        );
+    }
+    found
+}
+
+/// Runs `gilscope run --json FILE -q -- PYTHON WORKLOAD ARGS` and returns the report.
+pub fn run_report(python: &Path, workload_name: &str, args: &[&str]) -> (Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let output = gilscope()
+        .arg("run")
+        .arg("--json")
+        .arg(&json)
+        .arg("-q")
+        .arg("--")
+        .arg(python)
+        .arg(workload(workload_name))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|_| {
+        panic!(
+            "no report for {workload_name} on {}: {}",
+            python.display(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, serde_json::from_str(&text).unwrap())
+}
+
+pub fn state(thread: &Value, name: &str) -> f64 {
+    thread["states"][name].as_f64().unwrap()
+}
+
+pub fn share(thread: &Value, names: &[&str]) -> f64 {
+    names.iter().map(|n| state(thread, n)).sum()
+}
+
+/// Threads whose name starts with `prefix`.
+pub fn threads<'a>(report: &'a Value, prefix: &str) -> Vec<&'a Value> {
+    report["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"].as_str().unwrap_or("").starts_with(prefix))
+        .collect()
+}
+
+/// Runs `check` on the report of `workload_name` for every required version; a failed check
+/// is retried once (shared machines are noisy), never loosened.
+pub fn for_every_version(workload_name: &str, check: impl Fn(&Value) -> Result<(), String>) {
+    let _guard = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut failures = Vec::new();
+    for version in REQUIRED {
+        let Some(py) = python(version) else { continue };
+        let mut last = String::new();
+        let passed = (0..2).any(|attempt| {
+            let (output, report) = run_report(&py, workload_name, &[]);
+            let result = check(&report).and_then(|_| {
+                output
+                    .status
+                    .success()
+                    .then_some(())
+                    .ok_or_else(|| format!("exit status {:?}", output.status))
+            });
+            match result {
+                Ok(()) => true,
+                Err(e) => {
+                    last = format!("{e}\n{}", summary(&report));
+                    eprintln!(
+                        "{workload_name} on {version}, attempt {}: {last}",
+                        attempt + 1
+                    );
+                    false
+                }
+            }
+        });
+        if !passed {
+            failures.push(format!("CPython {version}: {last}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{workload_name}:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// A compact view of a report for failure messages.
+pub fn summary(report: &Value) -> String {
+    let mut out = format!(
+        "verdict={} gil_held={} cores={}\n",
+        report["verdict"]["kind"],
+        report["process"]["gil_held"],
+        report["process"]["cpu_cores_used"]
+    );
+    for t in report["threads"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  {} {}\n", t["name"], t["states"]));
+    }
+    out
+}
+
+pub fn ensure(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}

@@ -1,0 +1,43 @@
+//! `gilscope record` then `gilscope report` reproduces the live report exactly.
+
+mod common;
+
+#[test]
+fn replay_reproduces_the_live_report() {
+    let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let py = common::python("3.12")
+        .or_else(|| common::python("3.11"))
+        .expect("a CPython");
+    let dir = tempfile::tempdir().unwrap();
+    let recording = dir.path().join("run.gilscope");
+    let live = dir.path().join("live.json");
+    let replayed = dir.path().join("replayed.json");
+    let status = common::gilscope()
+        .arg("record")
+        .arg("-o")
+        .arg(&recording)
+        .arg("--json")
+        .arg(&live)
+        .arg("-q")
+        .arg("--")
+        .arg(&py)
+        .arg(common::workload("mixed_cpu_native.py"))
+        .arg("1.5")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = common::gilscope()
+        .arg("report")
+        .arg(&recording)
+        .arg("--json")
+        .arg(&replayed)
+        .arg("-q")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let live: serde_json::Value = serde_json::from_slice(&std::fs::read(&live).unwrap()).unwrap();
+    let replayed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&replayed).unwrap()).unwrap();
+    assert!(live["samples"].as_u64().unwrap() > 50);
+    assert_eq!(live, replayed);
+}
