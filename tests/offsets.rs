@@ -50,8 +50,9 @@ fn gil_offsets_match_every_installed_interpreter() {
         let locator = GilLocator::new(&mem, runtime, major, minor).unwrap();
         let gil = locator.main_gil(&mem).unwrap();
         let interval = mem.read_u64(gil).unwrap();
-        // The spinning main thread holds the GIL nearly always; retry a few reads.
+        // The main thread released the GIL to print; once it spins, it holds it.
         let holder_tid = (0..50).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
             let raw = locator.read(&mem, gil).ok()?;
             if !raw.locked {
                 return None;

@@ -199,11 +199,22 @@ mod tests {
     #[test]
     fn reads_own_thread() {
         let pid = std::process::id();
-        let files = ThreadFiles::open(pid, pid).unwrap();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        let files = ThreadFiles::open(pid, tid).unwrap();
+        // The kernel accounts run time at ticks and switches: run for a few ticks first.
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(30) {
+            std::hint::black_box(0u64);
+        }
         let mut buf = [0u8; 512];
         let state = files.read(&mut buf);
-        // We are running while we read ourselves.
-        assert_eq!(state.syscall, Some(Syscall::Running));
+        // A thread reading its own syscall file is inside that very pread.
+        assert!(
+            matches!(state.syscall, Some(Syscall::Blocked { nr, .. }) if nr == libc::SYS_pread64),
+            "{:?}",
+            state.syscall
+        );
         assert_eq!(state.run_state, Some(b'R'));
         assert!(state.cpu_ns.unwrap() > 0);
     }
