@@ -15,8 +15,9 @@ pub const MIN_DURATION_S: f64 = 0.5;
 /// A thread takes part when it spent at least this share of its samples doing something other
 /// than waiting on the program's own locks or idling (so a main thread in `join` does not).
 pub const PARTICIPATION_MIN: f64 = 0.05;
-/// A thread "runs Python" when it held or wanted the GIL this much of its time.
-pub const PYTHON_THREAD_MIN: f64 = 0.3;
+/// A thread's own work is of a kind (Python, I/O) when this share of its time outside GIL
+/// waits is of that kind: an I/O thread slowed by GIL waits is still an I/O thread.
+pub const OWN_WORK_MIN: f64 = 0.5;
 /// GIL contention: the GIL held at least this much, and Python threads waiting this much.
 pub const CONTENTION_GIL_HELD_MIN: f64 = 0.5;
 pub const CONTENTION_WAIT_MIN: f64 = 0.2;
@@ -146,11 +147,12 @@ impl<'a> Facts<'a> {
             .count()
     }
 
-    fn python_threads(&self) -> Vec<&'a ThreadSummary> {
+    /// Threads whose own work (their time with the GIL wait taken out) is mostly in `states`.
+    fn doing(&self, states: &[ThreadState]) -> Vec<&'a ThreadSummary> {
         self.workers
             .iter()
             .copied()
-            .filter(|t| t.share(&[Gil, GilWait]) >= PYTHON_THREAD_MIN)
+            .filter(|t| own_share(t, states) >= OWN_WORK_MIN)
             .collect()
     }
 
@@ -169,8 +171,21 @@ pub fn diagnose(analysis: &Analysis) -> Verdict {
         return not_enough_evidence(analysis);
     }
     let facts = Facts::new(analysis);
+    let phases = phases(analysis);
     let mut verdict = decide(&facts);
-    verdict.phases = phases(analysis);
+    // Phases that did not overlap are not a mix: judge the run by its CPU-bound phase.
+    let cpu_phase = phases.iter().find(|p| p.kind == VerdictKind::GilContention);
+    if let (VerdictKind::Mixed, Some(phase)) = (verdict.kind, cpu_phase) {
+        let python = facts.doing(&[Gil]);
+        if python.len() >= 2 {
+            verdict = gil_contention(&facts, &python);
+            verdict.headline = format!(
+                "From {:.0} s to {:.0} s: {}",
+                phase.start_s, phase.end_s, verdict.headline
+            );
+        }
+    }
+    verdict.phases = phases;
     verdict
 }
 
@@ -211,15 +226,17 @@ fn decide(f: &Facts) -> Verdict {
     if f.workers.is_empty() {
         return idle(f);
     }
-    let python = f.python_threads();
-    let io_threads = f.count(&[Io, Sleep], BUSY_MIN);
-    let contended = python.len() >= 2
+    let python = f.doing(&[Gil]);
+    let io_threads = f.doing(&[Io, Sleep]);
+    let waiting: Vec<_> = python.iter().chain(&io_threads).copied().collect();
+    let contended = !python.is_empty()
+        && python.len() + io_threads.len() >= 2
         && f.gil_held >= CONTENTION_GIL_HELD_MIN
-        && mean_of(&python, &[GilWait]) >= CONTENTION_WAIT_MIN;
-    if contended && io_threads >= 1 {
-        return mixed(f, &python);
+        && mean_of(&waiting, &[GilWait]) >= CONTENTION_WAIT_MIN;
+    if contended && !io_threads.is_empty() {
+        return mixed(f, &python, &io_threads);
     }
-    if contended {
+    if contended && python.len() >= 2 {
         return gil_contention(f, &python);
     }
     let native_threads = f.count(&[Native], NATIVE_THREAD_MIN);
@@ -247,7 +264,16 @@ fn decide(f: &Facts) -> Verdict {
     if f.cores_used() < IDLE_CORES_MAX {
         return idle(f);
     }
-    mixed(f, &python)
+    mixed(f, &python, &io_threads)
+}
+
+fn own_share(t: &ThreadSummary, states: &[ThreadState]) -> f64 {
+    let outside_wait = 1.0 - t.fraction(GilWait);
+    if outside_wait <= 0.0 {
+        0.0
+    } else {
+        t.share(states) / outside_wait
+    }
 }
 
 fn mean_of(threads: &[&ThreadSummary], states: &[ThreadState]) -> f64 {
@@ -407,20 +433,20 @@ fn gil_contention(f: &Facts, python: &[&ThreadSummary]) -> Verdict {
     v
 }
 
-fn mixed(f: &Facts, python: &[&ThreadSummary]) -> Verdict {
+fn mixed(f: &Facts, python: &[&ThreadSummary], io_threads: &[&ThreadSummary]) -> Verdict {
     let a = f.analysis;
-    let io = f.count(&[Io, Sleep], BUSY_MIN);
     let mut v = base(
         VerdictKind::Mixed,
         format!(
-            "Mixed: {} threads wait on I/O while {} run Python and contend for the GIL",
-            io,
+            "Mixed: {} threads wait on I/O while {} run Python and hold the GIL",
+            io_threads.len(),
             python.len()
         ),
         vec![
             format!(
-                "{} threads mostly in I/O or sleep; {} threads ran Python, waiting {} of their time for the GIL",
-                io,
+                "{} threads do I/O or sleep, yet wait {} of their time for the GIL; {} threads ran Python, waiting {} for it",
+                io_threads.len(),
+                pct(mean_of(io_threads, &[GilWait])),
                 python.len(),
                 pct(mean_of(python, &[GilWait]))
             ),
@@ -810,7 +836,8 @@ fn phases(analysis: &Analysis) -> Vec<Phase> {
                 t(end)
             } else {
                 t(end - 1) + 1.0
-            }) - origin,
+            } - origin)
+                .min(analysis.duration_s),
             kind,
             headline: phase_headline(kind).into(),
         })

@@ -1,0 +1,126 @@
+//! Each verdict rule on a recorded run (CPython 3.12, 2 cores), replayed with no live process.
+//! The recordings were made with `gilscope record -o tests/recordings/NAME.gilscope --
+//! python3.12 tests/workloads/NAME.py 1.5`.
+
+use std::path::{Path, PathBuf};
+
+use gilscope::analysis::Aggregator;
+use gilscope::diagnosis::{diagnose, Verdict, VerdictKind};
+use gilscope::recording::RecordingReader;
+
+fn recording(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/recordings")
+        .join(format!("{name}.gilscope"))
+}
+
+fn verdict(name: &str) -> Verdict {
+    diagnose(&gilscope::app::replay(&recording(name)).unwrap())
+}
+
+#[test]
+fn gil_contention_names_the_function_and_predicts() {
+    let v = verdict("cpu_threads");
+    assert_eq!(v.kind, VerdictKind::GilContention);
+    assert!(
+        v.evidence[0].starts_with("4 threads ran Python"),
+        "{:?}",
+        v.evidence
+    );
+    let advice = v.advice.join("\n");
+    assert!(advice.contains("cpu_threads.py:"), "{advice}");
+    assert!(advice.contains("multiprocessing.Pool"), "{advice}");
+    assert!(advice.contains("__main__"), "{advice}");
+    let p = v.predicted_speedup.unwrap();
+    let processes = p.processes.unwrap();
+    assert!((1.4..=2.0).contains(&processes), "{processes}");
+    assert_eq!(p.threads, Some(1.0));
+    assert!(p.assumptions.iter().any(|a| a.contains("estimate")));
+}
+
+#[test]
+fn io_bound() {
+    let v = verdict("io_threads");
+    assert_eq!(v.kind, VerdictKind::IoBound);
+    assert!(v.advice.join(" ").contains("asyncio"));
+}
+
+#[test]
+fn native_threads_already_work() {
+    let v = verdict("native_threads");
+    assert!(matches!(
+        v.kind,
+        VerdictKind::NativeParallel | VerdictKind::CpuSaturated
+    ));
+    assert!(v.headline.contains("Threads already work"));
+}
+
+#[test]
+fn single_thread_cpu() {
+    let v = verdict("one_busy");
+    assert_eq!(v.kind, VerdictKind::SingleThreadCpu);
+    assert!(v.advice[0].starts_with("Split the work"));
+    assert!(v.advice.join(" ").contains("one_busy.py:"));
+}
+
+#[test]
+fn lock_contention_names_where_they_wait() {
+    let v = verdict("lock_sleep");
+    assert_eq!(v.kind, VerdictKind::LockContention);
+    let advice = v.advice.join("\n");
+    assert!(advice.contains("Where the threads wait"), "{advice}");
+    assert!(advice.contains("lock_sleep.py:"), "{advice}");
+}
+
+#[test]
+fn python_and_native_threads_contend() {
+    assert_eq!(verdict("mixed_cpu_native").kind, VerdictKind::GilContention);
+}
+
+#[test]
+fn io_threads_beside_cpu_threads_are_mixed() {
+    let v = verdict("io_and_cpu");
+    assert_eq!(v.kind, VerdictKind::Mixed);
+    assert!(v.advice[0].contains("ProcessPoolExecutor"));
+}
+
+#[test]
+fn phases_are_reported_separately() {
+    let v = verdict("phases");
+    assert_eq!(v.kind, VerdictKind::GilContention, "{}", v.headline);
+    let kinds: Vec<_> = v.phases.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds, [VerdictKind::IoBound, VerdictKind::GilContention]);
+    assert!((v.phases[0].end_s - 3.0).abs() <= 1.0, "{:?}", v.phases);
+}
+
+#[test]
+fn too_few_samples_is_not_enough_evidence() {
+    let mut reader = RecordingReader::open(&recording("cpu_threads")).unwrap();
+    let mut aggregator = Aggregator::new();
+    let mut samples = 0;
+    while let Some(record) = reader.next_record().unwrap() {
+        if matches!(record, gilscope::model::Record::Sample(_)) {
+            samples += 1;
+            if samples > 20 {
+                break;
+            }
+        }
+        aggregator.push(&record);
+    }
+    let v = diagnose(&aggregator.finish());
+    assert_eq!(v.kind, VerdictKind::Idle);
+    assert!(
+        v.headline.starts_with("Not enough evidence: 20 samples"),
+        "{}",
+        v.headline
+    );
+    assert_eq!(v.confidence, "low");
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let a = gilscope::app::replay(&recording("mixed_cpu_native")).unwrap();
+    let b = gilscope::app::replay(&recording("mixed_cpu_native")).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(diagnose(&a), diagnose(&b));
+}
