@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 3_000_000
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
 
 
 def work(n):

@@ -349,6 +349,7 @@ fn uses_executor(analysis: &Analysis, threads: &[&ThreadSummary]) -> bool {
 fn hot_lines(analysis: &Analysis, state: ThreadState, what: &str) -> Vec<String> {
     hot_functions(analysis, state, 3)
         .into_iter()
+        .filter(|h| h.fraction >= 0.005)
         .map(|h| {
             format!(
                 "{} {}:{} `{}` ({} of {what})",
@@ -455,7 +456,7 @@ fn mixed(f: &Facts, python: &[&ThreadSummary], io_threads: &[&ThreadSummary]) ->
     );
     v.advice.push("Keep the I/O in threads (or asyncio), and send the CPU-bound Python work to a process pool: chain a ThreadPoolExecutor that fetches into a ProcessPoolExecutor that computes".into());
     v.advice.extend(hot_lines(a, Gil, "GIL-holding time"));
-    v.snippet = Some("import asyncio\nfrom concurrent.futures import ProcessPoolExecutor\n\nasync def handle(item, pool):\n    data = await fetch(item)                      # I/O stays in the event loop / threads\n    loop = asyncio.get_running_loop()\n    return await loop.run_in_executor(pool, compute, data)  # CPU goes to a process".into());
+    v.snippet = Some("import asyncio\nfrom concurrent.futures import ProcessPoolExecutor\n\nasync def handle(item, pool):\n    data = await fetch(item)  # I/O stays in threads or the loop\n    loop = asyncio.get_running_loop()\n    # the CPU-bound part goes to a process\n    return await loop.run_in_executor(pool, compute, data)".into());
     if !python.is_empty() {
         v.predicted_speedup = Some(predict(f, python));
     }

@@ -44,6 +44,8 @@ pub fn glyph(state: ThreadState) -> (char, &'static str) {
 }
 
 const BAR_WIDTH: usize = 20;
+/// Prose is wrapped to this width.
+const TEXT_WIDTH: usize = 80;
 const MAX_THREAD_ROWS: usize = 24;
 
 /// Draws a bar of `width` cells split by `fractions` (largest-remainder rounding).
@@ -76,6 +78,26 @@ fn bar(fractions: &[(ThreadState, f64)], width: usize, style: Style) -> String {
     }
     out.push_str(&" ".repeat(width.saturating_sub(drawn)));
     out
+}
+
+/// Writes `text` word-wrapped at [`TEXT_WIDTH`], the first line after `first`, the others
+/// after `rest` (both indents).
+fn wrapped(out: &mut impl Write, first: &str, rest: &str, text: &str) -> io::Result<()> {
+    let mut line = String::from(first);
+    let mut empty = true;
+    for word in text.split(' ') {
+        if !empty && line.chars().count() + 1 + word.chars().count() > TEXT_WIDTH {
+            writeln!(out, "{line}")?;
+            line = String::from(rest);
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    writeln!(out, "{line}")
 }
 
 fn pct(x: f64) -> String {
@@ -111,7 +133,7 @@ fn hot_section(out: &mut impl Write, title: &str, hot: &[HotFunction]) -> io::Re
         return Ok(());
     }
     writeln!(out, "{title}")?;
-    for h in hot.iter().take(5) {
+    for h in hot.iter().filter(|h| h.fraction >= 0.005).take(5) {
         let file = h.file.rsplit('/').next().unwrap_or(&h.file);
         let place = truncate(&format!("{} ({file}:{})", h.function, h.line), 66);
         writeln!(out, "  {place} {:>5}", pct(h.fraction))?;
@@ -124,14 +146,16 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
     let t = &report.target;
     writeln!(
         out,
-        "{} {} · CPython {} · PID {} · {:.1} s · {} samples at {} Hz",
+        "{} {} · CPython {} · PID {}",
         style.paint("1", "gilscope"),
-        truncate(&short_command(&t.command), 34).trim_end(),
+        truncate(&short_command(&t.command), 40).trim_end(),
         t.python,
         t.pid,
-        report.duration_s,
-        report.samples,
-        report.rate_hz
+    )?;
+    writeln!(
+        out,
+        "  {:.1} s · {} samples at {} Hz",
+        report.duration_s, report.samples, report.rate_hz
     )?;
     if let Some(ending) = &report.ending {
         writeln!(out, "  ended: {ending}")?;
@@ -142,9 +166,15 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
     writeln!(out)?;
 
     if let Some(v) = &report.verdict {
-        writeln!(out, "{}", style.paint("1", &v.headline))?;
+        let mut headline = Vec::new();
+        wrapped(&mut headline, "", "  ", &v.headline)?;
+        write!(
+            out,
+            "{}",
+            style.paint("1", &String::from_utf8_lossy(&headline))
+        )?;
         for line in &v.evidence {
-            writeln!(out, "  {line}")?;
+            wrapped(out, "  ", "    ", line)?;
         }
         for phase in &v.phases {
             writeln!(
@@ -160,8 +190,12 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
             writeln!(out)?;
             writeln!(out, "{}", style.paint("1", "What to do"))?;
             for line in &v.advice {
-                let indent = if line.starts_with("- ") { "    " } else { "  " };
-                writeln!(out, "{indent}{line}")?;
+                let (first, rest) = if line.starts_with("- ") {
+                    ("    ", "      ")
+                } else {
+                    ("  ", "    ")
+                };
+                wrapped(out, first, rest, line)?;
             }
         }
         if let Some(snippet) = &v.snippet {
@@ -184,7 +218,7 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
                 writeln!(out)?;
                 writeln!(out, "Predicted speedup: {}", parts.join(" · "))?;
                 for a in &p.assumptions {
-                    writeln!(out, "  assuming {a}")?;
+                    wrapped(out, "  assuming", "    ", a)?;
                 }
             }
         }
@@ -205,9 +239,16 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
 
     writeln!(
         out,
-        "  {:<18} {:<w$}   GIL WAIT NATIV  I/O SLEEP LOCK  CPU s",
+        "  {:<18} {:<w$} {:>5}{:>5}{:>5}{:>5}{:>5}{:>5} {:>6}",
         "THREAD",
         "",
+        "GIL",
+        "WAIT",
+        "NATIV",
+        "I/O",
+        "SLEEP",
+        "LOCK",
+        "CPU s",
         w = BAR_WIDTH
     )?;
     let mut threads: Vec<_> = report.threads.iter().collect();
