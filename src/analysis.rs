@@ -3,12 +3,34 @@
 
 use std::collections::HashMap;
 
-use crate::classify::{classify, Observation};
+use crate::classify::{classify, is_transit_candidate, resolve_transit, Observation};
 use crate::model::{Ending, Frame, Record, Sample, TargetInfo, ThreadState};
 use crate::sampler::RecordSink;
 
 /// Length of a timeline window, for phases and pictures.
 pub const WINDOW_NS: u64 = 1_000_000_000;
+/// The timeline keeps at most this many segments (state runs) over all threads; past it the
+/// pictures stop and say so, while the totals go on.
+pub const MAX_TIMELINE_SEGMENTS: usize = 2_000_000;
+
+/// A run of consecutive samples of one thread in one state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub state: ThreadState,
+    /// The stack of the run's first sample.
+    pub stack: Option<u32>,
+}
+
+/// A run of samples with the same GIL holder (`None`: free, or held by an unknown thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GilSegment {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub locked: bool,
+    pub holder: Option<u32>,
+}
 
 /// One thread's totals over the run.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +46,8 @@ pub struct ThreadSummary {
     pub stacks: HashMap<(ThreadState, u32), u64>,
     pub first_t_ns: u64,
     pub last_t_ns: u64,
+    /// The thread's states over time.
+    pub timeline: Vec<Segment>,
 }
 
 impl ThreadSummary {
@@ -51,6 +75,8 @@ pub struct Window {
     pub gil_locked: u64,
     pub gil_readings: u64,
     pub cpu_ns: u64,
+    /// GIL hand-offs counted in this window.
+    pub switches: u64,
 }
 
 /// Everything the diagnosis and the renderers need.
@@ -69,6 +95,9 @@ pub struct Analysis {
     pub gil_switches_per_s: Option<f64>,
     pub cpu_cores_used: f64,
     pub windows: Vec<Window>,
+    pub gil_timeline: Vec<GilSegment>,
+    /// True when [`MAX_TIMELINE_SEGMENTS`] cut the timelines short.
+    pub timeline_truncated: bool,
 }
 
 impl Analysis {
@@ -96,6 +125,68 @@ struct ThreadAcc {
     summary: ThreadSummary,
     last_cpu_ns: Option<u64>,
     previous: Option<ThreadState>,
+    /// A sample whose state waits for the next one (see [`is_transit_candidate`]).
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    stack: Option<u32>,
+    window: usize,
+    t_ns: u64,
+}
+
+/// Where a counted sample goes besides the thread's own totals.
+struct Totals<'a> {
+    windows: &'a mut [Window],
+    segments: &'a mut usize,
+}
+
+impl ThreadAcc {
+    fn count(&mut self, totals: &mut Totals, at: Pending, state: ThreadState) {
+        let s = &mut self.summary;
+        s.samples += 1;
+        s.counts[state.index()] += 1;
+        if let Some(stack) = at.stack {
+            *s.stacks.entry((state, stack)).or_insert(0) += 1;
+        }
+        if let Some(w) = totals.windows.get_mut(at.window) {
+            w.counts[state.index()] += 1;
+        }
+        match s.timeline.last_mut() {
+            Some(last) if last.state == state => last.end_ns = at.t_ns,
+            last => {
+                if let Some(last) = last {
+                    last.end_ns = at.t_ns;
+                }
+                if *totals.segments < MAX_TIMELINE_SEGMENTS {
+                    *totals.segments += 1;
+                    s.timeline.push(Segment {
+                        start_ns: at.t_ns,
+                        end_ns: at.t_ns,
+                        state,
+                        stack: at.stack,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Settles a pending sample now that the next state is known (`None`: the thread ended).
+    fn settle(&mut self, totals: &mut Totals, next: Option<ThreadState>) {
+        if let Some(p) = self.pending.take() {
+            self.count(totals, p, resolve_transit(next));
+        }
+    }
+
+    /// Closes the thread: a pending sample is settled, and its last run gets one interval.
+    fn close(mut self, totals: &mut Totals, interval_ns: u64) -> ThreadSummary {
+        self.settle(totals, None);
+        if let Some(last) = self.summary.timeline.last_mut() {
+            last.end_ns += interval_ns;
+        }
+        self.summary
+    }
 }
 
 /// Folds records into an [`Analysis`].
@@ -120,6 +211,9 @@ pub struct Aggregator {
     process_cpu: Option<((u64, u64), (u64, u64))>,
     thread_cpu_ns: u64,
     windows: Vec<Window>,
+    gil_timeline: Vec<GilSegment>,
+    last_switch_number: Option<u64>,
+    segments: usize,
     ending: Option<(Ending, f64)>,
 }
 
@@ -179,6 +273,28 @@ impl Aggregator {
             if let Some(n) = gil.switch_number {
                 let first = self.switches.map_or((t, n), |(first, _)| first);
                 self.switches = Some((first, (t, n)));
+                if let Some(last) = self.last_switch_number {
+                    window.switches += n.saturating_sub(last);
+                }
+                self.last_switch_number = Some(n);
+            }
+            let holder = if gil.locked { gil.holder_tid } else { None };
+            match self.gil_timeline.last_mut() {
+                Some(last) if last.locked == gil.locked && last.holder == holder => last.end_ns = t,
+                last => {
+                    if let Some(last) = last {
+                        last.end_ns = t;
+                    }
+                    if self.segments < MAX_TIMELINE_SEGMENTS {
+                        self.segments += 1;
+                        self.gil_timeline.push(GilSegment {
+                            start_ns: t,
+                            end_ns: t,
+                            locked: gil.locked,
+                            holder,
+                        });
+                    }
+                }
             }
         }
         if let Some(cpu) = sample.process_cpu_ns {
@@ -202,9 +318,11 @@ impl Aggregator {
                     stacks: HashMap::new(),
                     first_t_ns: t,
                     last_t_ns: t,
+                    timeline: Vec::new(),
                 },
                 last_cpu_ns: None,
                 previous: None,
+                pending: None,
             });
             let dt = t.saturating_sub(acc.summary.last_t_ns);
             let cpu_delta = match (acc.last_cpu_ns, ts.cpu_ns) {
@@ -212,42 +330,76 @@ impl Aggregator {
                 _ => None,
             };
             let cpu_share = cpu_delta.filter(|_| dt > 0).map(|d| d as f64 / dt as f64);
-            let state = classify(&Observation {
+            let obs = Observation {
                 syscall: ts.syscall,
                 cpu_share,
                 holds_gil: holder == Some(ts.tid),
                 gil_ranges: &self.gil_ranges,
                 previous: acc.previous,
                 arch,
-            });
+            };
+            let state = classify(&obs);
+            let mut totals = Totals {
+                windows: &mut self.windows,
+                segments: &mut self.segments,
+            };
+            acc.settle(&mut totals, Some(state));
+            let at = Pending {
+                stack: ts.stack,
+                window: window_index,
+                t_ns: t,
+            };
+            if is_transit_candidate(&obs, state) {
+                acc.pending = Some(at);
+            } else {
+                acc.count(&mut totals, at, state);
+            }
             let s = &mut acc.summary;
             s.python |= ts.python;
-            s.samples += 1;
-            s.counts[state.index()] += 1;
             s.last_t_ns = t;
             if let Some(d) = cpu_delta {
                 s.cpu_s += d as f64 / 1e9;
                 self.thread_cpu_ns += d;
-                window.cpu_ns += d;
+                self.windows[window_index].cpu_ns += d;
             }
-            if let Some(stack) = ts.stack {
-                *s.stacks.entry((state, stack)).or_insert(0) += 1;
-            }
-            window.counts[state.index()] += 1;
             if ts.cpu_ns.is_some() {
                 acc.last_cpu_ns = ts.cpu_ns;
             }
             acc.previous = Some(state);
             self.live.insert(ts.tid, acc);
         }
-        self.finished
-            .extend(previous_live.into_values().map(|acc| acc.summary));
+        let interval_ns = self.interval_ns();
+        let mut totals = Totals {
+            windows: &mut self.windows,
+            segments: &mut self.segments,
+        };
+        for acc in previous_live.into_values() {
+            self.finished.push(acc.close(&mut totals, interval_ns));
+        }
         self.last_t_ns = Some(t);
     }
 
+    /// The sampling interval, to give the last sample of a run its width.
+    fn interval_ns(&self) -> u64 {
+        self.target
+            .as_ref()
+            .filter(|t| t.rate_hz > 0.0)
+            .map_or(10_000_000, |t| (1e9 / t.rate_hz) as u64)
+    }
+
     pub fn finish(mut self) -> Analysis {
+        let interval_ns = self.interval_ns();
+        let mut totals = Totals {
+            windows: &mut self.windows,
+            segments: &mut self.segments,
+        };
         let mut threads = self.finished;
-        threads.extend(self.live.into_values().map(|acc| acc.summary));
+        for acc in self.live.into_values() {
+            threads.push(acc.close(&mut totals, interval_ns));
+        }
+        if let Some(last) = self.gil_timeline.last_mut() {
+            last.end_ns += interval_ns;
+        }
         threads.sort_by_key(|t| (t.first_t_ns, t.tid));
         let span_ns = match (self.first_t_ns, self.last_t_ns) {
             (Some(a), Some(b)) => b - a,
@@ -283,6 +435,8 @@ impl Aggregator {
             gil_switches_per_s: self.switches.and_then(per_second),
             cpu_cores_used,
             windows: self.windows,
+            gil_timeline: self.gil_timeline,
+            timeline_truncated: self.segments >= MAX_TIMELINE_SEGMENTS,
         }
     }
 }

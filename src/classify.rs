@@ -109,6 +109,23 @@ pub fn classify(obs: &Observation) -> ThreadState {
     }
 }
 
+/// A runnable thread that used CPU but is not the holder, right after holding the GIL: either
+/// back in native code, or in hand-off transit (it just dropped the GIL and will wait to take
+/// it again); the CPU it used may have been spent holding the GIL. The next sample tells:
+/// [`resolve_transit`]. (After a GIL *wait*, CPU use means it took the GIL and went on to
+/// native work: that case needs no lookahead.)
+pub fn is_transit_candidate(obs: &Observation, state: ThreadState) -> bool {
+    state == ThreadState::Native && obs.previous == Some(ThreadState::Gil)
+}
+
+/// The state of a transit candidate, given the state of the thread's next sample.
+pub fn resolve_transit(next: Option<ThreadState>) -> ThreadState {
+    match next {
+        Some(ThreadState::Gil | ThreadState::GilWait) => ThreadState::GilWait,
+        _ => ThreadState::Native,
+    }
+}
+
 fn in_ranges(ranges: &[(u64, u64)], addr: u64) -> bool {
     ranges
         .iter()
@@ -210,6 +227,36 @@ mod tests {
             ..obs(Syscall::Running)
         };
         assert_eq!(classify(&starved), ThreadState::Native);
+    }
+
+    #[test]
+    fn transit_is_decided_by_the_next_sample() {
+        let after_gil = Observation {
+            cpu_share: Some(0.6),
+            previous: Some(ThreadState::Gil),
+            ..obs(Syscall::Running)
+        };
+        assert!(is_transit_candidate(&after_gil, classify(&after_gil)));
+        for previous in [ThreadState::Native, ThreadState::GilWait] {
+            let other = Observation {
+                previous: Some(previous),
+                ..after_gil
+            };
+            assert!(!is_transit_candidate(&other, classify(&other)));
+        }
+        assert_eq!(
+            resolve_transit(Some(ThreadState::GilWait)),
+            ThreadState::GilWait
+        );
+        assert_eq!(
+            resolve_transit(Some(ThreadState::Gil)),
+            ThreadState::GilWait
+        );
+        assert_eq!(
+            resolve_transit(Some(ThreadState::Native)),
+            ThreadState::Native
+        );
+        assert_eq!(resolve_transit(None), ThreadState::Native);
     }
 
     #[test]
