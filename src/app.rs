@@ -248,8 +248,7 @@ fn profile(
 
 /// Fails before sampling when an output cannot be written, so no run is wasted.
 fn check_output_paths(output: &OutputArgs, recording: Option<&Path>) -> Result<(), Error> {
-    let json = output.json.as_deref().filter(|j| *j != "-").map(Path::new);
-    for path in json.into_iter().chain(recording) {
+    for path in output.files().iter().map(PathBuf::as_path).chain(recording) {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -267,7 +266,21 @@ fn check_output_paths(output: &OutputArgs, recording: Option<&Path>) -> Result<(
     Ok(())
 }
 
-/// Diagnoses and renders an analysis to the outputs asked for.
+/// Renders into memory, then writes the file atomically.
+fn write_output(
+    path: &Path,
+    render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    let mut bytes = Vec::new();
+    render(&mut bytes).map_err(|source| Error::Output {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    crate::output::write_atomic(path, &bytes)
+}
+
+/// Diagnoses and renders an analysis to the outputs asked for. Every file is attempted; the
+/// first failure is returned after the others are written.
 fn emit(analysis: &Analysis, output: &OutputArgs) -> Result<(), Error> {
     let verdict = diagnosis::diagnose(analysis);
     let report = report::build(analysis, Some(verdict));
@@ -281,24 +294,41 @@ fn emit(analysis: &Analysis, output: &OutputArgs) -> Result<(), Error> {
             print_terminal(&report, stdout.is_terminal(), &mut stdout.lock());
         }
     }
-    match output.json.as_deref() {
-        Some("-") => {
-            let mut stdout = std::io::stdout().lock();
-            render::json(&report, &mut stdout)
-                .and_then(|_| stdout.flush())
-                .ok();
-        }
-        Some(path) => {
-            let mut bytes = Vec::new();
-            render::json(&report, &mut bytes).map_err(|source| Error::Output {
-                path: PathBuf::from(path),
-                source,
-            })?;
-            crate::output::write_atomic(Path::new(path), &bytes)?;
-        }
-        None => {}
+    if json_to_stdout {
+        let mut stdout = std::io::stdout().lock();
+        render::json(&report, &mut stdout)
+            .and_then(|_| stdout.flush())
+            .ok();
     }
-    Ok(())
+    let only = output.flamegraph_state.map(Into::into);
+    let mut results = Vec::new();
+    if let Some(path) = output.json.as_deref().filter(|j| *j != "-") {
+        results.push(write_output(Path::new(path), |b| render::json(&report, b)));
+    }
+    if let Some(path) = &output.trace {
+        results.push(write_output(path, |b| render::trace::render(analysis, b)));
+    }
+    if let Some(path) = &output.flamegraph {
+        results.push(write_output(path, |b| {
+            render::flamegraph::render(analysis, only, b)
+        }));
+    }
+    if let Some(path) = &output.speedscope {
+        results.push(write_output(path, |b| {
+            render::speedscope::render(analysis, b)
+        }));
+    }
+    if let Some(path) = &output.pprof {
+        results.push(write_output(path, |b| render::pprof::render(analysis, b)));
+    }
+    if let Some(path) = &output.html {
+        results.push(write_output(path, |b| {
+            let mut svg = Vec::new();
+            render::flamegraph::render(analysis, None, &mut svg)?;
+            render::html::render(&report, analysis, &String::from_utf8_lossy(&svg), b)
+        }));
+    }
+    results.into_iter().collect()
 }
 
 fn print_terminal(report: &Report, is_terminal: bool, out: &mut impl Write) {

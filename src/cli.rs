@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::ThreadState;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,4 +96,71 @@ pub struct OutputArgs {
     /// Do not print the terminal report.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Write the timeline in the Chrome trace-event format (open in ui.perfetto.dev or
+    /// chrome://tracing).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Write a flame graph (SVG) whose first level is the thread state.
+    #[arg(long, value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
+    /// Draw only the stacks of one state in the flame graph.
+    #[arg(long, value_name = "STATE", requires = "flamegraph")]
+    pub flamegraph_state: Option<StateArg>,
+    /// Write a speedscope profile (open in speedscope.app).
+    #[arg(long, value_name = "FILE")]
+    pub speedscope: Option<PathBuf>,
+    /// Write a gzipped pprof profile with thread and state labels (go tool pprof, Pyroscope,
+    /// Parca).
+    #[arg(long, value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
+    /// Write a self-contained HTML report (no network needed).
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    /// Every file path asked for (not stdout).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let json = self
+            .json
+            .as_deref()
+            .filter(|j| *j != "-")
+            .map(PathBuf::from);
+        json.into_iter()
+            .chain(self.trace.clone())
+            .chain(self.flamegraph.clone())
+            .chain(self.speedscope.clone())
+            .chain(self.pprof.clone())
+            .chain(self.html.clone())
+            .collect()
+    }
+}
+
+/// A thread state on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum StateArg {
+    Gil,
+    GilWait,
+    Native,
+    Io,
+    Sleep,
+    Lock,
+    Idle,
+    Unknown,
+}
+
+impl From<StateArg> for ThreadState {
+    fn from(arg: StateArg) -> ThreadState {
+        match arg {
+            StateArg::Gil => ThreadState::Gil,
+            StateArg::GilWait => ThreadState::GilWait,
+            StateArg::Native => ThreadState::Native,
+            StateArg::Io => ThreadState::Io,
+            StateArg::Sleep => ThreadState::Sleep,
+            StateArg::Lock => ThreadState::Lock,
+            StateArg::Idle => ThreadState::Idle,
+            StateArg::Unknown => ThreadState::Unknown,
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! crash or a full disk never leaves half a file.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::error::Error;
@@ -21,9 +22,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .tempfile_in(dir)
         .map_err(to_error)?;
     tmp.write_all(bytes).map_err(to_error)?;
+    // The temporary file is private (0600); the output gets the mode a plain create would.
+    let mode = 0o666 & !current_umask();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+        .map_err(to_error)?;
     tmp.as_file().sync_all().map_err(to_error)?;
     tmp.persist(path).map_err(|e| to_error(e.error))?;
     Ok(())
+}
+
+/// The process's umask (read by setting and restoring it).
+fn current_umask() -> u32 {
+    // SAFETY: umask has no memory-safety preconditions; it is restored at once.
+    unsafe {
+        let mask = libc::umask(0o022);
+        libc::umask(mask);
+        mask as u32
+    }
 }
 
 #[cfg(test)]
@@ -38,6 +53,8 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !current_umask());
     }
 
     #[test]

@@ -1,6 +1,13 @@
-//! Renderers: pure functions from the report to a writer.
+//! Renderers: pure functions from the analysis or the report to a writer.
 
+pub mod colors;
+pub mod flamegraph;
+pub mod html;
+pub mod pprof;
+pub mod speedscope;
+pub mod stacks;
 pub mod terminal;
+pub mod trace;
 
 use std::io::{self, Write};
 

@@ -29,18 +29,10 @@ impl Style {
     }
 }
 
-/// The bar glyph and colour of each state, shared by every output.
-pub fn glyph(state: ThreadState) -> (char, &'static str) {
-    match state {
-        ThreadState::Gil => ('G', "31"),
-        ThreadState::GilWait => ('w', "33"),
-        ThreadState::Native => ('N', "32"),
-        ThreadState::Io => ('i', "34"),
-        ThreadState::Sleep => ('s', "36"),
-        ThreadState::Lock => ('l', "35"),
-        ThreadState::Idle => ('.', "90"),
-        ThreadState::Unknown => ('?', "90"),
-    }
+/// The bar glyph and ANSI colour of a state.
+fn glyph(state: ThreadState) -> (char, &'static str) {
+    let style = super::colors::style(state);
+    (style.glyph, style.ansi)
 }
 
 const BAR_WIDTH: usize = 20;

@@ -265,6 +265,10 @@ impl Sampler {
             }
         }
         if changed {
+            // py-spy caches names by pthread_t, which a new thread reuses from an exited one.
+            self.spy.python_thread_names.clear();
+        }
+        if changed {
             let live: HashSet<u32> = self.tids.iter().copied().collect();
             self.threads.retain(|tid, _| live.contains(tid));
             self.names.retain(|tid, _| live.contains(tid));

@@ -1,0 +1,406 @@
+//! One self-contained HTML page: the verdict, a stacked bar per thread, a zoomable timeline,
+//! the hot functions per state and the flame graph. No network: a Content-Security-Policy
+//! forbids loading anything, and every string from the target is escaped.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use std::io::{self, Write};
+
+use super::colors::style;
+use super::stacks::{frame_label, thread_label};
+use crate::analysis::Analysis;
+use crate::model::ThreadState;
+use crate::report::{HotFunction, Report};
+
+/// Timeline columns: the page's size is bounded by this, not by the run's length.
+const TIMELINE_COLUMNS: usize = 1000;
+/// Threads drawn on the timeline (the busiest); the bars show them all.
+const TIMELINE_THREADS: usize = 64;
+const ROW: usize = 16;
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = r#"
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
+h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+.meta{color:#666} .verdict{background:#f7f7f9;border-left:4px solid #d62728;padding:10px 14px}
+.headline{font-weight:600;font-size:16px} pre{background:#f3f3f3;padding:8px;overflow:auto}
+.thread{display:flex;align-items:center;gap:8px;margin:2px 0}
+.thread .name{width:200px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font-family:monospace}
+.bar{display:flex;flex:1;height:16px;background:#eee} .seg{height:100%}
+.legend span{display:inline-block;margin-right:12px} .sw{display:inline-block;width:10px;height:10px;margin-right:4px}
+table{border-collapse:collapse} td,th{padding:2px 10px;text-align:left} td.n{text-align:right;font-variant-numeric:tabular-nums}
+.tl{display:flex;border:1px solid #ddd} .tl .labels{width:190px;flex:none;font:11px monospace;padding-top:1px}
+.tl .labels div{height:16px;line-height:16px;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;padding:0 6px;text-align:right}
+.tl .chart{flex:1;min-width:0} #timeline{width:100%;display:block;cursor:grab;user-select:none}
+body.only-timeline>*:not(#timeline-section):not(script){display:none}
+.axis{position:relative;height:16px;font-size:11px;color:#666} .axis span{position:absolute;transform:translateX(-50%)}
+iframe{width:100%;height:620px;border:1px solid #ddd}
+"#;
+
+/// Counts errors before anything else runs, and marks the page rendered at the end.
+const SCRIPT_HEAD: &str = r#"window.gilscopeErrors=0;window.addEventListener('error',function(){window.gilscopeErrors++;if(document.body)document.body.dataset.errors=window.gilscopeErrors;});"#;
+
+const SCRIPT_TAIL: &str = r#"
+(function(){
+  if(location.hash==='#timeline-only')document.body.classList.add('only-timeline');
+  var svg=document.getElementById('timeline');
+  if(svg){
+    var full=svg.viewBox.baseVal, x0=full.x, w0=full.width, span=+svg.dataset.span;
+    var view={x:x0,w:w0}, axis=document.getElementById('axis');
+    function apply(){svg.setAttribute('viewBox',view.x+' '+full.y+' '+view.w+' '+full.height);
+      var html='';for(var i=1;i<10;i++){var t=(view.x-x0+view.w*i/10)/w0*span;
+        html+='<span style="left:'+(i*10)+'%">'+t.toFixed(span<2?2:1)+' s</span>';}
+      axis.innerHTML=html;}
+    apply();
+    svg.addEventListener('wheel',function(e){e.preventDefault();
+      var r=svg.getBoundingClientRect(), f=(e.clientX-r.left)/r.width, at=view.x+f*view.w;
+      var k=e.deltaY<0?0.8:1.25; view.w=Math.min(w0,Math.max(w0/500,view.w*k));
+      view.x=Math.min(x0+w0-view.w,Math.max(x0,at-f*view.w)); apply();},{passive:false});
+    var drag=null;
+    svg.addEventListener('mousedown',function(e){drag={x:e.clientX,vx:view.x};});
+    window.addEventListener('mouseup',function(){drag=null;});
+    window.addEventListener('mousemove',function(e){if(!drag)return;
+      var r=svg.getBoundingClientRect(), dx=(e.clientX-drag.x)/r.width*view.w;
+      view.x=Math.min(x0+w0-view.w,Math.max(x0,drag.vx-dx)); apply();});
+    svg.addEventListener('dblclick',function(){view={x:x0,w:w0};apply();});
+  }
+  document.body.dataset.errors=window.gilscopeErrors;
+  document.body.dataset.rendered='ok';
+})();
+"#;
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+pub fn render(
+    report: &Report,
+    analysis: &Analysis,
+    flamegraph_svg: &str,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let mut h = String::new();
+    let t = &report.target;
+    let title = format!("gilscope: {}", t.command);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; frame-src data:\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{CSS}</style><script>{SCRIPT_HEAD}</script></head>\n<body data-errors=\"0\">\n",
+        escape(&title)
+    );
+    let _ = write!(
+        h,
+        "<h1>{}</h1><div class=\"meta\">CPython {} · PID {} · {:.1} s · {} samples at {} Hz · {:.2} of {} cores used",
+        escape(&t.command),
+        escape(&t.python),
+        t.pid,
+        report.duration_s,
+        report.samples,
+        report.rate_hz,
+        report.process.cpu_cores_used,
+        report.process.cores
+    );
+    if let Some(held) = report.process.gil_held {
+        let _ = write!(h, " · GIL held {}", pct(held));
+    }
+    if let Some(rate) = report.process.gil_switches_per_s {
+        let _ = write!(h, " · {rate:.0} GIL hand-offs/s");
+    }
+    if let Some(ending) = &report.ending {
+        let _ = write!(h, " · {}", escape(ending));
+    }
+    h.push_str("</div>\n");
+    for note in &t.notes {
+        let _ = write!(h, "<p class=\"meta\">Note: {}</p>", escape(note));
+    }
+
+    if let Some(v) = &report.verdict {
+        let _ = write!(
+            h,
+            "<section class=\"verdict\" id=\"verdict\" data-kind=\"{}\"><div class=\"headline\">{}</div><ul>",
+            v.kind.name(),
+            escape(&v.headline)
+        );
+        for e in &v.evidence {
+            let _ = write!(h, "<li>{}</li>", escape(e));
+        }
+        h.push_str("</ul>");
+        if !v.advice.is_empty() {
+            h.push_str("<b>What to do</b><ul>");
+            for a in &v.advice {
+                let _ = write!(h, "<li>{}</li>", escape(a.trim_start_matches("- ")));
+            }
+            h.push_str("</ul>");
+        }
+        if let Some(snippet) = &v.snippet {
+            let _ = write!(h, "<pre>{}</pre>", escape(snippet));
+        }
+        if let Some(p) = &v.predicted_speedup {
+            let parts: Vec<String> = [
+                ("processes", p.processes),
+                ("more threads", p.threads),
+                ("free-threaded", p.free_threaded),
+            ]
+            .iter()
+            .filter_map(|(label, x)| x.map(|x| format!("{label} {x:.1}x")))
+            .collect();
+            let _ = write!(
+                h,
+                "<p><b>Predicted speedup:</b> {}</p><ul class=\"meta\">",
+                parts.join(" · ")
+            );
+            for a in &p.assumptions {
+                let _ = write!(h, "<li>assuming {}</li>", escape(a));
+            }
+            h.push_str("</ul>");
+        }
+        for phase in &v.phases {
+            let _ = write!(
+                h,
+                "<p>Phase {:.1}–{:.1} s: {} ({})</p>",
+                phase.start_s,
+                phase.end_s,
+                escape(&phase.headline),
+                phase.kind.name()
+            );
+        }
+        h.push_str("</section>\n");
+    }
+
+    h.push_str("<h2>Threads</h2><div class=\"legend\">");
+    for state in ThreadState::ALL {
+        let s = style(state);
+        let _ = write!(
+            h,
+            "<span><i class=\"sw\" style=\"background:{}\"></i>{}</span>",
+            s.hex, s.label
+        );
+    }
+    h.push_str("</div>\n<div id=\"threads\">");
+    for th in &report.threads {
+        let _ = write!(
+            h,
+            "<div class=\"thread\"><span class=\"name\" title=\"{0}\">{0}</span><div class=\"bar\" data-tid=\"{1}\">",
+            escape(&thread_label(&th.name, th.tid)),
+            th.tid
+        );
+        for state in ThreadState::ALL {
+            let f = th.states.get(state);
+            if f > 0.0 {
+                let s = style(state);
+                let _ = write!(
+                    h,
+                    "<span class=\"seg\" style=\"width:{:.3}%;background:{}\" title=\"{} {}\"></span>",
+                    f * 100.0,
+                    s.hex,
+                    s.label,
+                    pct(f)
+                );
+            }
+        }
+        let _ = write!(
+            h,
+            "</div><span class=\"meta\">{:.2} CPU s</span></div>",
+            th.cpu_s
+        );
+    }
+    h.push_str("</div>\n");
+
+    h.push_str("<section id=\"timeline-section\"><h2>Timeline</h2><p class=\"meta\">Wheel to zoom, drag to pan, double-click to reset. The top row is the GIL, coloured while held. Open with <code>#timeline-only</code> to see just this.</p>\n");
+    timeline(&mut h, analysis);
+    h.push_str("</section>\n");
+
+    h.push_str("<h2>Hot functions</h2>");
+    for (title, hot) in [
+        ("Holding the GIL", &report.hot.gil),
+        ("Waiting for the GIL", &report.hot.gil_wait),
+        ("Native code without the GIL", &report.hot.native),
+        ("In I/O", &report.hot.io),
+        ("Waiting on a lock", &report.hot.lock),
+    ] {
+        hot_table(&mut h, title, hot);
+    }
+
+    // The flame graph is its own SVG document (its script expects to be the root), so it goes
+    // in a frame, as a data: URL the page's policy allows and nothing else.
+    let _ = writeln!(
+        h,
+        "<h2>Flame graph</h2><p class=\"meta\">Click a frame to zoom, Ctrl-F to search.</p>\
+         <iframe title=\"flame graph\" sandbox=\"allow-scripts\" src=\"data:image/svg+xml;base64,{}\"></iframe>",
+        base64::engine::general_purpose::STANDARD.encode(flamegraph_svg)
+    );
+    let _ = write!(h, "<script>{SCRIPT_TAIL}</script>\n</body></html>\n");
+    out.write_all(h.as_bytes())
+}
+
+fn hot_table(h: &mut String, title: &str, hot: &[HotFunction]) {
+    if hot.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<h3>{title}</h3><table><tr><th>function</th><th>file:line</th><th>share</th></tr>"
+    );
+    for f in hot.iter().filter(|f| f.fraction >= 0.005) {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}:{}</td><td class=\"n\">{}</td></tr>",
+            escape(&f.function),
+            escape(&f.file),
+            f.line,
+            pct(f.fraction)
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// The timeline as inline SVG, binned into columns: each column of a row takes the state that
+/// covered most of it, and runs of equal columns become one rectangle.
+fn timeline(h: &mut String, analysis: &Analysis) {
+    let start = analysis
+        .threads
+        .iter()
+        .filter_map(|t| t.timeline.first())
+        .map(|s| s.start_ns)
+        .min();
+    let end = analysis
+        .threads
+        .iter()
+        .filter_map(|t| t.timeline.last())
+        .map(|s| s.end_ns)
+        .max();
+    let (Some(start), Some(end)) = (start, end) else {
+        h.push_str("<p>No samples.</p>");
+        return;
+    };
+    let span = (end - start).max(1) as f64;
+    let mut threads: Vec<_> = analysis
+        .threads
+        .iter()
+        .filter(|t| !t.timeline.is_empty())
+        .collect();
+    threads.sort_by_key(|t| std::cmp::Reverse(t.samples - t.counts[ThreadState::Idle.index()]));
+    threads.truncate(TIMELINE_THREADS);
+    threads.sort_by_key(|t| (t.first_t_ns, t.tid));
+    let height = (threads.len() + 1) * ROW;
+    let col_ns = span / TIMELINE_COLUMNS as f64;
+    h.push_str("<div class=\"tl\"><div class=\"labels\"><div>GIL</div>");
+    for thread in &threads {
+        let label = escape(&thread_label(&thread.name, thread.tid));
+        let _ = write!(h, "<div title=\"{label}\">{label}</div>");
+    }
+    let _ = write!(
+        h,
+        "</div><div class=\"chart\"><svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {TIMELINE_COLUMNS} {height}\" \
+         data-span=\"{}\" preserveAspectRatio=\"none\" height=\"{height}\">",
+        span / 1e9
+    );
+    let row = |h: &mut String, y: usize, label: &str, columns: &[Option<(ThreadState, String)>]| {
+        let mut i = 0;
+        while i < columns.len() {
+            let Some((state, tip)) = &columns[i] else {
+                i += 1;
+                continue;
+            };
+            let mut j = i + 1;
+            while j < columns.len() && columns[j].as_ref().is_some_and(|c| c.0 == *state) {
+                j += 1;
+            }
+            let _ = write!(
+                h,
+                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{} {:.2}–{:.2} s: {}</title></rect>",
+                i,
+                y + 1,
+                j - i,
+                ROW - 2,
+                style(*state).hex,
+                escape(label),
+                i as f64 * col_ns / 1e9,
+                j as f64 * col_ns / 1e9,
+                escape(tip)
+            );
+            i = j;
+        }
+    };
+    // The GIL row: coloured while held.
+    let mut gil_cols: Vec<Option<(ThreadState, String)>> = vec![None; TIMELINE_COLUMNS];
+    let mut gil_held = vec![0f64; TIMELINE_COLUMNS];
+    for seg in analysis.gil_timeline.iter().filter(|s| s.locked) {
+        spread(&mut gil_held, seg.start_ns, seg.end_ns, start, col_ns);
+    }
+    for (c, held) in gil_held.iter().enumerate() {
+        if *held > col_ns / 2.0 {
+            gil_cols[c] = Some((ThreadState::Gil, "held".into()));
+        }
+    }
+    row(h, 0, "GIL", &gil_cols);
+    for (k, thread) in threads.iter().enumerate() {
+        let mut time = vec![[0f64; 8]; TIMELINE_COLUMNS];
+        let mut tips: Vec<Option<String>> = vec![None; TIMELINE_COLUMNS];
+        for seg in &thread.timeline {
+            let mut per_col = vec![0f64; TIMELINE_COLUMNS];
+            let (first, last) = spread(&mut per_col, seg.start_ns, seg.end_ns, start, col_ns);
+            for c in first..=last {
+                time[c][seg.state.index()] += per_col[c];
+                if tips[c].is_none() {
+                    let frame = seg.stack.and_then(|s| analysis.top_frame(s));
+                    tips[c] = Some(match frame {
+                        Some(f) => format!("{} in {}", style(seg.state).label, frame_label(f)),
+                        None => style(seg.state).label.to_string(),
+                    });
+                }
+            }
+        }
+        let columns: Vec<Option<(ThreadState, String)>> = time
+            .iter()
+            .zip(tips)
+            .map(|(t, tip)| {
+                let (best, &most) = t.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+                (most > 0.0).then(|| (ThreadState::ALL[best], tip.unwrap_or_default()))
+            })
+            .collect();
+        row(
+            h,
+            (k + 1) * ROW,
+            &thread_label(&thread.name, thread.tid),
+            &columns,
+        );
+    }
+    h.push_str("</svg><div class=\"axis\" id=\"axis\"></div></div></div>\n");
+    if analysis.timeline_truncated {
+        h.push_str("<p class=\"meta\">The timeline was cut short: the run had more state changes than gilscope keeps.</p>");
+    }
+}
+
+/// Adds the time of `[from, to)` to the columns it covers; returns the first and last column.
+fn spread(cols: &mut [f64], from: u64, to: u64, origin: u64, col_ns: f64) -> (usize, usize) {
+    let last_col = cols.len() - 1;
+    let a = (from.saturating_sub(origin)) as f64;
+    let b = (to.saturating_sub(origin)) as f64;
+    let first = ((a / col_ns) as usize).min(last_col);
+    let last = (((b / col_ns).ceil() as usize).saturating_sub(1)).clamp(first, last_col);
+    for (c, slot) in cols.iter_mut().enumerate().take(last + 1).skip(first) {
+        let lo = (c as f64 * col_ns).max(a);
+        let hi = ((c + 1) as f64 * col_ns).min(b);
+        *slot += (hi - lo).max(if a == b { col_ns * 0.01 } else { 0.0 });
+    }
+    (first, last)
+}

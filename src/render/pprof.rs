@@ -1,0 +1,219 @@
+//! A gzipped `profile.proto` (github.com/google/pprof/blob/main/proto/profile.proto) with
+//! `thread`, `tid` and `state` labels on every sample, for `go tool pprof`, Grafana Pyroscope
+//! and Parca. The messages below are the subset of profile.proto that gilscope fills, with the
+//! proto's field numbers.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use flate2::write::GzEncoder;
+use prost::Message;
+
+use super::stacks::{stack_counts, thread_label};
+use crate::analysis::Analysis;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Profile {
+    #[prost(message, repeated, tag = "1")]
+    pub sample_type: Vec<ValueType>,
+    #[prost(message, repeated, tag = "2")]
+    pub sample: Vec<Sample>,
+    #[prost(message, repeated, tag = "4")]
+    pub location: Vec<Location>,
+    #[prost(message, repeated, tag = "5")]
+    pub function: Vec<Function>,
+    #[prost(string, repeated, tag = "6")]
+    pub string_table: Vec<String>,
+    #[prost(int64, tag = "9")]
+    pub time_nanos: i64,
+    #[prost(int64, tag = "10")]
+    pub duration_nanos: i64,
+    #[prost(message, optional, tag = "11")]
+    pub period_type: Option<ValueType>,
+    #[prost(int64, tag = "12")]
+    pub period: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ValueType {
+    #[prost(int64, tag = "1")]
+    pub r#type: i64,
+    #[prost(int64, tag = "2")]
+    pub unit: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Sample {
+    #[prost(uint64, repeated, tag = "1")]
+    pub location_id: Vec<u64>,
+    #[prost(int64, repeated, tag = "2")]
+    pub value: Vec<i64>,
+    #[prost(message, repeated, tag = "3")]
+    pub label: Vec<Label>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Label {
+    #[prost(int64, tag = "1")]
+    pub key: i64,
+    #[prost(int64, tag = "2")]
+    pub str: i64,
+    #[prost(int64, tag = "3")]
+    pub num: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Location {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(message, repeated, tag = "4")]
+    pub line: Vec<Line>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Line {
+    #[prost(uint64, tag = "1")]
+    pub function_id: u64,
+    #[prost(int64, tag = "2")]
+    pub line: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Function {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(int64, tag = "2")]
+    pub name: i64,
+    #[prost(int64, tag = "3")]
+    pub system_name: i64,
+    #[prost(int64, tag = "4")]
+    pub filename: i64,
+}
+
+/// Interns strings; index 0 is "" as the format requires.
+#[derive(Default)]
+struct Strings {
+    table: Vec<String>,
+    index: HashMap<String, i64>,
+}
+
+impl Strings {
+    fn get(&mut self, s: &str) -> i64 {
+        if self.table.is_empty() {
+            self.table.push(String::new());
+            self.index.insert(String::new(), 0);
+        }
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.table.len() as i64;
+        self.table.push(s.to_string());
+        self.index.insert(s.to_string(), i);
+        i
+    }
+}
+
+/// Builds the profile (not yet encoded).
+pub fn profile(analysis: &Analysis) -> Profile {
+    let mut strings = Strings::default();
+    let rate = analysis
+        .target
+        .as_ref()
+        .map_or(100.0, |t| t.rate_hz.max(1e-3));
+    let period = (1e9 / rate) as i64;
+    let sample_type = vec![
+        ValueType {
+            r#type: strings.get("samples"),
+            unit: strings.get("count"),
+        },
+        ValueType {
+            r#type: strings.get("wall"),
+            unit: strings.get("nanoseconds"),
+        },
+    ];
+    let (key_thread, key_tid, key_state) = (
+        strings.get("thread"),
+        strings.get("tid"),
+        strings.get("state"),
+    );
+    let mut functions: Vec<Function> = Vec::new();
+    let mut locations: Vec<Location> = Vec::new();
+    let mut location_of: HashMap<(String, String, i32), u64> = HashMap::new();
+    let mut samples = Vec::new();
+    for sc in stack_counts(analysis, None) {
+        let mut location_id = Vec::with_capacity(sc.frames.len());
+        for frame in sc.frames.iter().rev() {
+            let key = (frame.function.clone(), frame.file.clone(), frame.line);
+            let id = match location_of.get(&key) {
+                Some(&id) => id,
+                None => {
+                    let function_id = functions.len() as u64 + 1;
+                    functions.push(Function {
+                        id: function_id,
+                        name: strings.get(&frame.function),
+                        system_name: strings.get(&frame.function),
+                        filename: strings.get(&frame.file),
+                    });
+                    let id = locations.len() as u64 + 1;
+                    locations.push(Location {
+                        id,
+                        line: vec![Line {
+                            function_id,
+                            line: frame.line as i64,
+                        }],
+                    });
+                    location_of.insert(key, id);
+                    id
+                }
+            };
+            location_id.push(id);
+        }
+        let count = sc.count as i64;
+        samples.push(Sample {
+            location_id,
+            value: vec![count, count.saturating_mul(period)],
+            label: vec![
+                Label {
+                    key: key_thread,
+                    str: strings.get(&thread_label(sc.thread, sc.tid)),
+                    num: 0,
+                },
+                Label {
+                    key: key_tid,
+                    str: 0,
+                    num: sc.tid as i64,
+                },
+                Label {
+                    key: key_state,
+                    str: strings.get(sc.state.name()),
+                    num: 0,
+                },
+            ],
+        });
+    }
+    let period_type = Some(ValueType {
+        r#type: strings.get("wall"),
+        unit: strings.get("nanoseconds"),
+    });
+    Profile {
+        sample_type,
+        sample: samples,
+        location: locations,
+        function: functions,
+        string_table: strings.table,
+        time_nanos: analysis
+            .target
+            .as_ref()
+            .map_or(0, |t| (t.started_unix_s * 1e9) as i64),
+        duration_nanos: (analysis.duration_s * 1e9) as i64,
+        period_type,
+        period,
+    }
+}
+
+pub fn render(analysis: &Analysis, out: &mut impl Write) -> io::Result<()> {
+    let mut gz = GzEncoder::new(out, flate2::Compression::default());
+    gz.write_all(&profile(analysis).encode_to_vec())?;
+    gz.finish()?;
+    Ok(())
+}
