@@ -32,15 +32,15 @@ pub fn render(analysis: &Analysis, out: &mut impl Write) -> io::Result<()> {
             frames.len() - 1
         })
     };
-    let mut by_thread: Vec<(u32, String, Vec<Vec<usize>>, Vec<u64>)> = Vec::new();
+    let mut by_thread: Vec<ThreadProfile> = Vec::new();
     for sc in stack_counts(analysis, None) {
-        if by_thread.last().is_none_or(|t| t.0 != sc.tid) {
-            by_thread.push((
-                sc.tid,
-                thread_label(sc.thread, sc.tid),
-                Vec::new(),
-                Vec::new(),
-            ));
+        if by_thread.last().is_none_or(|t| t.tid != sc.tid) {
+            by_thread.push(ThreadProfile {
+                tid: sc.tid,
+                name: thread_label(sc.thread, sc.tid),
+                samples: Vec::new(),
+                weights: Vec::new(),
+            });
         }
         let mut stack = vec![index_of(style(sc.state).label, "", 0)];
         stack.extend(
@@ -49,16 +49,16 @@ pub fn render(analysis: &Analysis, out: &mut impl Write) -> io::Result<()> {
                 .map(|f| index_of(&f.function, &f.file, f.line)),
         );
         if let Some(thread) = by_thread.last_mut() {
-            thread.2.push(stack);
-            thread.3.push(sc.count);
+            thread.samples.push(stack);
+            thread.weights.push(sc.count);
         }
     }
     let profiles: Vec<_> = by_thread
         .into_iter()
-        .map(|(_, name, samples, weights)| {
-            let total: u64 = weights.iter().sum();
-            json!({"type": "sampled", "name": name, "unit": "none", "startValue": 0,
-                   "endValue": total, "samples": samples, "weights": weights})
+        .map(|t| {
+            let total: u64 = t.weights.iter().sum();
+            json!({"type": "sampled", "name": t.name, "unit": "none", "startValue": 0,
+                   "endValue": total, "samples": t.samples, "weights": t.weights})
         })
         .collect();
     let name = analysis
