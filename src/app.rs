@@ -109,12 +109,93 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             };
             profile(source, &sampling, &report, Some(&path))
         }
+        Command::Bench(args) => bench(&args),
         Command::Report { file, output } => {
             let analysis = replay(&file)?;
             emit(&analysis, &output)?;
             Ok(0)
         }
     }
+}
+
+/// `gilscope bench`: check the plan, run it, print and export. Exit 2 when a run failed.
+fn bench(args: &crate::cli::BenchArgs) -> Result<i32, Error> {
+    let invalid = |option: &'static str, value: String| Err(Error::InvalidOption { option, value });
+    if !args.target.contains(':') {
+        return invalid(
+            "FILE.py:FUNCTION",
+            format!(
+                "{} (expected FILE.py:FUNCTION or module:FUNCTION)",
+                args.target
+            ),
+        );
+    }
+    if args.runs == 0 {
+        return invalid("--runs", "0 (at least 1)".into());
+    }
+    if args.workers == Some(0) {
+        return invalid("--workers", "0 (at least 1)".into());
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return invalid(
+            "--timeout",
+            format!("{} (a positive number of seconds)", args.timeout),
+        );
+    }
+    for path in args.export_json.iter().chain(&args.export_markdown) {
+        if path
+            .parent()
+            .is_some_and(|p| !p.as_os_str().is_empty() && !p.is_dir())
+        {
+            return Err(Error::Output {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the directory does not exist",
+                ),
+            });
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plan = crate::bench::BenchPlan {
+        target: args.target.clone(),
+        args: args.args.clone(),
+        tasks: args.tasks,
+        tasks_from: args.tasks_from.clone(),
+        workers: args.workers.unwrap_or(cores),
+        runs: args.runs,
+        warmup: args.warmup,
+        modes: args.modes.clone().unwrap_or_else(|| {
+            use crate::bench::Mode::*;
+            vec![Sequential, Threads, Processes, Interpreters]
+        }),
+        optional_modes: if args.modes.is_some() {
+            Vec::new()
+        } else {
+            vec![crate::bench::Mode::Interpreters]
+        },
+        pythons: args.pythons.clone(),
+        timeout_s: args.timeout,
+        evidence: !args.no_evidence,
+    };
+    let mut executor =
+        crate::bench::live::LiveExecutor::new(&plan).map_err(|source| Error::Output {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let report = crate::bench::run_benchmark(&plan, &mut executor);
+    let mut stdout = std::io::stdout().lock();
+    let _ = crate::bench::output::terminal(&report, &mut stdout);
+    if let Some(path) = &args.export_json {
+        write_output(path, |b| crate::bench::output::json(&report, b))?;
+    }
+    if let Some(path) = &args.export_markdown {
+        write_output(path, |b| crate::bench::output::markdown(&report, b))?;
+    }
+    for e in &report.errors {
+        eprintln!("gilscope: error: {e}");
+    }
+    Ok(if report.errors.is_empty() { 0 } else { 2 })
 }
 
 /// Replays a recording into an analysis.

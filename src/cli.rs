@@ -60,6 +60,12 @@ pub enum Command {
         #[arg(last = true, value_name = "COMMAND", required_unless_present = "pid")]
         command: Vec<String>,
     },
+    /// Run FUNCTION sequentially, in threads and in processes, each in a fresh interpreter,
+    /// and show the measured table with the GIL evidence of each mode.
+    #[command(
+        after_help = "Examples:\n  gilscope bench examples/work.py:cpu_work 3000000 --tasks 8\n  gilscope bench mypkg.jobs:resize --tasks-from jobs.py:IMAGES --python python3.12 --python python3.13t"
+    )]
+    Bench(BenchArgs),
     /// Produce the report from a recording, exactly as it was live.
     Report {
         /// A file written by `gilscope record`.
@@ -67,6 +73,52 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// The function: `FILE.py:FUNCTION` or `module:FUNCTION`.
+    #[arg(value_name = "FILE.py:FUNCTION")]
+    pub target: String,
+    /// Arguments for each call, each read as a Python literal (`3000000`, `'text'`, `[1, 2]`)
+    /// or else as a plain string.
+    #[arg(value_name = "ARGS", allow_negative_numbers = true)]
+    pub args: Vec<String>,
+    /// Call the function this many times (with ARGS each time).
+    #[arg(long, default_value_t = 8, conflicts_with = "tasks_from")]
+    pub tasks: usize,
+    /// Take the tasks from an iterable: `FILE.py:NAME`; each item is a tuple of arguments, or
+    /// one argument.
+    #[arg(long, value_name = "FILE.py:ITERABLE")]
+    pub tasks_from: Option<String>,
+    /// Workers for the parallel modes [default: the number of cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Measured runs per mode.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Warm-up runs per mode (the first one is sampled for the GIL evidence).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Modes to compare, comma-separated [default: sequential,threads,processes, and
+    /// interpreters where the interpreter has InterpreterPoolExecutor (3.14+)].
+    #[arg(long, value_delimiter = ',')]
+    pub modes: Option<Vec<crate::bench::Mode>>,
+    /// Interpreter to run with; repeat to compare several.
+    #[arg(long = "python", value_name = "PATH", default_values = ["python3"])]
+    pub pythons: Vec<PathBuf>,
+    /// Give up on a run after this many seconds.
+    #[arg(long, default_value_t = 300.0, allow_negative_numbers = true)]
+    pub timeout: f64,
+    /// Do not sample the warm-up run for GIL evidence.
+    #[arg(long)]
+    pub no_evidence: bool,
+    /// Write the results as JSON (schema gilscope.bench/1).
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
+    /// Write the results as a Markdown table.
+    #[arg(long, value_name = "FILE")]
+    pub export_markdown: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod bench;
 pub mod classify;
 pub mod cli;
 pub mod diagnosis;

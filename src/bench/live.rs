@@ -1,0 +1,232 @@
+//! The live executor: runs the shipped driver with the user's interpreter, one fresh process
+//! per run, in its own process group so a timeout ends its workers too.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{BenchPlan, Evidence, Executor, Mode, RunFailure, RunOutcome};
+use crate::analysis::Aggregator;
+use crate::diagnosis::{diagnose, VerdictKind};
+use crate::model::ThreadState;
+use crate::sampler::SamplerOptions;
+use crate::target::{self, Signals};
+
+const DRIVER: &str = include_str!("driver.py");
+/// Evidence is sampled at this rate.
+const EVIDENCE_RATE_HZ: f64 = 100.0;
+
+pub struct LiveExecutor<'a> {
+    plan: &'a BenchPlan,
+    driver: PathBuf,
+    _dir: tempfile::TempDir,
+    signals: Signals,
+}
+
+impl<'a> LiveExecutor<'a> {
+    pub fn new(plan: &'a BenchPlan) -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("gilscope-bench-")
+            .tempdir()?;
+        let driver = dir.path().join("gilscope_bench_driver.py");
+        std::fs::write(&driver, DRIVER)?;
+        Ok(LiveExecutor {
+            plan,
+            driver,
+            _dir: dir,
+            signals: Signals::install()?,
+        })
+    }
+
+    fn command(&self, python: &Path, mode: Mode) -> Command {
+        let mut cmd = Command::new(python);
+        cmd.arg(&self.driver)
+            .arg(&self.plan.target)
+            .arg(mode.name())
+            .arg(self.plan.workers.to_string())
+            .arg(serde_json::to_string(&self.plan.args).unwrap_or_else(|_| "[]".into()))
+            .arg(self.plan.tasks.to_string())
+            .arg(self.plan.tasks_from.as_deref().unwrap_or(""))
+            .env("PYTHONHASHSEED", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd
+    }
+}
+
+/// Waits for `child` until `deadline`; false on timeout, after killing its whole group.
+fn wait_until(child: &mut Child, deadline: Instant) -> bool {
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: kill has no memory-safety preconditions; -pid names the child's group.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            let _ = child.wait();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn read_all(pipe: Option<impl std::io::Read>) -> String {
+    let mut text = String::new();
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_string(&mut text);
+    }
+    text
+}
+
+/// Samples a launched driver until it exits or the deadline; returns the evidence.
+fn sample(child: &mut Child, signals: &Signals, deadline: Instant) -> Option<Evidence> {
+    let options = SamplerOptions {
+        rate_hz: EVIDENCE_RATE_HZ,
+        blocking: false,
+    };
+    let mut sampler = target::attach_launched(child, &options).ok()?.ok()?;
+    let mut aggregator = Aggregator::new();
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let mode = target::Mode::Launched { pid: child.id() };
+    target::sample_loop(
+        &mut sampler,
+        EVIDENCE_RATE_HZ,
+        Some(budget),
+        &mode,
+        signals,
+        &mut aggregator,
+    )
+    .ok()?;
+    let analysis = aggregator.finish();
+    let verdict = diagnose(&analysis);
+    // The threads that ran tasks: those that held or wanted the GIL or ran native code.
+    let workers: Vec<_> = analysis
+        .threads
+        .iter()
+        .filter(|t| t.share(&[ThreadState::Gil, ThreadState::GilWait, ThreadState::Native]) >= 0.2)
+        .collect();
+    let gil_wait = if workers.is_empty() {
+        0.0
+    } else {
+        workers
+            .iter()
+            .map(|t| t.fraction(ThreadState::GilWait))
+            .sum::<f64>()
+            / workers.len() as f64
+    };
+    Some(Evidence {
+        gil_held: analysis.gil_held,
+        gil_wait,
+        verdict_kind: verdict.kind.name().to_string(),
+        verdict_headline: if verdict.kind == VerdictKind::Idle {
+            "not enough evidence".into()
+        } else {
+            verdict.headline
+        },
+    })
+}
+
+impl Executor for LiveExecutor<'_> {
+    fn unguarded_lines(&mut self, python: &Path) -> Vec<u32> {
+        let output = Command::new(python)
+            .arg(&self.driver)
+            .args(["--check", &self.plan.target])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output();
+        let Ok(output) = output else {
+            return Vec::new();
+        };
+        let text = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str::<serde_json::Value>(text.trim())
+            .ok()
+            .and_then(|v| {
+                v["unguarded_lines"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_u64().map(|n| n as u32))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    }
+
+    fn run(&mut self, python: &Path, mode: Mode, sampled: bool) -> Result<RunOutcome, RunFailure> {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs_f64(self.plan.timeout_s);
+        let mut child = self
+            .command(python, mode)
+            .spawn()
+            .map_err(|e| RunFailure::Setup {
+                detail: format!("cannot run {}: {e}", python.display()),
+            })?;
+        // Drain the pipes on their own threads: a chatty function must not block on a full pipe.
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let out_reader = std::thread::spawn(move || read_all(stdout));
+        let err_reader = std::thread::spawn(move || read_all(stderr));
+        let evidence = if sampled {
+            sample(&mut child, &self.signals, deadline)
+        } else {
+            None
+        };
+        let finished = wait_until(&mut child, deadline);
+        let stdout = out_reader.join().unwrap_or_default();
+        let stderr = err_reader.join().unwrap_or_default();
+        if !finished {
+            return Err(RunFailure::Timeout {
+                mode: mode.name(),
+                timeout_s: self.plan.timeout_s,
+            });
+        }
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("{\"ok\""))
+            .ok_or_else(|| RunFailure::Setup {
+                detail: format!(
+                    "the driver gave no result: {}",
+                    stderr.lines().last().unwrap_or("no output")
+                ),
+            })?;
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| RunFailure::Setup {
+            detail: format!("unreadable driver output: {e}"),
+        })?;
+        if v["ok"] != true {
+            let detail = v["message"].as_str().unwrap_or("").to_string();
+            return Err(match v["error"].as_str().unwrap_or("") {
+                "unpicklable_function" => RunFailure::UnpicklableFunction {
+                    target: self.plan.target.clone(),
+                    detail,
+                },
+                "missing_main_guard" => RunFailure::MissingMainGuard { detail },
+                "function_raised" => RunFailure::FunctionRaised { detail },
+                "unpicklable_result" => RunFailure::UnpicklableResult { detail },
+                "mode_unavailable" => RunFailure::Unavailable {
+                    mode: mode.name(),
+                    detail,
+                },
+                _ => RunFailure::Setup { detail },
+            });
+        }
+        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+        let elapsed_s = f("elapsed_s");
+        Ok(RunOutcome {
+            elapsed_s,
+            cores_used: if elapsed_s > 0.0 {
+                f("cpu_s") / elapsed_s
+            } else {
+                0.0
+            },
+            digest: v["digest"].as_str().unwrap_or("").to_string(),
+            arg_bytes: v["arg_bytes"].as_u64().unwrap_or(0),
+            pickle_s: f("pickle_s"),
+            tasks: v["tasks"].as_u64().unwrap_or(0) as usize,
+            python_version: v["python"].as_str().unwrap_or("").to_string(),
+            free_threaded: v["free_threaded"] == true,
+            gil_enabled: v["gil_enabled"] != false,
+            evidence,
+        })
+    }
+}

@@ -1,0 +1,660 @@
+//! `gilscope bench`: the user's function run sequentially, in threads and in processes (and
+//! more), each in a fresh interpreter, timed side by side, checked for equal results, with the
+//! GIL evidence of each mode.
+//!
+//! [`run_benchmark`] is a pure function of an [`Executor`]: the live one spawns the Python
+//! driver; tests use a mock, so the statistics and the table are deterministic.
+
+pub mod live;
+pub mod output;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How the tasks are spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Sequential,
+    Threads,
+    Processes,
+    Interpreters,
+    Asyncio,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Sequential => "sequential",
+            Mode::Threads => "threads",
+            Mode::Processes => "processes",
+            Mode::Interpreters => "interpreters",
+            Mode::Asyncio => "asyncio",
+        }
+    }
+}
+
+/// What to benchmark, checked.
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    /// `FILE.py:FUNCTION` or `module:FUNCTION`.
+    pub target: String,
+    pub args: Vec<String>,
+    pub tasks: usize,
+    pub tasks_from: Option<String>,
+    pub workers: usize,
+    pub runs: usize,
+    pub warmup: usize,
+    pub modes: Vec<Mode>,
+    /// Modes left out without a word where the interpreter lacks them (defaults, not asked for).
+    pub optional_modes: Vec<Mode>,
+    pub pythons: Vec<PathBuf>,
+    pub timeout_s: f64,
+    /// Sample the first warm-up run of each in-process mode for GIL evidence.
+    pub evidence: bool,
+}
+
+/// The GIL evidence of one sampled run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub gil_held: Option<f64>,
+    /// Mean GIL-wait share of the threads that ran the tasks.
+    pub gil_wait: f64,
+    pub verdict_kind: String,
+    pub verdict_headline: String,
+}
+
+/// One run of the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// The timed section (all tasks in this mode).
+    pub elapsed_s: f64,
+    /// Cores busy during the timed section: CPU time of the driver and its workers over
+    /// the elapsed time.
+    pub cores_used: f64,
+    pub digest: String,
+    pub arg_bytes: u64,
+    pub pickle_s: f64,
+    /// The number of tasks the driver ran (from `--tasks` or the iterable).
+    pub tasks: usize,
+    pub python_version: String,
+    pub free_threaded: bool,
+    pub gil_enabled: bool,
+    pub evidence: Option<Evidence>,
+}
+
+/// Why a run produced no time. Each names the cause and the fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunFailure {
+    #[error("{target} cannot be sent to worker processes ({detail})")]
+    UnpicklableFunction { target: String, detail: String },
+    #[error("the module starts processes when imported ({detail})")]
+    MissingMainGuard { detail: String },
+    #[error("the function raised {detail}")]
+    FunctionRaised { detail: String },
+    #[error("a {mode} run took longer than --timeout {timeout_s} s")]
+    Timeout { mode: &'static str, timeout_s: f64 },
+    #[error("the results cannot be pickled back from the workers ({detail})")]
+    UnpicklableResult { detail: String },
+    #[error("{mode} is not available on this interpreter ({detail})")]
+    Unavailable { mode: &'static str, detail: String },
+    #[error("{detail}")]
+    Setup { detail: String },
+}
+
+impl RunFailure {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            RunFailure::UnpicklableFunction { .. } => "define the function at the top level of a module (not a lambda, a nested function or one typed at the interactive prompt)",
+            RunFailure::MissingMainGuard { .. } => "put the code that starts work under `if __name__ == \"__main__\":`",
+            RunFailure::FunctionRaised { .. } => "fix the function or its arguments; try it once by hand first",
+            RunFailure::Timeout { .. } => "a task hangs or is slower than expected: check it, or raise --timeout",
+            RunFailure::UnpicklableResult { .. } => "return plain data (numbers, strings, lists, dicts) rather than open files, locks or generators",
+            RunFailure::Unavailable { .. } => "leave this mode out (--modes), or use an interpreter that has it",
+            RunFailure::Setup { .. } => "check FILE.py:FUNCTION, the arguments and --python",
+        }
+    }
+}
+
+/// Runs the driver once. `sampled`: record GIL evidence while it runs.
+pub trait Executor {
+    /// The target file's lines that run code at import, read without importing it.
+    fn unguarded_lines(&mut self, python: &std::path::Path) -> Vec<u32>;
+
+    fn run(
+        &mut self,
+        python: &std::path::Path,
+        mode: Mode,
+        sampled: bool,
+    ) -> Result<RunOutcome, RunFailure>;
+}
+
+/// One row of the table: an interpreter and a mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    pub python: String,
+    pub python_version: String,
+    pub free_threaded: bool,
+    pub mode: Mode,
+    pub workers: usize,
+    pub median_s: Option<f64>,
+    pub min_s: Option<f64>,
+    pub max_s: Option<f64>,
+    /// Median of sequential over median of this mode, on the same interpreter.
+    pub speedup: Option<f64>,
+    /// The speedup's spread: fastest sequential over slowest run, to slowest sequential over
+    /// fastest run.
+    pub speedup_min: Option<f64>,
+    pub speedup_max: Option<f64>,
+    pub cores_used: Option<f64>,
+    pub gil_held: Option<f64>,
+    pub gil_wait: Option<f64>,
+    /// Same results as sequential (`None` when there is nothing to compare).
+    pub correct: Option<bool>,
+    pub error: Option<String>,
+    pub times_s: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub python: String,
+    pub mode: Mode,
+    pub speedup: f64,
+    pub text: String,
+    /// The verdict of the threaded run, from its GIL evidence.
+    pub threads_verdict: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub schema: String,
+    pub target: String,
+    pub args: Vec<String>,
+    pub tasks: usize,
+    pub workers: usize,
+    pub runs: usize,
+    pub warmup: usize,
+    pub results: Vec<BenchResult>,
+    pub recommendation: Option<Recommendation>,
+    pub warnings: Vec<String>,
+    /// One-line errors, with their hints.
+    pub errors: Vec<String>,
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// Shorter runs are below the resolution of process CPU time: no cores figure for them.
+pub const MIN_CPU_MEASURE_S: f64 = 0.02;
+
+/// Arguments above this size per task (pickled) get a warning: pickling starts to matter.
+pub const LARGE_ARGS_BYTES: u64 = 1 << 20;
+
+/// Runs the plan. Pure given the executor.
+pub fn run_benchmark(plan: &BenchPlan, executor: &mut dyn Executor) -> BenchReport {
+    let mut results = Vec::new();
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    let mut threads_verdict = None;
+    let mut tasks_run = plan.tasks;
+    if let Some(python) = plan.pythons.first() {
+        let lines = executor.unguarded_lines(python);
+        if !lines.is_empty() {
+            warnings.push(format!(
+                "{} runs code at import (line {}): if that code starts work or processes, put it under `if __name__ == \"__main__\":`",
+                plan.target.split(':').next().unwrap_or(""),
+                lines.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    for python in &plan.pythons {
+        let label = python.display().to_string();
+        let mut rows: Vec<(BenchResult, Option<String>)> = Vec::new();
+        for &mode in &plan.modes {
+            let mut times = Vec::new();
+            let mut cores = Vec::new();
+            let mut digest = None;
+            let mut evidence = None;
+            let mut version = String::new();
+            let mut free_threaded = false;
+            let mut failure = None;
+            for i in 0..plan.warmup + plan.runs {
+                let sampled = plan.evidence
+                    && i == 0
+                    && mode != Mode::Processes
+                    && mode != Mode::Interpreters;
+                match executor.run(python, mode, sampled) {
+                    Ok(run) => {
+                        version = run.python_version.clone();
+                        free_threaded = run.free_threaded;
+                        if let Some(e) = run.evidence.clone() {
+                            evidence = Some(e);
+                        }
+                        if i == 0 {
+                            tasks_run = run.tasks;
+                            if mode == Mode::Processes && run.tasks > 0 {
+                                let per_task = run.arg_bytes / run.tasks as u64;
+                                if per_task >= LARGE_ARGS_BYTES {
+                                    warnings.push(format!(
+                                        "each task's arguments pickle to {:.1} MB ({:.1} ms per task to pickle, measured): processes pay this for every task; pass file paths or use multiprocessing.shared_memory",
+                                        per_task as f64 / 1e6,
+                                        run.pickle_s / run.tasks as f64 * 1e3
+                                    ));
+                                }
+                            }
+                        }
+                        if i >= plan.warmup {
+                            times.push(run.elapsed_s);
+                            if run.elapsed_s >= MIN_CPU_MEASURE_S {
+                                cores.push(run.cores_used);
+                            }
+                        }
+                        digest = Some(run.digest);
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e @ RunFailure::Unavailable { .. }) = &failure {
+                if !plan.optional_modes.contains(&mode) {
+                    warnings.push(format!("{e}: skipped"));
+                }
+                continue;
+            }
+            let error = failure.as_ref().map(|e| format!("{e}"));
+            if let Some(e) = &failure {
+                errors.push(format!(
+                    "{} on {label}: {e} (hint: {})",
+                    mode.name(),
+                    e.hint()
+                ));
+            }
+            // Without a sequential baseline there is nothing to compare: stop here.
+            let baseline_failed = mode == Mode::Sequential && failure.is_some();
+            times.sort_by(f64::total_cmp);
+            cores.sort_by(f64::total_cmp);
+            let stat = |f: fn(&[f64]) -> f64| (!times.is_empty()).then(|| f(&times));
+            rows.push((
+                BenchResult {
+                    python: label.clone(),
+                    python_version: version,
+                    free_threaded,
+                    mode,
+                    workers: if mode == Mode::Sequential {
+                        1
+                    } else {
+                        plan.workers
+                    },
+                    median_s: stat(median),
+                    min_s: stat(|t| t[0]),
+                    max_s: stat(|t| t[t.len() - 1]),
+                    speedup: None,
+                    speedup_min: None,
+                    speedup_max: None,
+                    cores_used: (!cores.is_empty()).then(|| median(&cores)),
+                    gil_held: evidence.as_ref().and_then(|e| e.gil_held),
+                    gil_wait: evidence.as_ref().map(|e| e.gil_wait),
+                    correct: None,
+                    error,
+                    times_s: times,
+                },
+                if failure.is_none() { digest } else { None },
+            ));
+            if let (Mode::Threads, Some(e), None) = (mode, &evidence, &threads_verdict) {
+                threads_verdict = Some(format!("{} ({})", e.verdict_headline, e.verdict_kind));
+            }
+            if baseline_failed {
+                break;
+            }
+        }
+        // Speedups and correctness against this interpreter's sequential row.
+        let seq = rows.iter().find(|r| r.0.mode == Mode::Sequential).cloned();
+        for (row, digest) in &mut rows {
+            if let (Some((s, seq_digest)), Some(m)) = (&seq, row.median_s) {
+                if let (Some(sm), Some(smin), Some(smax), Some(min), Some(max)) =
+                    (s.median_s, s.min_s, s.max_s, row.min_s, row.max_s)
+                {
+                    row.speedup = Some(sm / m);
+                    row.speedup_min = Some(smin / max);
+                    row.speedup_max = Some(smax / min);
+                }
+                if let (Some(a), Some(b)) = (digest.as_ref(), seq_digest.as_ref()) {
+                    row.correct = Some(a == b);
+                    if a != b {
+                        errors.push(format!(
+                            "{} on {label}: the results differ from sequential (hint: the function depends on shared state or order; fix that before trusting any speedup)",
+                            row.mode.name()
+                        ));
+                    }
+                }
+            }
+        }
+        // Noise: modes whose time ranges overlap cannot be told apart.
+        for i in 0..rows.len() {
+            for j in i + 1..rows.len() {
+                let (a, b) = (&rows[i].0, &rows[j].0);
+                if let (Some(amin), Some(amax), Some(bmin), Some(bmax)) =
+                    (a.min_s, a.max_s, b.min_s, b.max_s)
+                {
+                    if amin <= bmax && bmin <= amax {
+                        warnings.push(format!(
+                            "{} and {} on {label} are within noise of each other (their times overlap); more --runs would tell them apart",
+                            a.mode.name(),
+                            b.mode.name()
+                        ));
+                    }
+                }
+            }
+        }
+        results.extend(rows.into_iter().map(|(r, _)| r));
+    }
+    let recommendation = recommend(&results).map(|r| Recommendation {
+        threads_verdict,
+        ..r
+    });
+    BenchReport {
+        schema: "gilscope.bench/1".into(),
+        target: plan.target.clone(),
+        args: plan.args.clone(),
+        tasks: tasks_run,
+        workers: plan.workers,
+        runs: plan.runs,
+        warmup: plan.warmup,
+        results,
+        recommendation,
+        warnings,
+        errors,
+    }
+}
+
+/// The fastest correct mode over all interpreters.
+fn recommend(results: &[BenchResult]) -> Option<Recommendation> {
+    let best = results
+        .iter()
+        .filter(|r| r.error.is_none() && r.correct != Some(false))
+        .filter_map(|r| Some((r, r.median_s?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))?
+        .0;
+    let speedup = best.speedup.unwrap_or(1.0);
+    let text = if best.mode == Mode::Sequential {
+        "none of the parallel modes beat sequential: the tasks may be too small for their overhead"
+            .to_string()
+    } else {
+        format!(
+            "{} with {} workers: {:.2}x faster than sequential",
+            best.mode.name(),
+            best.workers,
+            speedup
+        )
+    };
+    Some(Recommendation {
+        python: best.python.clone(),
+        mode: best.mode,
+        speedup,
+        text,
+        threads_verdict: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    /// Replays scripted outcomes: times per (python, mode), in order.
+    struct Mock {
+        times: HashMap<(String, Mode), Vec<f64>>,
+        digests: HashMap<Mode, String>,
+        failures: HashMap<Mode, RunFailure>,
+        calls: Vec<(Mode, bool)>,
+    }
+
+    impl Mock {
+        fn new(times: &[(Mode, &[f64])]) -> Mock {
+            Mock {
+                times: times
+                    .iter()
+                    .map(|(m, t)| (("py".to_string(), *m), t.to_vec()))
+                    .collect(),
+                digests: HashMap::new(),
+                failures: HashMap::new(),
+                calls: Vec::new(),
+            }
+        }
+    }
+
+    impl Executor for Mock {
+        fn unguarded_lines(&mut self, _python: &Path) -> Vec<u32> {
+            vec![]
+        }
+
+        fn run(
+            &mut self,
+            python: &Path,
+            mode: Mode,
+            sampled: bool,
+        ) -> Result<RunOutcome, RunFailure> {
+            self.calls.push((mode, sampled));
+            if let Some(f) = self.failures.get(&mode) {
+                return Err(f.clone());
+            }
+            let queue = self
+                .times
+                .get_mut(&(python.display().to_string(), mode))
+                .unwrap();
+            let elapsed_s = queue.remove(0);
+            Ok(RunOutcome {
+                elapsed_s,
+                cores_used: if mode == Mode::Processes { 2.0 } else { 1.0 },
+                digest: self
+                    .digests
+                    .get(&mode)
+                    .cloned()
+                    .unwrap_or_else(|| "same".into()),
+                arg_bytes: 0,
+                pickle_s: 0.0,
+                tasks: 4,
+                python_version: "3.12.1".into(),
+                free_threaded: false,
+                gil_enabled: true,
+                evidence: sampled.then(|| Evidence {
+                    gil_held: Some(0.99),
+                    gil_wait: 0.7,
+                    verdict_kind: "gil_contention".into(),
+                    verdict_headline: "GIL contention".into(),
+                }),
+            })
+        }
+    }
+
+    fn plan(modes: &[Mode]) -> BenchPlan {
+        BenchPlan {
+            target: "work.py:f".into(),
+            args: vec!["10".into()],
+            tasks: 4,
+            tasks_from: None,
+            workers: 2,
+            runs: 3,
+            warmup: 1,
+            modes: modes.to_vec(),
+            optional_modes: vec![Mode::Interpreters],
+            pythons: vec!["py".into()],
+            timeout_s: 10.0,
+            evidence: true,
+        }
+    }
+
+    use Mode::*;
+
+    #[test]
+    fn statistics_and_recommendation() {
+        let mut mock = Mock::new(&[
+            (Sequential, &[9.0, 2.0, 2.2, 2.1]),
+            (Threads, &[9.0, 2.3, 2.4, 2.5]),
+            (Processes, &[9.0, 1.0, 1.2, 1.1]),
+        ]);
+        let report = run_benchmark(&plan(&[Sequential, Threads, Processes]), &mut mock);
+        let row = |m: Mode| report.results.iter().find(|r| r.mode == m).unwrap();
+        // The warm-up (9.0) is not counted.
+        assert_eq!(row(Sequential).median_s, Some(2.1));
+        assert_eq!(row(Sequential).min_s, Some(2.0));
+        assert_eq!(row(Sequential).max_s, Some(2.2));
+        let p = row(Processes);
+        assert!((p.speedup.unwrap() - 2.1 / 1.1).abs() < 1e-12);
+        assert!((p.speedup_min.unwrap() - 2.0 / 1.2).abs() < 1e-12);
+        assert!((p.speedup_max.unwrap() - 2.2 / 1.0).abs() < 1e-12);
+        assert_eq!(p.correct, Some(true));
+        assert_eq!(p.cores_used, Some(2.0));
+        assert_eq!(p.gil_held, None, "processes are not sampled");
+        assert_eq!(row(Threads).gil_held, Some(0.99));
+        let rec = report.recommendation.unwrap();
+        assert_eq!(rec.mode, Processes);
+        assert_eq!(
+            rec.threads_verdict.as_deref(),
+            Some("GIL contention (gil_contention)")
+        );
+        // Only the first warm-up of in-process modes is sampled.
+        let sampled: Vec<_> = mock.calls.iter().filter(|c| c.1).map(|c| c.0).collect();
+        assert_eq!(sampled, [Sequential, Threads]);
+        assert!(report.errors.is_empty());
+    }
+
+    #[test]
+    fn overlapping_times_warn_of_noise() {
+        let mut mock = Mock::new(&[
+            (Sequential, &[1.0, 2.0, 2.2, 2.1]),
+            (Threads, &[1.0, 2.15, 2.4, 2.3]),
+        ]);
+        let report = run_benchmark(&plan(&[Sequential, Threads]), &mut mock);
+        assert!(report
+            .warnings
+            .iter()
+            .any(|w| w.contains("sequential and threads") && w.contains("noise")));
+    }
+
+    #[test]
+    fn different_results_are_an_error_not_a_speedup() {
+        let mut mock = Mock::new(&[
+            (Sequential, &[1.0, 2.0, 2.0, 2.0]),
+            (Threads, &[1.0, 1.0, 1.0, 1.0]),
+        ]);
+        mock.digests.insert(Threads, "other".into());
+        let report = run_benchmark(&plan(&[Sequential, Threads]), &mut mock);
+        assert_eq!(report.results[1].correct, Some(false));
+        assert!(report.errors[0].contains("results differ from sequential"));
+        assert_eq!(report.recommendation.unwrap().mode, Sequential);
+    }
+
+    #[test]
+    fn failures() {
+        let mut mock = Mock::new(&[
+            (Sequential, &[1.0, 2.0, 2.0, 2.0]),
+            (Threads, &[1.0, 1.5, 1.5, 1.5]),
+        ]);
+        mock.failures.insert(
+            Processes,
+            RunFailure::UnpicklableFunction {
+                target: "work.py:f".into(),
+                detail: "lambda".into(),
+            },
+        );
+        mock.failures.insert(
+            Interpreters,
+            RunFailure::Unavailable {
+                mode: "interpreters",
+                detail: "3.14+".into(),
+            },
+        );
+        let report = run_benchmark(
+            &plan(&[Sequential, Threads, Processes, Interpreters]),
+            &mut mock,
+        );
+        assert_eq!(
+            report.results.len(),
+            3,
+            "an unavailable default mode leaves no row"
+        );
+        assert_eq!(report.errors.len(), 1);
+        assert!(report.errors[0]
+            .starts_with("processes on py: work.py:f cannot be sent to worker processes"));
+        assert!(report.errors[0].contains("hint: define the function at the top level"));
+        assert_eq!(report.recommendation.unwrap().mode, Threads);
+
+        let mut mock = Mock::new(&[]);
+        mock.failures.insert(
+            Sequential,
+            RunFailure::FunctionRaised {
+                detail: "ValueError: boom".into(),
+            },
+        );
+        let report = run_benchmark(&plan(&[Sequential, Threads, Processes]), &mut mock);
+        assert_eq!(
+            report.errors.len(),
+            1,
+            "no baseline: the other modes do not run"
+        );
+        assert_eq!(mock.calls.len(), 1);
+        assert!(report.recommendation.is_none());
+    }
+
+    #[test]
+    fn table_and_markdown() {
+        let mut mock = Mock::new(&[
+            (Sequential, &[1.0, 2.0, 2.2, 2.1]),
+            (Processes, &[1.0, 1.0, 1.2, 1.1]),
+        ]);
+        let report = run_benchmark(&plan(&[Sequential, Processes]), &mut mock);
+        let mut table = Vec::new();
+        output::terminal(&report, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(table.contains("py (3.12.1)"), "{table}");
+        assert!(
+            table.contains("processes   1.10 s  1.00 s  1.20 s  1.91x (1.67-2.20)   2.00"),
+            "{table}"
+        );
+        assert!(
+            table
+                .contains("Recommendation: processes with 2 workers: 1.91x faster than sequential"),
+            "{table}"
+        );
+        let mut md = Vec::new();
+        output::markdown(&report, &mut md).unwrap();
+        let md = String::from_utf8(md).unwrap();
+        assert!(
+            md.contains(
+                "| processes | 1.10 s | 1.00 s | 1.20 s | 1.91x (1.67-2.20) | 2.00 | - | - | yes |"
+            ),
+            "{md}"
+        );
+        let mut json = Vec::new();
+        output::json(&report, &mut json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let r = &v["results"][1];
+        for key in [
+            "python",
+            "mode",
+            "workers",
+            "median_s",
+            "min_s",
+            "max_s",
+            "speedup",
+            "cores_used",
+            "gil_held",
+            "correct",
+        ] {
+            assert!(r.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(r["mode"], "processes");
+        assert_eq!(v["recommendation"]["mode"], "processes");
+    }
+}

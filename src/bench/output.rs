@@ -1,0 +1,174 @@
+//! The bench report as a terminal table, Markdown and JSON. Pure functions of the report.
+
+use std::io::{self, Write};
+
+use super::{BenchReport, BenchResult};
+
+fn secs(x: Option<f64>) -> String {
+    match x {
+        Some(s) if s < 0.001 => format!("{:.0} µs", s * 1e6),
+        Some(s) if s < 0.1 => format!("{:.1} ms", s * 1e3),
+        Some(s) if s < 1.0 => format!("{:.0} ms", s * 1e3),
+        Some(s) => format!("{s:.2} s"),
+        None => "-".into(),
+    }
+}
+
+fn speedup(r: &BenchResult) -> String {
+    match (r.speedup, r.speedup_min, r.speedup_max) {
+        (Some(s), Some(lo), Some(hi)) => format!("{s:.2}x ({lo:.2}-{hi:.2})"),
+        _ => "-".into(),
+    }
+}
+
+fn fraction(x: Option<f64>) -> String {
+    x.map_or("-".into(), |f| format!("{:.0}%", f * 100.0))
+}
+
+fn correct(r: &BenchResult) -> &'static str {
+    match (r.correct, &r.error) {
+        (_, Some(_)) => "error",
+        (Some(true), _) => "yes",
+        (Some(false), _) => "NO",
+        (None, None) => "-",
+    }
+}
+
+fn python_label(r: &BenchResult) -> String {
+    let name = r.python.rsplit('/').next().unwrap_or(&r.python);
+    let ft = if r.free_threaded {
+        ", free-threaded"
+    } else {
+        ""
+    };
+    if r.python_version.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name} ({}{ft})", r.python_version)
+    }
+}
+
+fn rows(report: &BenchReport) -> Vec<[String; 9]> {
+    report
+        .results
+        .iter()
+        .map(|r| {
+            [
+                r.mode.name().to_string(),
+                secs(r.median_s),
+                secs(r.min_s),
+                secs(r.max_s),
+                speedup(r),
+                r.cores_used.map_or("-".into(), |c| format!("{c:.2}")),
+                fraction(r.gil_held),
+                fraction(r.gil_wait),
+                correct(r).to_string(),
+            ]
+        })
+        .collect()
+}
+
+const HEADER: [&str; 9] = [
+    "mode",
+    "median",
+    "min",
+    "max",
+    "speedup (spread)",
+    "cores",
+    "GIL held",
+    "GIL wait",
+    "correct",
+];
+
+fn summary_line(report: &BenchReport) -> String {
+    let args = if report.args.is_empty() {
+        String::new()
+    } else {
+        report.args.join(", ")
+    };
+    format!(
+        "{}({args}) x {} tasks, {} workers, {} runs (+{} warm-up) per mode, each in a fresh interpreter",
+        report.target, report.tasks, report.workers, report.runs, report.warmup
+    )
+}
+
+/// The terminal table, one block per interpreter.
+pub fn terminal(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "Benchmark: {}", summary_line(report))?;
+    let all = rows(report);
+    let mut widths = HEADER.map(str::len);
+    for row in &all {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        cells
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i == 0 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut current = None;
+    for (r, row) in report.results.iter().zip(&all) {
+        if current != Some(&r.python) {
+            current = Some(&r.python);
+            writeln!(out)?;
+            writeln!(out, "{}", python_label(r))?;
+            writeln!(out, "  {}", line(&HEADER.map(String::from)))?;
+        }
+        writeln!(out, "  {}", line(row))?;
+    }
+    writeln!(out)?;
+    if let Some(rec) = &report.recommendation {
+        let who = rec.python.rsplit('/').next().unwrap_or(&rec.python);
+        writeln!(out, "Recommendation: {} ({who})", rec.text)?;
+        if let Some(v) = &rec.threads_verdict {
+            writeln!(out, "  The threaded run, as gilscope saw it: {v}")?;
+        }
+    }
+    for w in &report.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    Ok(())
+}
+
+/// Markdown, for a README or a pull request.
+pub fn markdown(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "Benchmark: `{}`", summary_line(report))?;
+    let all = rows(report);
+    let mut current = None;
+    for (r, row) in report.results.iter().zip(&all) {
+        if current != Some(&r.python) {
+            current = Some(&r.python);
+            writeln!(out)?;
+            writeln!(out, "**{}**", python_label(r))?;
+            writeln!(out)?;
+            writeln!(out, "| {} |", HEADER.join(" | "))?;
+            writeln!(out, "|{}", "---|".repeat(HEADER.len()))?;
+        }
+        writeln!(out, "| {} |", row.join(" | "))?;
+    }
+    if let Some(rec) = &report.recommendation {
+        writeln!(out)?;
+        writeln!(out, "Recommendation: {}.", rec.text)?;
+    }
+    for w in &report.warnings {
+        writeln!(out)?;
+        writeln!(out, "> warning: {w}")?;
+    }
+    Ok(())
+}
+
+pub fn json(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    writeln!(out)
+}
