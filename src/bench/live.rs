@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 
 use super::{BenchPlan, Evidence, Executor, Mode, RunFailure, RunOutcome};
 use crate::analysis::Aggregator;
-use crate::diagnosis::{diagnose, VerdictKind};
+use crate::diagnosis::diagnose;
 use crate::model::ThreadState;
 use crate::sampler::SamplerOptions;
 use crate::target::{self, Signals};
 
 const DRIVER: &str = include_str!("driver.py");
-/// Evidence is sampled at this rate.
-const EVIDENCE_RATE_HZ: f64 = 100.0;
+/// Evidence is sampled at this rate: the sampled run is an untimed warm-up, and short runs
+/// still need enough samples for a verdict.
+const EVIDENCE_RATE_HZ: f64 = 1000.0;
 
 pub struct LiveExecutor<'a> {
     plan: &'a BenchPlan,
@@ -120,11 +121,7 @@ fn sample(child: &mut Child, signals: &Signals, deadline: Instant) -> Option<Evi
         gil_held: analysis.gil_held,
         gil_wait,
         verdict_kind: verdict.kind.name().to_string(),
-        verdict_headline: if verdict.kind == VerdictKind::Idle {
-            "not enough evidence".into()
-        } else {
-            verdict.headline
-        },
+        verdict_headline: verdict.headline,
     })
 }
 
