@@ -42,6 +42,8 @@ pub struct ThreadSummary {
     pub cpu_s: f64,
     /// Sample counts per state, indexed by [`ThreadState::index`].
     pub counts: [u64; 8],
+    /// Time per state (ns): each sample weighs the time since the thread's previous sample.
+    pub time_ns: [u64; 8],
     /// Samples per (state, stack id), for hot functions and flame graphs.
     pub stacks: HashMap<(ThreadState, u32), u64>,
     pub first_t_ns: u64,
@@ -51,15 +53,19 @@ pub struct ThreadSummary {
 }
 
 impl ThreadSummary {
+    /// Share of the thread's observed time in `state`. Each sample stands for the time since
+    /// the thread's previous sample, so a sampler that falls behind (a deep stack, a loaded
+    /// machine) does not bias the fractions toward the moments it kept up.
     pub fn fraction(&self, state: ThreadState) -> f64 {
-        if self.samples == 0 {
+        let total: u64 = self.time_ns.iter().sum();
+        if total == 0 {
             0.0
         } else {
-            self.counts[state.index()] as f64 / self.samples as f64
+            self.time_ns[state.index()] as f64 / total as f64
         }
     }
 
-    /// Share of samples in any of `states`.
+    /// Share of the thread's time in any of `states`.
     pub fn share(&self, states: &[ThreadState]) -> f64 {
         states.iter().map(|&s| self.fraction(s)).sum()
     }
@@ -98,6 +104,8 @@ pub struct Analysis {
     pub gil_timeline: Vec<GilSegment>,
     /// True when [`MAX_TIMELINE_SEGMENTS`] cut the timelines short.
     pub timeline_truncated: bool,
+    /// Ticks whose Python stacks could not be read, and the last reason.
+    pub stack_errors: Option<(u64, String)>,
 }
 
 impl Analysis {
@@ -134,6 +142,8 @@ struct Pending {
     stack: Option<u32>,
     window: usize,
     t_ns: u64,
+    /// The time this sample stands for.
+    weight_ns: u64,
 }
 
 /// Where a counted sample goes besides the thread's own totals.
@@ -147,6 +157,7 @@ impl ThreadAcc {
         let s = &mut self.summary;
         s.samples += 1;
         s.counts[state.index()] += 1;
+        s.time_ns[state.index()] += at.weight_ns;
         if let Some(stack) = at.stack {
             *s.stacks.entry((state, stack)).or_insert(0) += 1;
         }
@@ -214,6 +225,7 @@ pub struct Aggregator {
     gil_timeline: Vec<GilSegment>,
     last_switch_number: Option<u64>,
     segments: usize,
+    stack_errors: Option<(u64, String)>,
     ending: Option<(Ending, f64)>,
 }
 
@@ -236,11 +248,15 @@ impl Aggregator {
             }
             Record::Sample(sample) => self.push_sample(sample),
             Record::Late { count } => self.late += *count as u64,
+            Record::StackErrors { count, last } => {
+                self.stack_errors = Some((*count as u64, last.clone()))
+            }
             Record::End { ending, duration_s } => self.ending = Some((ending.clone(), *duration_s)),
         }
     }
 
     fn push_sample(&mut self, sample: &Sample) {
+        let interval_ns = self.interval_ns();
         let t = sample.t_ns;
         if self.last_t_ns.is_some_and(|last| t < last) {
             return; // out of order: a corrupt or concatenated file
@@ -315,6 +331,7 @@ impl Aggregator {
                     samples: 0,
                     cpu_s: 0.0,
                     counts: [0; 8],
+                    time_ns: [0; 8],
                     stacks: HashMap::new(),
                     first_t_ns: t,
                     last_t_ns: t,
@@ -348,6 +365,7 @@ impl Aggregator {
                 stack: ts.stack,
                 window: window_index,
                 t_ns: t,
+                weight_ns: if dt > 0 { dt } else { interval_ns },
             };
             if is_transit_candidate(&obs, state) {
                 acc.pending = Some(at);
@@ -368,7 +386,6 @@ impl Aggregator {
             acc.previous = Some(state);
             self.live.insert(ts.tid, acc);
         }
-        let interval_ns = self.interval_ns();
         let mut totals = Totals {
             windows: &mut self.windows,
             segments: &mut self.segments,
@@ -437,6 +454,7 @@ impl Aggregator {
             windows: self.windows,
             gil_timeline: self.gil_timeline,
             timeline_truncated: self.segments >= MAX_TIMELINE_SEGMENTS,
+            stack_errors: self.stack_errors,
         }
     }
 }

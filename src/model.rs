@@ -156,7 +156,8 @@ pub enum Ending {
     PidReused,
 }
 
-/// The sampler's output stream, also the unit of the recording file.
+/// The sampler's output stream, also the unit of the recording file. The variant index is part
+/// of the file format: add new variants at the end, never in between.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Record {
     Target(TargetInfo),
@@ -182,5 +183,12 @@ pub enum Record {
     End {
         ending: Ending,
         duration_s: f64,
+    },
+    /// Ticks whose Python stacks could not be read (py-spy refuses stacks deeper than 4096
+    /// frames and strings of 4096 characters or more, and a torn read can fail), with the last
+    /// reason. Thread states are measured all the same.
+    StackErrors {
+        count: u32,
+        last: String,
     },
 }

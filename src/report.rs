@@ -65,7 +65,8 @@ pub struct Thread {
     pub states: States,
 }
 
-/// Fractions of a thread's samples; they sum to 1.
+/// Fractions of a thread's observed time (each sample weighs the time since the thread's
+/// previous one); they sum to 1.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct States {
     pub gil: f64,
@@ -92,7 +93,8 @@ impl States {
         }
     }
 
-    fn from_counts(counts: &[u64; 8], total: u64) -> States {
+    fn from_time(time_ns: &[u64; 8]) -> States {
+        let (counts, total) = (time_ns, time_ns.iter().sum::<u64>());
         let f = |s: ThreadState| {
             if total == 0 {
                 0.0
@@ -177,6 +179,21 @@ pub fn describe_ending(ending: &Ending) -> String {
     }
 }
 
+/// The target's notes, and what the analysis adds: stacks that could not be read.
+fn notes(analysis: &Analysis) -> Vec<String> {
+    let mut notes = analysis
+        .target
+        .as_ref()
+        .map_or(Vec::new(), |t| t.notes.clone());
+    if let Some((count, last)) = &analysis.stack_errors {
+        notes.push(format!(
+            "the Python stacks could not be read in {count} of {} samples ({last}); thread states were measured all the same",
+            analysis.ticks
+        ));
+    }
+    notes
+}
+
 /// Builds the report. Pure: the same analysis and verdict give the same report.
 pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
     let target = analysis.target.clone();
@@ -201,7 +218,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
             python: target.as_ref().map_or(String::new(), |t| t.python.clone()),
             gil: target.as_ref().map_or("enabled".into(), |t| t.gil.clone()),
             gil_wait_visible: target.as_ref().is_some_and(|t| t.gil_wait_visible),
-            notes: target.as_ref().map_or(Vec::new(), |t| t.notes.clone()),
+            notes: notes(analysis),
         },
         duration_s: analysis.duration_s,
         samples: analysis.ticks,
@@ -224,7 +241,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
                 python: t.python,
                 samples: t.samples,
                 cpu_s: t.cpu_s,
-                states: States::from_counts(&t.counts, t.samples),
+                states: States::from_time(&t.time_ns),
             })
             .collect(),
         hot: Hot {

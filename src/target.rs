@@ -220,5 +220,8 @@ pub fn sample_loop(
             count: late.min(u32::MAX as u64) as u32,
         })?;
     }
+    if let Some(errors) = sampler.stack_errors() {
+        sink.record(&errors)?;
+    }
     Ok((ending, start.elapsed().as_secs_f64()))
 }

@@ -60,6 +60,8 @@ pub struct Sampler {
     gil_ranges_read: Option<Instant>,
     info: TargetInfo,
     buf: Vec<u8>,
+    stack_errors: u32,
+    last_stack_error: String,
 }
 
 impl Sampler {
@@ -159,6 +161,8 @@ impl Sampler {
             gil_ranges_read: None,
             info,
             buf: vec![0u8; 4096],
+            stack_errors: 0,
+            last_stack_error: String::new(),
         })
     }
 
@@ -207,7 +211,15 @@ impl Sampler {
         }
         let gil = self.read_gil();
 
-        if let Ok(traces) = self.spy.get_stack_traces() {
+        let traces = match self.spy.get_stack_traces() {
+            Ok(traces) => traces,
+            Err(e) => {
+                self.stack_errors = self.stack_errors.saturating_add(1);
+                self.last_stack_error = format!("{e:#}").lines().next().unwrap_or("").to_string();
+                Vec::new()
+            }
+        };
+        {
             for trace in traces {
                 let Some(tid) = self.os_tid(trace.os_thread_id, trace.thread_id) else {
                     continue;
@@ -245,6 +257,15 @@ impl Sampler {
             threads,
         }))?;
         Ok(None)
+    }
+
+    /// Re-lists the target's threads, opening files for new ones. True when the set changed.
+    /// The stack errors so far, as a record (`None` when there were none).
+    pub fn stack_errors(&self) -> Option<Record> {
+        (self.stack_errors > 0).then(|| Record::StackErrors {
+            count: self.stack_errors,
+            last: self.last_stack_error.clone(),
+        })
     }
 
     /// Re-lists the target's threads, opening files for new ones. True when the set changed.

@@ -1,0 +1,402 @@
+//! Fault injection against real targets: whatever the target does, gilscope keeps working or
+//! fails with a clear message, never harms the target, and never loses the report it gathered.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn python() -> std::path::PathBuf {
+    common::python("3.12")
+        .or_else(|| common::python("3.11"))
+        .expect("a CPython")
+}
+
+/// `gilscope run --json - -q [extra] -- python -c CODE`
+fn run_code(code: &str, extra: &[&str]) -> (Output, Value) {
+    let output = common::gilscope()
+        .args(["run", "--json", "-", "-q"])
+        .args(extra)
+        .arg("--")
+        .arg(python())
+        .args(["-c", code])
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    (output, report)
+}
+
+/// A Python target that prints "ready" once set up, and is killed on drop.
+struct Target(Child);
+
+impl Target {
+    fn start(code: &str) -> Target {
+        let mut child = Command::new(python())
+            .args(["-c", code])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        Target(child)
+    }
+    fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn attach_json(pid: &str, extra: &[&str]) -> (Output, Value) {
+    let output = common::gilscope()
+        .args(["attach", "--json", "-", "-q"])
+        .args(extra)
+        .arg(pid)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    (output, report)
+}
+
+#[test]
+fn target_segfaults_mid_sample() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let (output, report) = run_code(
+        "import ctypes, time; time.sleep(0.7); ctypes.string_at(0)",
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(128 + 11));
+    assert_eq!(report["ending"], "the target was killed by signal 11");
+    assert!(
+        report["samples"].as_u64().unwrap() > 30,
+        "the samples gathered are reported"
+    );
+}
+
+#[test]
+fn target_exits_while_attached() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let target = Target::start("import time; print('ready', flush=True); time.sleep(0.8)");
+    let (output, report) = attach_json(&target.pid(), &[]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(report["ending"], "the target exited");
+    assert!(report["samples"].as_u64().unwrap() > 20);
+}
+
+#[test]
+fn sigterm_during_run_reaches_the_target() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut gilscope = common::gilscope()
+        .args(["run", "--json", "-", "-q", "--"])
+        .arg(python())
+        .args(["-c", "import time; time.sleep(30)"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    Command::new("kill")
+        .args(["-TERM", &gilscope.id().to_string()])
+        .status()
+        .unwrap();
+    let status = gilscope.wait().unwrap();
+    let mut stdout = String::new();
+    gilscope
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status.code(), Some(128 + 15));
+    assert_eq!(report["ending"], "the target was killed by signal 15");
+}
+
+#[test]
+fn a_thousand_threads() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let target = Target::start(
+        "import threading, time\n\
+         ev = threading.Event()\n\
+         ts = [threading.Thread(target=ev.wait, daemon=True) for _ in range(1000)]\n\
+         [t.start() for t in ts]\n\
+         print('ready', flush=True)\n\
+         time.sleep(60)",
+    );
+    let (output, report) = attach_json(&target.pid(), &["--duration", "3"]);
+    assert!(output.status.success());
+    let threads = report["threads"].as_array().unwrap();
+    assert!(threads.len() >= 1001, "{} threads", threads.len());
+    let lock_waiters = threads
+        .iter()
+        .filter(|t| t["states"]["lock"].as_f64().unwrap() > 0.9)
+        .count();
+    assert!(
+        lock_waiters >= 1000,
+        "{lock_waiters} threads seen waiting on the Event"
+    );
+    assert!(report["samples"].as_u64().unwrap() >= 20);
+}
+
+#[test]
+fn thread_churn() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let (output, report) = run_code(
+        "import threading, time\n\
+         end = time.time() + 2\n\
+         n = 0\n\
+         while time.time() < end:\n\
+         \x20   t = threading.Thread(target=lambda: None); t.start(); t.join(); n += 1\n\
+         assert n > 1000, n",
+        &[],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        report["threads"].as_array().unwrap().len() > 20,
+        "short-lived threads are reported"
+    );
+    let sum_ok = report["threads"].as_array().unwrap().iter().all(|t| {
+        let s: f64 = t["states"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        (s - 1.0).abs() < 1e-9
+    });
+    assert!(sum_ok);
+}
+
+/// Recurses `depth` calls deep after 0.3 s (gilscope attaches first: py-spy cannot attach to
+/// a stack already deeper than 4096 frames, see docs/robustness.md), then spins for 1 s.
+fn recursion(depth: u32) -> String {
+    format!(
+        "import sys, time\n\
+         sys.setrecursionlimit(20000)\n\
+         time.sleep(0.3)\n\
+         def down(n):\n\
+         \x20   if n == 0:\n\
+         \x20       end = time.time() + 1.0\n\
+         \x20       while time.time() < end: pass\n\
+         \x20       return 0\n\
+         \x20   return down(n - 1) + 1\n\
+         down({depth})"
+    )
+}
+
+/// Deep stacks are cut at MAX_STACK_DEPTH frames, with a marker frame.
+#[test]
+fn deep_recursion_is_truncated_with_a_marker() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let speedscope = dir.path().join("s.json");
+    let (output, _) = run_code(
+        &recursion(2000),
+        &["--speedscope", speedscope.to_str().unwrap()],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&speedscope).unwrap();
+    assert!(text.contains("more frames>"), "no truncation marker");
+    let file: Value = serde_json::from_str(&text).unwrap();
+    let deepest = file["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_array().unwrap().len())
+        })
+        .max()
+        .unwrap();
+    assert!(
+        deepest <= gilscope::sampler::MAX_STACK_DEPTH + 2,
+        "stack of {deepest} frames"
+    );
+}
+
+/// Past 4096 frames py-spy refuses the stack read: the report says so, and the thread's state
+/// is still measured from the kernel.
+#[test]
+fn very_deep_recursion_is_reported_not_fatal() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let (output, report) = run_code(&recursion(10_000), &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Depending on timing, py-spy fails on its 4096-frame limit or on a torn read of a frame
+    // that changed under it; either way the report says so.
+    let notes = report["target"]["notes"].to_string();
+    assert!(notes.contains("stacks could not be read"), "{notes}");
+    let main = &report["threads"][0];
+    assert!(main["states"]["gil"].as_f64().unwrap() > 0.5, "{main}");
+}
+
+/// Odd names from compile() and exec: a fake file name with quotes and a newline, and a
+/// function name of 1000 characters, are reported as they are.
+#[test]
+fn hostile_names_from_compile_and_exec() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let (output, report) = run_code(&named(1000, "<fake \\n\\\"file\\\">"), &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hot = report["hot"]["gil"].as_array().unwrap();
+    assert!(
+        hot.iter()
+            .any(|h| h["function"].as_str().unwrap().len() == 1001),
+        "{hot:?}"
+    );
+    assert!(
+        hot.iter()
+            .any(|h| h["file"].as_str().unwrap() == "<fake \n\"file\">"),
+        "{hot:?}"
+    );
+}
+
+/// Past py-spy's limits (names of 4096+ characters, file names that are not valid UTF-8)
+/// py-spy skips the frame (docs/robustness.md): no crash, and the state is still measured.
+#[test]
+fn names_past_py_spy_limits_are_survived() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    for (length, file) in [(20_000, "<fake>"), (10, "<fake \\udcff>")] {
+        let (output, report) = run_code(&named(length, file), &[]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let main = &report["threads"][0];
+        assert!(main["states"]["gil"].as_f64().unwrap() > 0.7, "{main}");
+    }
+}
+
+/// A target that runs, for a second, a function named `f` + `x` * `length`, compiled from a
+/// file named `file`.
+fn named(length: usize, file: &str) -> String {
+    format!(
+        "import time\n\
+         name = 'f' + 'x' * {length}\n\
+         src = 'def ' + name + '():\\n    end = time.time() + 1.0\\n    while time.time() < end: pass\\n'\n\
+         ns = {{'time': time}}\n\
+         exec(compile(src, '{file}', 'exec'), ns)\n\
+         ns[name]()"
+    )
+}
+
+#[test]
+fn fork_and_exec_in_the_target() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let (output, report) = run_code(
+        "import os, time\n\
+         for _ in range(3):\n\
+         \x20   pid = os.fork()\n\
+         \x20   if pid == 0:\n\
+         \x20       os.execv('/bin/sleep', ['sleep', '0.2'])\n\
+         \x20   os.waitpid(pid, 0)\n\
+         time.sleep(0.3)",
+        &[],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report["ending"], "the target exited with status 0");
+    let main = &report["threads"][0];
+    assert!(
+        main["states"]["idle"].as_f64().unwrap() > 0.3,
+        "waiting for the child (wait4) is idle: {main}"
+    );
+}
+
+/// Sums the target's writable memory through /proc/PID/mem.
+fn memory_checksum(pid: u32) -> u64 {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut sum: u64 = 0;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (range, perms) = (fields.next().unwrap(), fields.next().unwrap());
+        if !perms.starts_with("rw") || line.contains("[vvar") {
+            continue;
+        }
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
+        let mut buf = vec![0u8; (b - a) as usize];
+        if std::os::unix::fs::FileExt::read_exact_at(&mem, &mut buf, a).is_ok() {
+            for (i, chunk) in buf.chunks(8).enumerate() {
+                let mut w = [0u8; 8];
+                w[..chunk.len()].copy_from_slice(chunk);
+                sum = sum.wrapping_add(u64::from_le_bytes(w).wrapping_mul(i as u64 | 1));
+            }
+        }
+    }
+    sum
+}
+
+#[test]
+fn gilscope_never_writes_to_the_target() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let target = Target::start(
+        "import threading, time\n\
+         def spin():\n\
+         \x20   while True: sum(range(1000))\n\
+         [threading.Thread(target=spin, daemon=True).start() for _ in range(3)]\n\
+         print('ready', flush=True)\n\
+         time.sleep(60)",
+    );
+    let pid = target.0.id();
+    // Stopped, the target cannot change its own memory: any change would be gilscope's.
+    Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let before = memory_checksum(pid);
+    let (output, report) = attach_json(&pid.to_string(), &["--duration", "1"]);
+    let after = memory_checksum(pid);
+    Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report["samples"].as_u64().unwrap() > 50);
+    assert_eq!(
+        before, after,
+        "the target's memory changed while gilscope read it"
+    );
+}
