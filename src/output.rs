@@ -58,6 +58,19 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_at_the_destination_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let link = dir.path().join("report.json");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        write_atomic(&link, b"report").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&link).unwrap(), b"report");
+    }
+
+    #[test]
     fn missing_directory_is_an_error_and_writes_nothing() {
         let err = write_atomic(Path::new("/nonexistent-dir/r.json"), b"x").unwrap_err();
         assert!(matches!(err, Error::Output { .. }));
