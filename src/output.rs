@@ -66,7 +66,10 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &link).unwrap();
         write_atomic(&link, b"report").unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-        assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(!std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(std::fs::read(&link).unwrap(), b"report");
     }
 
