@@ -182,7 +182,7 @@ fn failure(args: &[&str]) -> (Output, Option<Value>) {
         .expect("a CPython");
     let mut all = args.to_vec();
     all.extend(["--runs", "1", "--warmup", "0", "--no-evidence"]);
-    if !args.contains(&"--tasks-from") {
+    if !args.contains(&"--tasks-from") && !args.contains(&"--tasks") {
         all.extend(["--tasks", "2"]);
     }
     bench(&py, &all)
@@ -280,4 +280,28 @@ fn bad_target_spec() {
         .output()
         .unwrap();
     one_error_line(&output, "FILE.py:FUNCTION", "gilscope --help");
+}
+
+/// `asyncio.to_thread`, asked for: as fast as threads on waiting work.
+#[test]
+fn asyncio_mode_when_asked() {
+    let (output, report) = failure(&[
+        "examples/work.py:io_work",
+        "0.1",
+        "--modes",
+        "sequential,asyncio",
+        "--workers",
+        "8",
+        "--tasks",
+        "8",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report.unwrap();
+    let asyncio = row(&report, "asyncio");
+    assert_eq!(asyncio["correct"], true);
+    assert!(f(asyncio, "speedup") >= 3.0, "{asyncio}");
 }
