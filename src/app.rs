@@ -381,7 +381,7 @@ fn emit(analysis: &Analysis, output: &OutputArgs) -> Result<(), Error> {
             .and_then(|_| stdout.flush())
             .ok();
     }
-    let only = output.flamegraph_state.map(Into::into);
+    let only = output.flamegraph_state;
     let mut results = Vec::new();
     if let Some(path) = output.json.as_deref().filter(|j| *j != "-") {
         results.push(write_output(Path::new(path), |b| render::json(&report, b)));

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::model::ThreadState;
 
@@ -156,8 +156,8 @@ pub struct OutputArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub flamegraph: Option<PathBuf>,
     /// Draw only the stacks of one state in the flame graph.
-    #[arg(long, value_name = "STATE", requires = "flamegraph")]
-    pub flamegraph_state: Option<StateArg>,
+    #[arg(long, value_name = "STATE", requires = "flamegraph", value_parser = parse_state)]
+    pub flamegraph_state: Option<ThreadState>,
     /// Write a speedscope profile (open in speedscope.app).
     #[arg(long, value_name = "FILE")]
     pub speedscope: Option<PathBuf>,
@@ -188,31 +188,13 @@ impl OutputArgs {
     }
 }
 
-/// A thread state on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum StateArg {
-    Gil,
-    GilWait,
-    Native,
-    Io,
-    Sleep,
-    Lock,
-    Idle,
-    Unknown,
-}
-
-impl From<StateArg> for ThreadState {
-    fn from(arg: StateArg) -> ThreadState {
-        match arg {
-            StateArg::Gil => ThreadState::Gil,
-            StateArg::GilWait => ThreadState::GilWait,
-            StateArg::Native => ThreadState::Native,
-            StateArg::Io => ThreadState::Io,
-            StateArg::Sleep => ThreadState::Sleep,
-            StateArg::Lock => ThreadState::Lock,
-            StateArg::Idle => ThreadState::Idle,
-            StateArg::Unknown => ThreadState::Unknown,
-        }
-    }
+/// Parses a thread state by its contract name (`gil`, `gil_wait`, ...).
+fn parse_state(text: &str) -> Result<ThreadState, String> {
+    ThreadState::ALL
+        .into_iter()
+        .find(|s| s.name() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = ThreadState::ALL.iter().map(|s| s.name()).collect();
+            format!("expected one of {}", names.join(", "))
+        })
 }

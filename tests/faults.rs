@@ -10,9 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 fn python() -> std::path::PathBuf {
-    common::python("3.12")
-        .or_else(|| common::python("3.11"))
-        .expect("a CPython")
+    common::any_python()
 }
 
 /// `gilscope run --json - -q [extra] -- python -c CODE`

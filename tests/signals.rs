@@ -35,9 +35,7 @@ impl Drop for Target {
 }
 
 fn start_target() -> Target {
-    let py = common::python("3.12")
-        .or_else(|| common::python("3.11"))
-        .expect("a CPython");
+    let py = common::any_python();
     let mut child = Command::new(py)
         .args(["-c", COUNTER])
         .stdout(Stdio::piped())
@@ -188,9 +186,7 @@ fn blocking_mode_samples() {
 #[test]
 fn run_passes_a_python_exit_status_and_signal_through() {
     let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    let py = common::python("3.12")
-        .or_else(|| common::python("3.11"))
-        .expect("a CPython");
+    let py = common::any_python();
     let status = common::gilscope()
         .args(["run", "-q", "--"])
         .arg(&py)

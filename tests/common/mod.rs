@@ -50,6 +50,13 @@ pub fn python(version: &str) -> Option<PathBuf> {
     found
 }
 
+/// One interpreter for tests that need just one: 3.12, else 3.11.
+pub fn any_python() -> PathBuf {
+    python("3.12")
+        .or_else(|| python("3.11"))
+        .expect("CPython 3.12 or 3.11 under pyenv")
+}
+
 /// Runs `gilscope run --json FILE -q -- PYTHON WORKLOAD ARGS` and returns the report.
 pub fn run_report(python: &Path, workload_name: &str, args: &[&str]) -> (Output, Value) {
     let dir = tempfile::tempdir().unwrap();
