@@ -9,9 +9,12 @@ use crate::error::Error;
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let to_error = |source| Error::Output {
+    // The OS error alone: the temporary file's name means nothing to the user.
+    let to_error = |source: std::io::Error| Error::Output {
         path: path.to_path_buf(),
-        source,
+        source: source
+            .raw_os_error()
+            .map_or(source, std::io::Error::from_raw_os_error),
     };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

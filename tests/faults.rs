@@ -398,3 +398,47 @@ fn gilscope_never_writes_to_the_target() {
         "the target's memory changed while gilscope read it"
     );
 }
+
+/// A full disk: one clear line, exit 2, and nothing half-written left behind. Needs root to
+/// mount a 64 KiB tmpfs; skipped loudly otherwise.
+#[test]
+fn full_disk_leaves_no_half_written_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!(
+            "\n*** SKIP: cannot mount a tmpfs (needs root): the full-disk case did not run ***\n"
+        );
+        return;
+    }
+    let fill = std::fs::File::create(dir.path().join("fill")).unwrap();
+    let _ = std::io::Write::write_all(&mut &fill, &vec![0u8; 80 << 10]);
+    let report = dir.path().join("r.json");
+    let output = common::gilscope()
+        .arg("report")
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/recordings/cpu_threads.gilscope"),
+        )
+        .args(["-q", "--json"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    Command::new("umount").arg(dir.path()).status().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains("(hint: "),
+        "{stderr}"
+    );
+    assert_eq!(names, ["fill"], "nothing but the filler is left");
+}
