@@ -66,6 +66,35 @@ fn not_python() {
 }
 
 #[test]
+fn static_binary_without_symbols() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("spin.c");
+    std::fs::write(
+        &source,
+        "#include <unistd.h>\nint main(void) { sleep(30); return 0; }\n",
+    )
+    .unwrap();
+    let binary = dir.path().join("spin");
+    let built = Command::new("gcc")
+        .args(["-static", "-s", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!("\n*** SKIP: gcc -static unavailable: the static-binary case did not run ***\n");
+        return;
+    }
+    let output = gilscope()
+        .arg("run")
+        .arg("--")
+        .arg(&binary)
+        .output()
+        .unwrap();
+    one_line_error(&output, "is not a Python process");
+}
+
+#[test]
 fn run_not_python_stops_the_child() {
     let output = gilscope()
         .args(["run", "--", "sleep", "30"])

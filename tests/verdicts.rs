@@ -124,3 +124,60 @@ fn replay_is_deterministic() {
     assert_eq!(a, b);
     assert_eq!(diagnose(&a), diagnose(&b));
 }
+
+/// A synthetic free-threaded run: four threads busy on the CPU, the GIL `locked` as given.
+fn free_threaded_run(gil_locked: bool) -> gilscope::analysis::Analysis {
+    use gilscope::model::{GilReading, Sample, Syscall, TargetInfo, ThreadSample};
+    let mut agg = Aggregator::new();
+    agg.push(&gilscope::model::Record::Target(TargetInfo {
+        pid: 1,
+        command: vec!["python3.13t".into(), "app.py".into()],
+        python: "3.13.0".into(),
+        gil: "disabled".into(),
+        gil_wait_visible: false,
+        notes: vec![],
+        rate_hz: 100.0,
+        arch: "x86_64".into(),
+        cores: 4,
+        started_unix_s: 0.0,
+    }));
+    for i in 0..200u64 {
+        let t = i * 10_000_000;
+        agg.push(&gilscope::model::Record::Sample(Sample {
+            t_ns: t,
+            process_cpu_ns: Some(t * 4),
+            gil: Some(GilReading {
+                locked: gil_locked,
+                holder_tid: None,
+                switch_number: Some(0),
+                enabled: Some(gil_locked),
+            }),
+            threads: (1..=4)
+                .map(|tid| ThreadSample {
+                    tid,
+                    run_state: Some(b'R'),
+                    syscall: Some(Syscall::Running),
+                    cpu_ns: Some(t),
+                    stack: None,
+                    python: true,
+                })
+                .collect(),
+        }));
+    }
+    agg.finish()
+}
+
+#[test]
+fn free_threaded_build() {
+    let v = diagnose(&free_threaded_run(false));
+    assert_eq!(v.kind, VerdictKind::FreeThreaded);
+    assert!(
+        v.headline.contains("threads run Python in parallel"),
+        "{}",
+        v.headline
+    );
+    let v = diagnose(&free_threaded_run(true));
+    assert_eq!(v.kind, VerdictKind::FreeThreaded);
+    assert!(v.headline.contains("turned back on"), "{}", v.headline);
+    assert!(v.advice.join(" ").contains("PYTHON_GIL"));
+}

@@ -183,11 +183,9 @@ impl Sampler {
             .read(&mut self.buf)
             .ok()
             .and_then(procfs::parse_stat);
-        let process_cpu_ns = match stat {
-            None => return Ok(Some(Ending::TargetGone)),
-            Some(s) if s.state == b'Z' || s.state == b'X' => return Ok(Some(Ending::TargetGone)),
-            Some(s) if s.start_ticks != self.start_ticks => return Ok(Some(Ending::PidReused)),
-            Some(s) => Some(s.cpu_ticks * self.ns_per_tick),
+        let process_cpu_ns = match still_our_target(stat, self.start_ticks) {
+            Ok(cpu_ticks) => Some(cpu_ticks * self.ns_per_tick),
+            Err(ending) => return Ok(Some(ending)),
         };
         self.refresh_gil_ranges(sink)?;
         let threads_changed = self.refresh_threads();
@@ -416,6 +414,18 @@ impl Sampler {
     }
 }
 
+/// Whether the process behind the PID is still the one gilscope attached to: its CPU ticks if
+/// so, else how it ended. A PID names a process only together with its start time: a new
+/// process that took the PID has another one.
+pub fn still_our_target(stat: Option<procfs::Stat>, start_ticks: u64) -> Result<u64, Ending> {
+    match stat {
+        None => Err(Ending::TargetGone),
+        Some(s) if s.state == b'Z' || s.state == b'X' => Err(Ending::TargetGone),
+        Some(s) if s.start_ticks != start_ticks => Err(Ending::PidReused),
+        Some(s) => Ok(s.cpu_ticks),
+    }
+}
+
 /// Fails fast, with a clear error, on a process that maps no Python.
 fn check_python_maps(pid: u32) -> Result<(), Error> {
     let maps = match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
@@ -462,4 +472,37 @@ fn read_cmdline(pid: u32) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use procfs::Stat;
+
+    #[test]
+    fn a_reused_pid_is_not_our_target() {
+        let ours = Stat {
+            state: b'S',
+            cpu_ticks: 42,
+            start_ticks: 1000,
+        };
+        assert_eq!(still_our_target(Some(ours), 1000), Ok(42));
+        let newcomer = Stat {
+            start_ticks: 2000,
+            ..ours
+        };
+        assert_eq!(
+            still_our_target(Some(newcomer), 1000),
+            Err(Ending::PidReused)
+        );
+        let zombie = Stat {
+            state: b'Z',
+            ..ours
+        };
+        assert_eq!(
+            still_our_target(Some(zombie), 1000),
+            Err(Ending::TargetGone)
+        );
+        assert_eq!(still_our_target(None, 1000), Err(Ending::TargetGone));
+    }
 }
