@@ -15,7 +15,7 @@ use py_spy::config::LockingStrategy;
 use py_spy::PythonSpy;
 
 use crate::error::Error;
-use crate::model::{Ending, Frame, GilReading, Record, Sample, TargetInfo, ThreadSample};
+use crate::model::{Ending, Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
 use gil::{GilLocator, ThreadIdField};
 use memory::{ProcessMemory, ReadMemory};
 use procfs::{ProcFile, ThreadFiles};
@@ -62,6 +62,57 @@ pub struct Sampler {
     buf: Vec<u8>,
     stack_errors: u32,
     last_stack_error: String,
+    previous: PreviousTick,
+    /// List the threads again at the next tick.
+    relist: bool,
+}
+
+/// What the last tick saw of each thread: its kernel state and its stack.
+#[derive(Default)]
+struct PreviousTick {
+    threads: HashMap<u32, (procfs::ThreadKernelState, bool, Option<u32>)>,
+}
+
+impl PreviousTick {
+    /// True when no thread ran since the last tick: each one's on-CPU time (nanoseconds,
+    /// from schedstat) is unchanged. A thread that did not run cannot have changed its stack.
+    fn nothing_ran(&self, threads: &[ThreadSample]) -> bool {
+        !self.threads.is_empty()
+            && threads.iter().all(|t| {
+                t.cpu_ns.is_some()
+                    && self
+                        .threads
+                        .get(&t.tid)
+                        .is_some_and(|(kernel, _, _)| kernel.cpu_ns == t.cpu_ns)
+            })
+    }
+
+    /// The last kernel state of a thread that was blocked in a syscall then and has not run
+    /// since (same on-CPU time): it cannot have left that syscall. (One it woke, still waiting
+    /// for a CPU, reads as blocked until it runs: a wait either way.)
+    fn unchanged(&self, tid: u32, cpu_ns: Option<u64>) -> Option<procfs::ThreadKernelState> {
+        let (kernel, _, _) = self.threads.get(&tid)?;
+        let blocked = matches!(kernel.syscall, Some(Syscall::Blocked { .. }));
+        (blocked && cpu_ns.is_some() && kernel.cpu_ns == cpu_ns).then_some(*kernel)
+    }
+
+    fn stack_of(&self, tid: u32) -> (bool, Option<u32>) {
+        self.threads
+            .get(&tid)
+            .map_or((false, None), |&(_, python, stack)| (python, stack))
+    }
+
+    fn remember(&mut self, threads: &[ThreadSample]) {
+        self.threads.clear();
+        self.threads.extend(threads.iter().map(|t| {
+            let kernel = procfs::ThreadKernelState {
+                syscall: t.syscall,
+                run_state: t.run_state,
+                cpu_ns: t.cpu_ns,
+            };
+            (t.tid, (kernel, t.python, t.stack))
+        }));
+    }
 }
 
 impl Sampler {
@@ -163,6 +214,8 @@ impl Sampler {
             buf: vec![0u8; 4096],
             stack_errors: 0,
             last_stack_error: String::new(),
+            previous: PreviousTick::default(),
+            relist: true,
         })
     }
 
@@ -183,21 +236,35 @@ impl Sampler {
             .read(&mut self.buf)
             .ok()
             .and_then(procfs::parse_stat);
-        let process_cpu_ns = match still_our_target(stat, self.start_ticks) {
-            Ok(cpu_ticks) => Some(cpu_ticks * self.ns_per_tick),
+        let stat = match still_our_target(stat, self.start_ticks) {
+            Ok(stat) => stat,
             Err(ending) => return Ok(Some(ending)),
         };
+        let process_cpu_ns = Some(stat.cpu_ticks * self.ns_per_tick);
         self.refresh_gil_ranges(sink)?;
-        let threads_changed = self.refresh_threads();
+        // Listing /proc/PID/task costs more than reading it: list again only when the thread
+        // count moved, or a thread's files stopped reading (it exited, maybe replaced by another).
+        let threads_changed =
+            (self.relist || stat.num_threads as usize != self.tids.len()) && self.refresh_threads();
         if threads_changed {
             self.pthread_cache.clear();
         }
+        self.relist = false;
         let mut threads: Vec<ThreadSample> = Vec::with_capacity(self.tids.len());
         for &tid in &self.tids {
             let kernel = match self.threads.get(&tid) {
-                Some(files) => files.read(&mut self.buf),
+                Some(files) => {
+                    let cpu_ns = files.read_cpu(&mut self.buf);
+                    // A thread that has not run since the last tick is still blocked where it
+                    // was: skip its two costlier reads.
+                    match self.previous.unchanged(tid, cpu_ns) {
+                        Some(kernel) => kernel,
+                        None => files.read_blocking(&mut self.buf, cpu_ns),
+                    }
+                }
                 None => Default::default(),
             };
+            self.relist |= kernel.syscall.is_none() || kernel.cpu_ns.is_none();
             threads.push(ThreadSample {
                 tid,
                 run_state: kernel.run_state,
@@ -209,35 +276,15 @@ impl Sampler {
         }
         let gil = self.read_gil();
 
-        let traces = match self.spy.get_stack_traces() {
-            Ok(traces) => traces,
-            Err(e) => {
-                self.stack_errors = self.stack_errors.saturating_add(1);
-                self.last_stack_error = format!("{e:#}").lines().next().unwrap_or("").to_string();
-                Vec::new()
+        if !threads_changed && self.previous.nothing_ran(&threads) {
+            // No thread executed since the last tick: every Python stack is as it was.
+            for t in &mut threads {
+                (t.python, t.stack) = self.previous.stack_of(t.tid);
             }
-        };
-        {
-            for trace in traces {
-                let Some(tid) = self.os_tid(trace.os_thread_id, trace.thread_id) else {
-                    continue;
-                };
-                let stack = self.intern_stack(&trace.frames, sink)?;
-                if let Some(name) = trace.thread_name {
-                    if self.names.get(&tid) != Some(&name) {
-                        sink.record(&Record::ThreadName {
-                            tid,
-                            name: name.clone(),
-                        })?;
-                        self.names.insert(tid, name);
-                    }
-                }
-                if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
-                    threads[i].python = true;
-                    threads[i].stack = stack;
-                }
-            }
+        } else {
+            self.walk_stacks(&mut threads, sink)?;
         }
+        self.previous.remember(&threads);
         for t in &threads {
             if !self.names.contains_key(&t.tid) {
                 let name = procfs::thread_comm(self.pid, t.tid).unwrap_or_default();
@@ -258,6 +305,42 @@ impl Sampler {
     }
 
     /// Re-lists the target's threads, opening files for new ones. True when the set changed.
+    /// Reads every thread's Python stack through py-spy and fills them in.
+    fn walk_stacks(
+        &mut self,
+        threads: &mut [ThreadSample],
+        sink: &mut impl RecordSink,
+    ) -> std::io::Result<()> {
+        let traces = match self.spy.get_stack_traces() {
+            Ok(traces) => traces,
+            Err(e) => {
+                self.stack_errors = self.stack_errors.saturating_add(1);
+                self.last_stack_error = format!("{e:#}").lines().next().unwrap_or("").to_string();
+                Vec::new()
+            }
+        };
+        for trace in traces {
+            let Some(tid) = self.os_tid(trace.os_thread_id, trace.thread_id) else {
+                continue;
+            };
+            let stack = self.intern_stack(&trace.frames, sink)?;
+            if let Some(name) = trace.thread_name {
+                if self.names.get(&tid) != Some(&name) {
+                    sink.record(&Record::ThreadName {
+                        tid,
+                        name: name.clone(),
+                    })?;
+                    self.names.insert(tid, name);
+                }
+            }
+            if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
+                threads[i].python = true;
+                threads[i].stack = stack;
+            }
+        }
+        Ok(())
+    }
+
     /// The stack errors so far, as a record (`None` when there were none).
     pub fn stack_errors(&self) -> Option<Record> {
         (self.stack_errors > 0).then(|| Record::StackErrors {
@@ -414,15 +497,18 @@ impl Sampler {
     }
 }
 
-/// Whether the process behind the PID is still the one gilscope attached to: its CPU ticks if
-/// so, else how it ended. A PID names a process only together with its start time: a new
+/// Whether the process behind the PID is still the one gilscope attached to: its stat if so,
+/// else how it ended. A PID names a process only together with its start time: a new
 /// process that took the PID has another one.
-pub fn still_our_target(stat: Option<procfs::Stat>, start_ticks: u64) -> Result<u64, Ending> {
+pub fn still_our_target(
+    stat: Option<procfs::Stat>,
+    start_ticks: u64,
+) -> Result<procfs::Stat, Ending> {
     match stat {
         None => Err(Ending::TargetGone),
         Some(s) if s.state == b'Z' || s.state == b'X' => Err(Ending::TargetGone),
         Some(s) if s.start_ticks != start_ticks => Err(Ending::PidReused),
-        Some(s) => Ok(s.cpu_ticks),
+        Some(s) => Ok(s),
     }
 }
 
@@ -485,8 +571,9 @@ mod tests {
             state: b'S',
             cpu_ticks: 42,
             start_ticks: 1000,
+            num_threads: 1,
         };
-        assert_eq!(still_our_target(Some(ours), 1000), Ok(42));
+        assert_eq!(still_our_target(Some(ours), 1000), Ok(ours));
         let newcomer = Stat {
             start_ticks: 2000,
             ..ours

@@ -34,6 +34,8 @@ pub struct Stat {
     pub cpu_ticks: u64,
     /// Start time after boot, in clock ticks: with the PID, it names a process uniquely.
     pub start_ticks: u64,
+    /// Threads in the process (for a thread's own stat, of its process).
+    pub num_threads: u64,
 }
 
 /// Parses a `stat` line. The command name may hold spaces and parentheses, so the fields are
@@ -42,15 +44,17 @@ pub fn parse_stat(text: &[u8]) -> Option<Stat> {
     let close = text.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
     let fields: Vec<&str> = rest.split_ascii_whitespace().take(20).collect();
-    // fields[0] is field 3 (state); utime is field 14, stime 15, starttime 22.
+    // fields[0] is field 3 (state); utime is field 14, stime 15, num_threads 20, starttime 22.
     let state = *fields.first()?.as_bytes().first()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
+    let num_threads: u64 = fields.get(17)?.parse().ok()?;
     let start_ticks: u64 = fields.get(19)?.parse().ok()?;
     Some(Stat {
         state,
         cpu_ticks: utime.checked_add(stime)?,
         start_ticks,
+        num_threads,
     })
 }
 
@@ -119,6 +123,17 @@ impl ThreadFiles {
 
     /// Reads the thread's state; a field is `None` when the thread is gone or unreadable.
     pub fn read(&self, buf: &mut [u8]) -> ThreadKernelState {
+        let cpu_ns = self.read_cpu(buf);
+        self.read_blocking(buf, cpu_ns)
+    }
+
+    /// On-CPU nanoseconds so far: the cheapest of the three reads.
+    pub fn read_cpu(&self, buf: &mut [u8]) -> Option<u64> {
+        self.schedstat.read(buf).ok().and_then(parse_schedstat)
+    }
+
+    /// The syscall and run state, with an already read `cpu_ns`.
+    pub fn read_blocking(&self, buf: &mut [u8], cpu_ns: Option<u64>) -> ThreadKernelState {
         ThreadKernelState {
             syscall: self.syscall.read(buf).ok().and_then(parse_syscall),
             run_state: self
@@ -127,7 +142,7 @@ impl ThreadFiles {
                 .ok()
                 .and_then(parse_stat)
                 .map(|s| s.state),
-            cpu_ns: self.schedstat.read(buf).ok().and_then(parse_schedstat),
+            cpu_ns,
         }
     }
 }
@@ -186,6 +201,7 @@ mod tests {
         assert_eq!(stat.state, b'R');
         assert_eq!(stat.cpu_ticks, 300);
         assert_eq!(stat.start_ticks, 777);
+        assert_eq!(stat.num_threads, 5);
         assert_eq!(parse_stat(b"1234 (x) S 1"), None);
         assert_eq!(parse_stat(b"no paren"), None);
     }
