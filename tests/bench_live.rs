@@ -177,6 +177,8 @@ fn one_error_line(output: &Output, needle: &str, hint: &str) {
 }
 
 fn failure(args: &[&str]) -> (Output, Option<Value>) {
+    // One live run at a time, as everywhere: timings must not compete for the two cores.
+    let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let py = common::any_python();
     let mut all = args.to_vec();
     all.extend(["--runs", "1", "--warmup", "0", "--no-evidence"]);
