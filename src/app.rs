@@ -228,10 +228,7 @@ fn profile(
 ) -> Result<i32, Error> {
     let sampling = Sampling::from_args(sampling)?;
     check_output_paths(output, recording)?;
-    let signals = Signals::install().map_err(|source| Error::Launch {
-        command: "signal handlers".into(),
-        source,
-    })?;
+    let signals = Signals::install().map_err(Error::Signals)?;
     let (mut sampler, mut child, mode) = match source {
         Source::Attach(pid) => (
             crate::sampler::Sampler::attach(pid, &sampling.options)?,

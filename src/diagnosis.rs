@@ -763,7 +763,7 @@ fn window_kind(w: &Window) -> Option<VerdictKind> {
     let native = per_tick(&[Native]);
     let io = per_tick(&[Io, Sleep]);
     let lock = per_tick(&[Lock]);
-    let (best, value) = [
+    let (best, _) = [
         (VerdictKind::GilContention, python),
         (VerdictKind::NativeParallel, native),
         (VerdictKind::IoBound, io),
@@ -777,7 +777,6 @@ fn window_kind(w: &Window) -> Option<VerdictKind> {
             best
         }
     });
-    let _ = value;
     Some(match best {
         VerdictKind::GilContention if per_tick(&[GilWait]) < 0.5 => VerdictKind::SingleThreadCpu,
         other => other,

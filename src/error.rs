@@ -34,6 +34,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
     #[error("cannot read recording {path}: {detail}")]
     Recording { path: PathBuf, detail: String },
 }
@@ -54,6 +56,7 @@ impl Error {
             Error::ExitedBeforeFirstSample => "the program finished before Python started; profile a longer run".into(),
             Error::InvalidOption { option, .. } => format!("see `gilscope --help` for the values {option} takes"),
             Error::Output { .. } => "check that the directory exists, is writable and has free space".into(),
+            Error::Signals(_) => "gilscope could not set up Ctrl-C handling; please report it with your platform".into(),
             Error::Recording { .. } => "give a file written by `gilscope record`; an incomplete file still replays up to its last whole sample".into(),
         }
     }

@@ -236,9 +236,9 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
         "",
         "GIL",
         "WAIT",
-        "NATIV",
+        "NAT",
         "I/O",
-        "SLEEP",
+        "SLP",
         "LOCK",
         "CPU s",
         w = BAR_WIDTH
