@@ -73,8 +73,6 @@ pub enum Syscall {
 pub struct ThreadSample {
     /// The OS thread id.
     pub tid: u32,
-    /// The state letter of `/proc/.../stat` (`R`, `S`, `D`, ...); `None` when unreadable.
-    pub run_state: Option<u8>,
     /// `None` when the syscall file could not be read.
     pub syscall: Option<Syscall>,
     /// Cumulative on-CPU time in nanoseconds (`schedstat`), `None` when unreadable.

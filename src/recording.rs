@@ -13,7 +13,8 @@ use crate::model::Record;
 use crate::sampler::RecordSink;
 
 const MAGIC: &[u8; 8] = b"GILSCOPE";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: thread samples no longer carry the stat state letter (it was never used).
+pub const FORMAT_VERSION: u32 = 2;
 /// No record is larger: a bigger length prefix means a corrupt file, not a reason to allocate.
 const MAX_RECORD_BYTES: usize = 16 << 20;
 
@@ -76,6 +77,8 @@ pub enum RecordingError {
     BadMagic,
     #[error("recorded by a newer gilscope (format {0}, this one reads up to {FORMAT_VERSION})")]
     NewerFormat(u32),
+    #[error("recorded by an older gilscope (format {0}, this one reads {FORMAT_VERSION})")]
+    OlderFormat(u32),
     #[error("corrupt record at byte {0}")]
     Corrupt(u64),
     #[error("{0}")]
@@ -116,6 +119,9 @@ impl<R: Read> RecordingReader<R> {
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
         if version > FORMAT_VERSION {
             return Err(RecordingError::NewerFormat(version));
+        }
+        if version < FORMAT_VERSION {
+            return Err(RecordingError::OlderFormat(version));
         }
         Ok(RecordingReader {
             input,
@@ -189,7 +195,6 @@ mod tests {
                 gil: None,
                 threads: vec![ThreadSample {
                     tid: 7,
-                    run_state: Some(b'S'),
                     syscall: Some(Syscall::Blocked {
                         nr: 202,
                         args: [1, 2, 3],

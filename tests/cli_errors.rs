@@ -194,10 +194,13 @@ fn bad_recordings() {
     let newer = dir.path().join("newer.gilscope");
     std::fs::write(&newer, b"GILSCOPE\x63\x00\x00\x00").unwrap();
     one_line_error(&report(&newer), "newer gilscope");
+    let older = dir.path().join("older.gilscope");
+    std::fs::write(&older, b"GILSCOPE\x01\x00\x00\x00").unwrap();
+    one_line_error(&report(&older), "older gilscope");
     let corrupt = dir.path().join("corrupt.gilscope");
     std::fs::write(
         &corrupt,
-        b"GILSCOPE\x01\x00\x00\x00\x03\x00\x00\x00\xff\xff\xff",
+        b"GILSCOPE\x02\x00\x00\x00\x03\x00\x00\x00\xff\xff\xff",
     )
     .unwrap();
     one_line_error(&report(&corrupt), "corrupt record");

@@ -39,7 +39,6 @@ fn record() -> impl Strategy<Value = Record> {
     )
         .prop_map(|(tid, syscall, cpu_ns, stack, python)| ThreadSample {
             tid,
-            run_state: Some(b'R'),
             syscall,
             cpu_ns,
             stack,
@@ -140,7 +139,7 @@ proptest! {
 
     #[test]
     fn recording_reader_takes_any_bytes(body in proptest::collection::vec(any::<u8>(), 0..2000), valid_header in any::<bool>()) {
-        let mut bytes = if valid_header { b"GILSCOPE\x01\x00\x00\x00".to_vec() } else { Vec::new() };
+        let mut bytes = if valid_header { b"GILSCOPE\x02\x00\x00\x00".to_vec() } else { Vec::new() };
         bytes.extend(body);
         if let Ok(mut reader) = RecordingReader::new(&bytes[..]) {
             let mut agg = Aggregator::new();

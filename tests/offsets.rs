@@ -8,7 +8,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use gilscope::sampler::gil::{GilLocator, ThreadIdField};
+use gilscope::sampler::gil::{GilLocator, ThreadRef};
 use gilscope::sampler::memory::{ProcessMemory, ReadMemory};
 use gilscope::sampler::pthread::PthreadTidOffset;
 
@@ -57,16 +57,11 @@ fn gil_offsets_match_every_installed_interpreter() {
             if !raw.locked {
                 return None;
             }
-            match locator.thread_id {
-                ThreadIdField::Native(off) => {
-                    mem.read_u64(raw.last_holder + off).ok().map(|t| t as u32)
-                }
-                ThreadIdField::Pthread(off) => {
-                    let pthread = mem.read_u64(raw.last_holder + off).ok()?;
-                    PthreadTidOffset::find(child.id(), &mem)?
-                        .tid(&mem, pthread)
-                        .ok()
-                }
+            match locator.holder(&mem, &raw)? {
+                ThreadRef::Tid(tid) => Some(tid),
+                ThreadRef::Pthread(pthread) => PthreadTidOffset::find(child.id(), &mem)?
+                    .tid(&mem, pthread)
+                    .ok(),
             }
         });
         child.kill().unwrap();

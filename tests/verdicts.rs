@@ -155,7 +155,6 @@ fn free_threaded_run(gil_locked: bool) -> gilscope::analysis::Analysis {
             threads: (1..=4)
                 .map(|tid| ThreadSample {
                     tid,
-                    run_state: Some(b'R'),
                     syscall: Some(Syscall::Running),
                     cpu_ns: Some(t),
                     stack: None,

@@ -49,6 +49,14 @@ pub enum ThreadIdField {
     Pthread(u64),
 }
 
+/// A thread as a thread state names it: the kernel tid itself, or a `pthread_t` that must be
+/// mapped to one (see [`super::pthread`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadRef {
+    Tid(u32),
+    Pthread(u64),
+}
+
 /// How to reach every interpreter's GIL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GilSource {
@@ -235,6 +243,23 @@ impl GilLocator {
             .into_iter()
             .map(|start| (start, start + self.layout.size))
             .collect())
+    }
+
+    /// The thread holding the GIL read as `raw`, from its thread state; `None` when it is free.
+    pub fn holder(&self, mem: &impl ReadMemory, raw: &RawGil) -> Option<ThreadRef> {
+        if !raw.locked || raw.last_holder == 0 {
+            return None;
+        }
+        match self.thread_id {
+            ThreadIdField::Native(off) => mem
+                .read_u64(raw.last_holder + off)
+                .ok()
+                .map(|tid| ThreadRef::Tid(tid as u32)),
+            ThreadIdField::Pthread(off) => mem
+                .read_u64(raw.last_holder + off)
+                .ok()
+                .map(ThreadRef::Pthread),
+        }
     }
 
     /// Reads the fields of the GIL at `gil`.

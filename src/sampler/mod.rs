@@ -16,8 +16,8 @@ use py_spy::PythonSpy;
 
 use crate::error::Error;
 use crate::model::{Ending, Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
-use gil::{GilLocator, ThreadIdField};
-use memory::{ProcessMemory, ReadMemory};
+use gil::{GilLocator, ThreadIdField, ThreadRef};
+use memory::ProcessMemory;
 use procfs::{ProcFile, ThreadFiles};
 use pthread::PthreadTidOffset;
 
@@ -107,7 +107,6 @@ impl PreviousTick {
         self.threads.extend(threads.iter().map(|t| {
             let kernel = procfs::ThreadKernelState {
                 syscall: t.syscall,
-                run_state: t.run_state,
                 cpu_ns: t.cpu_ns,
             };
             (t.tid, (kernel, t.python, t.stack))
@@ -256,10 +255,10 @@ impl Sampler {
                 Some(files) => {
                     let cpu_ns = files.read_cpu(&mut self.buf);
                     // A thread that has not run since the last tick is still blocked where it
-                    // was: skip its two costlier reads.
+                    // was: skip its costlier syscall read.
                     match self.previous.unchanged(tid, cpu_ns) {
                         Some(kernel) => kernel,
-                        None => files.read_blocking(&mut self.buf, cpu_ns),
+                        None => files.read_syscall(&mut self.buf, cpu_ns),
                     }
                 }
                 None => Default::default(),
@@ -267,7 +266,6 @@ impl Sampler {
             self.relist |= kernel.syscall.is_none() || kernel.cpu_ns.is_none();
             threads.push(ThreadSample {
                 tid,
-                run_state: kernel.run_state,
                 syscall: kernel.syscall,
                 cpu_ns: kernel.cpu_ns,
                 stack: None,
@@ -320,10 +318,16 @@ impl Sampler {
             }
         };
         for trace in traces {
-            let Some(tid) = self.os_tid(trace.os_thread_id, trace.thread_id) else {
+            // Without `native_thread_id` (before 3.11) py-spy gives the pthread_t only.
+            let thread = trace
+                .os_thread_id
+                .map_or(ThreadRef::Pthread(trace.thread_id), |tid| {
+                    ThreadRef::Tid(tid as u32)
+                });
+            let Some(tid) = self.resolve(thread) else {
                 continue;
             };
-            let stack = self.intern_stack(&trace.frames, sink)?;
+            let stack = self.intern_stack(trace.frames, sink)?;
             if let Some(name) = trace.thread_name {
                 if self.names.get(&tid) != Some(&name) {
                     sink.record(&Record::ThreadName {
@@ -402,21 +406,9 @@ impl Sampler {
     fn read_gil(&mut self) -> Option<GilReading> {
         let locator = self.gil.as_ref()?;
         let raw = locator.read(&self.mem, self.main_gil?).ok()?;
-        let holder_tid = if raw.locked && raw.last_holder != 0 {
-            match locator.thread_id {
-                ThreadIdField::Native(off) => self
-                    .mem
-                    .read_u64(raw.last_holder + off)
-                    .ok()
-                    .map(|tid| tid as u32),
-                ThreadIdField::Pthread(off) => {
-                    let pthread = self.mem.read_u64(raw.last_holder + off).ok();
-                    pthread.and_then(|p| self.pthread_to_tid(p))
-                }
-            }
-        } else {
-            None
-        };
+        let holder_tid = locator
+            .holder(&self.mem, &raw)
+            .and_then(|thread| self.resolve(thread));
         Some(GilReading {
             locked: raw.locked,
             holder_tid,
@@ -425,10 +417,11 @@ impl Sampler {
         })
     }
 
-    fn os_tid(&mut self, os_thread_id: Option<u64>, python_thread_id: u64) -> Option<u32> {
-        match os_thread_id {
-            Some(tid) => Some(tid as u32),
-            None => self.pthread_to_tid(python_thread_id),
+    /// The kernel tid of a thread state's thread.
+    fn resolve(&mut self, thread: ThreadRef) -> Option<u32> {
+        match thread {
+            ThreadRef::Tid(tid) => Some(tid),
+            ThreadRef::Pthread(pthread) => self.pthread_to_tid(pthread),
         }
     }
 
@@ -448,24 +441,26 @@ impl Sampler {
 
     fn intern_stack(
         &mut self,
-        frames: &[py_spy::Frame],
+        frames: Vec<py_spy::Frame>,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<Option<u32>> {
         if frames.is_empty() {
             return Ok(None);
         }
-        let mut ids = Vec::with_capacity(frames.len().min(MAX_STACK_DEPTH + 1));
-        for frame in frames.iter().take(MAX_STACK_DEPTH) {
+        let depth = frames.len();
+        let mut ids = Vec::with_capacity(depth.min(MAX_STACK_DEPTH + 1));
+        // py-spy's strings are ours: moved into the key, not copied.
+        for frame in frames.into_iter().take(MAX_STACK_DEPTH) {
             let key = Frame {
-                function: frame.name.clone(),
-                file: frame.filename.clone(),
+                function: frame.name,
+                file: frame.filename,
                 line: frame.line,
             };
             ids.push(self.intern_frame(key, sink)?);
         }
-        if frames.len() > MAX_STACK_DEPTH {
+        if depth > MAX_STACK_DEPTH {
             let marker = Frame {
-                function: format!("<{} more frames>", frames.len() - MAX_STACK_DEPTH),
+                function: format!("<{} more frames>", depth - MAX_STACK_DEPTH),
                 file: String::new(),
                 line: 0,
             };

@@ -95,11 +95,10 @@ impl ProcFile {
     }
 }
 
-/// The three files of one thread, opened once.
+/// The two files of one thread, opened once.
 #[derive(Debug)]
 pub struct ThreadFiles {
     syscall: ProcFile,
-    stat: ProcFile,
     schedstat: ProcFile,
 }
 
@@ -107,7 +106,6 @@ pub struct ThreadFiles {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ThreadKernelState {
     pub syscall: Option<Syscall>,
-    pub run_state: Option<u8>,
     pub cpu_ns: Option<u64>,
 }
 
@@ -116,7 +114,6 @@ impl ThreadFiles {
         let base = format!("/proc/{pid}/task/{tid}");
         Ok(ThreadFiles {
             syscall: ProcFile::open(&format!("{base}/syscall"))?,
-            stat: ProcFile::open(&format!("{base}/stat"))?,
             schedstat: ProcFile::open(&format!("{base}/schedstat"))?,
         })
     }
@@ -124,24 +121,18 @@ impl ThreadFiles {
     /// Reads the thread's state; a field is `None` when the thread is gone or unreadable.
     pub fn read(&self, buf: &mut [u8]) -> ThreadKernelState {
         let cpu_ns = self.read_cpu(buf);
-        self.read_blocking(buf, cpu_ns)
+        self.read_syscall(buf, cpu_ns)
     }
 
-    /// On-CPU nanoseconds so far: the cheapest of the three reads.
+    /// On-CPU nanoseconds so far: the cheaper of the two reads.
     pub fn read_cpu(&self, buf: &mut [u8]) -> Option<u64> {
         self.schedstat.read(buf).ok().and_then(parse_schedstat)
     }
 
-    /// The syscall and run state, with an already read `cpu_ns`.
-    pub fn read_blocking(&self, buf: &mut [u8], cpu_ns: Option<u64>) -> ThreadKernelState {
+    /// The syscall the thread is in, with an already read `cpu_ns`.
+    pub fn read_syscall(&self, buf: &mut [u8], cpu_ns: Option<u64>) -> ThreadKernelState {
         ThreadKernelState {
             syscall: self.syscall.read(buf).ok().and_then(parse_syscall),
-            run_state: self
-                .stat
-                .read(buf)
-                .ok()
-                .and_then(parse_stat)
-                .map(|s| s.state),
             cpu_ns,
         }
     }
@@ -231,7 +222,6 @@ mod tests {
             "{:?}",
             state.syscall
         );
-        assert_eq!(state.run_state, Some(b'R'));
         assert!(state.cpu_ns.unwrap() > 0);
     }
 }
