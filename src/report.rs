@@ -179,13 +179,21 @@ pub fn describe_ending(ending: &Ending) -> String {
     }
 }
 
+/// Stack reads that fail in fewer samples than this share are the torn reads to expect when
+/// sampling without pausing the target (a thread exiting mid-read): not worth a note.
+pub const STACK_ERROR_NOTE_MIN: f64 = 0.05;
+
 /// The target's notes, and what the analysis adds: stacks that could not be read.
 fn notes(analysis: &Analysis) -> Vec<String> {
     let mut notes = analysis
         .target
         .as_ref()
         .map_or(Vec::new(), |t| t.notes.clone());
-    if let Some((count, last)) = &analysis.stack_errors {
+    let errors = analysis
+        .stack_errors
+        .as_ref()
+        .filter(|(count, _)| *count as f64 >= STACK_ERROR_NOTE_MIN * analysis.ticks.max(1) as f64);
+    if let Some((count, last)) = errors {
         notes.push(format!(
             "the Python stacks could not be read in {count} of {} samples ({last}); thread states were measured all the same",
             analysis.ticks

@@ -153,7 +153,7 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
         writeln!(out, "  ended: {ending}")?;
     }
     for note in &t.notes {
-        writeln!(out, "  note: {note}")?;
+        wrapped(out, "  note:", "    ", note)?;
     }
     writeln!(out)?;
 

@@ -313,7 +313,7 @@ impl Sampler {
             Ok(traces) => traces,
             Err(e) => {
                 self.stack_errors = self.stack_errors.saturating_add(1);
-                self.last_stack_error = format!("{e:#}").lines().next().unwrap_or("").to_string();
+                self.last_stack_error = e.root_cause().to_string();
                 Vec::new()
             }
         };
