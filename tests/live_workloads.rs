@@ -1,6 +1,6 @@
 //! The six workloads with known answers, on every required CPython (3.8 to 3.13).
 //!
-//! Thresholds come from runs on a 2-core machine (see BENCHMARKS.md for the measured ranges),
+//! Thresholds come from runs on a 2-core machine (`python3 bench/fractions.py` prints the measured ranges; BENCHMARKS.md holds them),
 //! with a margin for a noisy shared machine. Each says why it holds.
 
 mod common;
@@ -8,7 +8,7 @@ mod common;
 use common::{ensure, for_every_version, share, state, threads};
 
 /// (a) Four pure-Python threads: each holds or waits for the GIL nearly all its time
-/// (measured 0.93-1.00; the rest is hand-off transit and start-up), and the GIL is held
+/// (measured 0.93-0.99; the rest is hand-off transit and start-up), and the GIL is held
 /// nearly always (measured 0.96-1.00).
 #[test]
 fn cpu_threads_contend_for_the_gil() {
@@ -34,7 +34,7 @@ fn cpu_threads_contend_for_the_gil() {
 }
 
 /// (b) Socket round trips and 5 ms sleeps: the clients wait nearly all the time (measured
-/// 0.94-0.99) and the GIL is mostly free (measured 0.02).
+/// 0.93-0.99) and the GIL is mostly free (measured 0.01-0.03).
 #[test]
 fn io_threads_wait_on_io() {
     for_every_version("io_threads.py", |r| {
@@ -51,7 +51,7 @@ fn io_threads_wait_on_io() {
 }
 
 /// (c) hashlib on 4 MB buffers releases the GIL: the threads barely wait for it (measured
-/// 0.00) and run native (measured 1.00) on both cores.
+/// 0.00-0.01) and run native (measured 0.98-1.00) on both cores.
 #[test]
 fn native_threads_run_without_the_gil() {
     for_every_version("native_threads.py", |r| {
@@ -97,7 +97,7 @@ fn one_busy_thread() {
 }
 
 /// (e) A lock held across a 20 ms sleep: each of the four workers waits for it 3/4 of the
-/// time (measured 0.69-0.79) and sleeps the rest.
+/// time (measured 0.67-0.79) and sleeps the rest.
 #[test]
 fn lock_serialised_threads() {
     for_every_version("lock_sleep.py", |r| {
@@ -118,8 +118,8 @@ fn lock_serialised_threads() {
 }
 
 /// (f) Two pure-Python threads and two hashlib threads: the Python threads contend for the
-/// GIL (measured gil+wait 0.94-0.95); the hash threads run native code but wait for the GIL
-/// between buffers (measured native 0.06-0.22, the rest gil_wait).
+/// GIL (measured gil+wait 0.93-0.98); the hash threads run native code but wait for the GIL
+/// between buffers (measured native 0.18-0.25, the rest gil_wait).
 #[test]
 fn python_and_native_threads() {
     for_every_version("mixed_cpu_native.py", |r| {
