@@ -1,6 +1,6 @@
 //! The six workloads with known answers, on every required CPython (3.8 to 3.13).
 //!
-//! Thresholds come from runs on a 2-core machine (`python3 bench/fractions.py` prints the measured ranges; BENCHMARKS.md holds them),
+//! Thresholds come from runs on a 2-core machine (`python3 bench/state_fractions.py` prints the measured ranges; BENCHMARKS.md holds them),
 //! with a margin for a noisy shared machine. Each says why it holds.
 
 mod common;

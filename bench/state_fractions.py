@@ -4,7 +4,7 @@ installed CPython 3.8-3.13: ranges over versions and threads, for BENCHMARKS.md.
 is each thread's kernel CPU time over the run (cpu_s / duration_s), the truth for a thread that
 runs without the GIL.
 
-    python3 bench/fractions.py [--gilscope target/release/gilscope]
+    python3 bench/state_fractions.py [--gilscope target/release/gilscope]
 """
 import argparse
 import glob
