@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use crate::classify::{classify, is_transit_candidate, resolve_transit, Observation};
-use crate::model::{Ending, Frame, Record, Sample, TargetInfo, ThreadState};
+use crate::known_frames::{descendant_role, loop_position, LoopPosition, ProcessRole};
+use crate::model::{Ending, Frame, ProcessInfo, Record, Sample, TargetInfo, ThreadState};
 use crate::sampler::RecordSink;
 
 /// Length of a timeline window, for phases and pictures.
@@ -12,6 +13,8 @@ pub const WINDOW_NS: u64 = 1_000_000_000;
 /// The timeline keeps at most this many segments (state runs) over all threads; past it the
 /// pictures stop and say so, while the totals go on.
 pub const MAX_TIMELINE_SEGMENTS: usize = 2_000_000;
+/// Each event loop keeps its this-many longest stalls.
+pub const LOOP_STALLS_KEPT: usize = 5;
 
 /// A run of consecutive samples of one thread in one state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +38,8 @@ pub struct GilSegment {
 /// One thread's totals over the run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadSummary {
+    /// The process the thread belongs to.
+    pub pid: u32,
     pub tid: u32,
     pub name: String,
     pub python: bool,
@@ -50,6 +55,78 @@ pub struct ThreadSummary {
     pub last_t_ns: u64,
     /// The thread's states over time.
     pub timeline: Vec<Segment>,
+    /// Set when the thread ran an asyncio event loop.
+    pub event_loop: Option<EventLoop>,
+}
+
+/// An asyncio event loop's time: waiting in its selector (healthy) or stalled, running one
+/// callback or coroutine step while every other task waits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventLoop {
+    /// Time inside the loop.
+    pub loop_ns: u64,
+    /// Time inside the loop but outside its selector.
+    pub running_ns: u64,
+    /// The part of `running_ns` spent blocked (sleep, I/O, a lock) rather than on a CPU.
+    pub blocked_ns: u64,
+    /// The longest stalls, longest first. A loop that runs one step after another without
+    /// waiting (its selector polled with no timeout) shows one long stall.
+    pub stalls: Vec<Stall>,
+    /// Time outside the selector per stack: (running, of which blocked), in ns.
+    pub running_by_stack: HashMap<u32, (u64, u64)>,
+}
+
+impl EventLoop {
+    /// Share of the loop's time it was not waiting for events.
+    pub fn busy_share(&self) -> f64 {
+        if self.loop_ns == 0 {
+            0.0
+        } else {
+            self.running_ns as f64 / self.loop_ns as f64
+        }
+    }
+}
+
+/// A stretch of consecutive samples in which an event loop ran one thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    /// The stack of its first sample.
+    pub stack: Option<u32>,
+    /// Time of the stall spent blocked rather than on a CPU.
+    pub blocked_ns: u64,
+}
+
+/// One process's totals over the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessSummary {
+    pub pid: u32,
+    /// `None` for the root.
+    pub parent: Option<u32>,
+    pub command: Vec<String>,
+    /// The CPython version, `None` when the process is not Python.
+    pub python: Option<String>,
+    pub role: ProcessRole,
+    pub first_t_ns: u64,
+    pub last_t_ns: u64,
+    /// How it ended, when it ended during the run.
+    pub ending: Option<Ending>,
+    pub ticks: u64,
+    pub cpu_s: f64,
+    /// Average cores busy while it was sampled.
+    pub cpu_cores_used: f64,
+    pub gil_held: Option<f64>,
+    pub gil_switches_per_s: Option<f64>,
+    /// Who held this process's GIL over time.
+    pub gil_timeline: Vec<GilSegment>,
+    pub notes: Vec<String>,
+}
+
+impl ProcessSummary {
+    pub fn lifetime_s(&self) -> f64 {
+        self.last_t_ns.saturating_sub(self.first_t_ns) as f64 / 1e9
+    }
 }
 
 impl ThreadSummary {
@@ -95,13 +172,20 @@ pub struct Analysis {
     pub late: u64,
     pub frames: Vec<Frame>,
     pub stacks: Vec<Vec<u32>>,
+    /// Every thread of every process, the root's first.
     pub threads: Vec<ThreadSummary>,
-    /// Share of ticks in which the main GIL was locked; `None` where it could not be read.
+    /// The root first, then descendants in the order they were found.
+    pub processes: Vec<ProcessSummary>,
+    /// Share of ticks in which a GIL was locked, averaged over the Python processes (weighed
+    /// by their samples); `None` where none could be read.
     pub gil_held: Option<f64>,
+    /// GIL hand-offs per second, summed over the processes.
     pub gil_switches_per_s: Option<f64>,
+    /// Cores busy on average, summed over the processes.
     pub cpu_cores_used: f64,
+    /// Windows of the whole tree: thread-sample counts and CPU of every process, GIL readings
+    /// of the root.
     pub windows: Vec<Window>,
-    pub gil_timeline: Vec<GilSegment>,
     /// True when [`MAX_TIMELINE_SEGMENTS`] cut the timelines short.
     pub timeline_truncated: bool,
     /// Ticks whose Python stacks could not be read, and the last reason.
@@ -126,6 +210,32 @@ impl Analysis {
     pub fn cores(&self) -> u32 {
         self.target.as_ref().map_or(1, |t| t.cores.max(1))
     }
+
+    /// The root process (`None` only for a run with no sample).
+    pub fn root(&self) -> Option<&ProcessSummary> {
+        self.processes.first()
+    }
+
+    pub fn process(&self, pid: u32) -> Option<&ProcessSummary> {
+        self.processes.iter().find(|p| p.pid == pid)
+    }
+
+    pub fn threads_of(&self, pid: u32) -> impl Iterator<Item = &ThreadSummary> {
+        self.threads.iter().filter(move |t| t.pid == pid)
+    }
+
+    /// The analysis of one process alone, as if it had been sampled by itself.
+    pub fn only_process(&self, pid: u32) -> Analysis {
+        let process = self.process(pid);
+        Analysis {
+            threads: self.threads_of(pid).cloned().collect(),
+            processes: process.into_iter().cloned().collect(),
+            gil_held: process.and_then(|p| p.gil_held),
+            gil_switches_per_s: process.and_then(|p| p.gil_switches_per_s),
+            cpu_cores_used: process.map_or(0.0, |p| p.cpu_cores_used),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -135,6 +245,8 @@ struct ThreadAcc {
     previous: Option<ThreadState>,
     /// A sample whose state waits for the next one (see [`is_transit_candidate`]).
     pending: Option<Pending>,
+    /// The event-loop stall in progress.
+    stall: Option<Stall>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -146,14 +258,34 @@ struct Pending {
     weight_ns: u64,
 }
 
-/// Where a counted sample goes besides the thread's own totals.
+/// Where a counted sample goes besides the thread's own totals, and what it needs to know.
 struct Totals<'a> {
     windows: &'a mut [Window],
     segments: &'a mut usize,
+    loops: &'a mut LoopPositions,
+}
+
+/// The event-loop position of each stack, worked out once per stack.
+#[derive(Debug, Default)]
+struct LoopPositions {
+    known: HashMap<u32, LoopPosition>,
+}
+
+impl LoopPositions {
+    fn of(&mut self, stack: u32, frames: &[Frame], stacks: &[Vec<u32>]) -> LoopPosition {
+        *self.known.entry(stack).or_insert_with(|| {
+            let ids = stacks.get(stack as usize).map_or(&[][..], |s| s.as_slice());
+            loop_position(ids.iter().filter_map(|&id| frames.get(id as usize)))
+        })
+    }
 }
 
 impl ThreadAcc {
     fn count(&mut self, totals: &mut Totals, at: Pending, state: ThreadState) {
+        let position = at
+            .stack
+            .map(|stack| totals.loops.known.get(&stack).copied());
+        self.count_loop(at, state, position.flatten());
         let s = &mut self.summary;
         s.samples += 1;
         s.counts[state.index()] += 1;
@@ -183,6 +315,61 @@ impl ThreadAcc {
         }
     }
 
+    /// Follows the event loop, if the thread runs one: time waiting, time running, stalls.
+    /// `position` is `None` when the sample has no stack: it leaves the loop as it was.
+    fn count_loop(&mut self, at: Pending, state: ThreadState, position: Option<LoopPosition>) {
+        let Some(position) = position else {
+            return;
+        };
+        if position == LoopPosition::NotALoop {
+            self.close_stall();
+            return;
+        }
+        let blocked = !matches!(
+            state,
+            ThreadState::Gil | ThreadState::GilWait | ThreadState::Native
+        );
+        let lp = self
+            .summary
+            .event_loop
+            .get_or_insert_with(EventLoop::default);
+        lp.loop_ns += at.weight_ns;
+        if position == LoopPosition::Waiting {
+            self.close_stall();
+            return;
+        }
+        lp.running_ns += at.weight_ns;
+        let blocked_ns = if blocked { at.weight_ns } else { 0 };
+        lp.blocked_ns += blocked_ns;
+        if let Some(stack) = at.stack {
+            let entry = lp.running_by_stack.entry(stack).or_default();
+            entry.0 += at.weight_ns;
+            entry.1 += blocked_ns;
+        }
+        let stall = self.stall.get_or_insert(Stall {
+            start_ns: at.t_ns.saturating_sub(at.weight_ns),
+            duration_ns: 0,
+            stack: at.stack,
+            blocked_ns: 0,
+        });
+        stall.duration_ns += at.weight_ns;
+        stall.blocked_ns += blocked_ns;
+    }
+
+    /// Ends the current stall, keeping it if it is among the longest.
+    fn close_stall(&mut self) {
+        let (Some(stall), Some(lp)) = (self.stall.take(), self.summary.event_loop.as_mut()) else {
+            return;
+        };
+        let at = lp
+            .stalls
+            .partition_point(|s| s.duration_ns >= stall.duration_ns);
+        if at < LOOP_STALLS_KEPT {
+            lp.stalls.insert(at, stall);
+            lp.stalls.truncate(LOOP_STALLS_KEPT);
+        }
+    }
+
     /// Settles a pending sample now that the next state is known (`None`: the thread ended).
     fn settle(&mut self, totals: &mut Totals, next: Option<ThreadState>) {
         if let Some(p) = self.pending.take() {
@@ -193,6 +380,7 @@ impl ThreadAcc {
     /// Closes the thread: a pending sample is settled, and its last run gets one interval.
     fn close(mut self, totals: &mut Totals, interval_ns: u64) -> ThreadSummary {
         self.settle(totals, None);
+        self.close_stall();
         if let Some(last) = self.summary.timeline.last_mut() {
             last.end_ns += interval_ns;
         }
@@ -200,63 +388,50 @@ impl ThreadAcc {
     }
 }
 
-/// Folds records into an [`Analysis`].
+/// One process's accumulation.
 #[derive(Debug, Default)]
-pub struct Aggregator {
-    target: Option<TargetInfo>,
+struct ProcessAcc {
+    pid: u32,
+    parent: Option<u32>,
+    command: Vec<String>,
+    python: Option<String>,
+    notes: Vec<String>,
+    found_t_ns: Option<u64>,
     gil_ranges: Vec<(u64, u64)>,
-    frames: Vec<Frame>,
-    stacks: Vec<Vec<u32>>,
-    names: HashMap<u32, String>,
     finished: Vec<ThreadSummary>,
     /// Threads present in the last sample, by tid: a tid that vanishes and comes back is a
     /// new thread (the kernel reuses ids).
     live: HashMap<u32, ThreadAcc>,
     ticks: u64,
-    late: u64,
-    last_t_ns: Option<u64>,
     first_t_ns: Option<u64>,
+    last_t_ns: Option<u64>,
     gil_readings: u64,
     gil_locked: u64,
     switches: Option<((u64, u64), (u64, u64))>,
     process_cpu: Option<((u64, u64), (u64, u64))>,
     thread_cpu_ns: u64,
-    windows: Vec<Window>,
     gil_timeline: Vec<GilSegment>,
     last_switch_number: Option<u64>,
-    segments: usize,
-    stack_errors: Option<(u64, String)>,
-    ending: Option<(Ending, f64)>,
+    ending: Option<Ending>,
 }
 
-impl Aggregator {
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// What every process's samples share: the interned stacks, the clock's windows, names.
+struct Shared<'a> {
+    frames: &'a [Frame],
+    stacks: &'a [Vec<u32>],
+    names: &'a HashMap<u32, String>,
+    windows: &'a mut Vec<Window>,
+    segments: &'a mut usize,
+    loops: &'a mut LoopPositions,
+    arch: &'a str,
+    interval_ns: u64,
+    /// Only the root's ticks and GIL readings go into the windows.
+    root: bool,
+}
 
-    pub fn push(&mut self, record: &Record) {
-        match record {
-            Record::Target(info) => self.target = Some(info.clone()),
-            Record::GilRanges(ranges) => self.gil_ranges = ranges.clone(),
-            Record::Frame { id, frame } => set_at(&mut self.frames, *id, frame.clone()),
-            Record::Stack { id, frames } => set_at(&mut self.stacks, *id, frames.clone()),
-            Record::ThreadName { tid, name } => {
-                if let Some(acc) = self.live.get_mut(tid) {
-                    acc.summary.name = name.clone();
-                }
-                self.names.insert(*tid, name.clone());
-            }
-            Record::Sample(sample) => self.push_sample(sample),
-            Record::Late { count } => self.late += *count as u64,
-            Record::StackErrors { count, last } => {
-                self.stack_errors = Some((*count as u64, last.clone()))
-            }
-            Record::End { ending, duration_s } => self.ending = Some((ending.clone(), *duration_s)),
-        }
-    }
-
-    fn push_sample(&mut self, sample: &Sample) {
-        let interval_ns = self.interval_ns();
+impl ProcessAcc {
+    fn push_sample(&mut self, sample: &Sample, shared: &mut Shared) {
+        let interval_ns = shared.interval_ns;
         let t = sample.t_ns;
         if self.last_t_ns.is_some_and(|last| t < last) {
             return; // out of order: a corrupt or concatenated file
@@ -264,32 +439,35 @@ impl Aggregator {
         self.first_t_ns.get_or_insert(t);
         self.ticks += 1;
         let window_index = (t / WINDOW_NS) as usize;
-        if window_index >= self.windows.len() {
-            let start = self.windows.len() as u64;
-            self.windows
+        if window_index >= shared.windows.len() {
+            let start = shared.windows.len() as u64;
+            shared
+                .windows
                 .extend((start..=window_index as u64).map(|i| Window {
                     start_ns: i * WINDOW_NS,
                     ..Window::default()
                 }));
         }
-        let arch = self
-            .target
-            .as_ref()
-            .map_or(std::env::consts::ARCH, |t| t.arch.as_str());
-        let window = &mut self.windows[window_index];
-        window.ticks += 1;
+        let window = &mut shared.windows[window_index];
+        if shared.root {
+            window.ticks += 1;
+        }
 
         if let Some(gil) = sample.gil {
             self.gil_readings += 1;
-            window.gil_readings += 1;
+            if shared.root {
+                window.gil_readings += 1;
+            }
             if gil.locked {
                 self.gil_locked += 1;
-                window.gil_locked += 1;
+                if shared.root {
+                    window.gil_locked += 1;
+                }
             }
             if let Some(n) = gil.switch_number {
                 let first = self.switches.map_or((t, n), |(first, _)| first);
                 self.switches = Some((first, (t, n)));
-                if let Some(last) = self.last_switch_number {
+                if let (Some(last), true) = (self.last_switch_number, shared.root) {
                     window.switches += n.saturating_sub(last);
                 }
                 self.last_switch_number = Some(n);
@@ -301,8 +479,8 @@ impl Aggregator {
                     if let Some(last) = last {
                         last.end_ns = t;
                     }
-                    if self.segments < MAX_TIMELINE_SEGMENTS {
-                        self.segments += 1;
+                    if *shared.segments < MAX_TIMELINE_SEGMENTS {
+                        *shared.segments += 1;
                         self.gil_timeline.push(GilSegment {
                             start_ns: t,
                             end_ns: t,
@@ -321,12 +499,14 @@ impl Aggregator {
         let holder = sample
             .gil
             .and_then(|g| if g.locked { g.holder_tid } else { None });
+        let locked = sample.gil.is_some_and(|g| g.locked);
         let mut previous_live = std::mem::take(&mut self.live);
         for ts in &sample.threads {
             let mut acc = previous_live.remove(&ts.tid).unwrap_or_else(|| ThreadAcc {
                 summary: ThreadSummary {
+                    pid: self.pid,
                     tid: ts.tid,
-                    name: self.names.get(&ts.tid).cloned().unwrap_or_default(),
+                    name: shared.names.get(&ts.tid).cloned().unwrap_or_default(),
                     python: false,
                     samples: 0,
                     cpu_s: 0.0,
@@ -336,10 +516,12 @@ impl Aggregator {
                     first_t_ns: t,
                     last_t_ns: t,
                     timeline: Vec::new(),
+                    event_loop: None,
                 },
                 last_cpu_ns: None,
                 previous: None,
                 pending: None,
+                stall: None,
             });
             let dt = t.saturating_sub(acc.summary.last_t_ns);
             let cpu_delta = match (acc.last_cpu_ns, ts.cpu_ns) {
@@ -351,14 +533,19 @@ impl Aggregator {
                 syscall: ts.syscall,
                 cpu_share,
                 holds_gil: holder == Some(ts.tid),
+                other_holds_gil: locked && holder != Some(ts.tid),
                 gil_ranges: &self.gil_ranges,
                 previous: acc.previous,
-                arch,
+                arch: shared.arch,
             };
             let state = classify(&obs);
+            if let Some(stack) = ts.stack {
+                shared.loops.of(stack, shared.frames, shared.stacks);
+            }
             let mut totals = Totals {
-                windows: &mut self.windows,
-                segments: &mut self.segments,
+                windows: shared.windows,
+                segments: shared.segments,
+                loops: shared.loops,
             };
             acc.settle(&mut totals, Some(state));
             let at = Pending {
@@ -378,7 +565,7 @@ impl Aggregator {
             if let Some(d) = cpu_delta {
                 s.cpu_s += d as f64 / 1e9;
                 self.thread_cpu_ns += d;
-                self.windows[window_index].cpu_ns += d;
+                shared.windows[window_index].cpu_ns += d;
             }
             if ts.cpu_ns.is_some() {
                 acc.last_cpu_ns = ts.cpu_ns;
@@ -387,13 +574,191 @@ impl Aggregator {
             self.live.insert(ts.tid, acc);
         }
         let mut totals = Totals {
-            windows: &mut self.windows,
-            segments: &mut self.segments,
+            windows: shared.windows,
+            segments: shared.segments,
+            loops: shared.loops,
         };
         for acc in previous_live.into_values() {
             self.finished.push(acc.close(&mut totals, interval_ns));
         }
         self.last_t_ns = Some(t);
+    }
+
+    /// Closes every thread and sums the process up. `span_ns` is the run's, for the root.
+    fn finish(
+        mut self,
+        totals: &mut Totals,
+        interval_ns: u64,
+        frames: &[Frame],
+        stacks: &[Vec<u32>],
+    ) -> (ProcessSummary, Vec<ThreadSummary>) {
+        let mut threads = std::mem::take(&mut self.finished);
+        for acc in std::mem::take(&mut self.live).into_values() {
+            threads.push(acc.close(totals, interval_ns));
+        }
+        threads.sort_by_key(|t| (t.first_t_ns, t.tid));
+        if let Some(last) = self.gil_timeline.last_mut() {
+            last.end_ns += interval_ns;
+        }
+        let first = self.first_t_ns.or(self.found_t_ns).unwrap_or(0);
+        let last = self.last_t_ns.unwrap_or(first);
+        let span_ns = last - first.min(last);
+        let per_second = |((t0, v0), (t1, v1)): ((u64, u64), (u64, u64))| {
+            (t1 > t0).then(|| v1.saturating_sub(v0) as f64 / ((t1 - t0) as f64 / 1e9))
+        };
+        let cpu_cores_used = self
+            .process_cpu
+            .and_then(per_second)
+            .filter(|&c| c > 0.0)
+            .or_else(|| (span_ns > 0).then(|| self.thread_cpu_ns as f64 / (span_ns as f64 / 1e9)))
+            .unwrap_or(0.0)
+            / 1e9;
+        let role = if self.parent.is_some() {
+            descendant_role(
+                threads
+                    .iter()
+                    .flat_map(|t| t.stacks.keys())
+                    .filter_map(|&(_, stack)| stacks.get(stack as usize))
+                    .flatten()
+                    .filter_map(|&id| frames.get(id as usize)),
+            )
+        } else {
+            ProcessRole::Main
+        };
+        let summary = ProcessSummary {
+            pid: self.pid,
+            parent: self.parent,
+            command: self.command,
+            python: self.python,
+            role,
+            first_t_ns: first,
+            last_t_ns: last + if self.ticks > 0 { interval_ns } else { 0 },
+            ending: self.ending,
+            ticks: self.ticks,
+            cpu_s: self
+                .process_cpu
+                .map_or(self.thread_cpu_ns, |((_, v0), (_, v1))| {
+                    v1.saturating_sub(v0)
+                }) as f64
+                / 1e9,
+            cpu_cores_used,
+            gil_held: (self.gil_readings > 0)
+                .then(|| self.gil_locked as f64 / self.gil_readings as f64),
+            gil_switches_per_s: self.switches.and_then(per_second),
+            gil_timeline: self.gil_timeline,
+            notes: self.notes,
+        };
+        (summary, threads)
+    }
+}
+
+/// Folds records into an [`Analysis`].
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    target: Option<TargetInfo>,
+    frames: Vec<Frame>,
+    stacks: Vec<Vec<u32>>,
+    names: HashMap<u32, String>,
+    root: ProcessAcc,
+    /// Descendants by pid, in the order found; one that ended stays, and a new process that
+    /// reuses its pid replaces it only after it ended.
+    descendants: Vec<ProcessAcc>,
+    late: u64,
+    windows: Vec<Window>,
+    segments: usize,
+    loops: LoopPositions,
+    stack_errors: Option<(u64, String)>,
+    ending: Option<(Ending, f64)>,
+}
+
+impl Aggregator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, record: &Record) {
+        match record {
+            Record::Target(info) => {
+                self.root.pid = info.pid;
+                self.root.command = info.command.clone();
+                self.root.python = (!info.python.is_empty()).then(|| info.python.clone());
+                self.target = Some(info.clone());
+            }
+            Record::GilRanges(ranges) => self.root.gil_ranges = ranges.clone(),
+            Record::Frame { id, frame } => set_at(&mut self.frames, *id, frame.clone()),
+            Record::Stack { id, frames } => set_at(&mut self.stacks, *id, frames.clone()),
+            Record::ThreadName { tid, name } => {
+                for process in std::iter::once(&mut self.root).chain(&mut self.descendants) {
+                    if let Some(acc) = process.live.get_mut(tid) {
+                        acc.summary.name = name.clone();
+                    }
+                }
+                self.names.insert(*tid, name.clone());
+            }
+            Record::Sample(sample) => self.push_sample(None, sample),
+            Record::Late { count } => self.late += *count as u64,
+            Record::StackErrors { count, last } => {
+                self.stack_errors = Some((*count as u64, last.clone()))
+            }
+            Record::End { ending, duration_s } => self.ending = Some((ending.clone(), *duration_s)),
+            Record::Process(info) => self.add_process(info),
+            Record::ProcessGilRanges { pid, ranges } => {
+                if let Some(p) = self.descendant(*pid) {
+                    p.gil_ranges = ranges.clone();
+                }
+            }
+            Record::ProcessSample { pid, sample } => self.push_sample(Some(*pid), sample),
+            Record::ProcessEnd { pid, t_ns, ending } => {
+                if let Some(p) = self.descendant(*pid) {
+                    p.ending = Some(ending.clone());
+                    p.last_t_ns = Some(p.last_t_ns.unwrap_or(*t_ns).max(*t_ns));
+                }
+            }
+        }
+    }
+
+    fn add_process(&mut self, info: &ProcessInfo) {
+        self.descendants.push(ProcessAcc {
+            pid: info.pid,
+            parent: Some(info.parent),
+            command: info.command.clone(),
+            python: info.python.clone(),
+            notes: info.notes.clone(),
+            found_t_ns: Some(info.t_ns),
+            ..ProcessAcc::default()
+        });
+    }
+
+    /// The live descendant with this pid: the last one found.
+    fn descendant(&mut self, pid: u32) -> Option<&mut ProcessAcc> {
+        self.descendants.iter_mut().rev().find(|p| p.pid == pid)
+    }
+
+    fn push_sample(&mut self, pid: Option<u32>, sample: &Sample) {
+        let interval_ns = self.interval_ns();
+        let arch = self
+            .target
+            .as_ref()
+            .map_or(std::env::consts::ARCH, |t| t.arch.as_str());
+        let process = match pid {
+            None => &mut self.root,
+            Some(pid) => match self.descendants.iter_mut().rev().find(|p| p.pid == pid) {
+                Some(p) => p,
+                None => return, // a sample before its process record: a corrupt file
+            },
+        };
+        let mut shared = Shared {
+            frames: &self.frames,
+            stacks: &self.stacks,
+            names: &self.names,
+            windows: &mut self.windows,
+            segments: &mut self.segments,
+            loops: &mut self.loops,
+            arch,
+            interval_ns,
+            root: pid.is_none(),
+        };
+        process.push_sample(sample, &mut shared);
     }
 
     /// The sampling interval, to give the last sample of a run its width.
@@ -409,50 +774,74 @@ impl Aggregator {
         let mut totals = Totals {
             windows: &mut self.windows,
             segments: &mut self.segments,
+            loops: &mut self.loops,
         };
-        let mut threads = self.finished;
-        for acc in self.live.into_values() {
-            threads.push(acc.close(&mut totals, interval_ns));
-        }
-        if let Some(last) = self.gil_timeline.last_mut() {
-            last.end_ns += interval_ns;
-        }
-        threads.sort_by_key(|t| (t.first_t_ns, t.tid));
-        let span_ns = match (self.first_t_ns, self.last_t_ns) {
+        let ticks = self.root.ticks;
+        let span_ns = match (self.root.first_t_ns, self.root.last_t_ns) {
             (Some(a), Some(b)) => b - a,
             _ => 0,
         };
+        let mut root = std::mem::take(&mut self.root);
+        root.ending = self.ending.as_ref().map(|(e, _)| e.clone());
+        let (mut root_summary, mut threads) =
+            root.finish(&mut totals, interval_ns, &self.frames, &self.stacks);
+        let mut processes = Vec::new();
+        for process in std::mem::take(&mut self.descendants) {
+            let (summary, process_threads) =
+                process.finish(&mut totals, interval_ns, &self.frames, &self.stacks);
+            threads.extend(process_threads);
+            processes.push(summary);
+        }
+        if !processes.is_empty() {
+            root_summary.role = ProcessRole::Parent;
+        }
+        processes.insert(0, root_summary);
         let duration_s = match &self.ending {
             Some((_, d)) if *d > 0.0 => *d,
             _ => span_ns as f64 / 1e9,
         };
-        let per_second = |((t0, v0), (t1, v1)): ((u64, u64), (u64, u64))| {
-            (t1 > t0).then(|| v1.saturating_sub(v0) as f64 / ((t1 - t0) as f64 / 1e9))
-        };
-        let cpu_cores_used = self
-            .process_cpu
-            .and_then(per_second)
-            .filter(|&c| c > 0.0)
-            .or_else(|| (span_ns > 0).then(|| self.thread_cpu_ns as f64 / (span_ns as f64 / 1e9)))
-            .unwrap_or(0.0)
-            / 1e9;
+        // The tree's GIL figures: held, weighed by each process's GIL readings; hand-offs summed.
+        let readings: Vec<(f64, u64)> = processes
+            .iter()
+            .filter_map(|p| p.gil_held.map(|h| (h, p.ticks)))
+            .collect();
+        let weight: u64 = readings.iter().map(|&(_, n)| n).sum();
+        let gil_held = (weight > 0)
+            .then(|| readings.iter().map(|&(h, n)| h * n as f64).sum::<f64>() / weight as f64);
+        let gil_switches_per_s = processes
+            .iter()
+            .filter_map(|p| p.gil_switches_per_s)
+            .reduce(|a, b| a + b);
+        // Each process's cores are averaged over its own lifetime: spread over the run's.
+        let run_ns = span_ns.max(1) as f64;
+        let cpu_cores_used = processes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if i == 0 {
+                    p.cpu_cores_used
+                } else {
+                    p.cpu_cores_used
+                        * (p.last_t_ns.saturating_sub(p.first_t_ns) as f64 / run_ns).min(1.0)
+                }
+            })
+            .sum();
         // Window buckets start at 0 even when an attach begins mid-run: keep only those seen.
         self.windows.retain(|w| w.ticks > 0);
         Analysis {
             target: self.target,
             ending: self.ending.map(|(e, _)| e),
             duration_s,
-            ticks: self.ticks,
+            ticks,
             late: self.late,
             frames: self.frames,
             stacks: self.stacks,
             threads,
-            gil_held: (self.gil_readings > 0)
-                .then(|| self.gil_locked as f64 / self.gil_readings as f64),
-            gil_switches_per_s: self.switches.and_then(per_second),
+            processes,
+            gil_held,
+            gil_switches_per_s,
             cpu_cores_used,
             windows: self.windows,
-            gil_timeline: self.gil_timeline,
             timeline_truncated: self.segments >= MAX_TIMELINE_SEGMENTS,
             stack_errors: self.stack_errors,
         }

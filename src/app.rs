@@ -11,7 +11,8 @@ use crate::error::Error;
 use crate::model::{Ending, Record};
 use crate::recording::{RecordingReader, RecordingWriter};
 use crate::report::{self, Report};
-use crate::sampler::{RecordSink, SamplerOptions};
+use crate::sampler::tree::ProcessTree;
+use crate::sampler::{RecordSink, Role, Sampler, SamplerOptions};
 use crate::target::{self, Mode, Signals};
 use crate::{diagnosis, render};
 
@@ -46,6 +47,7 @@ impl Sampling {
             options: SamplerOptions {
                 rate_hz: args.rate,
                 blocking: args.blocking,
+                subprocesses: args.subprocesses,
             },
             duration,
         })
@@ -229,9 +231,9 @@ fn profile(
     let sampling = Sampling::from_args(sampling)?;
     check_output_paths(output, recording)?;
     let signals = Signals::install().map_err(Error::Signals)?;
-    let (mut sampler, mut child, mode) = match source {
+    let (sampler, mut child, mode) = match source {
         Source::Attach(pid) => (
-            crate::sampler::Sampler::attach(pid, &sampling.options)?,
+            Sampler::attach(pid, &sampling.options, Role::Root)?,
             None,
             Mode::Attached,
         ),
@@ -272,8 +274,9 @@ fn profile(
         recording_error: None,
     };
     let rate = sampling.options.rate_hz;
+    let mut tree = ProcessTree::new(sampler, sampling.options.clone());
     let (mut ending, duration_s) = target::sample_loop(
-        &mut sampler,
+        &mut tree,
         rate,
         sampling.duration,
         &mode,
@@ -284,10 +287,14 @@ fn profile(
         path: recording.map(PathBuf::from).unwrap_or_default(),
         source,
     })?;
-    drop(sampler);
+    drop(tree);
     let mut exit_code = 0;
     if let Some(child) = &mut child {
-        if ending == Ending::TargetGone {
+        // Only `wait` tells a launched target's status for sure (and reaps it).
+        if matches!(
+            ending,
+            Ending::TargetGone | Ending::Exited(_) | Ending::Killed(_)
+        ) {
             if let Ok(status) = child.wait() {
                 ending = target::ending_of(status);
                 exit_code = target::exit_code_of(&ending);

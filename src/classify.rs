@@ -49,6 +49,8 @@ pub struct Observation<'a> {
     pub cpu_share: Option<f64>,
     /// This thread held the GIL (`locked` and `last_holder` is this thread).
     pub holds_gil: bool,
+    /// Another thread held the GIL (or it was locked by a thread that could not be mapped).
+    pub other_holds_gil: bool,
     /// `[start, end)` of every interpreter's GIL struct.
     pub gil_ranges: &'a [(u64, u64)],
     /// The state this thread was given at the previous tick.
@@ -109,13 +111,14 @@ pub fn classify(obs: &Observation) -> ThreadState {
     }
 }
 
-/// A runnable thread that used CPU but is not the holder, right after holding the GIL: either
-/// back in native code, or in hand-off transit (it just dropped the GIL and will wait to take
-/// it again); the CPU it used may have been spent holding the GIL. The next sample tells:
-/// [`resolve_transit`]. (After a GIL *wait*, CPU use means it took the GIL and went on to
-/// native work: that case needs no lookahead.)
+/// A runnable thread that used CPU but is not the holder, right after holding the GIL, while
+/// another thread holds it: either back in native code, or in hand-off transit (it just
+/// dropped the GIL to that thread and will wait to take it again); the CPU it used may have
+/// been spent holding the GIL. The next sample tells: [`resolve_transit`]. (After a GIL
+/// *wait*, CPU use means it took the GIL and went on to native work; with the GIL free, or
+/// no other thread to take it, there is no hand-off: neither case needs lookahead.)
 pub fn is_transit_candidate(obs: &Observation, state: ThreadState) -> bool {
-    state == ThreadState::Native && obs.previous == Some(ThreadState::Gil)
+    state == ThreadState::Native && obs.previous == Some(ThreadState::Gil) && obs.other_holds_gil
 }
 
 /// The state of a transit candidate, given the state of the thread's next sample.
@@ -143,6 +146,7 @@ mod tests {
             syscall: Some(syscall),
             cpu_share: Some(0.0),
             holds_gil: false,
+            other_holds_gil: false,
             gil_ranges: GIL,
             previous: None,
             arch: "x86_64",
@@ -234,9 +238,17 @@ mod tests {
         let after_gil = Observation {
             cpu_share: Some(0.6),
             previous: Some(ThreadState::Gil),
+            other_holds_gil: true,
             ..obs(Syscall::Running)
         };
         assert!(is_transit_candidate(&after_gil, classify(&after_gil)));
+        // Nobody took the GIL: no hand-off, the thread went on to native work (e.g. the only
+        // thread of a pool worker reading its next task).
+        let gil_free = Observation {
+            other_holds_gil: false,
+            ..after_gil
+        };
+        assert!(!is_transit_candidate(&gil_free, classify(&gil_free)));
         for previous in [ThreadState::Native, ThreadState::GilWait] {
             let other = Observation {
                 previous: Some(previous),

@@ -138,6 +138,10 @@ pub struct SamplingArgs {
     /// left on: the kernel resumes the target if gilscope dies.
     #[arg(long)]
     pub blocking: bool,
+    /// Also sample every descendant process (multiprocessing pools, spawn and forkserver
+    /// workers, `subprocess` children), including those started later.
+    #[arg(long)]
+    pub subprocesses: bool,
 }
 
 #[derive(Debug, Args, Clone)]

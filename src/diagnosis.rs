@@ -3,9 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{Analysis, ThreadSummary, Window};
+use std::collections::HashMap;
+
+use crate::analysis::{Analysis, EventLoop, ThreadSummary, Window};
+use crate::known_frames::{is_ipc, is_result_handler, ProcessRole};
 use crate::model::{Frame, ThreadState};
-use crate::report::hot_functions;
+use crate::report::{hot_functions, loop_culprits};
 
 use ThreadState::*;
 
@@ -54,6 +57,12 @@ pub enum VerdictKind {
     FreeThreaded,
     Mixed,
     Idle,
+    /// A process pool whose workers keep the cores busy: the fix worked.
+    PoolParallel,
+    /// A process pool with fewer busy workers than cores.
+    PoolUnderused,
+    /// An asyncio event loop stalled by blocking calls or CPU-bound code.
+    EventLoopBlocked,
 }
 
 impl VerdictKind {
@@ -69,6 +78,9 @@ impl VerdictKind {
             VerdictKind::FreeThreaded => "free_threaded",
             VerdictKind::Mixed => "mixed",
             VerdictKind::Idle => "idle",
+            VerdictKind::PoolParallel => "pool_parallel",
+            VerdictKind::PoolUnderused => "pool_underused",
+            VerdictKind::EventLoopBlocked => "event_loop_blocked",
         }
     }
 }
@@ -170,6 +182,28 @@ pub fn diagnose(analysis: &Analysis) -> Verdict {
     if analysis.ticks < MIN_SAMPLES || analysis.duration_s < MIN_DURATION_S {
         return not_enough_evidence(analysis);
     }
+    if let Some(pool) = PoolFacts::new(analysis) {
+        return diagnose_pool(&pool);
+    }
+    // Without a pool, the process that did the most is judged on its own: its threads share
+    // one GIL, other processes' do not.
+    let busiest = analysis
+        .processes
+        .iter()
+        .filter(|p| p.python.is_some())
+        .max_by(|a, b| a.cpu_s.total_cmp(&b.cpu_s));
+    if let (Some(process), true) = (busiest, analysis.processes.len() > 1) {
+        let mut verdict = diagnose(&analysis.only_process(process.pid));
+        if process.parent.is_some() {
+            verdict.headline = format!(
+                "In PID {} ({}): {}",
+                process.pid,
+                process.command.join(" "),
+                verdict.headline
+            );
+        }
+        return verdict;
+    }
     let facts = Facts::new(analysis);
     let phases = phases(analysis);
     let mut verdict = decide(&facts);
@@ -238,6 +272,9 @@ fn decide(f: &Facts) -> Verdict {
     }
     if contended && python.len() >= 2 {
         return gil_contention(f, &python);
+    }
+    if let Some((thread, lp)) = blocked_loop(f.analysis) {
+        return event_loop_blocked(f, thread, lp);
     }
     let native_threads = f.count(&[Native], NATIVE_THREAD_MIN);
     if native_threads >= 2 && f.mean(&[GilWait]) < CONTENTION_WAIT_MIN {
@@ -609,8 +646,32 @@ fn io_bound(f: &Facts) -> Verdict {
             ),
         ],
     );
-    v.advice.push("Threads are the right tool here: the GIL is released while they wait. More threads give more concurrent waits".into());
-    v.advice.push("asyncio pays once you need many hundreds of concurrent waits (connections, requests); below that, threads are simpler".into());
+    let loops: Vec<_> = f
+        .analysis
+        .threads
+        .iter()
+        .filter_map(|t| Some((t, t.event_loop.as_ref().filter(|l| l.loop_ns > 0)?)))
+        .collect();
+    for (t, lp) in &loops {
+        v.evidence.push(format!(
+            "the asyncio loop in {} waited for events {} of its time: it is not blocked",
+            if t.name.is_empty() {
+                "its thread"
+            } else {
+                &t.name
+            },
+            pct(1.0 - lp.busy_share())
+        ));
+    }
+    if loops.is_empty() {
+        v.advice.push("Threads are the right tool here: the GIL is released while they wait. More threads give more concurrent waits".into());
+        v.advice.push("asyncio pays once you need many hundreds of concurrent waits (connections, requests); below that, threads are simpler".into());
+    } else {
+        v.headline =
+            "I/O-bound: the asyncio loop waits on I/O nearly all the time, not on the GIL or the CPU"
+                .into();
+        v.advice.push("asyncio is the right tool here: the loop spends its time waiting for I/O. More concurrent tasks give more concurrent waits".into());
+    }
     v.advice.extend(hot_lines(f.analysis, Io, "I/O time"));
     v.predicted_speedup = Some(Prediction {
         processes: Some(1.0),
@@ -842,4 +903,361 @@ fn phases(analysis: &Analysis) -> Vec<Phase> {
             headline: phase_headline(kind).into(),
         })
         .collect()
+}
+
+/// A pool whose workers are busy at least this share of the time they could be (the lesser
+/// of the cores and the workers) is working.
+pub const POOL_UTILISATION_MIN: f64 = 0.7;
+/// IPC overhead: at least this share of the tree's CPU time goes to pickling and moving data.
+pub const IPC_SHARE_MIN: f64 = 0.3;
+/// Result bottleneck: the parent's result-collecting thread is busy at least this much.
+pub const RESULT_THREAD_BUSY_MIN: f64 = 0.7;
+/// Pool workers sampled for less than this share of the run are not judged (start-up only).
+pub const POOL_WORKER_PRESENCE_MIN: f64 = 0.2;
+
+/// The evidence on a process pool, from every process of the run.
+struct PoolFacts<'a> {
+    analysis: &'a Analysis,
+    /// Each pool worker's main thread (the one that runs tasks).
+    workers: Vec<&'a ThreadSummary>,
+    cores: u32,
+    /// Workers alive at once, on average over the run.
+    concurrent_workers: f64,
+    /// Worker-equivalents busy on a CPU, on average over the run.
+    busy_workers: f64,
+    /// Share of the tree's on-CPU samples spent pickling and moving data.
+    ipc_share: f64,
+    /// The parent's thread that collects results, with its busy share.
+    result_thread: Option<(&'a ThreadSummary, f64)>,
+}
+
+impl<'a> PoolFacts<'a> {
+    /// `None` when the run has no pool worker that lived long enough to judge.
+    fn new(analysis: &'a Analysis) -> Option<PoolFacts<'a>> {
+        let run_ns = (analysis.duration_s * 1e9).max(1.0);
+        let workers: Vec<&ThreadSummary> = analysis
+            .processes
+            .iter()
+            .filter(|p| p.role == ProcessRole::PoolWorker)
+            .filter_map(|p| analysis.threads_of(p.pid).find(|t| t.tid == p.pid))
+            .collect();
+        let presence: f64 = workers
+            .iter()
+            .map(|t| t.last_t_ns.saturating_sub(t.first_t_ns) as f64 / run_ns)
+            .sum();
+        if workers.is_empty() || presence < POOL_WORKER_PRESENCE_MIN {
+            return None;
+        }
+        let busy_ns: u64 = workers
+            .iter()
+            .map(|t| t.time_ns[Gil.index()] + t.time_ns[Native.index()])
+            .sum();
+        let (mut cpu_samples, mut ipc_samples) = (0u64, 0u64);
+        for t in &analysis.threads {
+            for (&(state, stack), &n) in &t.stacks {
+                if matches!(state, Gil | Native) {
+                    cpu_samples += n;
+                    if analysis.stack_frames(stack).any(is_ipc) {
+                        ipc_samples += n;
+                    }
+                }
+            }
+        }
+        let root = analysis.root().map_or(0, |p| p.pid);
+        let result_thread = analysis
+            .threads_of(root)
+            .find(|t| {
+                t.stacks
+                    .keys()
+                    .any(|&(_, s)| analysis.stack_frames(s).any(is_result_handler))
+            })
+            .map(|t| (t, t.share(&[Gil, Native, GilWait])));
+        Some(PoolFacts {
+            analysis,
+            workers,
+            cores: analysis.cores(),
+            concurrent_workers: presence,
+            busy_workers: busy_ns as f64 / run_ns,
+            ipc_share: if cpu_samples == 0 {
+                0.0
+            } else {
+                ipc_samples as f64 / cpu_samples as f64
+            },
+            result_thread,
+        })
+    }
+
+    /// How many workers could be busy at once: the lesser of the cores and the workers.
+    fn capacity(&self) -> f64 {
+        self.concurrent_workers.min(self.cores as f64).max(1e-9)
+    }
+
+    fn utilisation(&self) -> f64 {
+        self.busy_workers / self.capacity()
+    }
+
+    fn summary_line(&self) -> String {
+        format!(
+            "{:.1} workers alive on average, {:.1} of them busy on a CPU; {:.1} of {} cores used by the whole process tree",
+            self.concurrent_workers,
+            self.busy_workers,
+            self.analysis.cpu_cores_used,
+            self.cores
+        )
+    }
+
+    /// The user's functions the workers run, outside the pool machinery and pickling.
+    fn task_functions(&self) -> Vec<String> {
+        let mut by_function: HashMap<(&str, &str), u64> = HashMap::new();
+        for t in &self.workers {
+            for (&(state, stack), &n) in &t.stacks {
+                if !matches!(state, Gil | Native) || self.analysis.stack_frames(stack).any(is_ipc) {
+                    continue;
+                }
+                // The task is the user's frame right inside the pool's machinery.
+                let frames: Vec<&Frame> = self.analysis.stack_frames(stack).collect();
+                let machinery = frames.iter().position(|f| is_thread_machinery(f));
+                let task = machinery.and_then(|i| frames[..i].last().copied());
+                if let Some(frame) = task {
+                    *by_function
+                        .entry((&frame.function, &frame.file))
+                        .or_insert(0) += n;
+                }
+            }
+        }
+        let mut hot: Vec<_> = by_function.into_iter().collect();
+        hot.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        hot.into_iter()
+            .take(3)
+            .map(|((function, file), _)| format!("{function} ({})", short_path(file)))
+            .collect()
+    }
+}
+
+/// The pool rules, in order: a saturated result thread, IPC overhead, an under-used pool, a
+/// working pool.
+fn diagnose_pool(p: &PoolFacts) -> Verdict {
+    if let Some((thread, busy)) = p.result_thread {
+        if busy >= RESULT_THREAD_BUSY_MIN && p.utilisation() < POOL_UTILISATION_MIN {
+            return result_bottleneck(p, thread, busy);
+        }
+    }
+    if p.ipc_share >= IPC_SHARE_MIN {
+        return ipc_overhead(p);
+    }
+    if p.utilisation() < POOL_UTILISATION_MIN || p.concurrent_workers + 0.5 < p.cores as f64 {
+        return pool_underused(p);
+    }
+    pool_parallel(p)
+}
+
+fn ipc_overhead(p: &PoolFacts) -> Verdict {
+    let mut v = base(
+        VerdictKind::IpcOverhead,
+        format!(
+            "IPC overhead: {} of the CPU time goes to pickling and sending data between processes, not to the work",
+            pct(p.ipc_share)
+        ),
+        vec![
+            format!(
+                "{} of the on-CPU samples of the parent and the workers were in pickle or multiprocessing's send/receive code",
+                pct(p.ipc_share)
+            ),
+            p.summary_line(),
+        ],
+    );
+    v.advice.push("Send less: pass file paths, database keys or index ranges and let each worker load its own data, or put large arrays in `multiprocessing.shared_memory`".into());
+    v.advice.push("Send fewer, bigger tasks: a `chunksize` on `map`/`imap_unordered` (or group items yourself), so each task does more work per pickled byte".into());
+    v.advice.push("Return less: reduce the result inside the worker (a sum, a count, a file written) instead of sending the data back".into());
+    let hot = hot_lines(p.analysis, Gil, "GIL-holding time");
+    if !hot.is_empty() {
+        v.advice.push("Where the processes hold their GILs:".into());
+        v.advice.extend(hot);
+    }
+    v.snippet = Some("# before: each task pickles a large list\npool.map(total, [big_list] * n)\n\n# after: send what to load, not the data\ndef total_of(path):\n    return sum(load(path))\n\npool.imap_unordered(total_of, paths, chunksize=16)".into());
+    v
+}
+
+fn result_bottleneck(p: &PoolFacts, thread: &ThreadSummary, busy: f64) -> Verdict {
+    let mut v = base(
+        VerdictKind::IpcOverhead,
+        format!(
+            "Result bottleneck: the parent's result thread ({}) is busy {} of the time receiving and unpickling, and the workers wait on it",
+            thread.name,
+            pct(busy)
+        ),
+        vec![
+            format!(
+                "{} ({}) was on a CPU or waiting for the parent's GIL {} of its time",
+                thread.name,
+                thread.tid,
+                pct(busy)
+            ),
+            p.summary_line(),
+        ],
+    );
+    v.advice.push("Return less from each task: reduce inside the worker, or write large results to files and return their paths".into());
+    v.advice.push("Keep the parent's other threads from holding its GIL while results arrive (move the parent's own CPU work out of it)".into());
+    v
+}
+
+fn pool_underused(p: &PoolFacts) -> Verdict {
+    let cores = p.cores as f64;
+    let few_workers = p.concurrent_workers + 0.5 < cores;
+    let mut v = base(
+        VerdictKind::PoolUnderused,
+        if few_workers {
+            format!(
+                "Under-used pool: {:.0} workers for {} cores, so {:.1} cores stay idle",
+                p.concurrent_workers,
+                p.cores,
+                (cores - p.analysis.cpu_cores_used).max(0.0)
+            )
+        } else {
+            format!(
+                "Under-used pool: the workers are busy only {} of the time; they wait for tasks",
+                pct(p.utilisation())
+            )
+        },
+        vec![p.summary_line()],
+    );
+    if few_workers {
+        v.advice.push(format!(
+            "Create the pool with one worker per core: `Pool({})` or `ProcessPoolExecutor(max_workers={})` (the default is `os.cpu_count()`)",
+            p.cores, p.cores
+        ));
+    }
+    v.advice.push("If the parent produces tasks one at a time (a loop of `apply_async`/`submit` that waits on each result), submit them all first and collect later, or use `imap_unordered`".into());
+    v.advice.push("Give each task more work (a `chunksize`, or grouped items) so workers do not wait between tasks".into());
+    let parent_busy = p
+        .analysis
+        .root()
+        .and_then(|root| p.analysis.threads_of(root.pid).find(|t| t.tid == root.pid))
+        .map_or(0.0, |t| t.share(&[Gil, Native]));
+    if parent_busy >= BUSY_MIN {
+        v.evidence.push(format!(
+            "the parent's main thread was busy {} of the time: it may not produce tasks fast enough",
+            pct(parent_busy)
+        ));
+    }
+    v.predicted_speedup = Some(Prediction {
+        processes: Some(round2((cores / p.busy_workers.max(0.1)).clamp(1.0, cores))),
+        threads: None,
+        free_threaded: None,
+        assumptions: vec![format!(
+            "an upper bound: all {} cores kept busy, against {:.1} busy workers today",
+            p.cores, p.busy_workers
+        )],
+    });
+    v
+}
+
+fn pool_parallel(p: &PoolFacts) -> Verdict {
+    let mut v = base(
+        VerdictKind::PoolParallel,
+        format!(
+            "The process pool works: {:.1} workers busy in parallel on {} cores ({:.1}× one core)",
+            p.busy_workers, p.cores, p.analysis.cpu_cores_used
+        ),
+        vec![
+            p.summary_line(),
+            format!(
+                "only {} of the on-CPU time went to pickling and sending data",
+                pct(p.ipc_share)
+            ),
+        ],
+    );
+    let tasks = p.task_functions();
+    if !tasks.is_empty() {
+        v.evidence
+            .push(format!("the workers run {}", tasks.join(", ")));
+    }
+    v.advice.push("Nothing to fix: the work runs in parallel on every core. More workers than cores would not help".into());
+    v.predicted_speedup = Some(Prediction {
+        processes: Some(1.0),
+        threads: Some(1.0),
+        free_threaded: Some(1.0),
+        assumptions: vec!["every core is already busy with the work".into()],
+    });
+    v
+}
+
+/// An event loop is blocked when it ran (outside its selector) at least this share of its
+/// time, with a stall of at least [`LOOP_STALL_MIN_S`].
+pub const LOOP_BUSY_MIN: f64 = 0.25;
+pub const LOOP_STALL_MIN_S: f64 = 0.05;
+
+/// The event loop that stalls the most, if one is blocked (see [`LOOP_BUSY_MIN`]).
+fn blocked_loop(analysis: &Analysis) -> Option<(&ThreadSummary, &EventLoop)> {
+    analysis
+        .threads
+        .iter()
+        .filter_map(|t| Some((t, t.event_loop.as_ref()?)))
+        .filter(|(_, lp)| {
+            lp.busy_share() >= LOOP_BUSY_MIN
+                && lp
+                    .stalls
+                    .first()
+                    .is_some_and(|s| s.duration_ns as f64 / 1e9 >= LOOP_STALL_MIN_S)
+        })
+        .max_by(|a, b| a.1.busy_share().total_cmp(&b.1.busy_share()))
+}
+
+fn event_loop_blocked(f: &Facts, thread: &ThreadSummary, lp: &EventLoop) -> Verdict {
+    let a = f.analysis;
+    let blocking = lp.blocked_ns * 2 >= lp.running_ns;
+    let longest = lp
+        .stalls
+        .first()
+        .map_or(0.0, |s| s.duration_ns as f64 / 1e9);
+    let culprits: Vec<String> = loop_culprits(a, lp)
+        .iter()
+        .filter(|c| c.share >= 0.01)
+        .map(|c| {
+            let site = format!("{} ({}:{})", c.function, short_path(&c.file), c.line);
+            let site = if c.function == c.coroutine {
+                site
+            } else {
+                format!("{site} in coroutine {}", c.coroutine)
+            };
+            format!(
+                "{site}: {} of the loop's time, {}",
+                pct(c.share),
+                if c.blocked >= 0.5 {
+                    "blocked"
+                } else {
+                    "on a CPU"
+                }
+            )
+        })
+        .collect();
+    let mut v = base(
+        VerdictKind::EventLoopBlocked,
+        format!(
+            "Blocked event loop: the asyncio loop in {} {} {} of the time, stalling every task (longest stretch without waiting for events: {:.0} ms)",
+            if thread.name.is_empty() { "its thread" } else { &thread.name },
+            if blocking { "sat in blocking calls" } else { "ran CPU-bound code" },
+            pct(lp.busy_share()),
+            longest * 1000.0
+        ),
+        vec![format!(
+            "the loop waited for events {} of its time; {} was spent in callbacks and coroutine steps, {} of it blocked rather than on a CPU",
+            pct(1.0 - lp.busy_share()),
+            pct(lp.busy_share()),
+            pct(if lp.running_ns == 0 { 0.0 } else { lp.blocked_ns as f64 / lp.running_ns as f64 })
+        )],
+    );
+    if blocking {
+        v.advice.push("Move the blocking calls off the loop: `await asyncio.to_thread(f, ...)` (3.9+) or `await loop.run_in_executor(None, f, ...)`; use `await asyncio.sleep()` instead of `time.sleep()`, and async libraries (aiohttp, httpx, aiofiles) instead of requests or plain file reads".into());
+        v.snippet = Some("# before: blocks every task on the loop\ntime.sleep(delay)\ndata = requests.get(url).content\n\n# after\nawait asyncio.sleep(delay)\ndata = await asyncio.to_thread(lambda: requests.get(url).content)".into());
+    } else {
+        v.advice.push("Move the CPU-bound work to a process pool: `await loop.run_in_executor(pool, f, ...)` with a `ProcessPoolExecutor`, so the loop keeps serving other tasks".into());
+        v.snippet = Some("from concurrent.futures import ProcessPoolExecutor\n\npool = ProcessPoolExecutor()\n\nasync def handle(item):\n    loop = asyncio.get_running_loop()\n    return await loop.run_in_executor(pool, compute, item)".into());
+    }
+    if !culprits.is_empty() {
+        v.advice.push("Where the loop's time went:".into());
+        v.advice
+            .extend(culprits.into_iter().map(|c| format!("- {c}")));
+    }
+    v
 }

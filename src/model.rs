@@ -189,4 +189,37 @@ pub enum Record {
         count: u32,
         last: String,
     },
+    /// `--subprocesses`: a descendant process was found. Its records follow with its pid.
+    Process(ProcessInfo),
+    /// A descendant's GIL ranges (the root's are in [`Record::GilRanges`]).
+    ProcessGilRanges {
+        pid: u32,
+        ranges: Vec<(u64, u64)>,
+    },
+    /// One tick of a descendant (the root's are in [`Record::Sample`]).
+    ProcessSample {
+        pid: u32,
+        sample: Sample,
+    },
+    /// A descendant ended while the run went on.
+    ProcessEnd {
+        pid: u32,
+        t_ns: u64,
+        ending: Ending,
+    },
+}
+
+/// A descendant process, as first seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    /// Its parent process (the root, or another descendant).
+    pub parent: u32,
+    pub command: Vec<String>,
+    /// The CPython version, `None` for a process that is not Python (no stacks, no GIL).
+    pub python: Option<String>,
+    pub gil_wait_visible: bool,
+    /// When it was found, on the run's clock.
+    pub t_ns: u64,
+    pub notes: Vec<String>,
 }

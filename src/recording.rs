@@ -14,7 +14,10 @@ use crate::sampler::RecordSink;
 
 const MAGIC: &[u8; 8] = b"GILSCOPE";
 /// 2: thread samples no longer carry the stat state letter (it was never used).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: descendant processes (`--subprocesses`); a format-2 file reads as a format-3 one.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format this version reads: later formats only appended record variants.
+pub const OLDEST_READABLE_FORMAT: u32 = 2;
 /// No record is larger: a bigger length prefix means a corrupt file, not a reason to allocate.
 const MAX_RECORD_BYTES: usize = 16 << 20;
 
@@ -77,7 +80,7 @@ pub enum RecordingError {
     BadMagic,
     #[error("recorded by a newer gilscope (format {0}, this one reads up to {FORMAT_VERSION})")]
     NewerFormat(u32),
-    #[error("recorded by an older gilscope (format {0}, this one reads {FORMAT_VERSION})")]
+    #[error("recorded by an older gilscope (format {0}, this one reads {OLDEST_READABLE_FORMAT} to {FORMAT_VERSION})")]
     OlderFormat(u32),
     #[error("corrupt record at byte {0}")]
     Corrupt(u64),
@@ -120,7 +123,7 @@ impl<R: Read> RecordingReader<R> {
         if version > FORMAT_VERSION {
             return Err(RecordingError::NewerFormat(version));
         }
-        if version < FORMAT_VERSION {
+        if version < OLDEST_READABLE_FORMAT {
             return Err(RecordingError::OlderFormat(version));
         }
         Ok(RecordingReader {

@@ -3,9 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::Analysis;
+use std::collections::HashMap;
+
+use crate::analysis::{Analysis, EventLoop};
 use crate::diagnosis::Verdict;
-use crate::model::{Ending, ThreadState};
+use crate::known_frames::loop_culprit;
+use crate::model::{Ending, Frame, ThreadState};
 
 pub const SCHEMA: &str = "gilscope.report/1";
 /// Hot-function lists keep this many entries.
@@ -24,10 +27,122 @@ pub struct Report {
     pub ending: Option<String>,
     /// The target's exit status or signal, for `run`.
     pub exit: Option<Exit>,
+    /// The whole tree: with `--subprocesses`, CPU and GIL hand-offs summed over the processes,
+    /// the GIL held averaged over them.
     pub process: Process,
+    /// Every thread of every process.
     pub threads: Vec<Thread>,
+    /// Each process: the root first, then descendants in the order found.
+    pub processes: Vec<ProcessEntry>,
+    /// Threads that ran an asyncio event loop.
+    pub event_loops: Vec<EventLoopEntry>,
     pub hot: Hot,
     pub verdict: Option<Verdict>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessEntry {
+    pub pid: u32,
+    /// `None` for the root.
+    pub parent: Option<u32>,
+    /// "main", "parent", "pool worker", "multiprocessing child", "multiprocessing helper",
+    /// "child".
+    pub role: String,
+    pub command: String,
+    /// `None` when the process is not Python (threads without stacks).
+    pub python: Option<String>,
+    /// When it was first and last sampled, seconds from the start of the run.
+    pub start_s: f64,
+    pub end_s: f64,
+    /// How it ended, when it ended before the run did.
+    pub ending: Option<String>,
+    pub cpu_s: f64,
+    pub cpu_cores_used: f64,
+    pub gil_held: Option<f64>,
+    pub gil_switches_per_s: Option<f64>,
+    pub threads: Vec<u32>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventLoopEntry {
+    pub pid: u32,
+    pub tid: u32,
+    pub thread: String,
+    /// Share of the loop's time not spent waiting for events: running callbacks and
+    /// coroutine steps, or stuck in a blocking call.
+    pub busy: f64,
+    /// The part of `busy` spent blocked (sleep, I/O, locks) rather than on a CPU.
+    pub blocked: f64,
+    pub longest_stalls: Vec<StallEntry>,
+    /// Where the loop's busy time went, by the code responsible, most first.
+    pub culprits: Vec<LoopCulprit>,
+}
+
+/// Code that kept an event loop from waiting for events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopCulprit {
+    /// The coroutine or callback the loop was running.
+    pub coroutine: String,
+    /// The innermost Python frame: where in it the time went.
+    pub function: String,
+    pub file: String,
+    pub line: i32,
+    /// Share of the loop's time.
+    pub share: f64,
+    /// Share of that time blocked rather than on a CPU.
+    pub blocked: f64,
+}
+
+/// How many culprits an event loop lists.
+pub const LOOP_CULPRITS: usize = 5;
+
+/// The loop's busy time grouped by (coroutine, innermost frame), most first.
+pub fn loop_culprits(analysis: &Analysis, lp: &EventLoop) -> Vec<LoopCulprit> {
+    let mut by_site: HashMap<(String, &Frame), (u64, u64)> = HashMap::new();
+    for (&stack, &(running, blocked)) in &lp.running_by_stack {
+        let frames: Vec<&Frame> = analysis.stack_frames(stack).collect();
+        let (Some(coroutine), Some(inner)) = (loop_culprit(&frames), frames.first()) else {
+            continue;
+        };
+        let entry = by_site
+            .entry((coroutine.function.clone(), *inner))
+            .or_default();
+        entry.0 += running;
+        entry.1 += blocked;
+    }
+    let mut sites: Vec<_> = by_site.into_iter().collect();
+    sites.sort_by(|a, b| {
+        b.1 .0.cmp(&a.1 .0).then_with(|| {
+            (&a.0 .0, &a.0 .1.file, a.0 .1.line).cmp(&(&b.0 .0, &b.0 .1.file, b.0 .1.line))
+        })
+    });
+    sites
+        .into_iter()
+        .take(LOOP_CULPRITS)
+        .map(|((coroutine, inner), (running, blocked))| LoopCulprit {
+            coroutine,
+            function: inner.function.clone(),
+            file: inner.file.clone(),
+            line: inner.line,
+            share: running as f64 / lp.loop_ns.max(1) as f64,
+            blocked: blocked as f64 / running.max(1) as f64,
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StallEntry {
+    pub start_s: f64,
+    pub duration_s: f64,
+    /// "blocked" (a blocking call) or "cpu" (running Python or native code).
+    pub kind: String,
+    /// The coroutine or callback the loop was running.
+    pub coroutine: Option<String>,
+    /// Where it was: the innermost Python frame.
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +172,8 @@ pub struct Process {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Thread {
+    /// The process it belongs to.
+    pub pid: u32,
     pub tid: u32,
     pub name: String,
     pub python: bool,
@@ -202,6 +319,86 @@ fn notes(analysis: &Analysis) -> Vec<String> {
     notes
 }
 
+fn processes(analysis: &Analysis) -> Vec<ProcessEntry> {
+    let start = analysis.root().map_or(0, |p| p.first_t_ns);
+    let seconds = |t: u64| t.saturating_sub(start) as f64 / 1e9;
+    analysis
+        .processes
+        .iter()
+        .map(|p| ProcessEntry {
+            pid: p.pid,
+            parent: p.parent,
+            role: p.role.name().into(),
+            command: p.command.join(" "),
+            python: p.python.clone(),
+            start_s: seconds(p.first_t_ns),
+            end_s: seconds(p.last_t_ns),
+            ending: p
+                .ending
+                .as_ref()
+                .filter(|_| p.parent.is_some())
+                .map(describe_process_ending),
+            cpu_s: p.cpu_s,
+            cpu_cores_used: p.cpu_cores_used,
+            gil_held: p.gil_held,
+            gil_switches_per_s: p.gil_switches_per_s,
+            threads: analysis.threads_of(p.pid).map(|t| t.tid).collect(),
+            notes: p.notes.clone(),
+        })
+        .collect()
+}
+
+fn describe_process_ending(ending: &Ending) -> String {
+    match ending {
+        Ending::Exited(code) => format!("exited with status {code}"),
+        Ending::Killed(sig) => format!("killed by signal {sig}"),
+        _ => "exited".into(),
+    }
+}
+
+/// Event loops that ran long enough to judge, with their longest stalls.
+fn event_loops(analysis: &Analysis) -> Vec<EventLoopEntry> {
+    let start = analysis.root().map_or(0, |p| p.first_t_ns);
+    analysis
+        .threads
+        .iter()
+        .filter_map(|t| Some((t, t.event_loop.as_ref().filter(|l| l.loop_ns > 0)?)))
+        .map(|(t, lp)| EventLoopEntry {
+            pid: t.pid,
+            tid: t.tid,
+            thread: t.name.clone(),
+            busy: lp.busy_share(),
+            blocked: lp.blocked_ns as f64 / lp.loop_ns as f64,
+            longest_stalls: lp
+                .stalls
+                .iter()
+                .map(|s| {
+                    let frames: Vec<_> = s
+                        .stack
+                        .map(|id| analysis.stack_frames(id).collect())
+                        .unwrap_or_default();
+                    let innermost = frames.first();
+                    StallEntry {
+                        start_s: s.start_ns.saturating_sub(start) as f64 / 1e9,
+                        duration_s: s.duration_ns as f64 / 1e9,
+                        kind: if s.blocked_ns * 2 >= s.duration_ns {
+                            "blocked"
+                        } else {
+                            "cpu"
+                        }
+                        .into(),
+                        coroutine: loop_culprit(&frames).map(|f| f.function.clone()),
+                        function: innermost.map(|f| f.function.clone()),
+                        file: innermost.map(|f| f.file.clone()),
+                        line: innermost.map(|f| f.line),
+                    }
+                })
+                .collect(),
+            culprits: loop_culprits(analysis, lp),
+        })
+        .collect()
+}
+
 /// Builds the report. Pure: the same analysis and verdict give the same report.
 pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
     let target = analysis.target.clone();
@@ -244,6 +441,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
             .threads
             .iter()
             .map(|t| Thread {
+                pid: t.pid,
                 tid: t.tid,
                 name: t.name.clone(),
                 python: t.python,
@@ -252,6 +450,8 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
                 states: States::from_time(&t.time_ns),
             })
             .collect(),
+        processes: processes(analysis),
+        event_loops: event_loops(analysis),
         hot: Hot {
             gil: hot_functions(analysis, ThreadState::Gil, HOT_LIMIT),
             gil_wait: hot_functions(analysis, ThreadState::GilWait, HOT_LIMIT),

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::model::{Ending, Record};
-use crate::sampler::{RecordSink, Sampler, SamplerOptions};
+use crate::sampler::tree::ProcessTree;
+use crate::sampler::{RecordSink, Role, Sampler, SamplerOptions};
 
 /// Signals received by gilscope, as flags the loop polls.
 pub struct Signals {
@@ -101,11 +102,26 @@ pub fn attach_launched(
         if let Ok(Some(status)) = child.try_wait() {
             return Ok(Err(status));
         }
-        let err = match Sampler::attach(child.id(), options) {
+        let err = match Sampler::attach(child.id(), options, Role::Root) {
             Ok(sampler) => return Ok(Ok(sampler)),
             Err(e) => e,
         };
         let retry = match &err {
+            Error::NotPython { .. } if options.subprocesses => {
+                if started.elapsed() < NOT_PYTHON_GRACE {
+                    true
+                } else {
+                    // A shell or launcher: its Python descendants are what matters.
+                    return Sampler::attach_without_python(
+                        child.id(),
+                        options,
+                        Role::Root,
+                        "the launched program is not Python: its Python descendants are sampled"
+                            .into(),
+                    )
+                    .map(Ok);
+                }
+            }
             Error::NotPython { .. } => started.elapsed() < NOT_PYTHON_GRACE,
             Error::PythonUnreadable { .. } | Error::NoSuchProcess(_) => {
                 started.elapsed() < STARTUP_TIMEOUT
@@ -160,14 +176,14 @@ pub fn exit_code_of(ending: &Ending) -> i32 {
 /// `Target` record first and `Late` at the end; the caller emits `End` once it knows how the
 /// target ended.
 pub fn sample_loop(
-    sampler: &mut Sampler,
+    tree: &mut ProcessTree,
     rate_hz: f64,
     duration: Option<Duration>,
     mode: &Mode,
     signals: &Signals,
     sink: &mut impl RecordSink,
 ) -> std::io::Result<(Ending, f64)> {
-    sink.record(&Record::Target(sampler.target_info().clone()))?;
+    sink.record(&Record::Target(tree.root().target_info().clone()))?;
     let interval = Duration::from_secs_f64(1.0 / rate_hz);
     let start = Instant::now();
     let mut next = start;
@@ -200,7 +216,7 @@ pub fn sample_loop(
         if duration.is_some_and(|d| elapsed >= d) {
             break Ending::DurationElapsed;
         }
-        if let Some(ending) = sampler.tick(elapsed.as_nanos() as u64, sink)? {
+        if let Some(ending) = tree.tick(elapsed.as_nanos() as u64, sink)? {
             break ending;
         }
         next += interval;
@@ -220,7 +236,7 @@ pub fn sample_loop(
             count: late.min(u32::MAX as u64) as u32,
         })?;
     }
-    if let Some(errors) = sampler.stack_errors() {
+    if let Some(errors) = tree.stack_errors() {
         sink.record(&errors)?;
     }
     Ok((ending, start.elapsed().as_secs_f64()))

@@ -9,6 +9,7 @@ use super::{BenchPlan, Evidence, Executor, Mode, RunFailure, RunOutcome};
 use crate::analysis::Aggregator;
 use crate::diagnosis::diagnose;
 use crate::model::ThreadState;
+use crate::sampler::tree::ProcessTree;
 use crate::sampler::SamplerOptions;
 use crate::target::{self, Signals};
 
@@ -86,13 +87,15 @@ fn sample(child: &mut Child, signals: &Signals, deadline: Instant) -> Option<Evi
     let options = SamplerOptions {
         rate_hz: EVIDENCE_RATE_HZ,
         blocking: false,
+        subprocesses: false,
     };
-    let mut sampler = target::attach_launched(child, &options).ok()?.ok()?;
+    let sampler = target::attach_launched(child, &options).ok()?.ok()?;
+    let mut tree = ProcessTree::new(sampler, options);
     let mut aggregator = Aggregator::new();
     let budget = deadline.saturating_duration_since(Instant::now());
     let mode = target::Mode::Launched { pid: child.id() };
     target::sample_loop(
-        &mut sampler,
+        &mut tree,
         EVIDENCE_RATE_HZ,
         Some(budget),
         &mode,

@@ -343,7 +343,11 @@ fn timeline(h: &mut String, analysis: &Analysis) {
     // The GIL row: coloured while held.
     let mut gil_cols: Vec<Option<(ThreadState, String)>> = vec![None; TIMELINE_COLUMNS];
     let mut gil_held = vec![0f64; TIMELINE_COLUMNS];
-    for seg in analysis.gil_timeline.iter().filter(|s| s.locked) {
+    // The root process's GIL (each process of a tree has its own; the trace shows them all).
+    let root_gil = analysis
+        .root()
+        .map_or(&[][..], |p| p.gil_timeline.as_slice());
+    for seg in root_gil.iter().filter(|s| s.locked) {
         spread(&mut gil_held, seg.start_ns, seg.end_ns, start, col_ns);
     }
     for (c, held) in gil_held.iter().enumerate() {

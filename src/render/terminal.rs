@@ -218,7 +218,17 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
     }
 
     let p = &report.process;
-    let mut line = format!("Process: {:.2} of {} cores used", p.cpu_cores_used, p.cores);
+    let tree = report.processes.len() > 1;
+    let mut line = if tree {
+        format!(
+            "{} processes: {:.2} of {} cores used",
+            report.processes.len(),
+            p.cpu_cores_used,
+            p.cores
+        )
+    } else {
+        format!("Process: {:.2} of {} cores used", p.cpu_cores_used, p.cores)
+    };
     match p.gil_held {
         Some(held) => line.push_str(&format!(" · GIL held {}", pct(held))),
         None => line.push_str(" · GIL not readable"),
@@ -227,6 +237,9 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
         line.push_str(&format!(" · {rate:.0} GIL hand-offs/s"));
     }
     writeln!(out, "{line}")?;
+    if tree {
+        processes_section(out, report)?;
+    }
     writeln!(out)?;
 
     writeln!(
@@ -293,12 +306,79 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
     hot_section(out, "Holding the GIL", &report.hot.gil)?;
     hot_section(out, "Waiting for the GIL", &report.hot.gil_wait)?;
     hot_section(out, "Native code without the GIL", &report.hot.native)?;
+    event_loop_section(out, report)?;
     if report.late_samples > 0 {
         writeln!(
             out,
             "warning: {} samples were late (the sampler could not keep up with --rate {})",
             report.late_samples, report.rate_hz
         )?;
+    }
+    Ok(())
+}
+
+/// One line per process of a tree: role, lifetime, cores, GIL, how it ended.
+fn processes_section(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    writeln!(
+        out,
+        "  {:<8} {:<14} {:>7} {:>6} {:>5}  COMMAND",
+        "PID", "ROLE", "LIFE", "CORES", "GIL"
+    )?;
+    for p in &report.processes {
+        let gil = p.gil_held.map_or("  -".into(), pct);
+        let mut command = short_command(&p.command);
+        if let Some(ending) = &p.ending {
+            command = format!("{command} ({ending})");
+        }
+        writeln!(
+            out,
+            "  {:<8} {:<14} {:>6.1}s {:>6.2} {:>5}  {}",
+            p.pid,
+            truncate(&p.role, 14),
+            p.end_s - p.start_s,
+            p.cpu_cores_used,
+            gil,
+            truncate(&command, 34).trim_end()
+        )?;
+    }
+    Ok(())
+}
+
+/// Each asyncio loop: how much it waited for events, and what kept it from waiting.
+fn event_loop_section(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    for lp in &report.event_loops {
+        let thread = if lp.thread.is_empty() {
+            lp.tid.to_string()
+        } else {
+            format!("{} {}", lp.thread, lp.tid)
+        };
+        writeln!(
+            out,
+            "asyncio loop in {thread}: waiting for events {}, busy {} ({} of the loop's time blocked)",
+            pct(1.0 - lp.busy),
+            pct(lp.busy),
+            pct(lp.blocked)
+        )?;
+        if let Some(stall) = lp.longest_stalls.first() {
+            writeln!(
+                out,
+                "  longest stretch without waiting for events: {:.0} ms, from {:.2} s",
+                stall.duration_s * 1000.0,
+                stall.start_s
+            )?;
+        }
+        for c in lp.culprits.iter().filter(|c| c.share >= 0.01) {
+            let file = c.file.rsplit('/').next().unwrap_or(&c.file);
+            let site = format!("{} ({file}:{})", c.function, c.line);
+            writeln!(
+                out,
+                "  {:>4}  {}{}",
+                pct(c.share),
+                truncate(&site, 50).trim_end(),
+                if c.blocked >= 0.5 { ", blocked" } else { "" }
+            )?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }

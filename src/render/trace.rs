@@ -1,7 +1,7 @@
 //! The timeline in the Chrome trace-event format (JSON object form), for Perfetto and
-//! `chrome://tracing`: a track per thread whose slices are its states, a "GIL" track showing
-//! the holder, and counters for cores used and GIL hand-offs per second. Times come from the
-//! samples.
+//! `chrome://tracing`: a group per process, with a track per thread whose slices are its
+//! states and a "GIL" track showing the holder; counters for cores used and GIL hand-offs per
+//! second. Times come from the samples.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::colors::style;
 use super::stacks::{frame_label, thread_label};
 use crate::analysis::{Analysis, WINDOW_NS};
+use crate::known_frames::ProcessRole;
 
 /// The synthetic track id of the GIL (no kernel thread has id 0).
 pub const GIL_TRACK: u32 = 0;
@@ -20,57 +21,72 @@ fn us(ns: u64) -> f64 {
 }
 
 pub fn render(analysis: &Analysis, out: &mut impl Write) -> io::Result<()> {
-    let pid = analysis.target.as_ref().map_or(0, |t| t.pid);
-    let command = analysis
-        .target
-        .as_ref()
-        .map_or(String::new(), |t| t.command.join(" "));
-    let mut events: Vec<Value> = vec![
-        json!({"name": "process_name", "ph": "M", "pid": pid, "tid": GIL_TRACK,
-               "args": {"name": format!("{command} (PID {pid})")}}),
-        json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": GIL_TRACK,
-               "args": {"name": "GIL"}}),
-        json!({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": GIL_TRACK,
-               "args": {"sort_index": -1}}),
-    ];
-    let mut names: HashMap<u32, &str> = HashMap::new();
-    for (i, thread) in analysis.threads.iter().enumerate() {
-        names.insert(thread.tid, &thread.name);
+    let mut events: Vec<Value> = Vec::new();
+    let names: HashMap<(u32, u32), &str> = analysis
+        .threads
+        .iter()
+        .map(|t| ((t.pid, t.tid), t.name.as_str()))
+        .collect();
+    // One group per process: its GIL track first, then its threads.
+    for (p, process) in analysis.processes.iter().enumerate() {
+        let pid = process.pid;
+        let label = match process.role {
+            ProcessRole::Main => format!("{} (PID {pid})", process.command.join(" ")),
+            role => format!("{}: {} (PID {pid})", role.name(), process.command.join(" ")),
+        };
         events.push(
-            json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": thread.tid,
-                           "args": {"name": thread_label(&thread.name, thread.tid)}}),
+            json!({"name": "process_name", "ph": "M", "pid": pid, "tid": GIL_TRACK,
+                           "args": {"name": label}}),
         );
-        events.push(
-            json!({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": thread.tid,
-                           "args": {"sort_index": i}}),
-        );
-        for seg in &thread.timeline {
-            let mut args = json!({"state": seg.state.name()});
-            if let Some(frame) = seg.stack.and_then(|s| analysis.top_frame(s)) {
-                args["function"] = json!(frame.function);
-                args["file"] = json!(frame.file);
-                args["line"] = json!(frame.line);
-                args["frame"] = json!(frame_label(frame));
+        events.push(json!({"name": "process_sort_index", "ph": "M", "pid": pid,
+                           "tid": GIL_TRACK, "args": {"sort_index": p}}));
+        if process.python.is_some() {
+            events.push(
+                json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": GIL_TRACK,
+                               "args": {"name": "GIL"}}),
+            );
+            events.push(json!({"name": "thread_sort_index", "ph": "M", "pid": pid,
+                               "tid": GIL_TRACK, "args": {"sort_index": -1}}));
+        }
+        for (i, thread) in analysis.threads_of(pid).enumerate() {
+            events.push(
+                json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": thread.tid,
+                               "args": {"name": thread_label(&thread.name, thread.tid)}}),
+            );
+            events.push(
+                json!({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": thread.tid,
+                               "args": {"sort_index": i}}),
+            );
+            for seg in &thread.timeline {
+                let mut args = json!({"state": seg.state.name()});
+                if let Some(frame) = seg.stack.and_then(|s| analysis.top_frame(s)) {
+                    args["function"] = json!(frame.function);
+                    args["file"] = json!(frame.file);
+                    args["line"] = json!(frame.line);
+                    args["frame"] = json!(frame_label(frame));
+                }
+                events.push(json!({"name": seg.state.name(), "cat": "state", "ph": "X",
+                                   "ts": us(seg.start_ns), "dur": us(seg.end_ns - seg.start_ns),
+                                   "pid": pid, "tid": thread.tid, "cname": style(seg.state).chrome,
+                                   "args": args}));
             }
-            events.push(json!({"name": seg.state.name(), "cat": "state", "ph": "X",
+        }
+        for seg in process.gil_timeline.iter().filter(|s| s.locked) {
+            let name = match seg.holder {
+                Some(tid) => format!(
+                    "held by {}",
+                    thread_label(names.get(&(pid, tid)).copied().unwrap_or(""), tid)
+                ),
+                None => "held".to_string(),
+            };
+            events.push(json!({"name": name, "cat": "gil", "ph": "X",
                                "ts": us(seg.start_ns), "dur": us(seg.end_ns - seg.start_ns),
-                               "pid": pid, "tid": thread.tid, "cname": style(seg.state).chrome,
-                               "args": args}));
+                               "pid": pid, "tid": GIL_TRACK, "cname": style(crate::model::ThreadState::Gil).chrome,
+                               "args": {"holder_tid": seg.holder}}));
         }
     }
-    for seg in analysis.gil_timeline.iter().filter(|s| s.locked) {
-        let name = match seg.holder {
-            Some(tid) => format!(
-                "held by {}",
-                thread_label(names.get(&tid).copied().unwrap_or(""), tid)
-            ),
-            None => "held".to_string(),
-        };
-        events.push(json!({"name": name, "cat": "gil", "ph": "X",
-                           "ts": us(seg.start_ns), "dur": us(seg.end_ns - seg.start_ns),
-                           "pid": pid, "tid": GIL_TRACK, "cname": style(crate::model::ThreadState::Gil).chrome,
-                           "args": {"holder_tid": seg.holder}}));
-    }
+    // The counters are the whole tree's, on the root's group.
+    let pid = analysis.root().map_or(0, |p| p.pid);
     let window_s = WINDOW_NS as f64 / 1e9;
     for w in &analysis.windows {
         events.push(

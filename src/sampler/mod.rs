@@ -3,10 +3,12 @@
 //! [`Sampler::tick`] reads every thread's kernel state, the GIL, and the Python stacks, and
 //! turns them into [`Record`]s. Interpretation happens later, on the records.
 
+pub mod exits;
 pub mod gil;
 pub mod memory;
 pub mod procfs;
 pub mod pthread;
+pub mod tree;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -32,6 +34,79 @@ pub struct SamplerOptions {
     pub rate_hz: f64,
     /// Pause the target while reading its stacks (py-spy's blocking mode).
     pub blocking: bool,
+    /// Follow descendant processes too (`--subprocesses`).
+    pub subprocesses: bool,
+}
+
+/// Frames and stacks, each given an id once per run. Shared by every process of a run, so ids
+/// mean the same in all of them.
+#[derive(Debug, Default)]
+pub struct Interner {
+    frames: HashMap<Frame, u32>,
+    stacks: HashMap<Vec<u32>, u32>,
+}
+
+impl Interner {
+    fn stack(
+        &mut self,
+        frames: Vec<py_spy::Frame>,
+        sink: &mut impl RecordSink,
+    ) -> std::io::Result<Option<u32>> {
+        if frames.is_empty() {
+            return Ok(None);
+        }
+        let depth = frames.len();
+        let mut ids = Vec::with_capacity(depth.min(MAX_STACK_DEPTH + 1));
+        // py-spy's strings are ours: moved into the key, not copied.
+        for frame in frames.into_iter().take(MAX_STACK_DEPTH) {
+            let key = Frame {
+                function: frame.name,
+                file: frame.filename,
+                line: frame.line,
+            };
+            ids.push(self.frame(key, sink)?);
+        }
+        if depth > MAX_STACK_DEPTH {
+            let marker = Frame {
+                function: format!("<{} more frames>", depth - MAX_STACK_DEPTH),
+                file: String::new(),
+                line: 0,
+            };
+            ids.push(self.frame(marker, sink)?);
+        }
+        if let Some(&id) = self.stacks.get(&ids) {
+            return Ok(Some(id));
+        }
+        let id = self.stacks.len() as u32;
+        sink.record(&Record::Stack {
+            id,
+            frames: ids.clone(),
+        })?;
+        self.stacks.insert(ids, id);
+        Ok(Some(id))
+    }
+
+    fn frame(&mut self, frame: Frame, sink: &mut impl RecordSink) -> std::io::Result<u32> {
+        if let Some(&id) = self.frames.get(&frame) {
+            return Ok(id);
+        }
+        let id = self.frames.len() as u32;
+        sink.record(&Record::Frame {
+            id,
+            frame: frame.clone(),
+        })?;
+        self.frames.insert(frame, id);
+        Ok(id)
+    }
+}
+
+/// Which records a process's samples go out as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The process the user named: [`Record::Sample`], [`Record::GilRanges`].
+    Root,
+    /// A descendant: [`Record::ProcessSample`], [`Record::ProcessGilRanges`].
+    Descendant,
 }
 
 /// Receives the sampler's records: the aggregator, a recording file, or both.
@@ -39,10 +114,12 @@ pub trait RecordSink {
     fn record(&mut self, record: &Record) -> std::io::Result<()>;
 }
 
-/// An attached target.
+/// An attached process.
 pub struct Sampler {
     pid: u32,
-    spy: PythonSpy,
+    role: Role,
+    /// `None` for a process without Python: its threads' kernel states only.
+    spy: Option<PythonSpy>,
     mem: ProcessMemory,
     gil: Option<GilLocator>,
     main_gil: Option<u64>,
@@ -53,8 +130,6 @@ pub struct Sampler {
     threads: HashMap<u32, ThreadFiles>,
     tids: Vec<u32>,
     pthread_cache: HashMap<u64, u32>,
-    frames: HashMap<Frame, u32>,
-    stacks: HashMap<Vec<u32>, u32>,
     names: HashMap<u32, String>,
     gil_ranges: Vec<(u64, u64)>,
     gil_ranges_read: Option<Instant>,
@@ -115,9 +190,8 @@ impl PreviousTick {
 }
 
 impl Sampler {
-    /// Attaches to `pid` without pausing it. `command` is what the user asked to run, if
-    /// gilscope launched it.
-    pub fn attach(pid: u32, options: &SamplerOptions) -> Result<Sampler, Error> {
+    /// Attaches to the Python process `pid` without pausing it.
+    pub fn attach(pid: u32, options: &SamplerOptions, role: Role) -> Result<Sampler, Error> {
         let stat = procfs::process_stat(pid).map_err(|_| Error::NoSuchProcess(pid))?;
         check_python_maps(pid)?;
         let config = py_spy::Config {
@@ -190,10 +264,50 @@ impl Sampler {
                 .map_or(0.0, |d| d.as_secs_f64()),
         };
         let main_gil = gil.as_ref().and_then(|g| g.main_gil(&mem).ok());
+        Sampler::new(pid, role, stat, Some(spy), gil, main_gil, pthread_tid, info)
+    }
+
+    /// Attaches to a process that does not run Python: its threads' kernel states, no stacks.
+    pub fn attach_without_python(
+        pid: u32,
+        options: &SamplerOptions,
+        role: Role,
+        note: String,
+    ) -> Result<Sampler, Error> {
+        let stat = procfs::process_stat(pid).map_err(|_| Error::NoSuchProcess(pid))?;
+        let info = TargetInfo {
+            pid,
+            command: read_cmdline(pid),
+            python: String::new(),
+            gil: "enabled".into(),
+            gil_wait_visible: false,
+            notes: vec![note],
+            rate_hz: options.rate_hz,
+            arch: std::env::consts::ARCH.into(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            started_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        };
+        Sampler::new(pid, role, stat, None, None, None, None, info)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        pid: u32,
+        role: Role,
+        stat: procfs::Stat,
+        spy: Option<PythonSpy>,
+        gil: Option<GilLocator>,
+        main_gil: Option<u64>,
+        pthread_tid: Option<PthreadTidOffset>,
+        info: TargetInfo,
+    ) -> Result<Sampler, Error> {
         Ok(Sampler {
             pid,
+            role,
             spy,
-            mem,
+            mem: ProcessMemory { pid },
             gil,
             main_gil,
             pthread_tid,
@@ -204,8 +318,6 @@ impl Sampler {
             threads: HashMap::new(),
             tids: Vec::new(),
             pthread_cache: HashMap::new(),
-            frames: HashMap::new(),
-            stacks: HashMap::new(),
             names: HashMap::new(),
             gil_ranges: Vec::new(),
             gil_ranges_read: None,
@@ -222,12 +334,21 @@ impl Sampler {
         &self.info
     }
 
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn is_python(&self) -> bool {
+        self.spy.is_some()
+    }
+
     /// Takes one sample at `t_ns`, sending it and any newly seen frames, stacks and names.
     /// Returns `Some(ending)`, and sends nothing, once the target is no longer the process
     /// gilscope attached to.
     pub fn tick(
         &mut self,
         t_ns: u64,
+        interner: &mut Interner,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<Option<Ending>> {
         let stat = self
@@ -280,7 +401,7 @@ impl Sampler {
                 (t.python, t.stack) = self.previous.stack_of(t.tid);
             }
         } else {
-            self.walk_stacks(&mut threads, sink)?;
+            self.walk_stacks(&mut threads, interner, sink)?;
         }
         self.previous.remember(&threads);
         for t in &threads {
@@ -293,23 +414,33 @@ impl Sampler {
                 self.names.insert(t.tid, name);
             }
         }
-        sink.record(&Record::Sample(Sample {
+        let sample = Sample {
             t_ns,
             process_cpu_ns,
             gil,
             threads,
-        }))?;
+        };
+        sink.record(&match self.role {
+            Role::Root => Record::Sample(sample),
+            Role::Descendant => Record::ProcessSample {
+                pid: self.pid,
+                sample,
+            },
+        })?;
         Ok(None)
     }
 
-    /// Re-lists the target's threads, opening files for new ones. True when the set changed.
     /// Reads every thread's Python stack through py-spy and fills them in.
     fn walk_stacks(
         &mut self,
         threads: &mut [ThreadSample],
+        interner: &mut Interner,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<()> {
-        let traces = match self.spy.get_stack_traces() {
+        let Some(spy) = &mut self.spy else {
+            return Ok(());
+        };
+        let traces = match spy.get_stack_traces() {
             Ok(traces) => traces,
             Err(e) => {
                 self.stack_errors = self.stack_errors.saturating_add(1);
@@ -327,7 +458,7 @@ impl Sampler {
             let Some(tid) = self.resolve(thread) else {
                 continue;
             };
-            let stack = self.intern_stack(trace.frames, sink)?;
+            let stack = interner.stack(trace.frames, sink)?;
             if let Some(name) = trace.thread_name {
                 if self.names.get(&tid) != Some(&name) {
                     sink.record(&Record::ThreadName {
@@ -343,14 +474,6 @@ impl Sampler {
             }
         }
         Ok(())
-    }
-
-    /// The stack errors so far, as a record (`None` when there were none).
-    pub fn stack_errors(&self) -> Option<Record> {
-        (self.stack_errors > 0).then(|| Record::StackErrors {
-            count: self.stack_errors,
-            last: self.last_stack_error.clone(),
-        })
     }
 
     /// Re-lists the target's threads, opening files for new ones. True when the set changed.
@@ -370,9 +493,9 @@ impl Sampler {
                 }
             }
         }
-        if changed {
+        if let (true, Some(spy)) = (changed, &mut self.spy) {
             // py-spy caches names by pthread_t, which a new thread reuses from an exited one.
-            self.spy.python_thread_names.clear();
+            spy.python_thread_names.clear();
         }
         if changed {
             let live: HashSet<u32> = self.tids.iter().copied().collect();
@@ -396,7 +519,13 @@ impl Sampler {
         if let Ok(ranges) = locator.ranges(&self.mem) {
             self.main_gil = ranges.first().map(|r| r.0);
             if ranges != self.gil_ranges {
-                sink.record(&Record::GilRanges(ranges.clone()))?;
+                sink.record(&match self.role {
+                    Role::Root => Record::GilRanges(ranges.clone()),
+                    Role::Descendant => Record::ProcessGilRanges {
+                        pid: self.pid,
+                        ranges: ranges.clone(),
+                    },
+                })?;
                 self.gil_ranges = ranges;
             }
         }
@@ -438,58 +567,6 @@ impl Sampler {
         self.pthread_cache.insert(pthread, tid);
         Some(tid)
     }
-
-    fn intern_stack(
-        &mut self,
-        frames: Vec<py_spy::Frame>,
-        sink: &mut impl RecordSink,
-    ) -> std::io::Result<Option<u32>> {
-        if frames.is_empty() {
-            return Ok(None);
-        }
-        let depth = frames.len();
-        let mut ids = Vec::with_capacity(depth.min(MAX_STACK_DEPTH + 1));
-        // py-spy's strings are ours: moved into the key, not copied.
-        for frame in frames.into_iter().take(MAX_STACK_DEPTH) {
-            let key = Frame {
-                function: frame.name,
-                file: frame.filename,
-                line: frame.line,
-            };
-            ids.push(self.intern_frame(key, sink)?);
-        }
-        if depth > MAX_STACK_DEPTH {
-            let marker = Frame {
-                function: format!("<{} more frames>", depth - MAX_STACK_DEPTH),
-                file: String::new(),
-                line: 0,
-            };
-            ids.push(self.intern_frame(marker, sink)?);
-        }
-        if let Some(&id) = self.stacks.get(&ids) {
-            return Ok(Some(id));
-        }
-        let id = self.stacks.len() as u32;
-        sink.record(&Record::Stack {
-            id,
-            frames: ids.clone(),
-        })?;
-        self.stacks.insert(ids, id);
-        Ok(Some(id))
-    }
-
-    fn intern_frame(&mut self, frame: Frame, sink: &mut impl RecordSink) -> std::io::Result<u32> {
-        if let Some(&id) = self.frames.get(&frame) {
-            return Ok(id);
-        }
-        let id = self.frames.len() as u32;
-        sink.record(&Record::Frame {
-            id,
-            frame: frame.clone(),
-        })?;
-        self.frames.insert(frame, id);
-        Ok(id)
-    }
 }
 
 /// Whether the process behind the PID is still the one gilscope attached to: its stat if so,
@@ -501,9 +578,20 @@ pub fn still_our_target(
 ) -> Result<procfs::Stat, Ending> {
     match stat {
         None => Err(Ending::TargetGone),
-        Some(s) if s.state == b'Z' || s.state == b'X' => Err(Ending::TargetGone),
+        Some(s) if s.state == b'Z' || s.state == b'X' => Err(s
+            .exit_code
+            .map_or(Ending::TargetGone, ending_of_wait_status)),
         Some(s) if s.start_ticks != start_ticks => Err(Ending::PidReused),
         Some(s) => Ok(s),
+    }
+}
+
+/// The ending a wait status (as `waitpid` gives it) means.
+pub fn ending_of_wait_status(status: i32) -> Ending {
+    if status & 0x7f == 0 {
+        Ending::Exited((status >> 8) & 0xff)
+    } else {
+        Ending::Killed(status & 0x7f)
     }
 }
 
@@ -567,6 +655,7 @@ mod tests {
             cpu_ticks: 42,
             start_ticks: 1000,
             num_threads: 1,
+            exit_code: None,
         };
         assert_eq!(still_our_target(Some(ours), 1000), Ok(ours));
         let newcomer = Stat {
@@ -585,6 +674,20 @@ mod tests {
             still_our_target(Some(zombie), 1000),
             Err(Ending::TargetGone)
         );
+        let killed = Stat {
+            state: b'Z',
+            exit_code: Some(libc::SIGKILL),
+            ..ours
+        };
+        assert_eq!(
+            still_our_target(Some(killed), 1000),
+            Err(Ending::Killed(libc::SIGKILL))
+        );
+        let exited = Stat {
+            exit_code: Some(3 << 8),
+            ..killed
+        };
+        assert_eq!(still_our_target(Some(exited), 1000), Err(Ending::Exited(3)));
         assert_eq!(still_our_target(None, 1000), Err(Ending::TargetGone));
     }
 }

@@ -36,6 +36,8 @@ pub struct Stat {
     pub start_ticks: u64,
     /// Threads in the process (for a thread's own stat, of its process).
     pub num_threads: u64,
+    /// The wait status of a process that exited and awaits its parent's `wait` (a zombie).
+    pub exit_code: Option<i32>,
 }
 
 /// Parses a `stat` line. The command name may hold spaces and parentheses, so the fields are
@@ -43,8 +45,9 @@ pub struct Stat {
 pub fn parse_stat(text: &[u8]) -> Option<Stat> {
     let close = text.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
-    let fields: Vec<&str> = rest.split_ascii_whitespace().take(20).collect();
-    // fields[0] is field 3 (state); utime is field 14, stime 15, num_threads 20, starttime 22.
+    let fields: Vec<&str> = rest.split_ascii_whitespace().take(50).collect();
+    // fields[0] is field 3 (state); utime is field 14, stime 15, num_threads 20, starttime 22,
+    // exit_code 52 (Linux 3.5+).
     let state = *fields.first()?.as_bytes().first()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
@@ -55,7 +58,57 @@ pub fn parse_stat(text: &[u8]) -> Option<Stat> {
         cpu_ticks: utime.checked_add(stime)?,
         start_ticks,
         num_threads,
+        exit_code: fields
+            .get(49)
+            .and_then(|f| f.parse().ok())
+            .filter(|_| state == b'Z'),
     })
+}
+
+/// Lists the children of every thread of `pid` into `out` (pids, not cleared first), from
+/// the `children` files (`CONFIG_PROC_CHILDREN`).
+pub fn list_children(pid: u32, out: &mut Vec<u32>) -> io::Result<()> {
+    let mut tids = Vec::new();
+    list_threads(pid, &mut tids)?;
+    for tid in tids {
+        // A thread that exited meanwhile has no file left: it has no children either.
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")) {
+            out.extend(
+                text.split_ascii_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every process's parent, from a scan of `/proc`: the fallback for kernels without
+/// `children` files.
+pub fn parent_map() -> io::Result<Vec<(u32, u32)>> {
+    let mut pairs = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(ppid) = std::fs::read(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|text| parse_parent(&text))
+        {
+            pairs.push((pid, ppid));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The parent pid (field 4) of a `stat` line.
+pub fn parse_parent(text: &[u8]) -> Option<u32> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
+    rest.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 /// Parses `schedstat`: on-CPU nanoseconds, the first field.
@@ -193,6 +246,8 @@ mod tests {
         assert_eq!(stat.cpu_ticks, 300);
         assert_eq!(stat.start_ticks, 777);
         assert_eq!(stat.num_threads, 5);
+        assert_eq!(stat.exit_code, None);
+        assert_eq!(parse_parent(line), Some(1));
         assert_eq!(parse_stat(b"1234 (x) S 1"), None);
         assert_eq!(parse_stat(b"no paren"), None);
     }

@@ -59,6 +59,16 @@ pub fn any_python() -> PathBuf {
 
 /// Runs `gilscope run --json FILE -q -- PYTHON WORKLOAD ARGS` and returns the report.
 pub fn run_report(python: &Path, workload_name: &str, args: &[&str]) -> (Output, Value) {
+    run_report_with(python, workload_name, &[], args)
+}
+
+/// [`run_report`] with more gilscope options (before the `--`).
+pub fn run_report_with(
+    python: &Path,
+    workload_name: &str,
+    options: &[&str],
+    args: &[&str],
+) -> (Output, Value) {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
     let output = gilscope()
@@ -66,6 +76,7 @@ pub fn run_report(python: &Path, workload_name: &str, args: &[&str]) -> (Output,
         .arg("--json")
         .arg(&json)
         .arg("-q")
+        .args(options)
         .arg("--")
         .arg(python)
         .arg(workload(workload_name))
@@ -103,13 +114,22 @@ pub fn threads<'a>(report: &'a Value, prefix: &str) -> Vec<&'a Value> {
 /// Runs `check` on the report of `workload_name` for every required version; a failed check
 /// is retried once (shared machines are noisy), never loosened.
 pub fn for_every_version(workload_name: &str, check: impl Fn(&Value) -> Result<(), String>) {
+    for_every_version_with(workload_name, &[], check)
+}
+
+/// [`for_every_version`] with more gilscope options.
+pub fn for_every_version_with(
+    workload_name: &str,
+    options: &[&str],
+    check: impl Fn(&Value) -> Result<(), String>,
+) {
     let _guard = LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let mut failures = Vec::new();
     for version in REQUIRED {
         let Some(py) = python(version) else { continue };
         let mut last = String::new();
         let passed = (0..2).any(|attempt| {
-            let (output, report) = run_report(&py, workload_name, &[]);
+            let (output, report) = run_report_with(&py, workload_name, options, &[]);
             let result = check(&report).and_then(|_| {
                 output
                     .status
