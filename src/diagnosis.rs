@@ -1107,9 +1107,10 @@ fn pool_underused(p: &PoolFacts) -> Verdict {
     let mut v = base(
         VerdictKind::PoolUnderused,
         if few_workers {
+            let workers = p.concurrent_workers.round().max(1.0);
             format!(
-                "Under-used pool: {:.0} workers for {} cores, so {:.1} cores stay idle",
-                p.concurrent_workers,
+                "Under-used pool: {workers:.0} worker{} for {} cores, so {:.1} cores stay idle",
+                if workers == 1.0 { "" } else { "s" },
                 p.cores,
                 (cores - p.analysis.cpu_cores_used).max(0.0)
             )

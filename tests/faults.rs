@@ -334,6 +334,50 @@ fn fork_and_exec_in_the_target() {
     );
 }
 
+/// With `--subprocesses`, children that come and go (Python forks that work and exit, `sleep`
+/// execs, one that fails) are each reported with how they ended, and the run goes on.
+#[test]
+fn children_come_and_go_with_subprocesses() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let (output, report) = run_code(
+        "import os, time\n\
+         for i in range(4):\n\
+         \x20   pid = os.fork()\n\
+         \x20   if pid == 0:\n\
+         \x20       if i % 2:\n\
+         \x20           os.execv('/bin/sleep', ['sleep', '0.3'])\n\
+         \x20       end = time.monotonic() + 0.3\n\
+         \x20       while time.monotonic() < end: pass\n\
+         \x20       os._exit(i)\n\
+         \x20   os.waitpid(pid, 0)\n",
+        &["--subprocesses"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report["ending"], "the target exited with status 0");
+    let children: Vec<&Value> = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["parent"].is_null())
+        .collect();
+    assert!(children.len() >= 3, "{}", report["processes"]);
+    for child in &children {
+        let ending = child["ending"].as_str().unwrap_or("");
+        assert!(ending.starts_with("exited"), "{child}");
+    }
+    let python_children = children.iter().filter(|c| c["python"].is_string()).count();
+    let others = children.iter().filter(|c| c["python"].is_null()).count();
+    assert!(
+        python_children >= 1 && others >= 1,
+        "{}",
+        report["processes"]
+    );
+}
+
 /// Sums the target's writable memory through /proc/PID/mem.
 fn memory_checksum(pid: u32) -> u64 {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();

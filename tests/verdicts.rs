@@ -180,3 +180,85 @@ fn free_threaded_build() {
     assert!(v.headline.contains("turned back on"), "{}", v.headline);
     assert!(v.advice.join(" ").contains("PYTHON_GIL"));
 }
+
+/// `--subprocesses` recordings: a pool's parent and workers, replayed.
+#[test]
+fn a_working_pool_says_so() {
+    let v = verdict("pool_good");
+    assert_eq!(v.kind, VerdictKind::PoolParallel, "{}", v.headline);
+    assert!(v.headline.contains("process pool works"), "{}", v.headline);
+    let evidence = v.evidence.join("\n");
+    assert!(evidence.contains("burn (pool_good.py)"), "{evidence}");
+}
+
+#[test]
+fn pickling_large_arguments_is_ipc_overhead() {
+    let v = verdict("pool_pickle");
+    assert_eq!(v.kind, VerdictKind::IpcOverhead, "{}", v.headline);
+    // The measured share of pickling and sending is in the headline.
+    assert!(
+        v.headline.contains("% of the CPU time goes to pickling"),
+        "{}",
+        v.headline
+    );
+    let advice = v.advice.join("\n");
+    assert!(advice.contains("chunksize"), "{advice}");
+    assert!(advice.contains("shared_memory"), "{advice}");
+}
+
+#[test]
+fn one_worker_on_two_cores_is_an_underused_pool() {
+    let v = verdict("pool_underused");
+    assert_eq!(v.kind, VerdictKind::PoolUnderused, "{}", v.headline);
+    assert!(
+        v.headline.contains("1 worker for 2 cores"),
+        "{}",
+        v.headline
+    );
+    assert!(v.advice[0].contains("Pool(2)"), "{:?}", v.advice);
+}
+
+#[test]
+fn a_sleeping_coroutine_blocks_the_loop() {
+    let v = verdict("asyncio_blocking");
+    assert_eq!(v.kind, VerdictKind::EventLoopBlocked, "{}", v.headline);
+    assert!(v.headline.contains("blocking calls"), "{}", v.headline);
+    let advice = v.advice.join("\n");
+    assert!(advice.contains("asyncio.to_thread"), "{advice}");
+    assert!(advice.contains("handle (asyncio_blocking.py:"), "{advice}");
+}
+
+#[test]
+fn a_waiting_loop_is_healthy_io() {
+    let v = verdict("asyncio_healthy");
+    assert_eq!(v.kind, VerdictKind::IoBound, "{}", v.headline);
+    assert!(
+        v.evidence.iter().any(|e| e.contains("it is not blocked")),
+        "{:?}",
+        v.evidence
+    );
+}
+
+/// The per-process section of a tree: roles, and each worker's own GIL.
+#[test]
+fn a_tree_reports_each_process() {
+    let analysis = gilscope::app::replay(&recording("pool_good")).unwrap();
+    let report = gilscope::report::build(&analysis, Some(diagnose(&analysis)));
+    let roles: Vec<&str> = report.processes.iter().map(|p| p.role.as_str()).collect();
+    assert_eq!(roles, ["parent", "pool worker", "pool worker"]);
+    for worker in &report.processes[1..] {
+        let held = worker.gil_held.unwrap();
+        assert!(held > 0.6, "a busy worker holds its own GIL: {held}");
+        assert!(!worker.threads.is_empty());
+    }
+    let mut text = Vec::new();
+    gilscope::render::terminal::render(
+        &report,
+        gilscope::render::terminal::Style { color: false },
+        &mut text,
+    )
+    .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("3 processes:"), "{text}");
+    assert!(text.contains("pool worker"), "{text}");
+}

@@ -210,7 +210,7 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
                 writeln!(out)?;
                 writeln!(out, "Predicted speedup: {}", parts.join(" · "))?;
                 for a in &p.assumptions {
-                    wrapped(out, "  assuming", "    ", a)?;
+                    wrapped(out, "  assuming ", "    ", a)?;
                 }
             }
         }

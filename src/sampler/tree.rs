@@ -79,11 +79,14 @@ impl ProcessTree {
         t_ns: u64,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<Option<Ending>> {
-        if let Some(ending) = self.root.tick(t_ns, &mut self.interner, sink)? {
-            return Ok(Some(ending));
-        }
+        let root_ending = self.root.tick(t_ns, &mut self.interner, sink)?;
         if !self.options.subprocesses {
-            return Ok(None);
+            return Ok(root_ending);
+        }
+        if root_ending.is_some() {
+            // A last look at the descendants, to record those that ended with the root.
+            self.tick_descendants(t_ns, sink)?;
+            return Ok(root_ending);
         }
         if self
             .last_discovery
@@ -93,6 +96,12 @@ impl ProcessTree {
             self.discover(t_ns);
         }
         self.attach_pending(sink)?;
+        self.tick_descendants(t_ns, sink)?;
+        Ok(None)
+    }
+
+    /// Samples every attached descendant; those that ended are reported and dropped.
+    fn tick_descendants(&mut self, t_ns: u64, sink: &mut impl RecordSink) -> std::io::Result<()> {
         if let Some(exits) = &mut self.exits {
             let ours = &self.descendants;
             exits.poll(|pid| ours.contains_key(&pid));
@@ -116,7 +125,7 @@ impl ProcessTree {
             }
             sink.record(&Record::ProcessEnd { pid, t_ns, ending })?;
         }
-        Ok(None)
+        Ok(())
     }
 
     /// The stack errors of every process, as one record (`None` when there were none).
