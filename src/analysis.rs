@@ -11,8 +11,9 @@ use crate::sampler::RecordSink;
 /// Length of a timeline window, for phases and pictures.
 pub const WINDOW_NS: u64 = 1_000_000_000;
 /// The timeline keeps at most this many segments (state runs) over all threads; past it the
-/// pictures stop and say so, while the totals go on.
-pub const MAX_TIMELINE_SEGMENTS: usize = 2_000_000;
+/// pictures stop and say so, while the totals go on. 32 bytes each: 32 MB, which keeps a
+/// one-hour run of 100 busy threads under 64 MB (`cargo bench --bench long_recording`).
+pub const MAX_TIMELINE_SEGMENTS: usize = 1_000_000;
 /// Each event loop keeps its this-many longest stalls.
 pub const LOOP_STALLS_KEPT: usize = 5;
 
@@ -247,6 +248,8 @@ struct ThreadAcc {
     pending: Option<Pending>,
     /// The event-loop stall in progress.
     stall: Option<Stall>,
+    /// The process tick that last saw the thread.
+    seen_at_tick: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -500,9 +503,8 @@ impl ProcessAcc {
             .gil
             .and_then(|g| if g.locked { g.holder_tid } else { None });
         let locked = sample.gil.is_some_and(|g| g.locked);
-        let mut previous_live = std::mem::take(&mut self.live);
         for ts in &sample.threads {
-            let mut acc = previous_live.remove(&ts.tid).unwrap_or_else(|| ThreadAcc {
+            let acc = self.live.entry(ts.tid).or_insert_with(|| ThreadAcc {
                 summary: ThreadSummary {
                     pid: self.pid,
                     tid: ts.tid,
@@ -522,7 +524,9 @@ impl ProcessAcc {
                 previous: None,
                 pending: None,
                 stall: None,
+                seen_at_tick: 0,
             });
+            acc.seen_at_tick = self.ticks;
             let dt = t.saturating_sub(acc.summary.last_t_ns);
             let cpu_delta = match (acc.last_cpu_ns, ts.cpu_ns) {
                 (Some(before), Some(now)) if now >= before => Some(now - before),
@@ -571,15 +575,25 @@ impl ProcessAcc {
                 acc.last_cpu_ns = ts.cpu_ns;
             }
             acc.previous = Some(state);
-            self.live.insert(ts.tid, acc);
         }
-        let mut totals = Totals {
-            windows: shared.windows,
-            segments: shared.segments,
-            loops: shared.loops,
-        };
-        for acc in previous_live.into_values() {
-            self.finished.push(acc.close(&mut totals, interval_ns));
+        if self.live.len() != sample.threads.len() {
+            // Threads missing from this sample ended (a tid that comes back is a new thread).
+            let mut totals = Totals {
+                windows: shared.windows,
+                segments: shared.segments,
+                loops: shared.loops,
+            };
+            let ended: Vec<u32> = self
+                .live
+                .iter()
+                .filter(|(_, acc)| acc.seen_at_tick != self.ticks)
+                .map(|(&tid, _)| tid)
+                .collect();
+            for tid in ended {
+                if let Some(acc) = self.live.remove(&tid) {
+                    self.finished.push(acc.close(&mut totals, interval_ns));
+                }
+            }
         }
         self.last_t_ns = Some(t);
     }

@@ -1,0 +1,147 @@
+//! The stages after the sampler on a long recording: one million samples of four threads
+//! contending for the GIL (a recorded file, written once before measuring), replayed,
+//! diagnosed, and rendered to the terminal and JSON. The goal: under a second.
+//!
+//! `cargo bench --bench report`; `GILSCOPE_BENCH_SAMPLES=N` changes the length.
+
+use std::io::BufWriter;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gilscope::model::{Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
+use gilscope::recording::RecordingWriter;
+use gilscope::sampler::RecordSink;
+
+const THREADS: u32 = 4;
+const GIL: u64 = 0x7f00_0000_1000;
+const INTERVAL_NS: u64 = 10_000_000;
+
+/// A run like `tests/workloads/cpu_threads.py`: the GIL changes hands every 7 samples, the
+/// others wait on it; stacks vary over a few functions.
+fn write_recording(path: &Path, samples: u64) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut w = RecordingWriter::new(BufWriter::new(file))?;
+    w.record(&Record::Target(TargetInfo {
+        pid: 1000,
+        command: vec!["python3".into(), "app.py".into()],
+        python: "3.12.1".into(),
+        gil: "enabled".into(),
+        gil_wait_visible: true,
+        notes: vec![],
+        rate_hz: 100.0,
+        arch: "x86_64".into(),
+        cores: 2,
+        started_unix_s: 0.0,
+    }))?;
+    w.record(&Record::GilRanges(vec![(GIL, GIL + 208)]))?;
+    for id in 0..4u32 {
+        w.record(&Record::Frame {
+            id,
+            frame: Frame {
+                function: format!("work_{id}"),
+                file: "/app/app.py".into(),
+                line: 10 + id as i32,
+            },
+        })?;
+    }
+    w.record(&Record::Frame {
+        id: 4,
+        frame: Frame {
+            function: "run".into(),
+            file: "/usr/lib/python3.12/threading.py".into(),
+            line: 1010,
+        },
+    })?;
+    for id in 0..4u32 {
+        w.record(&Record::Stack {
+            id,
+            frames: vec![id, 4],
+        })?;
+    }
+    for t in 0..THREADS {
+        w.record(&Record::ThreadName {
+            tid: 1001 + t,
+            name: format!("worker-{t}"),
+        })?;
+    }
+    let mut cpu = [0u64; THREADS as usize];
+    for i in 0..samples {
+        let holder = 1001 + ((i / 7) % THREADS as u64) as u32;
+        let threads = (0..THREADS)
+            .map(|t| {
+                let tid = 1001 + t;
+                let holds = tid == holder;
+                if holds {
+                    cpu[t as usize] += INTERVAL_NS;
+                }
+                ThreadSample {
+                    tid,
+                    syscall: Some(if holds {
+                        Syscall::Running
+                    } else {
+                        Syscall::Blocked {
+                            nr: 202,
+                            args: [GIL + 72, 0x189, 0],
+                        }
+                    }),
+                    cpu_ns: Some(cpu[t as usize]),
+                    stack: Some(((i / 13 + t as u64) % 4) as u32),
+                    python: true,
+                }
+            })
+            .collect();
+        w.record(&Record::Sample(Sample {
+            t_ns: i * INTERVAL_NS,
+            process_cpu_ns: Some(cpu.iter().sum()),
+            gil: Some(GilReading {
+                locked: true,
+                holder_tid: Some(holder),
+                switch_number: Some(i / 7),
+                enabled: None,
+            }),
+            threads,
+        }))?;
+    }
+    w.record(&Record::End {
+        ending: gilscope::model::Ending::Exited(0),
+        duration_s: samples as f64 * INTERVAL_NS as f64 / 1e9,
+    })?;
+    w.finish()?;
+    Ok(())
+}
+
+fn report_of_a_million_samples(c: &mut Criterion) {
+    let samples: u64 = std::env::var("GILSCOPE_BENCH_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("long.gilscope");
+    write_recording(&path, samples).expect("write the recording");
+    let mut group = c.benchmark_group("report");
+    group.sample_size(10);
+    group.bench_function(
+        format!("{samples} samples: replay, diagnose, render"),
+        |b| {
+            b.iter(|| {
+                let analysis = gilscope::app::replay(&path).expect("replay");
+                let verdict = gilscope::diagnosis::diagnose(&analysis);
+                let report = gilscope::report::build(&analysis, Some(verdict));
+                let mut out = Vec::new();
+                gilscope::render::terminal::render(
+                    &report,
+                    gilscope::render::terminal::Style { color: false },
+                    &mut out,
+                )
+                .expect("terminal");
+                gilscope::render::json(&report, &mut out).expect("json");
+                assert_eq!(report.samples, samples);
+                out.len()
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, report_of_a_million_samples);
+criterion_main!(benches);
