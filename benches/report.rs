@@ -2,12 +2,13 @@
 //! contending for the GIL (a recorded file, written once before measuring), replayed,
 //! diagnosed, and rendered to the terminal and JSON. The goal: under a second.
 //!
-//! `cargo bench --bench report`; `GILSCOPE_BENCH_SAMPLES=N` changes the length.
+//! `cargo bench --bench report`: 10 timed runs after one warm-up, median and range printed.
+//! `GILSCOPE_BENCH_SAMPLES=N` changes the length. (Plain timing rather than criterion: its
+//! build dependencies broke the release build's rustc probe on the CI machine.)
 
 use std::io::BufWriter;
 use std::path::Path;
 
-use criterion::{criterion_group, criterion_main, Criterion};
 use gilscope::model::{Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
 use gilscope::recording::RecordingWriter;
 use gilscope::sampler::RecordSink;
@@ -110,7 +111,7 @@ fn write_recording(path: &Path, samples: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-fn report_of_a_million_samples(c: &mut Criterion) {
+fn main() {
     let samples: u64 = std::env::var("GILSCOPE_BENCH_SAMPLES")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -118,30 +119,30 @@ fn report_of_a_million_samples(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("long.gilscope");
     write_recording(&path, samples).expect("write the recording");
-    let mut group = c.benchmark_group("report");
-    group.sample_size(10);
-    group.bench_function(
-        format!("{samples} samples: replay, diagnose, render"),
-        |b| {
-            b.iter(|| {
-                let analysis = gilscope::app::replay(&path).expect("replay");
-                let verdict = gilscope::diagnosis::diagnose(&analysis);
-                let report = gilscope::report::build(&analysis, Some(verdict));
-                let mut out = Vec::new();
-                gilscope::render::terminal::render(
-                    &report,
-                    gilscope::render::terminal::Style { color: false },
-                    &mut out,
-                )
-                .expect("terminal");
-                gilscope::render::json(&report, &mut out).expect("json");
-                assert_eq!(report.samples, samples);
-                out.len()
-            })
-        },
+    let once = || {
+        let started = std::time::Instant::now();
+        let analysis = gilscope::app::replay(&path).expect("replay");
+        let verdict = gilscope::diagnosis::diagnose(&analysis);
+        let report = gilscope::report::build(&analysis, Some(verdict));
+        let mut out = Vec::new();
+        gilscope::render::terminal::render(
+            &report,
+            gilscope::render::terminal::Style { color: false },
+            &mut out,
+        )
+        .expect("terminal");
+        gilscope::render::json(&report, &mut out).expect("json");
+        assert_eq!(report.samples, samples);
+        started.elapsed().as_secs_f64() * 1000.0
+    };
+    once();
+    let mut times: Vec<f64> = (0..10).map(|_| once()).collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "report of {samples} samples (replay, diagnose, terminal, JSON): median {:.0} ms, range {:.0}-{:.0} ms over {} runs",
+        (times[4] + times[5]) / 2.0,
+        times[0],
+        times[9],
+        times.len()
     );
-    group.finish();
 }
-
-criterion_group!(benches, report_of_a_million_samples);
-criterion_main!(benches);
