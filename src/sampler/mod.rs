@@ -114,6 +114,32 @@ pub trait RecordSink {
     fn record(&mut self, record: &Record) -> std::io::Result<()>;
 }
 
+/// What reads a Python process beyond `/proc`: its stacks, its GIL, its threads' ids.
+struct PythonReader {
+    spy: PythonSpy,
+    gil: Option<GilLocator>,
+    main_gil: Option<u64>,
+    pthread_tid: Option<PthreadTidOffset>,
+}
+
+/// What the run is about, before anything Python is known: a process without Python.
+fn describe(pid: u32, options: &SamplerOptions) -> TargetInfo {
+    TargetInfo {
+        pid,
+        command: read_cmdline(pid),
+        python: String::new(),
+        gil: "enabled".into(),
+        gil_wait_visible: false,
+        notes: Vec::new(),
+        rate_hz: options.rate_hz,
+        arch: std::env::consts::ARCH.into(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        started_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+    }
+}
+
 /// An attached process.
 pub struct Sampler {
     pid: u32,
@@ -192,7 +218,6 @@ impl PreviousTick {
 impl Sampler {
     /// Attaches to the Python process `pid` without pausing it.
     pub fn attach(pid: u32, options: &SamplerOptions, role: Role) -> Result<Sampler, Error> {
-        let stat = procfs::process_stat(pid).map_err(|_| Error::NoSuchProcess(pid))?;
         check_python_maps(pid)?;
         let config = py_spy::Config {
             blocking: if options.blocking {
@@ -248,23 +273,21 @@ impl Sampler {
                 "CPython {version_text} is best-effort: tested versions are 3.8 to 3.13"
             ));
         }
-        let gil_wait_visible = gil.is_some() && !free_threaded;
         let info = TargetInfo {
-            pid,
-            command: read_cmdline(pid),
             python: version_text,
             gil: if free_threaded { "disabled" } else { "enabled" }.into(),
-            gil_wait_visible,
+            gil_wait_visible: gil.is_some() && !free_threaded,
             notes,
-            rate_hz: options.rate_hz,
-            arch: std::env::consts::ARCH.into(),
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-            started_unix_s: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            ..describe(pid, options)
         };
         let main_gil = gil.as_ref().and_then(|g| g.main_gil(&mem).ok());
-        Sampler::new(pid, role, stat, Some(spy), gil, main_gil, pthread_tid, info)
+        let python = PythonReader {
+            spy,
+            gil,
+            main_gil,
+            pthread_tid,
+        };
+        Sampler::new(pid, role, info, Some(python))
     }
 
     /// Attaches to a process that does not run Python: its threads' kernel states, no stacks.
@@ -274,35 +297,32 @@ impl Sampler {
         role: Role,
         note: String,
     ) -> Result<Sampler, Error> {
-        let stat = procfs::process_stat(pid).map_err(|_| Error::NoSuchProcess(pid))?;
         let info = TargetInfo {
-            pid,
-            command: read_cmdline(pid),
-            python: String::new(),
-            gil: "enabled".into(),
-            gil_wait_visible: false,
             notes: vec![note],
-            rate_hz: options.rate_hz,
-            arch: std::env::consts::ARCH.into(),
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-            started_unix_s: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            ..describe(pid, options)
         };
-        Sampler::new(pid, role, stat, None, None, None, None, info)
+        Sampler::new(pid, role, info, None)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn new(
         pid: u32,
         role: Role,
-        stat: procfs::Stat,
-        spy: Option<PythonSpy>,
-        gil: Option<GilLocator>,
-        main_gil: Option<u64>,
-        pthread_tid: Option<PthreadTidOffset>,
         info: TargetInfo,
+        python: Option<PythonReader>,
     ) -> Result<Sampler, Error> {
+        let gone = |_| Error::NoSuchProcess(pid);
+        let process_stat = ProcFile::open(&format!("/proc/{pid}/stat")).map_err(gone)?;
+        let mut buf = vec![0u8; 4096];
+        let start_ticks = process_stat
+            .read(&mut buf)
+            .ok()
+            .and_then(procfs::parse_stat)
+            .ok_or(Error::NoSuchProcess(pid))?
+            .start_ticks;
+        let (spy, gil, main_gil, pthread_tid) = match python {
+            Some(p) => (Some(p.spy), p.gil, p.main_gil, p.pthread_tid),
+            None => (None, None, None, None),
+        };
         Ok(Sampler {
             pid,
             role,
@@ -311,9 +331,8 @@ impl Sampler {
             gil,
             main_gil,
             pthread_tid,
-            start_ticks: stat.start_ticks,
-            process_stat: ProcFile::open(&format!("/proc/{pid}/stat"))
-                .map_err(|_| Error::NoSuchProcess(pid))?,
+            start_ticks,
+            process_stat,
             ns_per_tick: procfs::ns_per_tick(),
             threads: HashMap::new(),
             tids: Vec::new(),
@@ -322,7 +341,7 @@ impl Sampler {
             gil_ranges: Vec::new(),
             gil_ranges_read: None,
             info,
-            buf: vec![0u8; 4096],
+            buf,
             stack_errors: 0,
             last_stack_error: String::new(),
             previous: PreviousTick::default(),
@@ -658,36 +677,29 @@ mod tests {
             exit_code: None,
         };
         assert_eq!(still_our_target(Some(ours), 1000), Ok(ours));
-        let newcomer = Stat {
-            start_ticks: 2000,
-            ..ours
-        };
-        assert_eq!(
-            still_our_target(Some(newcomer), 1000),
-            Err(Ending::PidReused)
-        );
-        let zombie = Stat {
+        let zombie = |exit_code| Stat {
             state: b'Z',
+            exit_code,
             ..ours
         };
-        assert_eq!(
-            still_our_target(Some(zombie), 1000),
-            Err(Ending::TargetGone)
-        );
-        let killed = Stat {
-            state: b'Z',
-            exit_code: Some(libc::SIGKILL),
-            ..ours
-        };
-        assert_eq!(
-            still_our_target(Some(killed), 1000),
-            Err(Ending::Killed(libc::SIGKILL))
-        );
-        let exited = Stat {
-            exit_code: Some(3 << 8),
-            ..killed
-        };
-        assert_eq!(still_our_target(Some(exited), 1000), Err(Ending::Exited(3)));
-        assert_eq!(still_our_target(None, 1000), Err(Ending::TargetGone));
+        let cases = [
+            (
+                Some(Stat {
+                    start_ticks: 2000,
+                    ..ours
+                }),
+                Ending::PidReused,
+            ),
+            (Some(zombie(None)), Ending::TargetGone),
+            (
+                Some(zombie(Some(libc::SIGKILL))),
+                Ending::Killed(libc::SIGKILL),
+            ),
+            (Some(zombie(Some(3 << 8))), Ending::Exited(3)),
+            (None, Ending::TargetGone),
+        ];
+        for (stat, ending) in cases {
+            assert_eq!(still_our_target(stat, 1000), Err(ending), "{stat:?}");
+        }
     }
 }

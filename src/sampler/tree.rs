@@ -7,7 +7,7 @@
 //! short-lived copy of the parent would read an image about to be replaced.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::exits::ExitWatcher;
 use super::{ending_of_wait_status, procfs, Interner, RecordSink, Role, Sampler, SamplerOptions};
@@ -26,9 +26,14 @@ pub const PYTHON_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 struct Pending {
     parent: u32,
     start_ticks: u64,
-    found: Instant,
     /// When it was found, on the run's clock.
     found_t_ns: u64,
+}
+
+impl Pending {
+    fn age(&self, t_ns: u64) -> Duration {
+        Duration::from_nanos(t_ns.saturating_sub(self.found_t_ns))
+    }
 }
 
 /// The processes of one run.
@@ -38,10 +43,8 @@ pub struct ProcessTree {
     interner: Interner,
     descendants: HashMap<u32, Sampler>,
     pending: HashMap<u32, Pending>,
-    /// Descendants that ended, by (pid, start time): a zombie still listed by its parent must
-    /// not be attached again, while a new process reusing the pid must.
-    ended: HashSet<(u32, u64)>,
-    last_discovery: Option<Instant>,
+    /// When the tree was last walked, on the run's clock.
+    last_discovery: Option<u64>,
     stack_errors: (u32, String),
     /// Exit statuses of descendants, where the kernel tells them (see [`ExitWatcher`]).
     exits: Option<ExitWatcher>,
@@ -59,7 +62,6 @@ impl ProcessTree {
             interner: Interner::default(),
             descendants: HashMap::new(),
             pending: HashMap::new(),
-            ended: HashSet::new(),
             last_discovery: None,
             stack_errors: (0, String::new()),
             exits: options.subprocesses.then(ExitWatcher::open).flatten(),
@@ -90,12 +92,12 @@ impl ProcessTree {
         }
         if self
             .last_discovery
-            .is_none_or(|at| at.elapsed() >= DISCOVERY_INTERVAL)
+            .is_none_or(|at| t_ns.saturating_sub(at) >= DISCOVERY_INTERVAL.as_nanos() as u64)
         {
-            self.last_discovery = Some(Instant::now());
+            self.last_discovery = Some(t_ns);
             self.discover(t_ns);
         }
-        self.attach_pending(sink)?;
+        self.attach_pending(t_ns, sink)?;
         self.tick_descendants(t_ns, sink)?;
         Ok(None)
     }
@@ -113,14 +115,12 @@ impl ProcessTree {
             }
         }
         for (pid, mut ending) in ended {
-            if ending == Ending::TargetGone {
-                // Reaped by its parent before gilscope saw the zombie: ask the kernel's record.
-                if let Some(status) = self.exits.as_mut().and_then(|e| e.take(pid)) {
-                    ending = ending_of_wait_status(status);
-                }
+            let status = self.exits.as_mut().and_then(|e| e.take(pid));
+            if let (Ending::TargetGone, Some(status)) = (&ending, status) {
+                // Reaped by its parent before gilscope saw the zombie: the kernel's record.
+                ending = ending_of_wait_status(status);
             }
             if let Some(sampler) = self.descendants.remove(&pid) {
-                self.ended.insert((pid, sampler.start_ticks));
                 add_stack_errors(&mut self.stack_errors, &sampler);
             }
             sink.record(&Record::ProcessEnd { pid, t_ns, ending })?;
@@ -128,71 +128,74 @@ impl ProcessTree {
         Ok(())
     }
 
-    /// The stack errors of every process, as one record (`None` when there were none).
-    pub fn stack_errors(&mut self) -> Option<Record> {
+    /// The stack errors of every process so far, as one record (`None` when there were none).
+    pub fn stack_errors(&self) -> Option<Record> {
+        let mut total = self.stack_errors.clone();
         for sampler in self.descendants.values().chain([&self.root]) {
-            add_stack_errors(&mut self.stack_errors, sampler);
+            add_stack_errors(&mut total, sampler);
         }
-        let (count, last) = &self.stack_errors;
-        (*count > 0).then(|| Record::StackErrors {
-            count: *count,
-            last: last.clone(),
-        })
+        let (count, last) = total;
+        (count > 0).then_some(Record::StackErrors { count, last })
     }
 
     /// Finds descendants not seen before: children of the root and of every descendant.
     fn discover(&mut self, t_ns: u64) {
-        let mut parents: Vec<u32> = vec![self.root.pid];
-        parents.extend(self.descendants.keys());
-        parents.extend(self.pending.keys());
-        let mut seen: HashSet<u32> = parents.iter().copied().collect();
-        let found = if !self.children_files {
-            descendants_by_scan(self.root.pid)
+        // Without `children` files, one scan of every process's parent serves the whole walk.
+        let parents_scan = if self.children_files {
+            None
         } else {
-            let mut found = Vec::new();
-            let mut queue = parents;
-            while let Some(parent) = queue.pop() {
-                let mut children = Vec::new();
-                if procfs::list_children(parent, &mut children).is_err() {
-                    continue;
-                }
-                for child in children {
-                    if seen.insert(child) {
-                        found.push((child, parent));
-                        queue.push(child);
+            procfs::parent_map().ok()
+        };
+        let mut queue: Vec<u32> = vec![self.root.pid];
+        queue.extend(self.descendants.keys());
+        queue.extend(self.pending.keys());
+        let mut seen: HashSet<u32> = queue.iter().copied().collect();
+        let mut children = Vec::new();
+        while let Some(parent) = queue.pop() {
+            children.clear();
+            match &parents_scan {
+                Some(pairs) => children.extend(
+                    pairs
+                        .iter()
+                        .filter(|&&(_, ppid)| ppid == parent)
+                        .map(|&(pid, _)| pid),
+                ),
+                None => {
+                    if procfs::list_children(parent, &mut children).is_err() {
+                        continue;
                     }
                 }
             }
-            found
-        };
-        for (pid, parent) in found {
-            if self.descendants.contains_key(&pid) || self.pending.contains_key(&pid) {
-                continue;
+            for &pid in &children {
+                if !seen.insert(pid) {
+                    continue;
+                }
+                queue.push(pid);
+                // A zombie (dead, not yet reaped by its parent) has nothing left to sample; one
+                // that ended while attached is reported already.
+                match procfs::process_stat(pid) {
+                    Ok(stat) if !matches!(stat.state, b'Z' | b'X') => {
+                        self.pending.insert(
+                            pid,
+                            Pending {
+                                parent,
+                                start_ticks: stat.start_ticks,
+                                found_t_ns: t_ns,
+                            },
+                        );
+                    }
+                    _ => {}
+                }
             }
-            let Ok(stat) = procfs::process_stat(pid) else {
-                continue;
-            };
-            if self.ended.contains(&(pid, stat.start_ticks)) || stat.state == b'Z' {
-                continue;
-            }
-            self.pending.insert(
-                pid,
-                Pending {
-                    parent,
-                    start_ticks: stat.start_ticks,
-                    found: Instant::now(),
-                    found_t_ns: t_ns,
-                },
-            );
         }
     }
 
     /// Attaches the descendants old enough; a Python one that is still starting is retried.
-    fn attach_pending(&mut self, sink: &mut impl RecordSink) -> std::io::Result<()> {
+    fn attach_pending(&mut self, t_ns: u64, sink: &mut impl RecordSink) -> std::io::Result<()> {
         let ready: Vec<u32> = self
             .pending
             .iter()
-            .filter(|(_, p)| p.found.elapsed() >= ATTACH_DELAY)
+            .filter(|(_, p)| p.age(t_ns) >= ATTACH_DELAY)
             .map(|(&pid, _)| pid)
             .collect();
         for pid in ready {
@@ -208,7 +211,7 @@ impl ProcessTree {
             let attached = match Sampler::attach(pid, &self.options, Role::Descendant) {
                 Ok(sampler) => Some(sampler),
                 Err(Error::PythonUnreadable { .. })
-                    if pending.found.elapsed() < PYTHON_STARTUP_TIMEOUT =>
+                    if pending.age(t_ns) < PYTHON_STARTUP_TIMEOUT =>
                 {
                     continue; // its interpreter is not up yet
                 }
@@ -249,22 +252,4 @@ fn add_stack_errors(total: &mut (u32, String), sampler: &Sampler) {
         total.0 = total.0.saturating_add(sampler.stack_errors);
         total.1 = sampler.last_stack_error.clone();
     }
-}
-
-/// Descendants of `root` as (pid, parent) pairs, from a scan of every process's parent.
-fn descendants_by_scan(root: u32) -> Vec<(u32, u32)> {
-    let Ok(pairs) = procfs::parent_map() else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for &(pid, ppid) in &pairs {
-            if ppid == parent && pid != root && !found.iter().any(|&(p, _)| p == pid) {
-                found.push((pid, parent));
-                frontier.push(pid);
-            }
-        }
-    }
-    found
 }
