@@ -108,6 +108,8 @@ pub struct ProcessSummary {
     pub command: Vec<String>,
     /// The CPython version, `None` when the process is not Python.
     pub python: Option<String>,
+    /// Whether its GIL waits can be told apart (see [`TargetInfo::gil_wait_visible`]).
+    pub gil_wait_visible: bool,
     pub role: ProcessRole,
     pub first_t_ns: u64,
     pub last_t_ns: u64,
@@ -122,12 +124,6 @@ pub struct ProcessSummary {
     /// Who held this process's GIL over time.
     pub gil_timeline: Vec<GilSegment>,
     pub notes: Vec<String>,
-}
-
-impl ProcessSummary {
-    pub fn lifetime_s(&self) -> f64 {
-        self.last_t_ns.saturating_sub(self.first_t_ns) as f64 / 1e9
-    }
 }
 
 impl ThreadSummary {
@@ -259,13 +255,14 @@ struct Pending {
     t_ns: u64,
     /// The time this sample stands for.
     weight_ns: u64,
+    /// Where the stack stands in an event loop; `None` without a stack.
+    loop_position: Option<LoopPosition>,
 }
 
-/// Where a counted sample goes besides the thread's own totals, and what it needs to know.
+/// Where a counted sample goes besides the thread's own totals.
 struct Totals<'a> {
-    windows: &'a mut [Window],
+    windows: &'a mut Vec<Window>,
     segments: &'a mut usize,
-    loops: &'a mut LoopPositions,
 }
 
 /// The event-loop position of each stack, worked out once per stack.
@@ -285,10 +282,7 @@ impl LoopPositions {
 
 impl ThreadAcc {
     fn count(&mut self, totals: &mut Totals, at: Pending, state: ThreadState) {
-        let position = at
-            .stack
-            .map(|stack| totals.loops.known.get(&stack).copied());
-        self.count_loop(at, state, position.flatten());
+        self.count_loop(at, state);
         let s = &mut self.summary;
         s.samples += 1;
         s.counts[state.index()] += 1;
@@ -319,9 +313,9 @@ impl ThreadAcc {
     }
 
     /// Follows the event loop, if the thread runs one: time waiting, time running, stalls.
-    /// `position` is `None` when the sample has no stack: it leaves the loop as it was.
-    fn count_loop(&mut self, at: Pending, state: ThreadState, position: Option<LoopPosition>) {
-        let Some(position) = position else {
+    /// A sample without a stack leaves the loop as it was.
+    fn count_loop(&mut self, at: Pending, state: ThreadState) {
+        let Some(position) = at.loop_position else {
             return;
         };
         if position == LoopPosition::NotALoop {
@@ -398,6 +392,7 @@ struct ProcessAcc {
     parent: Option<u32>,
     command: Vec<String>,
     python: Option<String>,
+    gil_wait_visible: bool,
     notes: Vec<String>,
     found_t_ns: Option<u64>,
     gil_ranges: Vec<(u64, u64)>,
@@ -423,8 +418,7 @@ struct Shared<'a> {
     frames: &'a [Frame],
     stacks: &'a [Vec<u32>],
     names: &'a HashMap<u32, String>,
-    windows: &'a mut Vec<Window>,
-    segments: &'a mut usize,
+    totals: Totals<'a>,
     loops: &'a mut LoopPositions,
     arch: &'a str,
     interval_ns: u64,
@@ -442,16 +436,15 @@ impl ProcessAcc {
         self.first_t_ns.get_or_insert(t);
         self.ticks += 1;
         let window_index = (t / WINDOW_NS) as usize;
-        if window_index >= shared.windows.len() {
-            let start = shared.windows.len() as u64;
-            shared
-                .windows
-                .extend((start..=window_index as u64).map(|i| Window {
-                    start_ns: i * WINDOW_NS,
-                    ..Window::default()
-                }));
+        let windows = &mut *shared.totals.windows;
+        if window_index >= windows.len() {
+            let start = windows.len() as u64;
+            windows.extend((start..=window_index as u64).map(|i| Window {
+                start_ns: i * WINDOW_NS,
+                ..Window::default()
+            }));
         }
-        let window = &mut shared.windows[window_index];
+        let window = &mut windows[window_index];
         if shared.root {
             window.ticks += 1;
         }
@@ -482,8 +475,8 @@ impl ProcessAcc {
                     if let Some(last) = last {
                         last.end_ns = t;
                     }
-                    if *shared.segments < MAX_TIMELINE_SEGMENTS {
-                        *shared.segments += 1;
+                    if *shared.totals.segments < MAX_TIMELINE_SEGMENTS {
+                        *shared.totals.segments += 1;
                         self.gil_timeline.push(GilSegment {
                             start_ns: t,
                             end_ns: t,
@@ -543,25 +536,20 @@ impl ProcessAcc {
                 arch: shared.arch,
             };
             let state = classify(&obs);
-            if let Some(stack) = ts.stack {
-                shared.loops.of(stack, shared.frames, shared.stacks);
-            }
-            let mut totals = Totals {
-                windows: shared.windows,
-                segments: shared.segments,
-                loops: shared.loops,
-            };
-            acc.settle(&mut totals, Some(state));
+            acc.settle(&mut shared.totals, Some(state));
             let at = Pending {
                 stack: ts.stack,
                 window: window_index,
                 t_ns: t,
                 weight_ns: if dt > 0 { dt } else { interval_ns },
+                loop_position: ts
+                    .stack
+                    .map(|stack| shared.loops.of(stack, shared.frames, shared.stacks)),
             };
             if is_transit_candidate(&obs, state) {
                 acc.pending = Some(at);
             } else {
-                acc.count(&mut totals, at, state);
+                acc.count(&mut shared.totals, at, state);
             }
             let s = &mut acc.summary;
             s.python |= ts.python;
@@ -569,7 +557,7 @@ impl ProcessAcc {
             if let Some(d) = cpu_delta {
                 s.cpu_s += d as f64 / 1e9;
                 self.thread_cpu_ns += d;
-                shared.windows[window_index].cpu_ns += d;
+                shared.totals.windows[window_index].cpu_ns += d;
             }
             if ts.cpu_ns.is_some() {
                 acc.last_cpu_ns = ts.cpu_ns;
@@ -578,11 +566,6 @@ impl ProcessAcc {
         }
         if self.live.len() != sample.threads.len() {
             // Threads missing from this sample ended (a tid that comes back is a new thread).
-            let mut totals = Totals {
-                windows: shared.windows,
-                segments: shared.segments,
-                loops: shared.loops,
-            };
             let ended: Vec<u32> = self
                 .live
                 .iter()
@@ -591,14 +574,15 @@ impl ProcessAcc {
                 .collect();
             for tid in ended {
                 if let Some(acc) = self.live.remove(&tid) {
-                    self.finished.push(acc.close(&mut totals, interval_ns));
+                    self.finished
+                        .push(acc.close(&mut shared.totals, interval_ns));
                 }
             }
         }
         self.last_t_ns = Some(t);
     }
 
-    /// Closes every thread and sums the process up. `span_ns` is the run's, for the root.
+    /// Closes every thread and sums the process up.
     fn finish(
         mut self,
         totals: &mut Totals,
@@ -644,6 +628,7 @@ impl ProcessAcc {
             parent: self.parent,
             command: self.command,
             python: self.python,
+            gil_wait_visible: self.gil_wait_visible,
             role,
             first_t_ns: first,
             last_t_ns: last + if self.ticks > 0 { interval_ns } else { 0 },
@@ -696,6 +681,7 @@ impl Aggregator {
                 self.root.pid = info.pid;
                 self.root.command = info.command.clone();
                 self.root.python = (!info.python.is_empty()).then(|| info.python.clone());
+                self.root.gil_wait_visible = info.gil_wait_visible;
                 self.target = Some(info.clone());
             }
             Record::GilRanges(ranges) => self.root.gil_ranges = ranges.clone(),
@@ -737,15 +723,15 @@ impl Aggregator {
             parent: Some(info.parent),
             command: info.command.clone(),
             python: info.python.clone(),
+            gil_wait_visible: info.gil_wait_visible,
             notes: info.notes.clone(),
             found_t_ns: Some(info.t_ns),
             ..ProcessAcc::default()
         });
     }
 
-    /// The live descendant with this pid: the last one found.
     fn descendant(&mut self, pid: u32) -> Option<&mut ProcessAcc> {
-        self.descendants.iter_mut().rev().find(|p| p.pid == pid)
+        latest(&mut self.descendants, pid)
     }
 
     fn push_sample(&mut self, pid: Option<u32>, sample: &Sample) {
@@ -756,7 +742,7 @@ impl Aggregator {
             .map_or(std::env::consts::ARCH, |t| t.arch.as_str());
         let process = match pid {
             None => &mut self.root,
-            Some(pid) => match self.descendants.iter_mut().rev().find(|p| p.pid == pid) {
+            Some(pid) => match latest(&mut self.descendants, pid) {
                 Some(p) => p,
                 None => return, // a sample before its process record: a corrupt file
             },
@@ -765,8 +751,10 @@ impl Aggregator {
             frames: &self.frames,
             stacks: &self.stacks,
             names: &self.names,
-            windows: &mut self.windows,
-            segments: &mut self.segments,
+            totals: Totals {
+                windows: &mut self.windows,
+                segments: &mut self.segments,
+            },
             loops: &mut self.loops,
             arch,
             interval_ns,
@@ -788,7 +776,6 @@ impl Aggregator {
         let mut totals = Totals {
             windows: &mut self.windows,
             segments: &mut self.segments,
-            loops: &mut self.loops,
         };
         let ticks = self.root.ticks;
         let span_ns = match (self.root.first_t_ns, self.root.last_t_ns) {
@@ -826,20 +813,10 @@ impl Aggregator {
             .iter()
             .filter_map(|p| p.gil_switches_per_s)
             .reduce(|a, b| a + b);
-        // Each process's cores are averaged over its own lifetime: spread over the run's.
-        let run_ns = span_ns.max(1) as f64;
-        let cpu_cores_used = processes
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                if i == 0 {
-                    p.cpu_cores_used
-                } else {
-                    p.cpu_cores_used
-                        * (p.last_t_ns.saturating_sub(p.first_t_ns) as f64 / run_ns).min(1.0)
-                }
-            })
-            .sum();
+        // The root's cores, plus every descendant's CPU time spread over the run.
+        let run_s = (span_ns as f64 / 1e9).max(1e-9);
+        let cpu_cores_used = processes[0].cpu_cores_used
+            + processes[1..].iter().map(|p| p.cpu_s).sum::<f64>() / run_s;
         // Window buckets start at 0 even when an attach begins mid-run: keep only those seen.
         self.windows.retain(|w| w.ticks > 0);
         Analysis {
@@ -867,6 +844,11 @@ impl RecordSink for Aggregator {
         self.push(record);
         Ok(())
     }
+}
+
+/// The descendant with this pid that was found last: the live one, when a pid was reused.
+fn latest(descendants: &mut [ProcessAcc], pid: u32) -> Option<&mut ProcessAcc> {
+    descendants.iter_mut().rev().find(|p| p.pid == pid)
 }
 
 /// Stores `value` at `id`. The sampler hands out ids in sequence, so an id past the end comes

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Frame;
 
 fn in_file(frame: &Frame, suffixes: &[&str]) -> bool {
-    let file = frame.file.replace('\\', "/");
-    suffixes.iter().any(|s| file.ends_with(s))
+    suffixes.iter().any(|s| frame.file.ends_with(s))
 }
 
 /// The function's own name: 3.11+ give qualified names (`SimpleQueue.get`).
@@ -39,11 +38,10 @@ pub fn loop_position<'a>(frames: impl Iterator<Item = &'a Frame> + Clone) -> Loo
     if !in_loop {
         return LoopPosition::NotALoop;
     }
-    // The selector call sits right under `_run_once`: `select` in selectors.py (or the
-    // proactor's on other platforms).
+    // The selector call sits right under `_run_once`: `select` in selectors.py.
     let waiting = frames
         .take_while(|f| !is(f, "asyncio/base_events.py", &["_run_once"]))
-        .all(|f| in_file(f, &["selectors.py", "asyncio/windows_events.py"]));
+        .all(|f| in_file(f, &["selectors.py"]));
     if waiting {
         LoopPosition::Waiting
     } else {
@@ -154,20 +152,6 @@ pub fn is_ipc(frame: &Frame) -> bool {
         ],
     ) || is(frame, "multiprocessing/queues.py", &["_feed", "put", "get"])
         || in_file(frame, &["/pickle.py", "/copyreg.py", "/_compat_pickle.py"])
-}
-
-/// Threads of a pool's parent that move tasks and results: their frames mark the stack as
-/// pool machinery, not the user's own work.
-pub fn is_pool_handler(frame: &Frame) -> bool {
-    is(
-        frame,
-        "multiprocessing/pool.py",
-        &["_handle_tasks", "_handle_results", "_handle_workers"],
-    ) || is(
-        frame,
-        "concurrent/futures/process.py",
-        &["run", "_queue_management_worker", "add_call_item_to_queue"],
-    ) || is(frame, "multiprocessing/queues.py", &["_feed"])
 }
 
 /// The thread of a pool's parent that collects results.

@@ -51,6 +51,8 @@ pub struct ProcessEntry {
     pub command: String,
     /// `None` when the process is not Python (threads without stacks).
     pub python: Option<String>,
+    /// False where its GIL waits cannot be told apart (free-threaded, GIL not located).
+    pub gil_wait_visible: bool,
     /// When it was first and last sampled, seconds from the start of the run.
     pub start_s: f64,
     pub end_s: f64,
@@ -331,6 +333,7 @@ fn processes(analysis: &Analysis) -> Vec<ProcessEntry> {
             role: p.role.name().into(),
             command: p.command.join(" "),
             python: p.python.clone(),
+            gil_wait_visible: p.gil_wait_visible,
             start_s: seconds(p.first_t_ns),
             end_s: seconds(p.last_t_ns),
             ending: p
