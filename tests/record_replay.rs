@@ -2,61 +2,24 @@
 
 mod common;
 
-#[test]
-fn replay_reproduces_the_live_report() {
+use serde_json::Value;
+
+/// Records `workload` (1.5 s) with `options`, reports the recording, and returns both JSONs.
+fn live_and_replayed(workload: &str, options: &[&str]) -> (Value, Value) {
     let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    let py = common::any_python();
     let dir = tempfile::tempdir().unwrap();
     let recording = dir.path().join("run.gilscope");
     let live = dir.path().join("live.json");
     let replayed = dir.path().join("replayed.json");
     let status = common::gilscope()
-        .arg("record")
-        .arg("-o")
+        .args(["record", "-q", "-o"])
         .arg(&recording)
         .arg("--json")
         .arg(&live)
-        .arg("-q")
+        .args(options)
         .arg("--")
-        .arg(&py)
-        .arg(common::workload("mixed_cpu_native.py"))
-        .arg("1.5")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let status = common::gilscope()
-        .arg("report")
-        .arg(&recording)
-        .arg("--json")
-        .arg(&replayed)
-        .arg("-q")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let live: serde_json::Value = serde_json::from_slice(&std::fs::read(&live).unwrap()).unwrap();
-    let replayed: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&replayed).unwrap()).unwrap();
-    assert!(live["samples"].as_u64().unwrap() > 50);
-    assert_eq!(live, replayed);
-}
-
-/// The same for a process tree: every process's records replay into the same report.
-#[test]
-fn replay_reproduces_a_process_tree() {
-    let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    let py = common::any_python();
-    let dir = tempfile::tempdir().unwrap();
-    let recording = dir.path().join("tree.gilscope");
-    let live = dir.path().join("live.json");
-    let replayed = dir.path().join("replayed.json");
-    let status = common::gilscope()
-        .args(["record", "--subprocesses", "-q", "-o"])
-        .arg(&recording)
-        .arg("--json")
-        .arg(&live)
-        .arg("--")
-        .arg(&py)
-        .arg(common::workload("pool_good.py"))
+        .arg(common::any_python())
+        .arg(common::workload(workload))
         .arg("1.5")
         .status()
         .unwrap();
@@ -68,9 +31,21 @@ fn replay_reproduces_a_process_tree() {
         .status()
         .unwrap();
     assert!(status.success());
-    let live: serde_json::Value = serde_json::from_slice(&std::fs::read(&live).unwrap()).unwrap();
-    let replayed: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&replayed).unwrap()).unwrap();
+    let read = |path| serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    (read(&live), read(&replayed))
+}
+
+#[test]
+fn replay_reproduces_the_live_report() {
+    let (live, replayed) = live_and_replayed("mixed_cpu_native.py", &[]);
+    assert!(live["samples"].as_u64().unwrap() > 50);
+    assert_eq!(live, replayed);
+}
+
+/// The same for a process tree: every process's records replay into the same report.
+#[test]
+fn replay_reproduces_a_process_tree() {
+    let (live, replayed) = live_and_replayed("pool_good.py", &["--subprocesses"]);
     assert!(
         live["processes"].as_array().unwrap().len() >= 3,
         "{}",

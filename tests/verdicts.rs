@@ -225,7 +225,7 @@ fn a_sleeping_coroutine_blocks_the_loop() {
     assert!(v.headline.contains("blocking calls"), "{}", v.headline);
     let advice = v.advice.join("\n");
     assert!(advice.contains("asyncio.to_thread"), "{advice}");
-    assert!(advice.contains("handle (asyncio_blocking.py:"), "{advice}");
+    assert!(advice.contains("- handle ("), "{advice}");
 }
 
 #[test]

@@ -16,3 +16,11 @@ def run_threads(target, n, prefix="worker", args=()):
         t.start()
     for t in threads:
         t.join()
+
+
+def burn(n):
+    """Pure-Python CPU work: holds the GIL for about n / 10**7 seconds."""
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total

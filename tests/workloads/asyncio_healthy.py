@@ -1,37 +1,5 @@
 """The same server with `await asyncio.sleep`: the loop waits for events nearly all the time.
 Expected: io_bound, the loop reported healthy."""
-import asyncio
-import time
+from _asyncio_server import run
 
-from _common import DURATION
-
-
-async def handle(reader, writer):
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        await asyncio.sleep(0.03)
-        writer.write(line)
-        await writer.drain()
-    writer.close()
-
-
-async def client(port, end):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    while time.monotonic() < end:
-        writer.write(b"ping\n")
-        await writer.drain()
-        await reader.readline()
-    writer.close()
-
-
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    end = time.monotonic() + DURATION
-    await asyncio.gather(*(client(port, end) for _ in range(4)))
-    server.close()
-
-
-asyncio.run(main())
+run(blocking=False)

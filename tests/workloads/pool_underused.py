@@ -3,14 +3,7 @@ nothing. Expected: pool_underused, advising one worker per core."""
 import multiprocessing
 import time
 
-from _common import DURATION
-
-
-def burn(n):
-    total = 0
-    for i in range(n):
-        total += i * i
-    return total
+from _common import DURATION, burn
 
 
 if __name__ == "__main__":

@@ -4,14 +4,7 @@ import concurrent.futures
 import multiprocessing
 import time
 
-from _common import DURATION
-
-
-def burn(n):
-    total = 0
-    for i in range(n):
-        total += i * i
-    return total
+from _common import DURATION, burn
 
 
 if __name__ == "__main__":
