@@ -7,7 +7,6 @@ beside them where it has them. Medians over runs, worst case shown.
     python3 bench/accuracy.py [--runs 3] [--py-spy PATH] [--gilscope PATH] [--smoke]
 """
 import argparse
-import glob
 import json
 import os
 import statistics
@@ -15,22 +14,13 @@ import subprocess
 import sys
 import tempfile
 
+from pythons import interpreters
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRUTH = os.path.join(ROOT, "bench", "workloads", "truth.py")
-VERSIONS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
 MODES = ["duty", "shifted", "native_io"]
 # gilscope states compared with each truth key; the rest of a thread's time should be ~0.
 STATES = ["gil", "gil_wait", "native", "io", "sleep", "lock", "idle", "unknown"]
-
-
-def interpreters():
-    for v in VERSIONS:
-        found = sorted(glob.glob("/root/.pyenv/versions/%s.*/bin/python" % v),
-                       key=lambda p: int(p.split("/")[-3].split(".")[2]))
-        if found:
-            yield v, found[-1]
-        else:
-            print("SKIPPED: no CPython %s under /root/.pyenv/versions" % v, file=sys.stderr)
 
 
 def gilscope_run(gilscope, python, mode, seconds):

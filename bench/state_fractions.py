@@ -7,13 +7,13 @@ runs without the GIL.
     python3 bench/state_fractions.py [--gilscope target/release/gilscope]
 """
 import argparse
-import glob
 import json
 import os
 import subprocess
 
+from pythons import interpreters
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VERSIONS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
 # workload: (threads to summarise by name prefix, states to show)
 WORKLOADS = {
     "cpu_threads.py": ["worker"],
@@ -25,14 +25,6 @@ WORKLOADS = {
 }
 SHOW = [("gil", ["gil"]), ("wait", ["gil_wait"]), ("native", ["native"]),
         ("io+sleep", ["io", "sleep"]), ("lock", ["lock"])]
-
-
-def interpreters():
-    for v in VERSIONS:
-        found = sorted(glob.glob("/root/.pyenv/versions/%s.*/bin/python" % v),
-                       key=lambda p: int(p.split("/")[-3].split(".")[2]))
-        if found:
-            yield v, found[-1]
 
 
 def span(values):
