@@ -104,6 +104,9 @@ impl ProcessTree {
 
     /// Samples every attached descendant; those that ended are reported and dropped.
     fn tick_descendants(&mut self, t_ns: u64, sink: &mut impl RecordSink) -> std::io::Result<()> {
+        if self.descendants.is_empty() {
+            return Ok(());
+        }
         if let Some(exits) = &mut self.exits {
             let ours = &self.descendants;
             exits.poll(|pid| ours.contains_key(&pid));
