@@ -1,13 +1,15 @@
 //! Writing output files atomically: a temporary file beside the target, then a rename, so a
-//! crash or a full disk never leaves half a file.
+//! crash or a full disk never leaves half a file. Streams and devices (`/dev/null`, a FIFO,
+//! `/dev/stdout`) are written in place instead: a rename would replace the device node with a
+//! plain file, which as root breaks the whole machine.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use crate::error::Error;
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically (in place when `path` is a stream or a device).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     // The OS error alone: the temporary file's name means nothing to the user.
     let to_error = |source: std::io::Error| Error::Output {
@@ -16,6 +18,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
             .raw_os_error()
             .map_or(source, std::io::Error::from_raw_os_error),
     };
+    if is_stream(path) {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(to_error)?;
+        return out.write_all(bytes).map_err(to_error);
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -32,6 +41,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     tmp.as_file().sync_all().map_err(to_error)?;
     tmp.persist(path).map_err(|e| to_error(e.error))?;
     Ok(())
+}
+
+/// A device, FIFO or socket, or one of the standard aliases of gilscope's own streams
+/// (`/dev/stdout`, `/dev/fd/N`, ...). Any other symlink is replaced, never followed: in a
+/// shared directory it may point anywhere.
+fn is_stream(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return ["/dev/stdout", "/dev/stderr"]
+            .iter()
+            .any(|alias| path == Path::new(alias))
+            || path.starts_with("/dev/fd")
+            || path.starts_with("/proc/self/fd");
+    }
+    kind.is_char_device() || kind.is_block_device() || kind.is_fifo() || kind.is_socket()
 }
 
 /// The process's umask (read by setting and restoring it).
@@ -74,6 +101,34 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(std::fs::read(&link).unwrap(), b"report");
+    }
+
+    /// Renaming over `/dev/null` as root would leave a plain file there, and every later
+    /// reader of `/dev/null` would read what was written to it.
+    #[test]
+    fn a_device_is_written_in_place_not_replaced() {
+        write_atomic(Path::new("/dev/null"), b"report").unwrap();
+        let meta = std::fs::metadata("/dev/null").unwrap();
+        assert!(meta.file_type().is_char_device(), "/dev/null was replaced");
+    }
+
+    #[test]
+    fn a_fifo_is_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("report.fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_atomic(&fifo, b"report").unwrap();
+        assert_eq!(reader.join().unwrap(), b"report");
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
     }
 
     #[test]
