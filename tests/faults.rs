@@ -491,3 +491,96 @@ fn full_disk_leaves_no_half_written_file() {
     );
     assert_eq!(names, ["fill"], "nothing but the filler is left");
 }
+
+/// Spawns `command` again and again until the kernel gives it `pid` (by setting
+/// `ns_last_pid`, as CRIU does; other processes forking at the same moment can take it first).
+/// None where `ns_last_pid` cannot be written (not root, or no `CAP_SYS_ADMIN`).
+fn spawn_with_pid(pid: u32, command: &mut Command) -> Option<Child> {
+    for _ in 0..500 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+        let mut child = command.spawn().unwrap();
+        if child.id() == pid {
+            return Some(child);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}
+
+#[test]
+fn a_reused_pid_is_never_sampled() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut target = Target::start("import time; print('ready', flush=True); time.sleep(60)");
+    let pid = target.0.id();
+    let mut gilscope = common::gilscope()
+        .args(["attach", "--json", "-", "-q", "--duration", "30"])
+        .arg(pid.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    // Freeze gilscope between two samples, then let another process take the PID.
+    let signal = |sig: &str, pid: u32| {
+        assert!(Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
+    signal("-STOP", gilscope.id());
+    target.0.kill().unwrap();
+    target.0.wait().unwrap();
+    let impostor_code = "import threading, time\n\
+        def impostor_function():\n    time.sleep(60)\n\
+        threading.current_thread().name = 'impostor'\n\
+        print('ready', flush=True)\n\
+        impostor_function()";
+    let impostor = spawn_with_pid(
+        pid,
+        Command::new(python())
+            .args(["-c", impostor_code])
+            .stdout(Stdio::piped()),
+    );
+    let Some(impostor) = impostor else {
+        signal("-KILL", gilscope.id());
+        let _ = gilscope.wait();
+        eprintln!(
+            "\n*** SKIPPED a_reused_pid_is_never_sampled: PID {pid} could not be reused \
+             (/proc/sys/kernel/ns_last_pid needs root with CAP_SYS_ADMIN) ***\n"
+        );
+        return;
+    };
+    let mut impostor = Target(impostor);
+    let mut line = String::new();
+    BufReader::new(impostor.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    signal("-CONT", gilscope.id());
+    let status = gilscope.wait().unwrap();
+    let mut stdout = String::new();
+    gilscope
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status.code(), Some(0));
+    let ending = report["ending"].as_str().unwrap();
+    assert!(
+        ending == "the target exited"
+            || ending == "the target exited and its PID was reused by another process",
+        "{ending}"
+    );
+    eprintln!("PID {pid} reused; gilscope's report ends: {ending}");
+    assert!(
+        report["duration_s"].as_f64().unwrap() < 20.0,
+        "sampling stopped when the target went, not at --duration"
+    );
+    assert!(
+        !stdout.contains("impostor"),
+        "nothing of the process that took the PID is reported"
+    );
+}

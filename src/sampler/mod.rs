@@ -589,8 +589,9 @@ impl Sampler {
 }
 
 /// Whether the process behind the PID is still the one gilscope attached to: its stat if so,
-/// else how it ended. A PID names a process only together with its start time: a new
-/// process that took the PID has another one.
+/// else how it ended. The `stat` file held open since attaching already reads nothing once its
+/// process is reaped; the start time guards the rest: a PID names a process only together
+/// with it, and a new process that took the PID has another one.
 pub fn still_our_target(
     stat: Option<procfs::Stat>,
     start_ticks: u64,
