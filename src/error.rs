@@ -16,6 +16,12 @@ pub enum Error {
     NotPython { pid: u32, exe: String },
     #[error("Python {version} is not supported")]
     UnsupportedPython { version: String },
+    #[error("cannot find the GIL of CPython {version} in process {pid}: {detail}")]
+    GilNotFound {
+        pid: u32,
+        version: String,
+        detail: String,
+    },
     #[error("could not read the Python interpreter in process {pid}: {detail}")]
     PythonUnreadable { pid: u32, detail: String },
     #[error("command not found: {0}")]
@@ -50,7 +56,8 @@ impl Error {
             Error::PermissionDenied(_) => "run as root, or grant CAP_SYS_PTRACE (`sudo setcap cap_sys_ptrace+ep $(which gilscope)`), or as the same user with /proc/sys/kernel/yama/ptrace_scope set to 0".into(),
             Error::NotPython { .. } => "give the PID of a CPython process; for a launcher script, use `gilscope run -- python app.py`".into(),
             Error::UnsupportedPython { .. } => "gilscope reads CPython 3.7 to 3.15 (3.8 to 3.13 tested); run the program with one of those".into(),
-            Error::PythonUnreadable { .. } => "the interpreter may still be starting or shutting down; try again, or report the Python build at the project's issue tracker".into(),
+            Error::GilNotFound { .. } => "gilscope needs the interpreter's `_PyRuntime` symbol to see the GIL; run the program with a CPython build that exports it (python.org, pyenv and distribution builds do), or use py-spy for stacks alone".into(),
+            Error::PythonUnreadable { .. } => "the interpreter may still be starting or shutting down, or a thread may be more than 4096 frames deep (py-spy's limit); try again, or report the Python build at the project's issue tracker".into(),
             Error::CommandNotFound(_) => "check the spelling and your PATH, e.g. `gilscope run -- python3 app.py`".into(),
             Error::Launch { .. } => "check that the command is executable".into(),
             Error::ExitedBeforeFirstSample => "the program finished before Python started; profile a longer run".into(),

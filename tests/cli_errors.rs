@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::gilscope;
@@ -92,6 +93,72 @@ fn static_binary_without_symbols() {
         .output()
         .unwrap();
     one_line_error(&output, "is not a Python process");
+}
+
+/// A copy of the interpreter's `libpython` whose `_PyRuntime` export is renamed `_PyRuntinD`:
+/// the same GNU hash (`h * 33 + c`: one more in a letter, 33 less in the next), so the dynamic
+/// linker still resolves the library's own references, but no symbol of that name is left.
+fn libpython_without_pyruntime(python: &Path, version: &str, dir: &Path) -> Option<()> {
+    let name = format!("libpython{version}.so.1.0");
+    let original = python.parent()?.parent()?.join("lib").join(&name);
+    let bytes = std::fs::read(original).ok()?;
+    let (from, to) = (b"\0_PyRuntime\0", b"\0_PyRuntinD\0");
+    let mut renamed = bytes.clone();
+    for start in 0..bytes.len() - from.len() {
+        if &bytes[start..start + from.len()] == from {
+            renamed[start..start + to.len()].copy_from_slice(to);
+        }
+    }
+    (renamed != bytes).then_some(())?;
+    std::fs::write(dir.join(name), renamed).ok()
+}
+
+#[test]
+fn python_without_the_pyruntime_symbol() {
+    for version in common::REQUIRED {
+        let Some(python) = common::python(version) else {
+            continue;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        if libpython_without_pyruntime(&python, version, dir.path()).is_none() {
+            eprintln!("\n*** SKIP {version}: no shared libpython to rename `_PyRuntime` in ***\n");
+            continue;
+        }
+        let started = Command::new(&python)
+            .env("LD_LIBRARY_PATH", dir.path())
+            .args(["-c", "import threading"])
+            .status()
+            .unwrap();
+        assert!(started.success(), "{version} starts without `_PyRuntime`");
+        let output = gilscope()
+            .env("LD_LIBRARY_PATH", dir.path())
+            .args(["run", "--"])
+            .arg(&python)
+            .args(["-c", "import time; time.sleep(30)"])
+            .output()
+            .unwrap();
+        one_line_error(&output, "exports no `_PyRuntime` symbol");
+    }
+}
+
+#[test]
+fn attaching_to_a_stack_deeper_than_py_spy_reads() {
+    let code = "import sys, time\n\
+        sys.setrecursionlimit(20000)\n\
+        def down(n):\n    return time.sleep(60) if n == 0 else down(n - 1)\n\
+        down(5000)";
+    let mut target = Command::new(common::any_python())
+        .args(["-c", code])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let output = attach(&target.id().to_string());
+    let still_running = target.try_wait().unwrap().is_none();
+    let _ = target.kill();
+    let _ = target.wait();
+    one_line_error(&output, "could not read the Python interpreter");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("4096 frames deep"));
+    assert!(still_running, "the target is left running");
 }
 
 #[test]

@@ -117,7 +117,7 @@ pub trait RecordSink {
 /// What reads a Python process beyond `/proc`: its stacks, its GIL, its threads' ids.
 struct PythonReader {
     spy: PythonSpy,
-    gil: Option<GilLocator>,
+    gil: GilLocator,
     main_gil: Option<u64>,
     pthread_tid: Option<PthreadTidOffset>,
 }
@@ -241,30 +241,23 @@ impl Sampler {
         let runtime = py_spy::python_process_info::PythonProcessInfo::new(&spy.process)
             .ok()
             .and_then(|info| info.get_symbol("_PyRuntime").copied());
+        // Without the GIL, a thread waiting for it looks like any lock wait and one holding it
+        // like native code: every verdict would be wrong, so refuse rather than mislead.
+        let gil_not_found = |detail: String| Error::GilNotFound {
+            pid,
+            version: version_text.clone(),
+            detail,
+        };
         let gil = match runtime {
-            Some(rt) => match GilLocator::new(&mem, rt, version.major, version.minor) {
-                Ok(loc) => Some(loc),
-                Err(e) => {
-                    notes.push(format!(
-                        "the GIL could not be located ({e}): GIL waits are not visible"
-                    ));
-                    None
-                }
-            },
-            None => {
-                notes.push("symbol _PyRuntime not found: GIL waits are not visible".into());
-                None
-            }
+            Some(rt) => GilLocator::new(&mem, rt, version.major, version.minor)
+                .map_err(|e| gil_not_found(e.to_string()))?,
+            None => return Err(gil_not_found("it exports no `_PyRuntime` symbol".into())),
         };
         let pthread_tid = PthreadTidOffset::find(pid, &mem);
-        if matches!(
-            gil.as_ref().map(|g| g.thread_id),
-            Some(ThreadIdField::Pthread(_))
-        ) && pthread_tid.is_none()
-        {
+        if matches!(gil.thread_id, ThreadIdField::Pthread(_)) && pthread_tid.is_none() {
             notes.push("no glibc in the target: GIL holders cannot be mapped to OS threads on this version".into());
         }
-        let free_threaded = gil.as_ref().is_some_and(|g| g.free_threaded);
+        let free_threaded = gil.free_threaded;
         if free_threaded {
             notes.push("free-threaded build: threads do not wait for a GIL while it is disabled; per-thread parking waits show as `lock`".into());
         }
@@ -276,11 +269,11 @@ impl Sampler {
         let info = TargetInfo {
             python: version_text,
             gil: if free_threaded { "disabled" } else { "enabled" }.into(),
-            gil_wait_visible: gil.is_some() && !free_threaded,
+            gil_wait_visible: !free_threaded,
             notes,
             ..describe(pid, options)
         };
-        let main_gil = gil.as_ref().and_then(|g| g.main_gil(&mem).ok());
+        let main_gil = gil.main_gil(&mem).ok();
         let python = PythonReader {
             spy,
             gil,
@@ -320,7 +313,7 @@ impl Sampler {
             .ok_or(Error::NoSuchProcess(pid))?
             .start_ticks;
         let (spy, gil, main_gil, pthread_tid) = match python {
-            Some(p) => (Some(p.spy), p.gil, p.main_gil, p.pthread_tid),
+            Some(p) => (Some(p.spy), Some(p.gil), p.main_gil, p.pthread_tid),
             None => (None, None, None, None),
         };
         Ok(Sampler {
