@@ -1,13 +1,18 @@
-//! The per-version GIL offsets, checked on each installed interpreter: a target sets a
-//! distinctive switch interval and spins on its main thread; gilscope must find that
-//! interval at the GIL's first field, see it locked, and map `last_holder` to the very OS
-//! thread Python reports.
+//! The per-version offsets, checked on each installed interpreter.
+//!
+//! The GIL: a target sets a distinctive switch interval and spins on its main thread;
+//! gilscope must find that interval at the GIL's first field, see it locked, and map
+//! `last_holder` to the very OS thread Python reports.
+//!
+//! The frames: gilscope's own stack walk must give, frame for frame, what py-spy's gives on
+//! the same stopped process.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use gilscope::sampler::frames::{FrameWalker, Layout, MAX_FRAMES_WALKED};
 use gilscope::sampler::gil::{GilLocator, ThreadRef};
 use gilscope::sampler::memory::{ProcessMemory, ReadMemory};
 use gilscope::sampler::pthread::PthreadTidOffset;
@@ -71,6 +76,119 @@ fn gil_offsets_match_every_installed_interpreter() {
             "CPython {version}: interval at the GIL struct"
         );
         assert_eq!(holder_tid, Some(native_id), "CPython {version}: GIL holder");
+        checked += 1;
+    }
+    assert!(checked > 0, "no interpreter found");
+}
+
+/// Threads in a method (qualified names from 3.11), a closure, a generator, a lambda, a
+/// 50-deep recursion, a spinning loop whose line moves, and code compiled from a string with
+/// a fake file name.
+const STACKS: &str = r#"
+import threading, time
+class Worker:
+    def spin(self):
+        x = 0
+        while True:
+            x += 1
+            if x % 3:
+                x += 2
+def nested():
+    def inner():
+        time.sleep(1000)
+    inner()
+def gen():
+    yield time.sleep(1000)
+def recurse(n):
+    if n == 0:
+        threading.Event().wait()
+    return recurse(n - 1)
+exec(compile("def compiled():\n    time.sleep(1000)\n", "<fake file>", "exec"))
+for target in (Worker().spin, nested, lambda: list(gen()), lambda: recurse(50), compiled):
+    threading.Thread(target=target, daemon=True).start()
+time.sleep(0.5)
+print("ready", flush=True)
+time.sleep(1000)
+"#;
+
+#[test]
+fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
+    let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut checked = 0;
+    for version in common::REQUIRED {
+        let Some(py) = common::python(version) else {
+            continue;
+        };
+        let minor: u64 = version[2..].parse().unwrap();
+        let layout = Layout::for_version(minor).expect("a layout for every required version");
+        let mut child = Command::new(&py)
+            .args(["-c", STACKS])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let pid = child.id();
+        let signal = |sig: &str| {
+            Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap()
+        };
+        signal("-STOP");
+        // The process is stopped already: py-spy need not pause it.
+        let config = py_spy::Config {
+            blocking: py_spy::config::LockingStrategy::NonBlocking,
+            ..py_spy::Config::default()
+        };
+        let spy = py_spy::PythonSpy::new(pid as py_spy::Pid, &config);
+        let compared = spy.map_err(|e| e.to_string()).and_then(|mut spy| {
+            let theirs = spy.get_stack_traces().map_err(|e| e.to_string())?;
+            let mem = ProcessMemory { pid };
+            let mut walker = FrameWalker::new(layout, spy.addresses.interpreter_address as u64);
+            let ours = walker
+                .walk(&mem, MAX_FRAMES_WALKED)
+                .map_err(|e| e.to_string())?;
+            Ok((theirs, ours))
+        });
+        signal("-KILL");
+        child.wait().unwrap();
+        let (theirs, ours) = compared.unwrap_or_else(|e| panic!("CPython {version}: {e}"));
+        assert_eq!(ours.len(), theirs.len(), "CPython {version}: threads");
+        assert_eq!(
+            ours.len(),
+            6,
+            "CPython {version}: the main thread and five more"
+        );
+        for trace in &theirs {
+            let thread = trace
+                .os_thread_id
+                .map_or(ThreadRef::Pthread(trace.thread_id), |tid| {
+                    ThreadRef::Tid(tid as u32)
+                });
+            let walked = ours
+                .iter()
+                .find(|t| t.thread == thread)
+                .unwrap_or_else(|| panic!("CPython {version}: {thread:?} not walked"));
+            let theirs: Vec<(&str, &str, i32)> = trace
+                .frames
+                .iter()
+                .map(|f| (f.name.as_str(), f.filename.as_str(), f.line))
+                .collect();
+            let ours: Vec<(&str, &str, i32)> = walked
+                .frames
+                .iter()
+                .map(|f| (f.function.as_str(), f.file.as_str(), f.line))
+                .collect();
+            assert_eq!(ours, theirs, "CPython {version}: {thread:?}");
+            assert_eq!(walked.depth, ours.len(), "CPython {version}: depth");
+        }
+        let all = format!("{ours:?}");
+        for expected in ["spin", "inner", "gen", "recurse", "compiled", "<fake file>"] {
+            assert!(all.contains(expected), "CPython {version}: {expected}");
+        }
         checked += 1;
     }
     assert!(checked > 0, "no interpreter found");

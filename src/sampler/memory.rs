@@ -6,6 +6,22 @@ use std::io;
 pub trait ReadMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> io::Result<()>;
 
+    /// Reads `buf.len() / addrs.len()` bytes at each address into consecutive blocks of `buf`;
+    /// returns how many blocks, from the first, were read whole.
+    fn read_blocks(&self, addrs: &[u64], buf: &mut [u8]) -> usize {
+        let Some(size) = buf.len().checked_div(addrs.len()) else {
+            return 0;
+        };
+        let mut whole = 0;
+        for (&addr, block) in addrs.iter().zip(buf.chunks_exact_mut(size)) {
+            if self.read(addr, block).is_err() {
+                break;
+            }
+            whole += 1;
+        }
+        whole
+    }
+
     fn read_u64(&self, addr: u64) -> io::Result<u64> {
         let mut buf = [0u8; 8];
         self.read(addr, &mut buf)?;
@@ -47,6 +63,47 @@ impl ReadMemory for ProcessMemory {
         }
         Ok(())
     }
+
+    /// One `process_vm_readv` for up to `IOV_MAX` blocks: the kernel stops at the first block
+    /// it cannot read.
+    fn read_blocks(&self, addrs: &[u64], buf: &mut [u8]) -> usize {
+        const IOV_MAX: usize = 1024;
+        let Some(size) = buf.len().checked_div(addrs.len()) else {
+            return 0;
+        };
+        if size == 0 {
+            return 0;
+        }
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: size * addrs.len().min(IOV_MAX),
+        };
+        let remote: Vec<libc::iovec> = addrs
+            .iter()
+            .take(IOV_MAX)
+            .map(|&addr| libc::iovec {
+                iov_base: addr as usize as *mut libc::c_void,
+                iov_len: size,
+            })
+            .collect();
+        // SAFETY: `local` covers `remote.len()` blocks of `buf`, which we own mutably for the
+        // call; the remote iovecs are only read on the other process's side.
+        let n = unsafe {
+            libc::process_vm_readv(
+                self.pid as libc::pid_t,
+                &local,
+                1,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        if n < 0 {
+            0
+        } else {
+            n as usize / size
+        }
+    }
 }
 
 #[cfg(test)]
@@ -85,5 +142,31 @@ pub mod fake {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_read_in_one_call_up_to_the_first_unreadable_one() {
+        let data: Vec<u64> = (0..64).collect();
+        let at = |i: usize| &data[i] as *const u64 as u64;
+        let me = ProcessMemory {
+            pid: std::process::id(),
+        };
+        let mut buf = [0u8; 24];
+        let read = me.read_blocks(&[at(5), at(9), at(60)], &mut buf);
+        assert_eq!(read, 3);
+        let words: Vec<u64> = buf
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(words, [5, 9, 60]);
+        // An unmapped address stops the read there; the blocks before it are whole.
+        let read = me.read_blocks(&[at(1), 8, at(2)], &mut buf);
+        assert_eq!(read, 1);
+        assert_eq!(me.read_blocks(&[], &mut []), 0);
     }
 }

@@ -4,6 +4,7 @@
 //! turns them into [`Record`]s. Interpretation happens later, on the records.
 
 pub mod exits;
+pub mod frames;
 pub mod gil;
 pub mod memory;
 pub mod procfs;
@@ -18,6 +19,7 @@ use py_spy::PythonSpy;
 
 use crate::error::Error;
 use crate::model::{Ending, Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
+use frames::{FrameWalker, Layout};
 use gil::{GilLocator, ThreadIdField, ThreadRef};
 use memory::ProcessMemory;
 use procfs::{ProcFile, ThreadFiles};
@@ -25,6 +27,9 @@ use pthread::PthreadTidOffset;
 
 /// Deeper stacks are cut here, with a marker frame: a target can recurse without bound.
 pub const MAX_STACK_DEPTH: usize = 512;
+/// How often py-spy walks the stacks even when gilscope's own walk could: it alone reads the
+/// Python thread names, and a thread can be named after it starts.
+const THREAD_NAMES_REFRESH: Duration = Duration::from_secs(1);
 /// How often the interpreter list is re-read for new subinterpreters.
 const GIL_RANGES_REFRESH: Duration = Duration::from_secs(1);
 
@@ -47,32 +52,39 @@ pub struct Interner {
 }
 
 impl Interner {
+    /// The id of a stack of `depth` frames, given innermost first (at most
+    /// [`MAX_STACK_DEPTH`] of them are kept, then a marker).
     fn stack(
         &mut self,
-        frames: Vec<py_spy::Frame>,
+        frames: impl IntoIterator<Item = Frame>,
+        depth: usize,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<Option<u32>> {
-        if frames.is_empty() {
+        if depth == 0 {
             return Ok(None);
         }
-        let depth = frames.len();
         let mut ids = Vec::with_capacity(depth.min(MAX_STACK_DEPTH + 1));
-        // py-spy's strings are ours: moved into the key, not copied.
         for frame in frames.into_iter().take(MAX_STACK_DEPTH) {
-            let key = Frame {
-                function: frame.name,
-                file: frame.filename,
-                line: frame.line,
-            };
-            ids.push(self.frame(key, sink)?);
+            ids.push(self.frame(frame, sink)?);
         }
         if depth > MAX_STACK_DEPTH {
+            let function = if depth > frames::MAX_FRAMES_WALKED {
+                format!(
+                    "<{}+ more frames>",
+                    frames::MAX_FRAMES_WALKED - MAX_STACK_DEPTH
+                )
+            } else {
+                format!("<{} more frames>", depth - MAX_STACK_DEPTH)
+            };
             let marker = Frame {
-                function: format!("<{} more frames>", depth - MAX_STACK_DEPTH),
+                function,
                 file: String::new(),
                 line: 0,
             };
             ids.push(self.frame(marker, sink)?);
+        }
+        if ids.is_empty() {
+            return Ok(None);
         }
         if let Some(&id) = self.stacks.get(&ids) {
             return Ok(Some(id));
@@ -117,6 +129,7 @@ pub trait RecordSink {
 /// What reads a Python process beyond `/proc`: its stacks, its GIL, its threads' ids.
 struct PythonReader {
     spy: PythonSpy,
+    walker: Option<FrameWalker>,
     gil: GilLocator,
     main_gil: Option<u64>,
     pthread_tid: Option<PthreadTidOffset>,
@@ -146,6 +159,10 @@ pub struct Sampler {
     role: Role,
     /// `None` for a process without Python: its threads' kernel states only.
     spy: Option<PythonSpy>,
+    /// gilscope's own stack walk, where the layout is known and the target is not paused.
+    walker: Option<FrameWalker>,
+    /// When py-spy last walked the stacks, which is when thread names are read.
+    spy_walked: Option<Instant>,
     mem: ProcessMemory,
     gil: Option<GilLocator>,
     main_gil: Option<u64>,
@@ -274,8 +291,13 @@ impl Sampler {
             ..describe(pid, options)
         };
         let main_gil = gil.main_gil(&mem).ok();
+        // py-spy pauses the target for its walk in blocking mode; gilscope's walk never does.
+        let walker = Layout::for_version(version.minor)
+            .filter(|_| version.major == 3 && !free_threaded && !options.blocking)
+            .map(|layout| FrameWalker::new(layout, spy.addresses.interpreter_address as u64));
         let python = PythonReader {
             spy,
+            walker,
             gil,
             main_gil,
             pthread_tid,
@@ -312,14 +334,22 @@ impl Sampler {
             .and_then(procfs::parse_stat)
             .ok_or(Error::NoSuchProcess(pid))?
             .start_ticks;
-        let (spy, gil, main_gil, pthread_tid) = match python {
-            Some(p) => (Some(p.spy), Some(p.gil), p.main_gil, p.pthread_tid),
-            None => (None, None, None, None),
+        let (spy, walker, gil, main_gil, pthread_tid) = match python {
+            Some(p) => (
+                Some(p.spy),
+                p.walker,
+                Some(p.gil),
+                p.main_gil,
+                p.pthread_tid,
+            ),
+            None => (None, None, None, None, None),
         };
         Ok(Sampler {
             pid,
             role,
             spy,
+            walker,
+            spy_walked: None,
             mem: ProcessMemory { pid },
             gil,
             main_gil,
@@ -413,7 +443,7 @@ impl Sampler {
                 (t.python, t.stack) = self.previous.stack_of(t.tid);
             }
         } else {
-            self.walk_stacks(&mut threads, interner, sink)?;
+            self.walk_stacks(&mut threads, threads_changed, interner, sink)?;
         }
         self.previous.remember(&threads);
         for t in &threads {
@@ -442,8 +472,49 @@ impl Sampler {
         Ok(None)
     }
 
-    /// Reads every thread's Python stack through py-spy and fills them in.
+    /// Reads every thread's Python stack and fills them in: with gilscope's own walk where it
+    /// can, with py-spy's when the thread set changed or the names are due for a refresh.
     fn walk_stacks(
+        &mut self,
+        threads: &mut [ThreadSample],
+        threads_changed: bool,
+        interner: &mut Interner,
+        sink: &mut impl RecordSink,
+    ) -> std::io::Result<()> {
+        let names_due = threads_changed
+            || self
+                .spy_walked
+                .is_none_or(|at| at.elapsed() >= THREAD_NAMES_REFRESH);
+        let walked = match &mut self.walker {
+            Some(walker) if !names_due => walker.walk(&self.mem, MAX_STACK_DEPTH),
+            _ => return self.walk_stacks_with_py_spy(threads, interner, sink),
+        };
+        let walked = match walked {
+            Ok(walked) => walked,
+            Err(e) => {
+                self.stack_error(e.to_string());
+                return Ok(());
+            }
+        };
+        for thread in walked {
+            let Some(tid) = self.resolve(thread.thread) else {
+                continue;
+            };
+            let stack = interner.stack(thread.frames, thread.depth, sink)?;
+            if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
+                threads[i].python = true;
+                threads[i].stack = stack;
+            }
+        }
+        Ok(())
+    }
+
+    fn stack_error(&mut self, error: String) {
+        self.stack_errors = self.stack_errors.saturating_add(1);
+        self.last_stack_error = error;
+    }
+
+    fn walk_stacks_with_py_spy(
         &mut self,
         threads: &mut [ThreadSample],
         interner: &mut Interner,
@@ -452,11 +523,11 @@ impl Sampler {
         let Some(spy) = &mut self.spy else {
             return Ok(());
         };
+        self.spy_walked = Some(Instant::now());
         let traces = match spy.get_stack_traces() {
             Ok(traces) => traces,
             Err(e) => {
-                self.stack_errors = self.stack_errors.saturating_add(1);
-                self.last_stack_error = e.root_cause().to_string();
+                self.stack_error(e.root_cause().to_string());
                 Vec::new()
             }
         };
@@ -470,7 +541,13 @@ impl Sampler {
             let Some(tid) = self.resolve(thread) else {
                 continue;
             };
-            let stack = interner.stack(trace.frames, sink)?;
+            let depth = trace.frames.len();
+            let frames = trace.frames.into_iter().map(|frame| Frame {
+                function: frame.name,
+                file: frame.filename,
+                line: frame.line,
+            });
+            let stack = interner.stack(frames, depth, sink)?;
             if let Some(name) = trace.thread_name {
                 if self.names.get(&tid) != Some(&name) {
                     sink.record(&Record::ThreadName {

@@ -1,0 +1,746 @@
+//! gilscope's own walk of the Python stacks, for the builds whose layouts it knows: CPython 3.8
+//! to 3.13 with the GIL. py-spy's walk, on every sample, lists `/proc/PID/task`, reads every
+//! thread's `stat`, and re-reads each frame's code object, its name, file name and line table
+//! (eight reads a frame). This walk reads each frame and its code object once a sample and
+//! keeps the rest, checked against the code object's fields. Names, lines and skipped frames
+//! are py-spy's, to the byte (`tests/offsets.rs` compares the two on every version); other
+//! builds keep py-spy's walk.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+
+use super::gil::ThreadRef;
+use super::memory::ReadMemory;
+use crate::model::Frame;
+
+/// Frames past this are counted but not named (py-spy refuses stacks deeper than 4096).
+pub const MAX_FRAMES_WALKED: usize = 4096;
+/// At most this many thread states are followed: the list is read from a live process.
+const MAX_THREADS: usize = 4096;
+/// Strings and line tables longer than py-spy reads are not read either.
+const MAX_STRING_CHARS: u64 = 4096;
+const MAX_TABLE_BYTES: u64 = 65536;
+const PAGE: u64 = 4096;
+/// The code cache is dropped when it grows past this (code made by `exec` in a loop).
+const MAX_CACHED_CODES: usize = 65536;
+
+/// Where a thread state keeps its innermost frame.
+#[derive(Debug, Clone, Copy)]
+enum FrameRoot {
+    /// A pointer in the thread state itself.
+    Direct(u64),
+    /// A pointer in the `_PyCFrame` the thread state points to (3.11, 3.12).
+    ViaCFrame { cframe: u64, current_frame: u64 },
+}
+
+/// How a frame is laid out and what its instruction position means.
+#[derive(Debug, Clone, Copy)]
+enum FrameKind {
+    /// `PyFrameObject` (3.8 to 3.10): `f_lasti` is an `int`.
+    Object { lasti: u64 },
+    /// `_PyInterpreterFrame` (3.11+): a pointer to the instruction, in the code object.
+    Interpreter {
+        instr: u64,
+        /// The `owner` byte; frames owned by the C stack (3.12+) are shims, skipped.
+        owner: Option<u64>,
+    },
+}
+
+/// How to turn an instruction position into a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineTable {
+    /// `co_lnotab`, byte offsets (3.8, 3.9).
+    Lnotab,
+    /// `co_linetable` of 3.10, instruction offsets.
+    Linetable310,
+    /// The location table of 3.11+, relative to `co_code_adaptive`.
+    Locations { code_adaptive: u64 },
+}
+
+/// The offsets one CPython version needs, as py-spy's bindings for it give them.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    interp_threads_head: u64,
+    ts_next: u64,
+    ts_frame: FrameRoot,
+    ts_thread: ThreadField,
+    frame_back: u64,
+    frame_code: u64,
+    frame_kind: FrameKind,
+    frame_size: usize,
+    code_filename: u64,
+    code_name: u64,
+    code_firstlineno: u64,
+    code_table: u64,
+    lines: LineTable,
+    ascii_size: u64,
+    compact_size: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ThreadField {
+    Pthread(u64),
+    Native(u64),
+}
+
+/// `_PyFrameOwner::FRAME_OWNED_BY_CSTACK` in 3.12 and 3.13.
+const OWNED_BY_CSTACK: u8 = 3;
+
+impl Layout {
+    /// The layout of CPython `3.minor` (GIL-enabled builds), if gilscope knows it.
+    pub fn for_version(minor: u64) -> Option<Layout> {
+        let pre_311 = |lasti, lines| Layout {
+            interp_threads_head: 8,
+            ts_next: 8,
+            ts_frame: FrameRoot::Direct(24),
+            ts_thread: ThreadField::Pthread(176),
+            frame_back: 24,
+            frame_code: 32,
+            frame_kind: FrameKind::Object { lasti },
+            frame_size: 112,
+            code_filename: 104,
+            code_name: 112,
+            code_firstlineno: 40,
+            code_table: 120,
+            lines,
+            ascii_size: 48,
+            compact_size: 72,
+        };
+        // From 3.11 the name is `co_qualname` (`Class.method`), as py-spy reports it.
+        match minor {
+            8 | 9 => Some(pre_311(104, LineTable::Lnotab)),
+            10 => Some(pre_311(96, LineTable::Linetable310)),
+            11 => Some(Layout {
+                interp_threads_head: 16,
+                ts_next: 8,
+                ts_frame: FrameRoot::ViaCFrame {
+                    cframe: 56,
+                    current_frame: 8,
+                },
+                ts_thread: ThreadField::Native(160),
+                frame_back: 48,
+                frame_code: 32,
+                frame_kind: FrameKind::Interpreter {
+                    instr: 56,
+                    owner: None,
+                },
+                frame_size: 72,
+                code_filename: 112,
+                code_name: 128,
+                code_firstlineno: 72,
+                code_table: 136,
+                lines: LineTable::Locations { code_adaptive: 184 },
+                ascii_size: 48,
+                compact_size: 72,
+            }),
+            12 | 13 => Some(Layout {
+                interp_threads_head: if minor == 12 { 72 } else { 7344 },
+                ts_next: 8,
+                ts_frame: if minor == 12 {
+                    FrameRoot::ViaCFrame {
+                        cframe: 56,
+                        current_frame: 0,
+                    }
+                } else {
+                    FrameRoot::Direct(72)
+                },
+                ts_thread: ThreadField::Native(if minor == 12 { 144 } else { 160 }),
+                frame_back: 8,
+                frame_code: 0,
+                frame_kind: FrameKind::Interpreter {
+                    instr: 56,
+                    owner: Some(70),
+                },
+                frame_size: 72,
+                code_filename: 112,
+                code_name: 128,
+                code_firstlineno: 68,
+                code_table: 136,
+                lines: LineTable::Locations {
+                    code_adaptive: if minor == 12 { 192 } else { 200 },
+                },
+                ascii_size: 40,
+                compact_size: 56,
+            }),
+            _ => None,
+        }
+    }
+
+    fn thread_header_size(&self) -> usize {
+        let frame = match self.ts_frame {
+            FrameRoot::Direct(off) => off,
+            FrameRoot::ViaCFrame { cframe, .. } => cframe,
+        };
+        let thread = match self.ts_thread {
+            ThreadField::Pthread(off) | ThreadField::Native(off) => off,
+        };
+        (frame.max(thread).max(self.ts_next) + 8) as usize
+    }
+
+    fn code_header_size(&self) -> usize {
+        (self.code_table.max(self.code_name).max(self.code_filename) + 8) as usize
+    }
+}
+
+/// One Python thread as the walk found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalkedThread {
+    pub thread: ThreadRef,
+    /// Innermost first, at most `keep` of them (see [`FrameWalker::walk`]).
+    pub frames: Vec<Frame>,
+    /// Frames in the stack, up to [`MAX_FRAMES_WALKED`].
+    pub depth: usize,
+}
+
+/// What the fields of a code object said when it was last read: equal fields mean the same
+/// strings and table (the code object holds them, and they are immutable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CodeKey {
+    filename: u64,
+    name: u64,
+    table: u64,
+    firstlineno: i32,
+}
+
+#[derive(Debug)]
+struct CodeInfo {
+    key: CodeKey,
+    /// None where py-spy skips the frame: unreadable or over-long names, `<shim>` frames.
+    names: Option<(String, String)>,
+    table: Option<Vec<u8>>,
+    lines: HashMap<i64, i32>,
+}
+
+/// Walks the thread states of one interpreter, caching code objects by address.
+#[derive(Debug)]
+pub struct FrameWalker {
+    layout: Layout,
+    interpreter: u64,
+    codes: HashMap<u64, CodeInfo>,
+    /// The memory last read around a frame, and where it starts.
+    window: Vec<u8>,
+    window_start: u64,
+    /// The current thread's Python frames: code object and instruction.
+    pending: Vec<(u64, i64)>,
+    /// Their code objects' addresses, and headers, one block each.
+    addresses: Vec<u64>,
+    headers: Vec<u8>,
+}
+
+impl FrameWalker {
+    pub fn new(layout: Layout, interpreter: u64) -> FrameWalker {
+        FrameWalker {
+            layout,
+            interpreter,
+            codes: HashMap::new(),
+            window: Vec::new(),
+            window_start: 0,
+            pending: Vec::new(),
+            addresses: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Every thread's stack, naming at most `keep` frames of each. An error means the thread
+    /// list itself could not be read (the interpreter is going away, or a torn read).
+    pub fn walk(&mut self, mem: &impl ReadMemory, keep: usize) -> io::Result<Vec<WalkedThread>> {
+        let layout = self.layout;
+        let mut threads = Vec::new();
+        let mut tstate = mem.read_u64(self.interpreter + layout.interp_threads_head)?;
+        let mut header = [0u8; 192];
+        let header = &mut header[..layout.thread_header_size()];
+        let mut seen = HashSet::new();
+        while tstate != 0 {
+            if threads.len() >= MAX_THREADS || !seen.insert(tstate) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the thread list loops or is too long (a torn read)",
+                ));
+            }
+            mem.read(tstate, header)?;
+            let thread = match layout.ts_thread {
+                ThreadField::Pthread(off) => ThreadRef::Pthread(u64_at(header, off)),
+                ThreadField::Native(off) => ThreadRef::Tid(u64_at(header, off) as u32),
+            };
+            let frame = match layout.ts_frame {
+                FrameRoot::Direct(off) => u64_at(header, off),
+                FrameRoot::ViaCFrame {
+                    cframe,
+                    current_frame,
+                } => match u64_at(header, cframe) {
+                    0 => 0,
+                    cframe => mem.read_u64(cframe + current_frame)?,
+                },
+            };
+            let next = u64_at(header, layout.ts_next);
+            let (frames, depth) = self.walk_frames(mem, frame, keep)?;
+            threads.push(WalkedThread {
+                thread,
+                frames,
+                depth,
+            });
+            tstate = next;
+        }
+        Ok(threads)
+    }
+
+    fn walk_frames(
+        &mut self,
+        mem: &impl ReadMemory,
+        mut frame: u64,
+        keep: usize,
+    ) -> io::Result<(Vec<Frame>, usize)> {
+        let layout = self.layout;
+        // First the chain, then every code object at once.
+        self.window.clear();
+        self.pending.clear();
+        let mut beyond = 0;
+        let mut steps = 0;
+        while frame != 0 && steps < MAX_FRAMES_WALKED {
+            steps += 1;
+            let raw = self.frame_bytes(mem, frame)?;
+            let word = |off: u64| u64_at(raw, off);
+            let code = word(layout.frame_code);
+            let back = word(layout.frame_back);
+            let (python, instruction) = match layout.frame_kind {
+                FrameKind::Object { lasti } => (true, i64::from(i32_at(raw, lasti))),
+                FrameKind::Interpreter { instr, owner } => {
+                    let shim = owner.is_some_and(|off| raw[off as usize] == OWNED_BY_CSTACK);
+                    (
+                        !shim && code != 0,
+                        (word(instr) as i64).wrapping_sub(code as i64),
+                    )
+                }
+            };
+            frame = back;
+            match (python, self.pending.len() < keep) {
+                (false, _) => {}
+                (true, true) => self.pending.push((code, instruction)),
+                (true, false) => beyond += 1,
+            }
+        }
+        // Code objects are read in one system call; any after one that failed, one by one.
+        let size = layout.code_header_size();
+        let pending = std::mem::take(&mut self.pending);
+        let mut headers = std::mem::take(&mut self.headers);
+        headers.resize(pending.len() * size, 0);
+        self.addresses.clear();
+        self.addresses.extend(pending.iter().map(|&(code, _)| code));
+        let whole = mem.read_blocks(&self.addresses, &mut headers);
+        let mut frames = Vec::with_capacity(pending.len());
+        let blocks = pending.iter().zip(headers.chunks_exact_mut(size));
+        for (i, (&(code, instruction), block)) in blocks.enumerate() {
+            if i < whole || mem.read(code, block).is_ok() {
+                frames.extend(self.frame_at(mem, code, block, instruction));
+            }
+        }
+        self.headers = headers;
+        self.pending = pending;
+        let depth = frames.len() + beyond + usize::from(frame != 0);
+        Ok((frames, depth))
+    }
+
+    /// The frame at `addr`. Interpreter frames (3.11+) are stacked upwards in a thread's data
+    /// stack, so reading from the start of the frame's page (always mapped, unlike the page
+    /// below it) usually brings its callers too.
+    fn frame_bytes(&mut self, mem: &impl ReadMemory, addr: u64) -> io::Result<&[u8]> {
+        let size = self.layout.frame_size;
+        let end = addr
+            .checked_add(size as u64)
+            .ok_or(io::ErrorKind::InvalidData)?;
+        let start = self.window_start;
+        let cached = addr >= start && end <= start + self.window.len() as u64;
+        if !cached {
+            let from = match self.layout.frame_kind {
+                FrameKind::Interpreter { .. } => addr & !(PAGE - 1),
+                FrameKind::Object { .. } => addr,
+            };
+            self.window.resize((end - from) as usize, 0);
+            self.window_start = from;
+            if let Err(e) = mem.read(from, &mut self.window) {
+                self.window.clear();
+                return Err(e);
+            }
+        }
+        let offset = (addr - self.window_start) as usize;
+        Ok(&self.window[offset..offset + size])
+    }
+
+    /// The frame of code object `code` at `instruction`; None where py-spy skips the frame.
+    fn frame_at(
+        &mut self,
+        mem: &impl ReadMemory,
+        code: u64,
+        header: &[u8],
+        instruction: i64,
+    ) -> Option<Frame> {
+        let layout = self.layout;
+        let key = CodeKey {
+            filename: u64_at(header, layout.code_filename),
+            name: u64_at(header, layout.code_name),
+            table: u64_at(header, layout.code_table),
+            firstlineno: i32_at(header, layout.code_firstlineno),
+        };
+        let stale = self.codes.get(&code).is_none_or(|info| info.key != key);
+        if stale {
+            if self.codes.len() >= MAX_CACHED_CODES {
+                self.codes.clear();
+            }
+            let names = read_string(mem, &layout, key.name)
+                .zip(read_string(mem, &layout, key.filename))
+                .filter(|(_, file)| !file.is_empty() && file != "<shim>");
+            let info = CodeInfo {
+                key,
+                table: names.as_ref().and_then(|_| read_bytes(mem, key.table)),
+                names,
+                lines: HashMap::new(),
+            };
+            self.codes.insert(code, info);
+        }
+        let info = self.codes.get_mut(&code)?;
+        let (function, file) = info.names.as_ref()?;
+        let line = match &info.table {
+            Some(table) => *info
+                .lines
+                .entry(instruction)
+                .or_insert_with(|| line_of(layout.lines, key.firstlineno, instruction, table)),
+            None => 0,
+        };
+        Some(Frame {
+            function: function.clone(),
+            file: file.clone(),
+            line,
+        })
+    }
+}
+
+fn u64_at(buf: &[u8], off: u64) -> u64 {
+    let off = off as usize;
+    u64::from_le_bytes(buf[off..off + 8].try_into().unwrap_or_default())
+}
+
+fn i32_at(buf: &[u8], off: u64) -> i32 {
+    let off = off as usize;
+    i32::from_le_bytes(buf[off..off + 4].try_into().unwrap_or_default())
+}
+
+/// A `str` object's text, decoded as py-spy decodes it; None where py-spy gives an error.
+fn read_string(mem: &impl ReadMemory, layout: &Layout, addr: u64) -> Option<String> {
+    let mut header = [0u8; 40];
+    mem.read(addr, &mut header).ok()?;
+    let length = u64_at(&header, 16);
+    let state = u32::from_le_bytes(header[32..36].try_into().ok()?);
+    if length == 0 {
+        return Some(String::new());
+    }
+    if length >= MAX_STRING_CHARS {
+        return None;
+    }
+    let kind = u64::from((state >> 2) & 7);
+    let compact = (state >> 5) & 1 == 1;
+    let ascii = (state >> 6) & 1 == 1;
+    let data = match (compact, ascii) {
+        (false, _) => mem.read_u64(addr + layout.compact_size).ok()?,
+        (true, true) => addr + layout.ascii_size,
+        (true, false) => addr + layout.compact_size,
+    };
+    let mut bytes = vec![0u8; (length * kind) as usize];
+    mem.read(data, &mut bytes).ok()?;
+    match (kind, ascii) {
+        (4, _) => bytes
+            .chunks_exact(4)
+            .map(|c| char::from_u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect(),
+        (2, _) => {
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16(&units).ok()
+        }
+        (1, true) => String::from_utf8(bytes).ok(),
+        (1, false) => Some(bytes.iter().map(|&b| char::from(b)).collect()),
+        _ => None,
+    }
+}
+
+/// A `bytes` object's contents (a line table).
+fn read_bytes(mem: &impl ReadMemory, addr: u64) -> Option<Vec<u8>> {
+    let size = mem.read_u64(addr + 16).ok()?;
+    if size >= MAX_TABLE_BYTES {
+        return None;
+    }
+    let mut bytes = vec![0u8; size as usize];
+    mem.read(addr + 32, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// The line py-spy gives for `instruction` (py-spy's own arithmetic, kept identical so both
+/// walks name the same lines).
+fn line_of(format: LineTable, firstlineno: i32, instruction: i64, table: &[u8]) -> i32 {
+    let mut line = i64::from(firstlineno);
+    let mut address: i64 = 0;
+    match format {
+        LineTable::Lnotab => {
+            for pair in table.chunks_exact(2) {
+                address += i64::from(pair[0]);
+                if address > instruction {
+                    break;
+                }
+                line += i64::from(pair[1] as i8);
+            }
+        }
+        LineTable::Linetable310 => {
+            let lasti = instruction.saturating_mul(2);
+            for pair in table.chunks_exact(2) {
+                let line_delta = pair[1] as i8;
+                if line_delta == -128 {
+                    continue;
+                }
+                line += i64::from(line_delta);
+                address += i64::from(pair[0]);
+                if address > lasti {
+                    break;
+                }
+            }
+        }
+        LineTable::Locations { code_adaptive } => {
+            let lasti = instruction.saturating_sub(code_adaptive as i64);
+            let mut index = 0;
+            while index < table.len() {
+                let byte = table[index];
+                index += 1;
+                address += (i64::from(byte & 7) + 1) * 2;
+                let code = (byte >> 3) & 15;
+                let delta = match code {
+                    15 => 0,
+                    14 => {
+                        let delta = signed_varint(&mut index, table).unwrap_or(0);
+                        for _ in 0..3 {
+                            varint(&mut index, table); // end line, start and end columns
+                        }
+                        delta
+                    }
+                    13 => signed_varint(&mut index, table).unwrap_or(0),
+                    10..=12 => {
+                        index += 2; // start and end columns
+                        i64::from(code - 10)
+                    }
+                    _ => {
+                        index += 1; // column
+                        0
+                    }
+                };
+                line = line.saturating_add(delta);
+                if address > lasti {
+                    break;
+                }
+            }
+        }
+    }
+    line as i32
+}
+
+fn varint(index: &mut usize, table: &[u8]) -> Option<u64> {
+    let mut byte = *table.get(*index)?;
+    *index += 1;
+    let mut value = u64::from(byte & 63);
+    let mut shift = 0;
+    while byte & 64 != 0 {
+        byte = *table.get(*index)?;
+        *index += 1;
+        shift += 6;
+        if shift >= 64 {
+            return None;
+        }
+        value = value.wrapping_add(u64::from(byte & 63) << shift);
+    }
+    Some(value)
+}
+
+fn signed_varint(index: &mut usize, table: &[u8]) -> Option<i64> {
+    let value = varint(index, table)?;
+    let magnitude = (value >> 1) as i64;
+    Some(if value & 1 != 0 {
+        -magnitude
+    } else {
+        magnitude
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampler::memory::fake::FakeMemory;
+
+    /// Puts a zeroed struct of `size` bytes at `addr` with the given little-endian fields.
+    fn put(mem: &mut FakeMemory, addr: u64, size: usize, fields: &[(u64, &[u8])]) {
+        let mut bytes = vec![0u8; size];
+        for (off, value) in fields {
+            bytes[*off as usize..*off as usize + value.len()].copy_from_slice(value);
+        }
+        mem.regions.insert(addr, bytes);
+    }
+
+    /// A compact ASCII `str` in the 3.12 layout (header of 40 bytes, then the text).
+    fn put_str(mem: &mut FakeMemory, addr: u64, text: &str) {
+        let state: u32 = (1 << 2) | (1 << 5) | (1 << 6); // kind 1, compact, ascii
+        let mut bytes = vec![0u8; 40];
+        bytes[16..24].copy_from_slice(&(text.len() as u64).to_le_bytes());
+        bytes[32..36].copy_from_slice(&state.to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        mem.regions.insert(addr, bytes);
+    }
+
+    const INTERP: u64 = 0x1000;
+    const TSTATE: u64 = 0x2000;
+    const CFRAME: u64 = 0x3000;
+    const CODE: u64 = 0x4000;
+    const TABLE: u64 = 0x5000;
+    const FRAMES: u64 = 0x10_0000;
+
+    fn put_code(mem: &mut FakeMemory, name: u64) {
+        put(
+            mem,
+            CODE,
+            256,
+            &[
+                (112, &0x6000u64.to_le_bytes()),
+                (128, &name.to_le_bytes()),
+                (136, &TABLE.to_le_bytes()),
+                (68, &7i32.to_le_bytes()),
+            ],
+        );
+    }
+
+    /// One 3.12 thread (tid 77) whose frames are `owners.len()` interpreter frames, each
+    /// running CODE unless owned by the C stack.
+    fn fake_312(owners: &[u8]) -> FakeMemory {
+        let mut mem = FakeMemory::default();
+        put(&mut mem, INTERP, 80, &[(72, &TSTATE.to_le_bytes())]);
+        put(
+            &mut mem,
+            TSTATE,
+            160,
+            &[(56, &CFRAME.to_le_bytes()), (144, &77u64.to_le_bytes())],
+        );
+        put(&mut mem, CFRAME, 8, &[(0, &FRAMES.to_le_bytes())]);
+        for (i, &owner) in owners.iter().enumerate() {
+            let addr = FRAMES + 72 * i as u64;
+            let back = if i + 1 < owners.len() { addr + 72 } else { 0 };
+            put(
+                &mut mem,
+                addr,
+                72,
+                &[
+                    (0, &CODE.to_le_bytes()),
+                    (8, &back.to_le_bytes()),
+                    (56, &(CODE + 192).to_le_bytes()),
+                    (70, &[owner]),
+                ],
+            );
+        }
+        put_code(&mut mem, 0x7000);
+        put_str(&mut mem, 0x6000, "app.py");
+        put_str(&mut mem, 0x7000, "Worker.run");
+        put_str(&mut mem, 0x7100, "renamed");
+        // One entry: code 11 (line + 1), one code unit, two column bytes.
+        put(
+            &mut mem,
+            TABLE,
+            40,
+            &[(16, &3u64.to_le_bytes()), (32, &[0xD8, 0, 0])],
+        );
+        mem
+    }
+
+    #[test]
+    fn shim_frames_are_skipped_and_threads_named_by_their_tid() {
+        let mem = fake_312(&[0, OWNED_BY_CSTACK, 0]);
+        let layout = Layout::for_version(12).unwrap();
+        let threads = FrameWalker::new(layout, INTERP).walk(&mem, 512).unwrap();
+        let frame = Frame {
+            function: "Worker.run".into(),
+            file: "app.py".into(),
+            line: 8,
+        };
+        assert_eq!(
+            threads,
+            vec![WalkedThread {
+                thread: ThreadRef::Tid(77),
+                frames: vec![frame.clone(), frame],
+                depth: 2,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_code_object_whose_fields_changed_is_read_again() {
+        let mut mem = fake_312(&[0]);
+        let mut walker = FrameWalker::new(Layout::for_version(12).unwrap(), INTERP);
+        let name = |threads: Vec<WalkedThread>| threads[0].frames[0].function.clone();
+        assert_eq!(name(walker.walk(&mem, 512).unwrap()), "Worker.run");
+        // Another code object at the same address, with another name.
+        put_code(&mut mem, 0x7100);
+        assert_eq!(name(walker.walk(&mem, 512).unwrap()), "renamed");
+    }
+
+    #[test]
+    fn deep_stacks_are_named_to_the_limit_and_counted_beyond() {
+        let mem = fake_312(&vec![0; MAX_FRAMES_WALKED + 10]);
+        let mut walker = FrameWalker::new(Layout::for_version(12).unwrap(), INTERP);
+        let threads = walker.walk(&mem, 512).unwrap();
+        assert_eq!(threads[0].frames.len(), 512);
+        assert_eq!(threads[0].depth, MAX_FRAMES_WALKED + 1);
+    }
+
+    #[test]
+    fn line_tables_decode_as_py_spy_does() {
+        // lnotab: (address +0, line +1), (+6, +1), (+8, +2)
+        let lnotab = [0, 1, 6, 1, 8, 2];
+        assert_eq!(line_of(LineTable::Lnotab, 10, 0, &lnotab), 11);
+        assert_eq!(line_of(LineTable::Lnotab, 10, 7, &lnotab), 12);
+        assert_eq!(line_of(LineTable::Lnotab, 10, 14, &lnotab), 14);
+        // 3.10: instruction offsets are doubled; -128 means no line.
+        let table = [4, 1, 0x80, 0x80, 4, 2];
+        assert_eq!(line_of(LineTable::Linetable310, 10, 1, &table), 11);
+        assert_eq!(line_of(LineTable::Linetable310, 10, 2, &table), 13);
+        // 3.11+: a one-line entry (code 11: +1, two units), then a signed varint (+3).
+        let locations = [0xD9, 0, 0, 0xE8, 6];
+        let format = LineTable::Locations { code_adaptive: 0 };
+        assert_eq!(line_of(format, 100, 0, &locations), 101);
+        assert_eq!(line_of(format, 100, 4, &locations), 104);
+        // Truncated or garbage tables end the walk, never panic.
+        assert_eq!(line_of(format, 100, 1000, &[0xF0, 0x7F]), 100);
+        assert_eq!(line_of(format, 100, 1000, &[0xE8, 0xFF, 0xFF]), 100);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_line_table_decodes_without_panicking(
+            table in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            instruction in proptest::prelude::any::<i64>(),
+            firstlineno in proptest::prelude::any::<i32>(),
+            format in 0..3u8,
+        ) {
+            let format = match format {
+                0 => LineTable::Lnotab,
+                1 => LineTable::Linetable310,
+                _ => LineTable::Locations { code_adaptive: 192 },
+            };
+            line_of(format, firstlineno, instruction, &table);
+        }
+
+        #[test]
+        fn any_memory_is_walked_without_panicking(
+            words in proptest::collection::vec(0u64..0x1100, 64..256),
+            minor in 8..14u64,
+        ) {
+            // Every pointer lands in the same small region, so walks go somewhere.
+            let mut mem = FakeMemory::default();
+            mem.regions.insert(0, words.iter().flat_map(|w| w.to_le_bytes()).collect());
+            let mut walker = FrameWalker::new(Layout::for_version(minor).unwrap(), 8);
+            let _ = walker.walk(&mem, 512);
+        }
+    }
+}
