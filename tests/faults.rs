@@ -203,14 +203,12 @@ fn recursion(depth: u32) -> String {
     )
 }
 
-/// Deep stacks are cut at MAX_STACK_DEPTH frames, with a marker frame.
-#[test]
-fn deep_recursion_is_truncated_with_a_marker() {
-    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+/// `gilscope run` of a recursion `depth` frames deep: the report, and the speedscope file.
+fn recurse_with_speedscope(depth: u32) -> (Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let speedscope = dir.path().join("s.json");
-    let (output, _) = run_code(
-        &recursion(2000),
+    let (output, report) = run_code(
+        &recursion(depth),
         &["--speedscope", speedscope.to_str().unwrap()],
     );
     assert!(
@@ -218,7 +216,14 @@ fn deep_recursion_is_truncated_with_a_marker() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = std::fs::read_to_string(&speedscope).unwrap();
+    (report, std::fs::read_to_string(&speedscope).unwrap())
+}
+
+/// Deep stacks are cut at MAX_STACK_DEPTH frames, with a marker frame.
+#[test]
+fn deep_recursion_is_truncated_with_a_marker() {
+    let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, text) = recurse_with_speedscope(2000);
     assert!(text.contains("more frames>"), "no truncation marker");
     let file: Value = serde_json::from_str(&text).unwrap();
     let deepest = file["profiles"]
@@ -245,20 +250,9 @@ fn deep_recursion_is_truncated_with_a_marker() {
 #[test]
 fn very_deep_recursion_is_reported_not_fatal() {
     let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let speedscope = dir.path().join("s.json");
-    let (output, report) = run_code(
-        &recursion(10_000),
-        &["--speedscope", speedscope.to_str().unwrap()],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (report, text) = recurse_with_speedscope(10_000);
     let main = &report["threads"][0];
     assert!(main["states"]["gil"].as_f64().unwrap() > 0.5, "{main}");
-    let text = std::fs::read_to_string(&speedscope).unwrap();
     assert!(text.contains("<3584+ more frames>"), "no truncation marker");
 }
 

@@ -10,7 +10,8 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 use gilscope::sampler::frames::{FrameWalker, Layout, MAX_FRAMES_WALKED};
 use gilscope::sampler::gil::{GilLocator, ThreadRef};
@@ -28,6 +29,20 @@ while time.time() < end:
     pass
 "#;
 
+/// Starts `python -c code` and returns it with the first line it prints, once it has.
+fn start(python: &Path, code: &str) -> (Child, String) {
+    let mut child = Command::new(python)
+        .args(["-c", code])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
+
 #[test]
 fn gil_offsets_match_every_installed_interpreter() {
     let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
@@ -36,15 +51,7 @@ fn gil_offsets_match_every_installed_interpreter() {
         let Some(py) = common::python(version) else {
             continue;
         };
-        let mut child = Command::new(&py)
-            .args(["-c", TARGET])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (mut child, line) = start(&py, TARGET);
         let fields: Vec<u64> = line
             .split_whitespace()
             .map(|f| f.parse().unwrap())
@@ -121,15 +128,7 @@ fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
         };
         let minor: u64 = version[2..].parse().unwrap();
         let layout = Layout::for_version(minor).expect("a layout for every required version");
-        let mut child = Command::new(&py)
-            .args(["-c", STACKS])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (mut child, _) = start(&py, STACKS);
         let pid = child.id();
         let signal = |sig: &str| {
             Command::new("kill")
@@ -149,7 +148,7 @@ fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
             let mem = ProcessMemory { pid };
             let mut walker = FrameWalker::new(layout, spy.addresses.interpreter_address as u64);
             let ours = walker
-                .walk(&mem, MAX_FRAMES_WALKED)
+                .walk(&mem, MAX_FRAMES_WALKED, |_| false)
                 .map_err(|e| e.to_string())?;
             Ok((theirs, ours))
         });
@@ -177,13 +176,14 @@ fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
                 .iter()
                 .map(|f| (f.name.as_str(), f.filename.as_str(), f.line))
                 .collect();
-            let ours: Vec<(&str, &str, i32)> = walked
+            let stack = walked.stack.as_ref().unwrap();
+            let ours: Vec<(&str, &str, i32)> = stack
                 .frames
                 .iter()
                 .map(|f| (f.function.as_str(), f.file.as_str(), f.line))
                 .collect();
             assert_eq!(ours, theirs, "CPython {version}: {thread:?}");
-            assert_eq!(walked.depth, ours.len(), "CPython {version}: depth");
+            assert_eq!(stack.depth, ours.len(), "CPython {version}: depth");
         }
         let all = format!("{ours:?}");
         for expected in ["spin", "inner", "gen", "recurse", "compiled", "<fake file>"] {

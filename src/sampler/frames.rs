@@ -186,6 +186,12 @@ impl Layout {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WalkedThread {
     pub thread: ThreadRef,
+    /// None for a thread left unwalked, as unchanged (see [`FrameWalker::walk`]).
+    pub stack: Option<WalkedStack>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalkedStack {
     /// Innermost first, at most `keep` of them (see [`FrameWalker::walk`]).
     pub frames: Vec<Frame>,
     /// Frames in the stack, up to [`MAX_FRAMES_WALKED`].
@@ -241,9 +247,15 @@ impl FrameWalker {
         }
     }
 
-    /// Every thread's stack, naming at most `keep` frames of each. An error means the thread
-    /// list itself could not be read (the interpreter is going away, or a torn read).
-    pub fn walk(&mut self, mem: &impl ReadMemory, keep: usize) -> io::Result<Vec<WalkedThread>> {
+    /// Every thread's stack, naming at most `keep` frames of each; threads for which
+    /// `unchanged` holds are listed without walking their frames (`stack: None`). An error means
+    /// the thread list itself could not be read (the interpreter is going away, or a torn read).
+    pub fn walk(
+        &mut self,
+        mem: &impl ReadMemory,
+        keep: usize,
+        unchanged: impl Fn(ThreadRef) -> bool,
+    ) -> io::Result<Vec<WalkedThread>> {
         let layout = self.layout;
         let mut threads = Vec::new();
         let mut tstate = mem.read_u64(self.interpreter + layout.interp_threads_head)?;
@@ -262,6 +274,15 @@ impl FrameWalker {
                 ThreadField::Pthread(off) => ThreadRef::Pthread(u64_at(header, off)),
                 ThreadField::Native(off) => ThreadRef::Tid(u64_at(header, off) as u32),
             };
+            let next = u64_at(header, layout.ts_next);
+            if unchanged(thread) {
+                threads.push(WalkedThread {
+                    thread,
+                    stack: None,
+                });
+                tstate = next;
+                continue;
+            }
             let frame = match layout.ts_frame {
                 FrameRoot::Direct(off) => u64_at(header, off),
                 FrameRoot::ViaCFrame {
@@ -272,12 +293,10 @@ impl FrameWalker {
                     cframe => mem.read_u64(cframe + current_frame)?,
                 },
             };
-            let next = u64_at(header, layout.ts_next);
             let (frames, depth) = self.walk_frames(mem, frame, keep)?;
             threads.push(WalkedThread {
                 thread,
-                frames,
-                depth,
+                stack: Some(WalkedStack { frames, depth }),
             });
             tstate = next;
         }
@@ -658,40 +677,53 @@ mod tests {
     fn shim_frames_are_skipped_and_threads_named_by_their_tid() {
         let mem = fake_312(&[0, OWNED_BY_CSTACK, 0]);
         let layout = Layout::for_version(12).unwrap();
-        let threads = FrameWalker::new(layout, INTERP).walk(&mem, 512).unwrap();
+        let mut walker = FrameWalker::new(layout, INTERP);
+        let threads = walker.walk(&mem, 512, |_| false).unwrap();
         let frame = Frame {
             function: "Worker.run".into(),
             file: "app.py".into(),
             line: 8,
         };
+        let stack = WalkedStack {
+            frames: vec![frame.clone(), frame],
+            depth: 2,
+        };
         assert_eq!(
             threads,
             vec![WalkedThread {
                 thread: ThreadRef::Tid(77),
-                frames: vec![frame.clone(), frame],
-                depth: 2,
+                stack: Some(stack),
             }]
         );
+        // A thread the caller knows did not run is listed, not walked.
+        let threads = walker.walk(&mem, 512, |t| t == ThreadRef::Tid(77)).unwrap();
+        assert_eq!(threads[0].stack, None);
     }
 
     #[test]
     fn a_code_object_whose_fields_changed_is_read_again() {
         let mut mem = fake_312(&[0]);
         let mut walker = FrameWalker::new(Layout::for_version(12).unwrap(), INTERP);
-        let name = |threads: Vec<WalkedThread>| threads[0].frames[0].function.clone();
-        assert_eq!(name(walker.walk(&mem, 512).unwrap()), "Worker.run");
+        let mut name = |mem: &FakeMemory| {
+            let threads = walker.walk(mem, 512, |_| false).unwrap();
+            threads[0].stack.as_ref().unwrap().frames[0]
+                .function
+                .clone()
+        };
+        assert_eq!(name(&mem), "Worker.run");
         // Another code object at the same address, with another name.
         put_code(&mut mem, 0x7100);
-        assert_eq!(name(walker.walk(&mem, 512).unwrap()), "renamed");
+        assert_eq!(name(&mem), "renamed");
     }
 
     #[test]
     fn deep_stacks_are_named_to_the_limit_and_counted_beyond() {
         let mem = fake_312(&vec![0; MAX_FRAMES_WALKED + 10]);
         let mut walker = FrameWalker::new(Layout::for_version(12).unwrap(), INTERP);
-        let threads = walker.walk(&mem, 512).unwrap();
-        assert_eq!(threads[0].frames.len(), 512);
-        assert_eq!(threads[0].depth, MAX_FRAMES_WALKED + 1);
+        let threads = walker.walk(&mem, 512, |_| false).unwrap();
+        let stack = threads[0].stack.as_ref().unwrap();
+        assert_eq!(stack.frames.len(), 512);
+        assert_eq!(stack.depth, MAX_FRAMES_WALKED + 1);
     }
 
     #[test]
@@ -740,7 +772,7 @@ mod tests {
             let mut mem = FakeMemory::default();
             mem.regions.insert(0, words.iter().flat_map(|w| w.to_le_bytes()).collect());
             let mut walker = FrameWalker::new(Layout::for_version(minor).unwrap(), 8);
-            let _ = walker.walk(&mem, 512);
+            let _ = walker.walk(&mem, 512, |_| false);
         }
     }
 }

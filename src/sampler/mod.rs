@@ -163,6 +163,8 @@ pub struct Sampler {
     walker: Option<FrameWalker>,
     /// When py-spy last walked the stacks, which is when thread names are read.
     spy_walked: Option<Instant>,
+    /// The threads that have not run since the last tick (reused from tick to tick).
+    did_not_run: HashSet<u32>,
     mem: ProcessMemory,
     gil: Option<GilLocator>,
     main_gil: Option<u64>,
@@ -192,17 +194,15 @@ struct PreviousTick {
 }
 
 impl PreviousTick {
-    /// True when no thread ran since the last tick: each one's on-CPU time (nanoseconds,
-    /// from schedstat) is unchanged. A thread that did not run cannot have changed its stack.
+    /// True when no thread ran since the last tick: each one was blocked then and its on-CPU
+    /// time (nanoseconds, from schedstat) is unchanged. (A running thread's time can lag by up
+    /// to a scheduler tick, so only blocked threads count.) A thread that did not run cannot
+    /// have changed its stack.
     fn nothing_ran(&self, threads: &[ThreadSample]) -> bool {
         !self.threads.is_empty()
-            && threads.iter().all(|t| {
-                t.cpu_ns.is_some()
-                    && self
-                        .threads
-                        .get(&t.tid)
-                        .is_some_and(|(kernel, _, _)| kernel.cpu_ns == t.cpu_ns)
-            })
+            && threads
+                .iter()
+                .all(|t| self.unchanged(t.tid, t.cpu_ns).is_some())
     }
 
     /// The last kernel state of a thread that was blocked in a syscall then and has not run
@@ -350,6 +350,7 @@ impl Sampler {
             spy,
             walker,
             spy_walked: None,
+            did_not_run: HashSet::new(),
             mem: ProcessMemory { pid },
             gil,
             main_gil,
@@ -485,8 +486,24 @@ impl Sampler {
             || self
                 .spy_walked
                 .is_none_or(|at| at.elapsed() >= THREAD_NAMES_REFRESH);
+        // A thread blocked at the last tick whose on-CPU time has not moved has not run: its
+        // frames are as they were (only a thread changes its own frames).
+        self.did_not_run.clear();
+        self.did_not_run.extend(
+            threads
+                .iter()
+                .filter(|t| self.previous.unchanged(t.tid, t.cpu_ns).is_some())
+                .map(|t| t.tid),
+        );
+        let (did_not_run, pthreads) = (&self.did_not_run, &self.pthread_cache);
+        let unchanged = |thread| match thread {
+            ThreadRef::Tid(tid) => did_not_run.contains(&tid),
+            ThreadRef::Pthread(p) => pthreads
+                .get(&p)
+                .is_some_and(|tid| did_not_run.contains(tid)),
+        };
         let walked = match &mut self.walker {
-            Some(walker) if !names_due => walker.walk(&self.mem, MAX_STACK_DEPTH),
+            Some(walker) if !names_due => walker.walk(&self.mem, MAX_STACK_DEPTH, unchanged),
             _ => return self.walk_stacks_with_py_spy(threads, interner, sink),
         };
         let walked = match walked {
@@ -500,7 +517,10 @@ impl Sampler {
             let Some(tid) = self.resolve(thread.thread) else {
                 continue;
             };
-            let stack = interner.stack(thread.frames, thread.depth, sink)?;
+            let stack = match thread.stack {
+                Some(walked) => interner.stack(walked.frames, walked.depth, sink)?,
+                None => self.previous.stack_of(tid).1,
+            };
             if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
                 threads[i].python = true;
                 threads[i].stack = stack;
