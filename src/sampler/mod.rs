@@ -22,7 +22,7 @@ use crate::model::{Ending, Frame, GilReading, Record, Sample, Syscall, TargetInf
 use frames::{FrameWalker, Layout};
 use gil::{GilLocator, ThreadIdField, ThreadRef};
 use memory::ProcessMemory;
-use procfs::{ProcFile, ThreadFiles};
+use procfs::{CpuUse, ProcFile, ThreadFiles, ThreadKernelState};
 use pthread::PthreadTidOffset;
 
 /// Deeper stacks are cut here, with a marker frame: a target can recurse without bound.
@@ -165,6 +165,8 @@ pub struct Sampler {
     spy_walked: Option<Instant>,
     /// The threads that have not run since the last tick (reused from tick to tick).
     did_not_run: HashSet<u32>,
+    /// This tick's kernel states, one per thread (reused from tick to tick).
+    kernels: Vec<ThreadKernelState>,
     mem: ProcessMemory,
     gil: Option<GilLocator>,
     main_gil: Option<u64>,
@@ -187,31 +189,32 @@ pub struct Sampler {
     relist: bool,
 }
 
-/// What the last tick saw of each thread: its kernel state and its stack.
+/// What the last tick saw: each thread's kernel state and stack, and the GIL.
 #[derive(Default)]
 struct PreviousTick {
-    threads: HashMap<u32, (procfs::ThreadKernelState, bool, Option<u32>)>,
+    threads: HashMap<u32, (ThreadKernelState, bool, Option<u32>)>,
+    gil: Option<GilReading>,
 }
 
 impl PreviousTick {
-    /// True when no thread ran since the last tick: each one was blocked then and its on-CPU
-    /// time (nanoseconds, from schedstat) is unchanged. (A running thread's time can lag by up
-    /// to a scheduler tick, so only blocked threads count.) A thread that did not run cannot
-    /// have changed its stack.
-    fn nothing_ran(&self, threads: &[ThreadSample]) -> bool {
+    /// True when no thread ran since the last tick (see [`PreviousTick::unchanged`]). A thread
+    /// that did not run cannot have changed its stack, nor the GIL.
+    fn nothing_ran(&self, threads: &[ThreadSample], kernels: &[ThreadKernelState]) -> bool {
         !self.threads.is_empty()
             && threads
                 .iter()
-                .all(|t| self.unchanged(t.tid, t.cpu_ns).is_some())
+                .zip(kernels)
+                .all(|(t, k)| self.unchanged(t.tid, k.cpu).is_some())
     }
 
-    /// The last kernel state of a thread that was blocked in a syscall then and has not run
-    /// since (same on-CPU time): it cannot have left that syscall. (One it woke, still waiting
-    /// for a CPU, reads as blocked until it runs: a wait either way.)
-    fn unchanged(&self, tid: u32, cpu_ns: Option<u64>) -> Option<procfs::ThreadKernelState> {
+    /// The last kernel state of a thread that was blocked in a syscall then and has not been
+    /// on a CPU since (same slice count and on-CPU time): it cannot have left that syscall.
+    /// (One it woke, still waiting for a CPU, reads as blocked until it runs: a wait either
+    /// way.)
+    fn unchanged(&self, tid: u32, cpu: Option<CpuUse>) -> Option<ThreadKernelState> {
         let (kernel, _, _) = self.threads.get(&tid)?;
         let blocked = matches!(kernel.syscall, Some(Syscall::Blocked { .. }));
-        (blocked && cpu_ns.is_some() && kernel.cpu_ns == cpu_ns).then_some(*kernel)
+        (blocked && cpu.is_some() && kernel.cpu == cpu).then_some(*kernel)
     }
 
     fn stack_of(&self, tid: u32) -> (bool, Option<u32>) {
@@ -220,15 +223,20 @@ impl PreviousTick {
             .map_or((false, None), |&(_, python, stack)| (python, stack))
     }
 
-    fn remember(&mut self, threads: &[ThreadSample]) {
+    fn remember(
+        &mut self,
+        threads: &[ThreadSample],
+        kernels: &[ThreadKernelState],
+        gil: Option<GilReading>,
+    ) {
+        self.gil = gil;
         self.threads.clear();
-        self.threads.extend(threads.iter().map(|t| {
-            let kernel = procfs::ThreadKernelState {
-                syscall: t.syscall,
-                cpu_ns: t.cpu_ns,
-            };
-            (t.tid, (kernel, t.python, t.stack))
-        }));
+        self.threads.extend(
+            threads
+                .iter()
+                .zip(kernels)
+                .map(|(t, &kernel)| (t.tid, (kernel, t.python, t.stack))),
+        );
     }
 }
 
@@ -351,6 +359,7 @@ impl Sampler {
             walker,
             spy_walked: None,
             did_not_run: HashSet::new(),
+            kernels: Vec::new(),
             mem: ProcessMemory { pid },
             gil,
             main_gil,
@@ -414,39 +423,46 @@ impl Sampler {
         }
         self.relist = false;
         let mut threads: Vec<ThreadSample> = Vec::with_capacity(self.tids.len());
+        let mut kernels = std::mem::take(&mut self.kernels);
+        kernels.clear();
         for &tid in &self.tids {
             let kernel = match self.threads.get(&tid) {
                 Some(files) => {
-                    let cpu_ns = files.read_cpu(&mut self.buf);
+                    let cpu = files.read_cpu(&mut self.buf);
                     // A thread that has not run since the last tick is still blocked where it
                     // was: skip its costlier syscall read.
-                    match self.previous.unchanged(tid, cpu_ns) {
+                    match self.previous.unchanged(tid, cpu) {
                         Some(kernel) => kernel,
-                        None => files.read_syscall(&mut self.buf, cpu_ns),
+                        None => files.read_syscall(&mut self.buf, cpu),
                     }
                 }
                 None => Default::default(),
             };
-            self.relist |= kernel.syscall.is_none() || kernel.cpu_ns.is_none();
+            self.relist |= kernel.syscall.is_none() || kernel.cpu.is_none();
             threads.push(ThreadSample {
                 tid,
                 syscall: kernel.syscall,
-                cpu_ns: kernel.cpu_ns,
+                cpu_ns: kernel.cpu.map(|c| c.ns),
                 stack: None,
                 python: false,
             });
+            kernels.push(kernel);
         }
-        let gil = self.read_gil();
-
-        if !threads_changed && self.previous.nothing_ran(&threads) {
-            // No thread executed since the last tick: every Python stack is as it was.
+        // The GIL is read next to the threads' kernel states, before the stacks.
+        let gil = if !threads_changed && self.previous.nothing_ran(&threads, &kernels) {
+            // No thread executed since the last tick: every Python stack, and the GIL, are as
+            // they were.
             for t in &mut threads {
                 (t.python, t.stack) = self.previous.stack_of(t.tid);
             }
+            self.previous.gil
         } else {
-            self.walk_stacks(&mut threads, threads_changed, interner, sink)?;
-        }
-        self.previous.remember(&threads);
+            let gil = self.read_gil();
+            self.walk_stacks(&mut threads, &kernels, threads_changed, interner, sink)?;
+            gil
+        };
+        self.previous.remember(&threads, &kernels, gil);
+        self.kernels = kernels;
         for t in &threads {
             if !self.names.contains_key(&t.tid) {
                 let name = procfs::thread_comm(self.pid, t.tid).unwrap_or_default();
@@ -478,6 +494,7 @@ impl Sampler {
     fn walk_stacks(
         &mut self,
         threads: &mut [ThreadSample],
+        kernels: &[ThreadKernelState],
         threads_changed: bool,
         interner: &mut Interner,
         sink: &mut impl RecordSink,
@@ -492,8 +509,9 @@ impl Sampler {
         self.did_not_run.extend(
             threads
                 .iter()
-                .filter(|t| self.previous.unchanged(t.tid, t.cpu_ns).is_some())
-                .map(|t| t.tid),
+                .zip(kernels)
+                .filter(|(t, k)| self.previous.unchanged(t.tid, k.cpu).is_some())
+                .map(|(t, _)| t.tid),
         );
         let (did_not_run, pthreads) = (&self.did_not_run, &self.pthread_cache);
         let unchanged = |thread| match thread {

@@ -111,14 +111,22 @@ pub fn parse_parent(text: &[u8]) -> Option<u32> {
     rest.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
-/// Parses `schedstat`: on-CPU nanoseconds, the first field.
-pub fn parse_schedstat(text: &[u8]) -> Option<u64> {
-    std::str::from_utf8(text)
-        .ok()?
-        .split_ascii_whitespace()
-        .next()?
-        .parse()
-        .ok()
+/// What `schedstat` says of a thread's time on a CPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuUse {
+    /// On-CPU nanoseconds (first field). The kernel adds a running slice only at a scheduler
+    /// tick or when the thread leaves the CPU, so this lags a thread that is running now.
+    pub ns: u64,
+    /// Slices run (third field): counted as the thread gets onto a CPU, so it never lags.
+    pub slices: u64,
+}
+
+/// Parses `schedstat`: on-CPU nanoseconds, wait nanoseconds, slices run.
+pub fn parse_schedstat(text: &[u8]) -> Option<CpuUse> {
+    let mut fields = std::str::from_utf8(text).ok()?.split_ascii_whitespace();
+    let ns = fields.next()?.parse().ok()?;
+    let slices = fields.nth(1)?.parse().ok()?;
+    Some(CpuUse { ns, slices })
 }
 
 /// Nanoseconds per clock tick of `stat`'s time fields.
@@ -159,7 +167,7 @@ pub struct ThreadFiles {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ThreadKernelState {
     pub syscall: Option<Syscall>,
-    pub cpu_ns: Option<u64>,
+    pub cpu: Option<CpuUse>,
 }
 
 impl ThreadFiles {
@@ -173,20 +181,20 @@ impl ThreadFiles {
 
     /// Reads the thread's state; a field is `None` when the thread is gone or unreadable.
     pub fn read(&self, buf: &mut [u8]) -> ThreadKernelState {
-        let cpu_ns = self.read_cpu(buf);
-        self.read_syscall(buf, cpu_ns)
+        let cpu = self.read_cpu(buf);
+        self.read_syscall(buf, cpu)
     }
 
     /// On-CPU nanoseconds so far: the cheaper of the two reads.
-    pub fn read_cpu(&self, buf: &mut [u8]) -> Option<u64> {
+    pub fn read_cpu(&self, buf: &mut [u8]) -> Option<CpuUse> {
         self.schedstat.read(buf).ok().and_then(parse_schedstat)
     }
 
-    /// The syscall the thread is in, with an already read `cpu_ns`.
-    pub fn read_syscall(&self, buf: &mut [u8], cpu_ns: Option<u64>) -> ThreadKernelState {
+    /// The syscall the thread is in, with an already read `cpu`.
+    pub fn read_syscall(&self, buf: &mut [u8], cpu: Option<CpuUse>) -> ThreadKernelState {
         ThreadKernelState {
             syscall: self.syscall.read(buf).ok().and_then(parse_syscall),
-            cpu_ns,
+            cpu,
         }
     }
 }
@@ -254,7 +262,14 @@ mod tests {
 
     #[test]
     fn schedstat_line() {
-        assert_eq!(parse_schedstat(b"123456 789 10\n"), Some(123456));
+        assert_eq!(
+            parse_schedstat(b"123456 789 10\n"),
+            Some(CpuUse {
+                ns: 123456,
+                slices: 10
+            })
+        );
+        assert_eq!(parse_schedstat(b"123456 789\n"), None);
         assert_eq!(parse_schedstat(b"x"), None);
     }
 
@@ -277,6 +292,7 @@ mod tests {
             "{:?}",
             state.syscall
         );
-        assert!(state.cpu_ns.unwrap() > 0);
+        let cpu = state.cpu.unwrap();
+        assert!(cpu.ns > 0 && cpu.slices > 0, "{cpu:?}");
     }
 }
