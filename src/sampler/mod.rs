@@ -30,6 +30,9 @@ pub const MAX_STACK_DEPTH: usize = 512;
 /// How often py-spy walks the stacks even when gilscope's own walk could: it alone reads the
 /// Python thread names, and a thread can be named after it starts.
 const THREAD_NAMES_REFRESH: Duration = Duration::from_secs(1);
+/// A new thread's name is read this soon, at the most: a target that starts thousands of
+/// threads a second would otherwise have py-spy walk at every tick.
+const NEW_THREAD_NAMES_DELAY: Duration = Duration::from_millis(100);
 /// How often the interpreter list is re-read for new subinterpreters.
 const GIL_RANGES_REFRESH: Duration = Duration::from_secs(1);
 
@@ -499,10 +502,10 @@ impl Sampler {
         interner: &mut Interner,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<()> {
-        let names_due = threads_changed
-            || self
-                .spy_walked
-                .is_none_or(|at| at.elapsed() >= THREAD_NAMES_REFRESH);
+        let since = self.spy_walked.map(|at| at.elapsed());
+        let names_due = since.is_none_or(|since| {
+            since >= THREAD_NAMES_REFRESH || (threads_changed && since >= NEW_THREAD_NAMES_DELAY)
+        });
         // A thread blocked at the last tick whose on-CPU time has not moved has not run: its
         // frames are as they were (only a thread changes its own frames).
         self.did_not_run.clear();
@@ -688,7 +691,7 @@ impl Sampler {
             return Some(tid);
         }
         let tid = self.pthread_tid?.tid(&self.mem, pthread).ok()?;
-        if !self.tids.contains(&tid) {
+        if self.tids.binary_search(&tid).is_err() {
             return None;
         }
         self.pthread_cache.insert(pthread, tid);
