@@ -38,11 +38,7 @@ impl Target {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
+        await_ready(&mut child);
         Target(child)
     }
     fn pid(&self) -> String {
@@ -55,6 +51,38 @@ impl Drop for Target {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Waits for a child to print "ready".
+fn await_ready(child: &mut Child) {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+}
+
+/// Sends `sig` (as `kill` spells it: `-TERM`) to `pid`.
+fn signal(sig: &str, pid: u32) {
+    assert!(Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Waits for a gilscope started with `--json -` and returns its status, output and report.
+fn finish(mut gilscope: Child) -> (std::process::ExitStatus, String, Value) {
+    let status = gilscope.wait().unwrap();
+    let mut stdout = String::new();
+    gilscope
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let report = serde_json::from_str(&stdout).unwrap();
+    (status, stdout, report)
 }
 
 fn attach_json(pid: &str, extra: &[&str]) -> (Output, Value) {
@@ -102,7 +130,7 @@ fn target_exits_while_attached() {
 #[test]
 fn sigterm_during_run_reaches_the_target() {
     let _g = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    let mut gilscope = common::gilscope()
+    let gilscope = common::gilscope()
         .args(["run", "--json", "-", "-q", "--"])
         .arg(python())
         .args(["-c", "import time; time.sleep(30)"])
@@ -110,19 +138,8 @@ fn sigterm_during_run_reaches_the_target() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    Command::new("kill")
-        .args(["-TERM", &gilscope.id().to_string()])
-        .status()
-        .unwrap();
-    let status = gilscope.wait().unwrap();
-    let mut stdout = String::new();
-    gilscope
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let report: Value = serde_json::from_str(&stdout).unwrap();
+    signal("-TERM", gilscope.id());
+    let (status, _, report) = finish(gilscope);
     assert_eq!(status.code(), Some(128 + 15));
     assert_eq!(report["ending"], "the target was killed by signal 15");
 }
@@ -421,18 +438,12 @@ fn gilscope_never_writes_to_the_target() {
     );
     let pid = target.0.id();
     // Stopped, the target cannot change its own memory: any change would be gilscope's.
-    Command::new("kill")
-        .args(["-STOP", &pid.to_string()])
-        .status()
-        .unwrap();
+    signal("-STOP", pid);
     std::thread::sleep(Duration::from_millis(100));
     let before = memory_checksum(pid);
     let (output, report) = attach_json(&pid.to_string(), &["--duration", "1"]);
     let after = memory_checksum(pid);
-    Command::new("kill")
-        .args(["-CONT", &pid.to_string()])
-        .status()
-        .unwrap();
+    signal("-CONT", pid);
     assert!(
         output.status.success(),
         "{}",
@@ -518,13 +529,6 @@ fn a_reused_pid_is_never_sampled() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
     // Freeze gilscope between two samples, then let another process take the PID.
-    let signal = |sig: &str, pid: u32| {
-        assert!(Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success())
-    };
     signal("-STOP", gilscope.id());
     target.0.kill().unwrap();
     target.0.wait().unwrap();
@@ -549,21 +553,9 @@ fn a_reused_pid_is_never_sampled() {
         return;
     };
     let mut impostor = Target(impostor);
-    let mut line = String::new();
-    BufReader::new(impostor.0.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
+    await_ready(&mut impostor.0);
     signal("-CONT", gilscope.id());
-    let status = gilscope.wait().unwrap();
-    let mut stdout = String::new();
-    gilscope
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let (status, stdout, report) = finish(gilscope);
     assert_eq!(status.code(), Some(0));
     let ending = report["ending"].as_str().unwrap();
     assert!(
