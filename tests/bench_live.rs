@@ -40,8 +40,9 @@ fn f(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
-/// Runs `check` on every required interpreter; a failed check is retried once (the machine
-/// is shared), never loosened.
+/// Runs `check` on every required interpreter; a failed check is retried, up to three
+/// attempts in all (the machine is shared: a CI run here once measured processes at 1.09x
+/// sequential while using 1.94 cores, a host that was not giving both cores), never loosened.
 fn on_every_version(args: &[&str], check: impl Fn(&Value) -> Result<(), String>) {
     let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let mut failures = Vec::new();
@@ -50,7 +51,7 @@ fn on_every_version(args: &[&str], check: impl Fn(&Value) -> Result<(), String>)
             continue;
         };
         let mut last = String::new();
-        let passed = (0..2).any(|_| {
+        let passed = (0..3).any(|_| {
             let (output, report) = bench(&py, args);
             let result = match (&report, output.status.success()) {
                 (Some(r), true) => check(r),

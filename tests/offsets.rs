@@ -89,8 +89,9 @@ fn gil_offsets_match_every_installed_interpreter() {
 }
 
 /// Threads in a method (qualified names from 3.11), a closure, a generator, a lambda, a
-/// 50-deep recursion, a spinning loop whose line moves, and code compiled from a string with
-/// a fake file name.
+/// 50-deep recursion, a spinning loop whose line moves, code compiled from a string with a
+/// fake file name, and Python called back from C: from libc's `qsort` through a ctypes
+/// callback, and from the builtin `map` (the C-stack shim frames of 3.12+).
 const STACKS: &str = r#"
 import threading, time
 class Worker:
@@ -111,7 +112,19 @@ def recurse(n):
         threading.Event().wait()
     return recurse(n - 1)
 exec(compile("def compiled():\n    time.sleep(1000)\n", "<fake file>", "exec"))
-for target in (Worker().spin, nested, lambda: list(gen()), lambda: recurse(50), compiled):
+import ctypes
+COMPARE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+def slow_compare(a, b):
+    time.sleep(1000)
+    return 0
+def through_qsort():
+    items = (ctypes.c_int * 2)(2, 1)
+    ctypes.CDLL(None).qsort(items, 2, ctypes.sizeof(ctypes.c_int), COMPARE(slow_compare))
+def mapped(x):
+    time.sleep(1000)
+targets = (Worker().spin, nested, lambda: list(gen()), lambda: recurse(50), compiled,
+           through_qsort, lambda: list(map(mapped, [1])))
+for target in targets:
     threading.Thread(target=target, daemon=True).start()
 time.sleep(0.5)
 print("ready", flush=True)
@@ -158,8 +171,8 @@ fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
         assert_eq!(ours.len(), theirs.len(), "CPython {version}: threads");
         assert_eq!(
             ours.len(),
-            6,
-            "CPython {version}: the main thread and five more"
+            8,
+            "CPython {version}: the main thread and seven more"
         );
         for trace in &theirs {
             let thread = trace
@@ -186,7 +199,18 @@ fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
             assert_eq!(stack.depth, ours.len(), "CPython {version}: depth");
         }
         let all = format!("{ours:?}");
-        for expected in ["spin", "inner", "gen", "recurse", "compiled", "<fake file>"] {
+        let expected = [
+            "spin",
+            "inner",
+            "gen",
+            "recurse",
+            "compiled",
+            "<fake file>",
+            "slow_compare",
+            "through_qsort",
+            "mapped",
+        ];
+        for expected in expected {
             assert!(all.contains(expected), "CPython {version}: {expected}");
         }
         checked += 1;
