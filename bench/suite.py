@@ -169,7 +169,7 @@ def main():
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.rates, args.cpu_work, args.hash_mb, args.mixed_rounds = 1, [100], 200_000, 16, 5
-        args.churn_batches, args.thread_counts, args.busy_counts, args.attach_s = 20, [8], [8], 2.0
+        args.churn_batches, args.thread_counts, args.busy_counts, args.attach_s = 150, [8], [8], 2.0
         args.cost_rounds, args.busy_for_rate, args.rate_steps = 1, 8, [1000]
     else:
         args.rounds, args.rates, args.cpu_work, args.hash_mb, args.mixed_rounds = 5, [100, 1000], 4_000_000, 300, 150
