@@ -226,6 +226,8 @@ pub struct FrameWalker {
     /// The memory last read around a frame, and where it starts.
     window: Vec<u8>,
     window_start: u64,
+    /// The thread states seen in this walk: a loop in the list is a torn read.
+    seen: HashSet<u64>,
     /// The current thread's Python frames: code object and instruction.
     pending: Vec<(u64, i64)>,
     /// Their code objects' addresses, and headers, one block each.
@@ -242,6 +244,7 @@ impl FrameWalker {
             window: Vec::new(),
             window_start: 0,
             pending: Vec::new(),
+            seen: HashSet::new(),
             addresses: Vec::new(),
             headers: Vec::new(),
         }
@@ -261,9 +264,9 @@ impl FrameWalker {
         let mut tstate = mem.read_u64(self.interpreter + layout.interp_threads_head)?;
         let mut header = [0u8; 192];
         let header = &mut header[..layout.thread_header_size()];
-        let mut seen = HashSet::new();
+        self.seen.clear();
         while tstate != 0 {
-            if threads.len() >= MAX_THREADS || !seen.insert(tstate) {
+            if threads.len() >= MAX_THREADS || !self.seen.insert(tstate) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "the thread list loops or is too long (a torn read)",

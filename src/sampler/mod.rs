@@ -166,7 +166,8 @@ pub struct Sampler {
     walker: Option<FrameWalker>,
     /// When py-spy last walked the stacks, which is when thread names are read.
     spy_walked: Option<Instant>,
-    /// The threads that have not run since the last tick (reused from tick to tick).
+    /// This tick's threads that have not run since the last one (see
+    /// [`PreviousTick::unchanged`]; reused from tick to tick).
     did_not_run: HashSet<u32>,
     /// This tick's kernel states, one per thread (reused from tick to tick).
     kernels: Vec<ThreadKernelState>,
@@ -200,16 +201,6 @@ struct PreviousTick {
 }
 
 impl PreviousTick {
-    /// True when no thread ran since the last tick (see [`PreviousTick::unchanged`]). A thread
-    /// that did not run cannot have changed its stack, nor the GIL.
-    fn nothing_ran(&self, threads: &[ThreadSample], kernels: &[ThreadKernelState]) -> bool {
-        !self.threads.is_empty()
-            && threads
-                .iter()
-                .zip(kernels)
-                .all(|(t, k)| self.unchanged(t.tid, k.cpu).is_some())
-    }
-
     /// The last kernel state of a thread that was blocked in a syscall then and has not been
     /// on a CPU since (same slice count and on-CPU time): it cannot have left that syscall.
     /// (One it woke, still waiting for a CPU, reads as blocked until it runs: a wait either
@@ -428,14 +419,19 @@ impl Sampler {
         let mut threads: Vec<ThreadSample> = Vec::with_capacity(self.tids.len());
         let mut kernels = std::mem::take(&mut self.kernels);
         kernels.clear();
+        self.did_not_run.clear();
         for &tid in &self.tids {
             let kernel = match self.threads.get(&tid) {
                 Some(files) => {
                     let cpu = files.read_cpu(&mut self.buf);
                     // A thread that has not run since the last tick is still blocked where it
-                    // was: skip its costlier syscall read.
+                    // was, with the same frames: skip its costlier syscall read (and, below,
+                    // its stack walk).
                     match self.previous.unchanged(tid, cpu) {
-                        Some(kernel) => kernel,
+                        Some(kernel) => {
+                            self.did_not_run.insert(tid);
+                            kernel
+                        }
                         None => files.read_syscall(&mut self.buf, cpu),
                     }
                 }
@@ -452,7 +448,8 @@ impl Sampler {
             kernels.push(kernel);
         }
         // The GIL is read next to the threads' kernel states, before the stacks.
-        let gil = if !threads_changed && self.previous.nothing_ran(&threads, &kernels) {
+        let nothing_ran = !threads_changed && self.did_not_run.len() == threads.len();
+        let gil = if nothing_ran && !threads.is_empty() {
             // No thread executed since the last tick: every Python stack, and the GIL, are as
             // they were.
             for t in &mut threads {
@@ -461,7 +458,7 @@ impl Sampler {
             self.previous.gil
         } else {
             let gil = self.read_gil();
-            self.walk_stacks(&mut threads, &kernels, threads_changed, interner, sink)?;
+            self.walk_stacks(&mut threads, threads_changed, interner, sink)?;
             gil
         };
         self.previous.remember(&threads, &kernels, gil);
@@ -497,7 +494,6 @@ impl Sampler {
     fn walk_stacks(
         &mut self,
         threads: &mut [ThreadSample],
-        kernels: &[ThreadKernelState],
         threads_changed: bool,
         interner: &mut Interner,
         sink: &mut impl RecordSink,
@@ -506,16 +502,7 @@ impl Sampler {
         let names_due = since.is_none_or(|since| {
             since >= THREAD_NAMES_REFRESH || (threads_changed && since >= NEW_THREAD_NAMES_DELAY)
         });
-        // A thread blocked at the last tick whose on-CPU time has not moved has not run: its
-        // frames are as they were (only a thread changes its own frames).
-        self.did_not_run.clear();
-        self.did_not_run.extend(
-            threads
-                .iter()
-                .zip(kernels)
-                .filter(|(t, k)| self.previous.unchanged(t.tid, k.cpu).is_some())
-                .map(|(t, _)| t.tid),
-        );
+        // Only a thread changes its own frames: those that did not run are not walked.
         let (did_not_run, pthreads) = (&self.did_not_run, &self.pthread_cache);
         let unchanged = |thread| match thread {
             ThreadRef::Tid(tid) => did_not_run.contains(&tid),
