@@ -124,8 +124,8 @@ pub struct TargetInfo {
     pub python: String,
     /// "enabled" or "disabled" (free-threaded build).
     pub gil: String,
-    /// Whether gilscope can see GIL waits on this target (false on free-threaded builds, and
-    /// where the GIL struct could not be located).
+    /// Whether gilscope can see GIL waits on this target (false on free-threaded builds and
+    /// processes that are not Python; a Python whose GIL cannot be located is refused).
     pub gil_wait_visible: bool,
     /// Why a limitation applies, shown in the report.
     pub notes: Vec<String>,

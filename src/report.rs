@@ -51,7 +51,7 @@ pub struct ProcessEntry {
     pub command: String,
     /// `None` when the process is not Python (threads without stacks).
     pub python: Option<String>,
-    /// False where its GIL waits cannot be told apart (free-threaded, GIL not located).
+    /// False where its GIL waits cannot be told apart (a free-threaded build, or not Python).
     pub gil_wait_visible: bool,
     /// When it was first and last sampled, seconds from the start of the run.
     pub start_s: f64,
@@ -153,7 +153,7 @@ pub struct Target {
     pub command: String,
     pub python: String,
     pub gil: String,
-    /// False where GIL waits cannot be told apart (free-threaded, GIL not located).
+    /// False where GIL waits cannot be told apart (a free-threaded build, or not Python).
     pub gil_wait_visible: bool,
     pub notes: Vec<String>,
 }
