@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 
+use super::cpython::debug_offsets::DebugOffsets;
 use super::gil::ThreadRef;
 use super::memory::ReadMemory;
 use crate::model::Frame;
@@ -73,8 +74,37 @@ pub struct Layout {
     code_firstlineno: u64,
     code_table: u64,
     lines: LineTable,
+    /// A thread state's own GIL flags (`holds_gil`, `gil_requested`: 3.15).
+    ts_gil_flags: Option<(u64, u64)>,
+    strings: StrLayout,
+    bytes_size: u64,
+    bytes_data: u64,
+}
+
+/// Where a `str` object keeps its length, its state bits and its text.
+#[derive(Debug, Clone, Copy)]
+pub struct StrLayout {
+    length: u64,
+    state: u64,
+    /// The `kind` bits' position in `state` (free-threaded 3.14+ keep `interned` in a byte).
+    kind_shift: u32,
+    /// `sizeof(PyASCIIObject)`: an ASCII string's text follows.
     ascii_size: u64,
+    /// `sizeof(PyCompactUnicodeObject)`: another compact string's text follows.
     compact_size: u64,
+}
+
+impl StrLayout {
+    /// Default builds before 3.12: 48-byte ASCII header (with `wstr`); 3.12+: 40.
+    const fn default_build(ascii_size: u64, compact_size: u64) -> StrLayout {
+        StrLayout {
+            length: 16,
+            state: 32,
+            kind_shift: 2,
+            ascii_size,
+            compact_size,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,8 +113,11 @@ enum ThreadField {
     Native(u64),
 }
 
-/// `_PyFrameOwner::FRAME_OWNED_BY_CSTACK` in 3.12 and 3.13.
-const OWNED_BY_CSTACK: u8 = 3;
+/// Frames with an `owner` from this one on are not Python's: `FRAME_OWNED_BY_CSTACK` in 3.12
+/// and 3.13, `FRAME_OWNED_BY_INTERPRETER` (and `_CSTACK`) from 3.14.
+const FIRST_NON_PYTHON_OWNER: u8 = 3;
+/// `_PyStackRef` tag bits (3.14+ tag `f_executable`); pointers to objects are 8-aligned.
+const STACKREF_TAG_BITS: u64 = 3;
 
 impl Layout {
     /// The layout of CPython `3.minor` (GIL-enabled builds), if gilscope knows it.
@@ -103,8 +136,10 @@ impl Layout {
             code_firstlineno: 40,
             code_table: 120,
             lines,
-            ascii_size: 48,
-            compact_size: 72,
+            ts_gil_flags: None,
+            strings: StrLayout::default_build(48, 72),
+            bytes_size: 16,
+            bytes_data: 32,
         };
         // From 3.11 the name is `co_qualname` (`Class.method`), as py-spy reports it.
         match minor {
@@ -130,21 +165,19 @@ impl Layout {
                 code_firstlineno: 72,
                 code_table: 136,
                 lines: LineTable::Locations { code_adaptive: 184 },
-                ascii_size: 48,
-                compact_size: 72,
+                ts_gil_flags: None,
+                strings: StrLayout::default_build(48, 72),
+                bytes_size: 16,
+                bytes_data: 32,
             }),
-            12 | 13 => Some(Layout {
-                interp_threads_head: if minor == 12 { 72 } else { 7344 },
+            12 => Some(Layout {
+                interp_threads_head: 72,
                 ts_next: 8,
-                ts_frame: if minor == 12 {
-                    FrameRoot::ViaCFrame {
-                        cframe: 56,
-                        current_frame: 0,
-                    }
-                } else {
-                    FrameRoot::Direct(72)
+                ts_frame: FrameRoot::ViaCFrame {
+                    cframe: 56,
+                    current_frame: 0,
                 },
-                ts_thread: ThreadField::Native(if minor == 12 { 144 } else { 160 }),
+                ts_thread: ThreadField::Native(144),
                 frame_back: 8,
                 frame_code: 0,
                 frame_kind: FrameKind::Interpreter {
@@ -156,14 +189,58 @@ impl Layout {
                 code_name: 128,
                 code_firstlineno: 68,
                 code_table: 136,
-                lines: LineTable::Locations {
-                    code_adaptive: if minor == 12 { 192 } else { 200 },
-                },
-                ascii_size: 40,
-                compact_size: 56,
+                lines: LineTable::Locations { code_adaptive: 192 },
+                ts_gil_flags: None,
+                strings: StrLayout::default_build(40, 56),
+                bytes_size: 16,
+                bytes_data: 32,
             }),
             _ => None,
         }
+    }
+
+    /// The layout of a 3.13+ interpreter (either build), from its own `_Py_DebugOffsets`.
+    pub fn from_debug_offsets(o: &DebugOffsets) -> Layout {
+        Layout {
+            interp_threads_head: o.interp_threads_head,
+            ts_next: o.thread_next,
+            ts_frame: FrameRoot::Direct(o.thread_current_frame),
+            ts_thread: ThreadField::Native(o.thread_native_thread_id),
+            frame_back: o.frame_previous,
+            frame_code: o.frame_executable,
+            frame_kind: FrameKind::Interpreter {
+                instr: o.frame_instr_ptr,
+                owner: Some(o.frame_owner),
+            },
+            frame_size: o.frame_size as usize,
+            code_filename: o.code_filename,
+            code_name: o.code_qualname,
+            code_firstlineno: o.code_firstlineno,
+            code_table: o.code_linetable,
+            lines: LineTable::Locations {
+                code_adaptive: o.code_adaptive,
+            },
+            ts_gil_flags: o.thread_gil_flags,
+            strings: StrLayout {
+                length: o.str_length,
+                state: o.str_state,
+                kind_shift: if o.free_threaded && o.version.minor >= 14 {
+                    8
+                } else {
+                    2
+                },
+                ascii_size: o.str_ascii_size,
+                // `utf8_length` and `utf8` follow the ASCII header.
+                compact_size: o.str_ascii_size + 16,
+            },
+            bytes_size: o.bytes_size,
+            bytes_data: o.bytes_data,
+        }
+    }
+
+    /// How this version lays out `str` objects.
+    pub fn strings(&self) -> StrLayout {
+        self.strings
     }
 
     fn thread_header_size(&self) -> usize {
@@ -174,12 +251,23 @@ impl Layout {
         let thread = match self.ts_thread {
             ThreadField::Pthread(off) | ThreadField::Native(off) => off,
         };
-        (frame.max(thread).max(self.ts_next) + 8) as usize
+        let flags = self
+            .ts_gil_flags
+            .map_or(0, |(held, requested)| held.max(requested));
+        (frame.max(thread).max(self.ts_next).max(flags) + 8) as usize
     }
 
     fn code_header_size(&self) -> usize {
         (self.code_table.max(self.code_name).max(self.code_filename) + 8) as usize
     }
+}
+
+/// CPython 3.15's own per-thread GIL flags. They are written by the thread itself and read
+/// without a lock: both can read set at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ThreadGilFlags {
+    pub holds_gil: bool,
+    pub gil_requested: bool,
 }
 
 /// One Python thread as the walk found it.
@@ -188,6 +276,8 @@ pub struct WalkedThread {
     pub thread: ThreadRef,
     /// None for a thread left unwalked, as unchanged (see [`FrameWalker::walk`]).
     pub stack: Option<WalkedStack>,
+    /// CPython's own view of this thread's GIL (3.15 keeps it in the thread state).
+    pub gil_flags: Option<ThreadGilFlags>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -262,7 +352,7 @@ impl FrameWalker {
         let layout = self.layout;
         let mut threads = Vec::new();
         let mut tstate = mem.read_u64(self.interpreter + layout.interp_threads_head)?;
-        let mut header = [0u8; 192];
+        let mut header = [0u8; 256];
         let header = &mut header[..layout.thread_header_size()];
         self.seen.clear();
         while tstate != 0 {
@@ -277,11 +367,16 @@ impl FrameWalker {
                 ThreadField::Pthread(off) => ThreadRef::Pthread(u64_at(header, off)),
                 ThreadField::Native(off) => ThreadRef::Tid(u64_at(header, off) as u32),
             };
+            let gil_flags = layout.ts_gil_flags.map(|(held, requested)| ThreadGilFlags {
+                holds_gil: i32_at(header, held) != 0,
+                gil_requested: i32_at(header, requested) != 0,
+            });
             let next = u64_at(header, layout.ts_next);
             if unchanged(thread) {
                 threads.push(WalkedThread {
                     thread,
                     stack: None,
+                    gil_flags,
                 });
                 tstate = next;
                 continue;
@@ -300,6 +395,7 @@ impl FrameWalker {
             threads.push(WalkedThread {
                 thread,
                 stack: Some(WalkedStack { frames, depth }),
+                gil_flags,
             });
             tstate = next;
         }
@@ -322,12 +418,12 @@ impl FrameWalker {
             steps += 1;
             let raw = self.frame_bytes(mem, frame)?;
             let word = |off: u64| u64_at(raw, off);
-            let code = word(layout.frame_code);
+            let code = word(layout.frame_code) & !STACKREF_TAG_BITS;
             let back = word(layout.frame_back);
             let (python, instruction) = match layout.frame_kind {
                 FrameKind::Object { lasti } => (true, i64::from(i32_at(raw, lasti))),
                 FrameKind::Interpreter { instr, owner } => {
-                    let shim = owner.is_some_and(|off| raw[off as usize] == OWNED_BY_CSTACK);
+                    let shim = owner.is_some_and(|off| raw[off as usize] >= FIRST_NON_PYTHON_OWNER);
                     (
                         !shim && code != 0,
                         (word(instr) as i64).wrapping_sub(code as i64),
@@ -408,12 +504,14 @@ impl FrameWalker {
             if self.codes.len() >= MAX_CACHED_CODES {
                 self.codes.clear();
             }
-            let names = read_string(mem, &layout, key.name)
-                .zip(read_string(mem, &layout, key.filename))
+            let names = read_string(mem, &layout.strings, key.name)
+                .zip(read_string(mem, &layout.strings, key.filename))
                 .filter(|(_, file)| !file.is_empty() && file != "<shim>");
             let info = CodeInfo {
                 key,
-                table: names.as_ref().and_then(|_| read_bytes(mem, key.table)),
+                table: names
+                    .as_ref()
+                    .and_then(|_| read_bytes(mem, &layout, key.table)),
                 names,
                 lines: HashMap::new(),
             };
@@ -447,20 +545,28 @@ fn i32_at(buf: &[u8], off: u64) -> i32 {
 }
 
 /// A `str` object's text, decoded as py-spy decodes it; None where py-spy gives an error.
-fn read_string(mem: &impl ReadMemory, layout: &Layout, addr: u64) -> Option<String> {
-    let mut header = [0u8; 40];
-    mem.read(addr, &mut header).ok()?;
-    let length = u64_at(&header, 16);
-    let state = u32::from_le_bytes(header[32..36].try_into().ok()?);
+pub(crate) fn read_string(mem: &impl ReadMemory, layout: &StrLayout, addr: u64) -> Option<String> {
+    let mut buf = [0u8; 128];
+    let header = buf.get_mut(..layout.ascii_size as usize)?;
+    mem.read(addr, header).ok()?;
+    let length = u64_at(header, layout.length);
+    let state = u32::from_le_bytes(
+        header
+            .get(layout.state as usize..)?
+            .get(..4)?
+            .try_into()
+            .ok()?,
+    );
     if length == 0 {
         return Some(String::new());
     }
     if length >= MAX_STRING_CHARS {
         return None;
     }
-    let kind = u64::from((state >> 2) & 7);
-    let compact = (state >> 5) & 1 == 1;
-    let ascii = (state >> 6) & 1 == 1;
+    let kind = u64::from((state >> layout.kind_shift) & 7);
+    let (compact_shift, ascii_shift) = (layout.kind_shift + 3, layout.kind_shift + 4);
+    let compact = (state >> compact_shift) & 1 == 1;
+    let ascii = (state >> ascii_shift) & 1 == 1;
     let data = match (compact, ascii) {
         (false, _) => mem.read_u64(addr + layout.compact_size).ok()?,
         (true, true) => addr + layout.ascii_size,
@@ -487,13 +593,13 @@ fn read_string(mem: &impl ReadMemory, layout: &Layout, addr: u64) -> Option<Stri
 }
 
 /// A `bytes` object's contents (a line table).
-fn read_bytes(mem: &impl ReadMemory, addr: u64) -> Option<Vec<u8>> {
-    let size = mem.read_u64(addr + 16).ok()?;
+fn read_bytes(mem: &impl ReadMemory, layout: &Layout, addr: u64) -> Option<Vec<u8>> {
+    let size = mem.read_u64(addr + layout.bytes_size).ok()?;
     if size >= MAX_TABLE_BYTES {
         return None;
     }
     let mut bytes = vec![0u8; size as usize];
-    mem.read(addr + 32, &mut bytes).ok()?;
+    mem.read(addr + layout.bytes_data, &mut bytes).ok()?;
     Some(bytes)
 }
 
@@ -678,7 +784,7 @@ mod tests {
 
     #[test]
     fn shim_frames_are_skipped_and_threads_named_by_their_tid() {
-        let mem = fake_312(&[0, OWNED_BY_CSTACK, 0]);
+        let mem = fake_312(&[0, FIRST_NON_PYTHON_OWNER, 0]);
         let layout = Layout::for_version(12).unwrap();
         let mut walker = FrameWalker::new(layout, INTERP);
         let threads = walker.walk(&mem, 512, |_| false).unwrap();
@@ -696,6 +802,7 @@ mod tests {
             vec![WalkedThread {
                 thread: ThreadRef::Tid(77),
                 stack: Some(stack),
+                gil_flags: None,
             }]
         );
         // A thread the caller knows did not run is listed, not walked.
@@ -750,6 +857,20 @@ mod tests {
         assert_eq!(line_of(format, 100, 1000, &[0xE8, 0xFF, 0xFF]), 100);
     }
 
+    /// 3.8 to 3.12 from the tables, 3.13+ from live debug offsets.
+    fn every_layout() -> Vec<Layout> {
+        use crate::sampler::cpython::debug_offsets::tests::*;
+        let mut layouts: Vec<Layout> = (8..=12).filter_map(Layout::for_version).collect();
+        for words in [LIVE_3_13_0, LIVE_3_13_5T, LIVE_3_14_10, LIVE_3_15_2] {
+            let mut mem = FakeMemory::default();
+            mem.regions.insert(0x1000, table(words));
+            layouts.push(Layout::from_debug_offsets(
+                &DebugOffsets::read(&mem, 0x1000).unwrap(),
+            ));
+        }
+        layouts
+    }
+
     proptest::proptest! {
         #[test]
         fn any_line_table_decodes_without_panicking(
@@ -769,12 +890,12 @@ mod tests {
         #[test]
         fn any_memory_is_walked_without_panicking(
             words in proptest::collection::vec(0u64..0x1100, 64..256),
-            minor in 8..14u64,
+            version in 0..9usize,
         ) {
             // Every pointer lands in the same small region, so walks go somewhere.
             let mut mem = FakeMemory::default();
             mem.regions.insert(0, words.iter().flat_map(|w| w.to_le_bytes()).collect());
-            let mut walker = FrameWalker::new(Layout::for_version(minor).unwrap(), 8);
+            let mut walker = FrameWalker::new(every_layout()[version], 8);
             let _ = walker.walk(&mem, 512, |_| false);
         }
     }

@@ -6,6 +6,7 @@
 
 use std::io;
 
+use super::cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
 use super::memory::ReadMemory;
 
 /// Field offsets inside `struct _gil_runtime_state`.
@@ -94,15 +95,12 @@ pub struct RawGil {
 pub enum GilError {
     #[error("CPython {0}.{1} is not supported")]
     UnsupportedVersion(u64, u64),
-    #[error("_Py_DebugOffsets not found at _PyRuntime (cookie mismatch)")]
-    NoDebugOffsets,
-    #[error("_Py_DebugOffsets hold implausible values")]
-    ImplausibleOffsets,
+    #[error("{0}")]
+    DebugOffsets(DebugOffsetsError),
     #[error("reading the target's memory: {0}")]
     Read(#[from] io::Error),
 }
 
-const DEBUG_COOKIE: &[u8; 8] = b"xdebugpy";
 /// At most this many interpreters are walked: the list is read from a live process.
 const MAX_INTERPRETERS: usize = 256;
 
@@ -138,68 +136,40 @@ impl GilLocator {
                 thread_id: ThreadIdField::Native(144),
                 free_threaded: false,
             }),
-            (3, 13..) => Self::from_debug_offsets(mem, runtime),
+            (3, 13..) => DebugOffsets::read(mem, runtime)
+                .map(|offsets| Self::from_debug_offsets(runtime, &offsets))
+                .map_err(GilError::DebugOffsets),
             _ => Err(GilError::UnsupportedVersion(major, minor)),
         }
     }
 
-    /// Reads `_Py_DebugOffsets` (3.13 layout; later versions keep its prefix).
-    fn from_debug_offsets(mem: &impl ReadMemory, runtime: u64) -> Result<GilLocator, GilError> {
-        let mut raw = [0u8; 8 * 32];
-        mem.read(runtime, &mut raw)?;
-        if &raw[..8] != DEBUG_COOKIE {
-            return Err(GilError::NoDebugOffsets);
-        }
-        let word =
-            |i: usize| u64::from_le_bytes(raw[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
-        // Word 1 is the version, 2 free_threaded; runtime_state {size, finalizing,
-        // interpreters_head} at 3..6; interpreter_state {size, id, next, threads_head, gc,
-        // imports_modules, sysdict, builtins, ceval_gil, gil_runtime_state, enabled, locked,
-        // holder} at 6..19; thread_state {size, prev, next, interp, current_frame, thread_id,
-        // native_thread_id, ...} from 19.
-        let free_threaded = word(2) != 0;
-        let interpreters_head = word(5);
-        let interp_size = word(6);
-        let next = word(8);
-        let ceval_gil = word(14);
-        let embedded_gil = word(15);
-        let (enabled, locked, holder) = (word(16), word(17), word(18));
-        let native_thread_id = word(25);
-        let plausible = interp_size > 0
-            && [next, ceval_gil, embedded_gil, locked, holder]
-                .iter()
-                .all(|&off| off < interp_size)
-            && locked > embedded_gil
-            && holder > embedded_gil
-            && native_thread_id < 4096;
-        if !plausible {
-            return Err(GilError::ImplausibleOffsets);
-        }
-        let base = if free_threaded {
+    /// The locator of a 3.13+ interpreter, from its own `_Py_DebugOffsets`.
+    pub fn from_debug_offsets(runtime: u64, offsets: &DebugOffsets) -> GilLocator {
+        let base = if offsets.free_threaded {
             GilLayout::FREE_THREADED
         } else {
             GilLayout::DEFAULT
         };
-        let locked_rel = locked - embedded_gil;
         let layout = GilLayout {
-            last_holder: holder - embedded_gil,
-            locked: locked_rel,
-            switch_number: locked_rel + 8,
-            enabled: free_threaded.then(|| enabled.saturating_sub(embedded_gil)),
+            last_holder: offsets.gil_last_holder,
+            locked: offsets.gil_locked,
+            // `unsigned long switch_number` follows `int locked`, aligned.
+            switch_number: (offsets.gil_locked + 4).next_multiple_of(8),
+            enabled: offsets.gil_enabled,
             ..base
         };
-        Ok(GilLocator {
+        GilLocator {
             runtime,
             source: GilSource::Interpreters {
-                head: interpreters_head,
-                main: interpreters_head + 8,
-                next,
-                ceval_gil,
+                head: offsets.interpreters_head,
+                main: offsets.interpreters_head + 8,
+                next: offsets.interp_next,
+                ceval_gil: offsets.interp_ceval_gil,
             },
             layout,
-            thread_id: ThreadIdField::Native(native_thread_id),
-            free_threaded,
-        })
+            thread_id: ThreadIdField::Native(offsets.thread_native_thread_id),
+            free_threaded: offsets.free_threaded,
+        }
     }
 
     /// The main interpreter's GIL struct address.
@@ -329,29 +299,37 @@ mod tests {
     }
 
     #[test]
-    fn debug_offsets_of_3_13_0() {
-        // The words read from a live CPython 3.13.0 (`_PyRuntime`+8 onwards).
-        let words: [u64; 29] = [
-            51183856, 0, 283320, 608, 632, 194968, 7272, 7264, 7344, 7400, 7656, 7640, 7648, 16,
-            7752, 0, 7768, 7760, 304, 0, 8, 16, 72, 152, 160, 232, 32, 80, 8,
-        ];
-        let mut mem = FakeMemory::default();
-        let rt = 0x100_000;
-        let mut bytes = DEBUG_COOKIE.to_vec();
-        for w in words {
-            bytes.extend_from_slice(&w.to_le_bytes());
+    fn debug_offsets_of_each_release() {
+        use crate::sampler::cpython::debug_offsets::tests::*;
+        let locate = |words: &[u64]| {
+            let mut mem = FakeMemory::default();
+            mem.regions.insert(0x100_000, table(words));
+            GilLocator::new(&mem, 0x100_000, 3, 13)
+        };
+        for words in [LIVE_3_13_0, LIVE_3_14_10, LIVE_3_15_2] {
+            let loc = locate(words).unwrap();
+            assert_eq!(loc.layout, GilLayout::DEFAULT);
+            assert!(!loc.free_threaded);
         }
-        bytes.resize(8 * 32, 0);
-        mem.regions.insert(rt, bytes);
-        let loc = GilLocator::new(&mem, rt, 3, 13).unwrap();
-        assert_eq!(loc.layout, GilLayout::DEFAULT);
-        assert_eq!(loc.thread_id, ThreadIdField::Native(160));
-        assert!(!loc.free_threaded);
+        assert_eq!(
+            locate(LIVE_3_13_0).unwrap().thread_id,
+            ThreadIdField::Native(160)
+        );
+        assert_eq!(
+            locate(LIVE_3_15_2).unwrap().thread_id,
+            ThreadIdField::Native(184)
+        );
+        let ft = locate(LIVE_3_13_5T).unwrap();
+        assert_eq!(ft.layout, GilLayout::FREE_THREADED);
+        assert!(ft.free_threaded);
 
-        mem.regions.get_mut(&rt).unwrap()[0] = b'y';
+        let mut mem = FakeMemory::default();
+        let mut bytes = table(LIVE_3_13_0);
+        bytes[0] = b'y';
+        mem.regions.insert(0x100_000, bytes);
         assert!(matches!(
-            GilLocator::new(&mem, rt, 3, 13),
-            Err(GilError::NoDebugOffsets)
+            GilLocator::new(&mem, 0x100_000, 3, 13),
+            Err(GilError::DebugOffsets(DebugOffsetsError::NoCookie))
         ));
     }
 

@@ -3,6 +3,7 @@
 //! [`Sampler::tick`] reads every thread's kernel state, the GIL, and the Python stacks, and
 //! turns them into [`Record`]s. Interpretation happens later, on the records.
 
+pub mod cpython;
 pub mod exits;
 pub mod frames;
 pub mod gil;
@@ -19,9 +20,11 @@ use py_spy::PythonSpy;
 
 use crate::error::Error;
 use crate::model::{Ending, Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
+use cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
+use cpython::threads::ThreadNames;
 use frames::{FrameWalker, Layout};
 use gil::{GilLocator, ThreadIdField, ThreadRef};
-use memory::ProcessMemory;
+use memory::{ProcessMemory, ReadMemory};
 use procfs::{CpuUse, ProcFile, ThreadFiles, ThreadKernelState};
 use pthread::PthreadTidOffset;
 
@@ -131,8 +134,12 @@ pub trait RecordSink {
 
 /// What reads a Python process beyond `/proc`: its stacks, its GIL, its threads' ids.
 struct PythonReader {
-    spy: PythonSpy,
+    /// `None` where py-spy cannot read the build (free-threaded ones).
+    spy: Option<PythonSpy>,
     walker: Option<FrameWalker>,
+    /// Reads thread names where py-spy cannot.
+    names: Option<ThreadNames>,
+    interpreter: u64,
     gil: GilLocator,
     main_gil: Option<u64>,
     pthread_tid: Option<PthreadTidOffset>,
@@ -164,8 +171,12 @@ pub struct Sampler {
     spy: Option<PythonSpy>,
     /// gilscope's own stack walk, where the layout is known and the target is not paused.
     walker: Option<FrameWalker>,
-    /// When py-spy last walked the stacks, which is when thread names are read.
-    spy_walked: Option<Instant>,
+    /// Reads the Python thread names where py-spy cannot.
+    name_reader: Option<ThreadNames>,
+    /// The main interpreter's address.
+    interpreter: u64,
+    /// When the Python thread names were last read (by py-spy's walk, or by `names`).
+    names_read: Option<Instant>,
     /// This tick's threads that have not run since the last one (see
     /// [`PreviousTick::unchanged`]; reused from tick to tick).
     did_not_run: HashSet<u32>,
@@ -238,6 +249,28 @@ impl Sampler {
     /// Attaches to the Python process `pid` without pausing it.
     pub fn attach(pid: u32, options: &SamplerOptions, role: Role) -> Result<Sampler, Error> {
         check_python_maps(pid)?;
+        let mem = ProcessMemory { pid };
+        let runtime = cpython::runtime::find(pid);
+        // 3.13+ describe themselves; before that, py-spy tells the version.
+        let described = match &runtime {
+            Some(rt) => match DebugOffsets::read(&mem, rt.address) {
+                Ok(offsets) => Some(offsets),
+                Err(DebugOffsetsError::NoCookie | DebugOffsetsError::Read(_)) => None,
+                Err(e @ DebugOffsetsError::UnknownRelease { version, .. }) => {
+                    return Err(Error::UnsupportedPython {
+                        version: format!("{version} ({e})"),
+                    })
+                }
+                Err(e @ DebugOffsetsError::Implausible(version)) => {
+                    return Err(Error::GilNotFound {
+                        pid,
+                        version: version.to_string(),
+                        detail: e.to_string(),
+                    })
+                }
+            },
+            None => None,
+        };
         let config = py_spy::Config {
             blocking: if options.blocking {
                 LockingStrategy::Lock
@@ -246,20 +279,22 @@ impl Sampler {
             },
             ..py_spy::Config::default()
         };
-        let spy =
-            PythonSpy::new(pid as py_spy::Pid, &config).map_err(|e| classify_spy_error(pid, e))?;
-        let version = &spy.version;
-        let version_text = format!("{}.{}.{}", version.major, version.minor, version.patch);
-        if version.major != 3 || version.minor < 7 {
-            return Err(Error::UnsupportedPython {
-                version: version_text,
-            });
-        }
-        let mem = ProcessMemory { pid };
+        let spy = PythonSpy::new(pid as py_spy::Pid, &config);
         let mut notes = Vec::new();
-        let runtime = py_spy::python_process_info::PythonProcessInfo::new(&spy.process)
-            .ok()
-            .and_then(|info| info.get_symbol("_PyRuntime").copied());
+        let (spy, version_text, minor) = match (spy, &described) {
+            (Ok(spy), _) => {
+                let v = &spy.version;
+                let text = format!("{}.{}.{}", v.major, v.minor, v.patch);
+                if v.major != 3 || v.minor < 7 {
+                    return Err(Error::UnsupportedPython { version: text });
+                }
+                let minor = v.minor;
+                (Some(spy), text, minor)
+            }
+            // py-spy cannot read this build (free-threaded ones): gilscope reads it alone.
+            (Err(_), Some(offsets)) => (None, offsets.version.to_string(), offsets.version.minor),
+            (Err(e), None) => return Err(classify_spy_error(pid, e)),
+        };
         // Without the GIL, a thread waiting for it looks like any lock wait and one holding it
         // like native code: every verdict would be wrong, so refuse rather than mislead.
         let gil_not_found = |detail: String| Error::GilNotFound {
@@ -267,10 +302,11 @@ impl Sampler {
             version: version_text.clone(),
             detail,
         };
-        let gil = match runtime {
-            Some(rt) => GilLocator::new(&mem, rt, version.major, version.minor)
+        let gil = match (&runtime, &described) {
+            (Some(rt), Some(offsets)) => GilLocator::from_debug_offsets(rt.address, offsets),
+            (Some(rt), None) => GilLocator::new(&mem, rt.address, 3, minor)
                 .map_err(|e| gil_not_found(e.to_string()))?,
-            None => return Err(gil_not_found("it exports no `_PyRuntime` symbol".into())),
+            (None, _) => return Err(gil_not_found("it exports no `_PyRuntime` symbol".into())),
         };
         let pthread_tid = PthreadTidOffset::find(pid, &mem);
         if matches!(gil.thread_id, ThreadIdField::Pthread(_)) && pthread_tid.is_none() {
@@ -278,12 +314,42 @@ impl Sampler {
         }
         let free_threaded = gil.free_threaded;
         if free_threaded {
-            notes.push("free-threaded build: threads do not wait for a GIL while it is disabled; per-thread parking waits show as `lock`".into());
+            notes.push("free-threaded build: while the GIL is disabled, a thread on a CPU runs Python or native code (the two cannot be told apart) and no thread waits for a GIL; waits on the program's own locks go through per-thread parking and show as `lock`".into());
         }
-        if !(8..=13).contains(&version.minor) {
+        if !(8..=15).contains(&minor) {
             notes.push(format!(
-                "CPython {version_text} is best-effort: tested versions are 3.8 to 3.13"
+                "CPython {version_text} is best-effort: tested versions are 3.8 to 3.15"
             ));
+        }
+        let interpreter = match (&spy, &runtime, &described) {
+            (Some(spy), _, _) => spy.addresses.interpreter_address as u64,
+            (None, Some(rt), Some(offsets)) => main_interpreter(&mem, rt.address, offsets)
+                .ok_or_else(|| Error::PythonUnreadable {
+                    pid,
+                    detail: "the interpreter has not started yet".into(),
+                })?,
+            _ => unreachable!("without py-spy, a target is read only through its debug offsets"),
+        };
+        let layout = match &described {
+            Some(offsets) => Some(Layout::from_debug_offsets(offsets)),
+            None => Layout::for_version(minor),
+        };
+        if options.blocking && spy.is_none() {
+            notes.push("--blocking needs py-spy, which cannot read this build: the stacks are read without pausing the target".into());
+        }
+        // py-spy pauses the target for its walk in blocking mode; gilscope's walk never does.
+        let walker = layout
+            .filter(|_| !options.blocking || spy.is_none())
+            .map(|layout| FrameWalker::new(layout, interpreter));
+        let names = match (&spy, &described, &layout) {
+            (None, Some(offsets), Some(layout)) => ThreadNames::new(offsets, layout.strings()),
+            _ => None,
+        };
+        if spy.is_none() && names.is_none() {
+            notes.push(
+                "Python thread names are not read on this build: threads carry their OS names"
+                    .into(),
+            );
         }
         let info = TargetInfo {
             python: version_text,
@@ -293,13 +359,11 @@ impl Sampler {
             ..describe(pid, options)
         };
         let main_gil = gil.main_gil(&mem).ok();
-        // py-spy pauses the target for its walk in blocking mode; gilscope's walk never does.
-        let walker = Layout::for_version(version.minor)
-            .filter(|_| version.major == 3 && !free_threaded && !options.blocking)
-            .map(|layout| FrameWalker::new(layout, spy.addresses.interpreter_address as u64));
         let python = PythonReader {
             spy,
             walker,
+            names,
+            interpreter,
             gil,
             main_gil,
             pthread_tid,
@@ -336,22 +400,26 @@ impl Sampler {
             .and_then(procfs::parse_stat)
             .ok_or(Error::NoSuchProcess(pid))?
             .start_ticks;
-        let (spy, walker, gil, main_gil, pthread_tid) = match python {
+        let (spy, walker, name_reader, interpreter, gil, main_gil, pthread_tid) = match python {
             Some(p) => (
-                Some(p.spy),
+                p.spy,
                 p.walker,
+                p.names,
+                p.interpreter,
                 Some(p.gil),
                 p.main_gil,
                 p.pthread_tid,
             ),
-            None => (None, None, None, None, None),
+            None => (None, None, None, 0, None, None, None),
         };
         Ok(Sampler {
             pid,
             role,
             spy,
             walker,
-            spy_walked: None,
+            name_reader,
+            interpreter,
+            names_read: None,
             did_not_run: HashSet::new(),
             kernels: Vec::new(),
             mem: ProcessMemory { pid },
@@ -385,7 +453,7 @@ impl Sampler {
     }
 
     pub fn is_python(&self) -> bool {
-        self.spy.is_some()
+        self.gil.is_some()
     }
 
     /// Takes one sample at `t_ns`, sending it and any newly seen frames, stacks and names.
@@ -498,7 +566,7 @@ impl Sampler {
         interner: &mut Interner,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<()> {
-        let since = self.spy_walked.map(|at| at.elapsed());
+        let since = self.names_read.map(|at| at.elapsed());
         let names_due = since.is_none_or(|since| {
             since >= THREAD_NAMES_REFRESH || (threads_changed && since >= NEW_THREAD_NAMES_DELAY)
         });
@@ -511,9 +579,14 @@ impl Sampler {
                 .is_some_and(|tid| did_not_run.contains(tid)),
         };
         let walked = match &mut self.walker {
-            Some(walker) if !names_due => walker.walk(&self.mem, MAX_STACK_DEPTH, unchanged),
+            Some(walker) if !names_due || self.spy.is_none() => {
+                walker.walk(&self.mem, MAX_STACK_DEPTH, unchanged)
+            }
             _ => return self.walk_stacks_with_py_spy(threads, interner, sink),
         };
+        if names_due {
+            self.read_thread_names(sink)?;
+        }
         let walked = match walked {
             Ok(walked) => walked,
             Err(e) => {
@@ -537,6 +610,38 @@ impl Sampler {
         Ok(())
     }
 
+    /// Reads the thread names with gilscope's own reader, where py-spy cannot.
+    fn read_thread_names(&mut self, sink: &mut impl RecordSink) -> std::io::Result<()> {
+        let Some(reader) = &self.name_reader else {
+            return Ok(());
+        };
+        self.names_read = Some(Instant::now());
+        for (target_tid, name) in reader.read(&self.mem, self.interpreter) {
+            let Some(tid) = self.resolve(ThreadRef::Tid(target_tid)) else {
+                continue;
+            };
+            self.note_thread_name(tid, name, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Sends a thread's Python name when it is new or changed.
+    fn note_thread_name(
+        &mut self,
+        tid: u32,
+        name: String,
+        sink: &mut impl RecordSink,
+    ) -> std::io::Result<()> {
+        if self.names.get(&tid) != Some(&name) {
+            sink.record(&Record::ThreadName {
+                tid,
+                name: name.clone(),
+            })?;
+            self.names.insert(tid, name);
+        }
+        Ok(())
+    }
+
     fn stack_error(&mut self, error: String) {
         self.stack_errors = self.stack_errors.saturating_add(1);
         self.last_stack_error = error;
@@ -551,7 +656,7 @@ impl Sampler {
         let Some(spy) = &mut self.spy else {
             return Ok(());
         };
-        self.spy_walked = Some(Instant::now());
+        self.names_read = Some(Instant::now());
         let traces = match spy.get_stack_traces() {
             Ok(traces) => traces,
             Err(e) => {
@@ -577,13 +682,7 @@ impl Sampler {
             });
             let stack = interner.stack(frames, depth, sink)?;
             if let Some(name) = trace.thread_name {
-                if self.names.get(&tid) != Some(&name) {
-                    sink.record(&Record::ThreadName {
-                        tid,
-                        name: name.clone(),
-                    })?;
-                    self.names.insert(tid, name);
-                }
+                self.note_thread_name(tid, name, sink)?;
             }
             if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
                 threads[i].python = true;
@@ -711,6 +810,16 @@ pub fn ending_of_wait_status(status: i32) -> Ending {
     } else {
         Ending::Killed(status & 0x7f)
     }
+}
+
+/// The main interpreter of a 3.13+ runtime, once it has a thread.
+fn main_interpreter(mem: &impl ReadMemory, runtime: u64, offsets: &DebugOffsets) -> Option<u64> {
+    let interp = mem
+        .read_u64(runtime + offsets.interpreters_head + 8)
+        .ok()
+        .filter(|&a| a != 0)?;
+    let threads = mem.read_u64(interp + offsets.interp_threads_head).ok()?;
+    (threads != 0).then_some(interp)
 }
 
 /// Fails fast, with a clear error, on a process that maps no Python.

@@ -222,6 +222,27 @@ pub fn thread_comm(pid: u32, tid: u32) -> Option<String> {
     Some(String::from_utf8_lossy(&text).trim_end().to_string())
 }
 
+/// A path of the target's, as the target sees it: through its root (`/proc/PID/root`), which
+/// is a container's own file system when the target runs in another mount namespace.
+pub fn in_target_root(pid: u32, path: &std::path::Path) -> std::path::PathBuf {
+    let relative = path.strip_prefix("/").unwrap_or(path);
+    std::path::Path::new(&format!("/proc/{pid}/root")).join(relative)
+}
+
+/// The contents of the file the target mapped at `map`: through `/proc/PID/map_files` (the
+/// very file mapped, even if its path was replaced or exists only in another mount
+/// namespace), else through the target's root.
+pub fn read_mapped_file(pid: u32, map: &proc_maps::MapRange) -> io::Result<Vec<u8>> {
+    let start = map.start();
+    let end = start + map.size();
+    std::fs::read(format!("/proc/{pid}/map_files/{start:x}-{end:x}")).or_else(|_| {
+        let path = map
+            .filename()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "an anonymous mapping"))?;
+        std::fs::read(in_target_root(pid, path))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,9 +27,8 @@ impl PthreadTidOffset {
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with("libc.so") || n.starts_with("libc-"))
         })?;
-        // Read the ELF through the target's root, so a container's libc is the one parsed.
-        let path = format!("/proc/{pid}/root{}", libc.filename()?.to_string_lossy());
-        let bytes = std::fs::read(path).ok()?;
+        // The target's own libc, so a container's is the one parsed.
+        let bytes = super::procfs::read_mapped_file(pid, libc).ok()?;
         let symbol = Self::symbol_value(&bytes)?;
         let at = libc.start() as u64 + symbol;
         let bits = mem.read_u32(at).ok()?;
