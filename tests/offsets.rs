@@ -13,6 +13,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use gilscope::sampler::cpython::debug_offsets::DebugOffsets;
+use gilscope::sampler::cpython::runtime;
 use gilscope::sampler::frames::{FrameWalker, Layout, MAX_FRAMES_WALKED};
 use gilscope::sampler::gil::{GilLocator, ThreadRef};
 use gilscope::sampler::memory::{ProcessMemory, ReadMemory};
@@ -43,47 +45,106 @@ fn start(python: &Path, code: &str) -> (Child, String) {
     (child, line)
 }
 
+/// The GIL found the way the sampler finds it: `_PyRuntime` from the ELF, and from 3.13 the
+/// interpreter's own `_Py_DebugOffsets`.
+fn locate(pid: u32, major: u64, minor: u64) -> GilLocator {
+    let mem = ProcessMemory { pid };
+    let runtime = runtime::find(pid).expect("_PyRuntime in the target's ELF");
+    match DebugOffsets::read(&mem, runtime.address) {
+        Ok(offsets) => {
+            assert!(minor >= 13, "3.{minor} carries no debug offsets");
+            assert_eq!(
+                (offsets.version.major, offsets.version.minor),
+                (major, minor)
+            );
+            GilLocator::from_debug_offsets(runtime.address, &offsets)
+        }
+        Err(_) => GilLocator::new(&mem, runtime.address, major, minor).unwrap(),
+    }
+}
+
+/// Checks one interpreter's GIL offsets; `gil_env` is `PYTHON_GIL` for a free-threaded build.
+fn check_gil(version: &str, py: &Path, gil_env: Option<&str>) {
+    let mut command = Command::new(py);
+    if let Some(value) = gil_env {
+        command.env("PYTHON_GIL", value);
+    }
+    let mut child = command
+        .args(["-c", TARGET])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    let (runtime, native_id, major, minor) = (fields[0], fields[1] as u32, fields[2], fields[3]);
+    let pid = child.id();
+    let mem = ProcessMemory { pid };
+    let locator = locate(pid, major, minor);
+    assert_eq!(
+        runtime::find(pid).map(|r| r.address),
+        Some(runtime),
+        "CPython {version}: _PyRuntime from the ELF"
+    );
+    let gil = locator.main_gil(&mem).unwrap();
+    // The interval follows `int enabled` in free-threaded builds.
+    let interval_at = gil + locator.layout.enabled.map_or(0, |_| 8);
+    let interval = mem.read_u64(interval_at).unwrap();
+    let gil_enabled = gil_env != Some("0");
+    // The main thread released the GIL to print; once it spins, it holds it.
+    let holder_tid = (0..50).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let raw = locator.read(&mem, gil).ok()?;
+        assert_eq!(
+            raw.enabled.unwrap_or(true),
+            gil_enabled,
+            "CPython {version}: enabled"
+        );
+        if !raw.locked {
+            return None;
+        }
+        match locator.holder(&mem, &raw)? {
+            ThreadRef::Tid(tid) => Some(tid),
+            ThreadRef::Pthread(pthread) => {
+                PthreadTidOffset::find(pid, &mem)?.tid(&mem, pthread).ok()
+            }
+        }
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        interval, 12_300,
+        "CPython {version}: interval at the GIL struct"
+    );
+    let expected = gil_enabled.then_some(native_id);
+    assert_eq!(
+        holder_tid, expected,
+        "CPython {version} (PYTHON_GIL={gil_env:?}): GIL holder"
+    );
+}
+
 #[test]
 fn gil_offsets_match_every_installed_interpreter() {
     let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let mut checked = 0;
-    for version in ["3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"] {
-        let Some(py) = common::python(version) else {
-            continue;
-        };
-        let (mut child, line) = start(&py, TARGET);
-        let fields: Vec<u64> = line
-            .split_whitespace()
-            .map(|f| f.parse().unwrap())
-            .collect();
-        let (runtime, native_id, major, minor) =
-            (fields[0], fields[1] as u32, fields[2], fields[3]);
-        let mem = ProcessMemory { pid: child.id() };
-        let locator = GilLocator::new(&mem, runtime, major, minor).unwrap();
-        let gil = locator.main_gil(&mem).unwrap();
-        let interval = mem.read_u64(gil).unwrap();
-        // The main thread released the GIL to print; once it spins, it holds it.
-        let holder_tid = (0..50).find_map(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            let raw = locator.read(&mem, gil).ok()?;
-            if !raw.locked {
-                return None;
-            }
-            match locator.holder(&mem, &raw)? {
-                ThreadRef::Tid(tid) => Some(tid),
-                ThreadRef::Pthread(pthread) => PthreadTidOffset::find(child.id(), &mem)?
-                    .tid(&mem, pthread)
-                    .ok(),
-            }
-        });
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert_eq!(
-            interval, 12_300,
-            "CPython {version}: interval at the GIL struct"
-        );
-        assert_eq!(holder_tid, Some(native_id), "CPython {version}: GIL holder");
-        checked += 1;
+    for version in std::iter::once("3.7").chain(common::REQUIRED) {
+        if let Some(py) = common::python(version) {
+            check_gil(version, &py, None);
+            checked += 1;
+        }
+    }
+    for version in common::FREE_THREADED {
+        if let Some(py) = common::python(version) {
+            // The GIL disabled (the default), then turned on from the start.
+            check_gil(version, &py, Some("0"));
+            check_gil(version, &py, Some("1"));
+            checked += 1;
+        }
     }
     assert!(checked > 0, "no interpreter found");
 }
@@ -131,6 +192,24 @@ print("ready", flush=True)
 time.sleep(1000)
 "#;
 
+/// The walk's layout and the main interpreter, found as the sampler finds them.
+fn own_layout(pid: u32, minor: u64) -> (Layout, u64) {
+    let mem = ProcessMemory { pid };
+    let runtime = runtime::find(pid).expect("_PyRuntime");
+    match DebugOffsets::read(&mem, runtime.address) {
+        Ok(offsets) => (
+            Layout::from_debug_offsets(&offsets),
+            runtime::main_interpreter(&mem, runtime.address, &offsets).expect("an interpreter"),
+        ),
+        Err(_) => {
+            let layout = Layout::for_version(minor).expect("a layout for every required version");
+            // Before 3.13 the main interpreter is `_PyRuntime.interpreters.main`, whose place
+            // py-spy knows: the caller checks it against py-spy's.
+            (layout, 0)
+        }
+    }
+}
+
 #[test]
 fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
     let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
@@ -140,7 +219,6 @@ fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
             continue;
         };
         let minor: u64 = version[2..].parse().unwrap();
-        let layout = Layout::for_version(minor).expect("a layout for every required version");
         let (mut child, _) = start(&py, STACKS);
         let pid = child.id();
         let signal = |sig: &str| {
@@ -159,7 +237,15 @@ fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
         let compared = spy.map_err(|e| e.to_string()).and_then(|mut spy| {
             let theirs = spy.get_stack_traces().map_err(|e| e.to_string())?;
             let mem = ProcessMemory { pid };
-            let mut walker = FrameWalker::new(layout, spy.addresses.interpreter_address as u64);
+            let spy_interpreter = spy.addresses.interpreter_address as u64;
+            let (layout, interpreter) = own_layout(pid, minor);
+            if minor >= 13 {
+                assert_eq!(
+                    interpreter, spy_interpreter,
+                    "CPython {version}: interpreter"
+                );
+            }
+            let mut walker = FrameWalker::new(layout, spy_interpreter);
             let ours = walker
                 .walk(&mem, MAX_FRAMES_WALKED, |_| false)
                 .map_err(|e| e.to_string())?;
@@ -217,3 +303,90 @@ fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
     }
     assert!(checked > 0, "no interpreter found");
 }
+
+/// The same threads on a free-threaded build, which py-spy cannot read: the target prints its
+/// own stacks (`sys._current_frames`), then gilscope's walk must find the same frames, and
+/// its thread-name reader the names `threading` gave.
+#[test]
+fn own_frame_walk_matches_the_targets_own_stacks_on_free_threaded_builds() {
+    let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    for version in common::FREE_THREADED {
+        let Some(py) = common::python(version) else {
+            continue;
+        };
+        let code = STACKS.replace("print(\"ready\", flush=True)", SELF_REPORT);
+        let (mut child, line) = start(&py, &code);
+        let pid = child.id();
+        let reported: Vec<(u32, String, Vec<(String, String, i32)>)> =
+            serde_json::from_str::<Vec<(u32, String, Vec<(String, String, i32)>)>>(&line)
+                .unwrap_or_else(|e| panic!("CPython {version}: {e}: {line}"));
+        let mem = ProcessMemory { pid };
+        let runtime = runtime::find(pid).expect("_PyRuntime");
+        let offsets = DebugOffsets::read(&mem, runtime.address).unwrap();
+        assert!(offsets.free_threaded, "CPython {version}: free-threaded");
+        let interpreter = runtime::main_interpreter(&mem, runtime.address, &offsets).unwrap();
+        let layout = Layout::from_debug_offsets(&offsets);
+        let names =
+            gilscope::sampler::cpython::threads::ThreadNames::new(&offsets, layout.strings())
+                .expect("a name reader")
+                .read(&mem, interpreter);
+        Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap();
+        let ours = FrameWalker::new(layout, interpreter).walk(&mem, MAX_FRAMES_WALKED, |_| false);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let ours = ours.unwrap();
+        assert_eq!(
+            ours.len(),
+            8,
+            "CPython {version}: the main thread and seven more"
+        );
+        for (tid, name, frames) in &reported {
+            assert_eq!(
+                names.get(tid),
+                Some(name),
+                "CPython {version}: name of {tid}"
+            );
+            if name == "MainThread" {
+                continue; // it moved on from printing
+            }
+            let walked = ours
+                .iter()
+                .find(|t| t.thread == ThreadRef::Tid(*tid))
+                .unwrap_or_else(|| panic!("CPython {version}: {tid} not walked"));
+            let stack = walked.stack.as_ref().unwrap();
+            let ours: Vec<(&str, &str)> = stack
+                .frames
+                .iter()
+                .map(|f| (f.function.as_str(), f.file.as_str()))
+                .collect();
+            let theirs: Vec<(&str, &str)> = frames
+                .iter()
+                .map(|(function, file, _)| (function.as_str(), file.as_str()))
+                .collect();
+            assert_eq!(ours, theirs, "CPython {version}: {name}");
+            // Lines too, but for the spinning loop, whose line moves.
+            if !frames[0].0.ends_with("spin") {
+                let lines: Vec<i32> = stack.frames.iter().map(|f| f.line).collect();
+                let expected: Vec<i32> = frames.iter().map(|f| f.2).collect();
+                assert_eq!(lines, expected, "CPython {version}: {name} lines");
+            }
+        }
+    }
+}
+
+/// Prints every thread but the main one as (native id, name, frames innermost first), and
+/// the main thread's name, as one JSON line.
+const SELF_REPORT: &str = r#"import json, sys
+ids = {t.ident: t for t in threading.enumerate()}
+out = []
+for ident, frame in sys._current_frames().items():
+    frames = []
+    while frame is not None:
+        frames.append((frame.f_code.co_qualname, frame.f_code.co_filename, frame.f_lineno))
+        frame = frame.f_back
+    t = ids[ident]
+    out.append((t.native_id, t.name, frames))
+print(json.dumps(out), flush=True)"#;

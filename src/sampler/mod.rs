@@ -24,7 +24,7 @@ use cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
 use cpython::threads::ThreadNames;
 use frames::{FrameWalker, Layout};
 use gil::{GilLocator, ThreadIdField, ThreadRef};
-use memory::{ProcessMemory, ReadMemory};
+use memory::ProcessMemory;
 use procfs::{CpuUse, ProcFile, ThreadFiles, ThreadKernelState};
 use pthread::PthreadTidOffset;
 
@@ -323,11 +323,14 @@ impl Sampler {
         }
         let interpreter = match (&spy, &runtime, &described) {
             (Some(spy), _, _) => spy.addresses.interpreter_address as u64,
-            (None, Some(rt), Some(offsets)) => main_interpreter(&mem, rt.address, offsets)
-                .ok_or_else(|| Error::PythonUnreadable {
-                    pid,
-                    detail: "the interpreter has not started yet".into(),
-                })?,
+            (None, Some(rt), Some(offsets)) => {
+                cpython::runtime::main_interpreter(&mem, rt.address, offsets).ok_or_else(|| {
+                    Error::PythonUnreadable {
+                        pid,
+                        detail: "the interpreter has not started yet".into(),
+                    }
+                })?
+            }
             _ => unreachable!("without py-spy, a target is read only through its debug offsets"),
         };
         let layout = match &described {
@@ -810,16 +813,6 @@ pub fn ending_of_wait_status(status: i32) -> Ending {
     } else {
         Ending::Killed(status & 0x7f)
     }
-}
-
-/// The main interpreter of a 3.13+ runtime, once it has a thread.
-fn main_interpreter(mem: &impl ReadMemory, runtime: u64, offsets: &DebugOffsets) -> Option<u64> {
-    let interp = mem
-        .read_u64(runtime + offsets.interpreters_head + 8)
-        .ok()
-        .filter(|&a| a != 0)?;
-    let threads = mem.read_u64(interp + offsets.interp_threads_head).ok()?;
-    (threads != 0).then_some(interp)
 }
 
 /// Fails fast, with a clear error, on a process that maps no Python.

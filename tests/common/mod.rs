@@ -7,8 +7,10 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-/// The versions gilscope must read, tested on every machine.
-pub const REQUIRED: [&str; 6] = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"];
+/// The versions gilscope must read, tested on every machine (the GIL builds).
+pub const REQUIRED: [&str; 8] = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14", "3.15"];
+/// The free-threaded builds gilscope must read (a `t` names them, as pyenv does).
+pub const FREE_THREADED: [&str; 1] = ["3.13t"];
 
 /// Live tests share two cores: one at a time, so they do not skew each other's fractions.
 pub static LIVE: Mutex<()> = Mutex::new(());
@@ -23,19 +25,30 @@ pub fn workload(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The interpreter for `version` ("3.12") under pyenv, or `None` with a loud message.
+/// The interpreter for `version` ("3.12", or "3.13t" for the free-threaded build) under
+/// pyenv, or `None` with a loud message.
 pub fn python(version: &str) -> Option<PathBuf> {
     let root = std::env::var("PYENV_ROOT").unwrap_or_else(|_| "/root/.pyenv".into());
+    let (release, suffix) = match version.strip_suffix('t') {
+        Some(release) => (release, "t"),
+        None => (version, ""),
+    };
     let found = std::fs::read_dir(Path::new(&root).join("versions"))
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| {
-            name.strip_prefix(version)
+            name.strip_prefix(release)
                 .and_then(|rest| rest.strip_prefix('.'))
-                .is_some_and(|patch| patch.chars().all(|c| c.is_ascii_digit()))
+                .and_then(|rest| rest.strip_suffix(suffix))
+                .is_some_and(|patch| !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit()))
         })
-        .max_by_key(|name| name.rsplit('.').next().and_then(|p| p.parse::<u32>().ok()))
+        .max_by_key(|name| {
+            name.trim_end_matches('t')
+                .rsplit('.')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+        })
         .map(|name| {
             Path::new(&root)
                 .join("versions")
@@ -44,7 +57,7 @@ pub fn python(version: &str) -> Option<PathBuf> {
         });
     if found.is_none() {
         eprintln!(
-            "\n*** SKIP: CPython {version} not found under {root}/versions: not tested ***\n"
+            "\n*** SKIP: CPython {version} not found under {root}/versions: not tested (bash ../shared/pythons/install.sh installs 3.14, 3.15 and 3.13t) ***\n"
         );
     }
     found

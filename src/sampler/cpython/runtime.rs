@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use goblin::elf::{program_header::PT_LOAD, Elf};
 use proc_maps::MapRange;
 
+use super::debug_offsets::DebugOffsets;
+use crate::sampler::memory::ReadMemory;
 use crate::sampler::procfs;
 
 /// Where the target's `_PyRuntime` is.
@@ -32,6 +34,20 @@ pub fn find(pid: u32) -> Option<RuntimeSymbol> {
                 file: map.filename()?.to_path_buf(),
             })
         })
+}
+
+/// The main interpreter of a 3.13+ runtime at `runtime`, once it has a thread.
+pub fn main_interpreter(
+    mem: &impl ReadMemory,
+    runtime: u64,
+    offsets: &DebugOffsets,
+) -> Option<u64> {
+    let interp = mem
+        .read_u64(runtime + offsets.interpreters_head + 8)
+        .ok()
+        .filter(|&a| a != 0)?;
+    let threads = mem.read_u64(interp + offsets.interp_threads_head).ok()?;
+    (threads != 0).then_some(interp)
 }
 
 /// The first mapping (offset 0) of the executable and of each libpython, executable first.
@@ -82,10 +98,8 @@ fn symbol_address(bytes: &[u8], first: &MapRange, maps: &[MapRange], name: &str)
         .min()?;
     let base = (first.start() as u64).checked_sub(lowest)?;
     let address = base.checked_add(value)?;
-    // The symbol must land inside one of this file's mappings.
-    let same_file = |m: &&MapRange| m.filename() == first.filename();
+    // The symbol must land in mapped memory (its file's, or the anonymous `.bss` after it).
     maps.iter()
-        .filter(same_file)
         .any(|m| address >= m.start() as u64 && address < (m.start() + m.size()) as u64)
         .then_some(address)
 }
