@@ -317,9 +317,8 @@ fn own_frame_walk_matches_the_targets_own_stacks_on_free_threaded_builds() {
         let code = STACKS.replace("print(\"ready\", flush=True)", SELF_REPORT);
         let (mut child, line) = start(&py, &code);
         let pid = child.id();
-        let reported: Vec<(u32, String, Vec<(String, String, i32)>)> =
-            serde_json::from_str::<Vec<(u32, String, Vec<(String, String, i32)>)>>(&line)
-                .unwrap_or_else(|e| panic!("CPython {version}: {e}: {line}"));
+        let reported: Vec<SelfReported> = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("CPython {version}: {e}: {line}"));
         let mem = ProcessMemory { pid };
         let runtime = runtime::find(pid).expect("_PyRuntime");
         let offsets = DebugOffsets::read(&mem, runtime.address).unwrap();
@@ -376,6 +375,9 @@ fn own_frame_walk_matches_the_targets_own_stacks_on_free_threaded_builds() {
         }
     }
 }
+
+/// A thread as the target reports itself: native id, name, (function, file, line) frames.
+type SelfReported = (u32, String, Vec<(String, String, i32)>);
 
 /// Prints every thread but the main one as (native id, name, frames innermost first), and
 /// the main thread's name, as one JSON line.
