@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use crate::classify::{classify, is_transit_candidate, resolve_transit, Observation};
 use crate::known_frames::{descendant_role, loop_position, LoopPosition, ProcessRole};
-use crate::model::{Ending, Frame, ProcessInfo, Record, Sample, TargetInfo, ThreadState};
+use crate::model::{
+    Ending, ExtensionModule, Frame, ProcessInfo, Record, Sample, TargetInfo, ThreadState,
+};
 use crate::sampler::RecordSink;
 
 /// Length of a timeline window, for phases and pictures.
@@ -187,6 +189,19 @@ pub struct Analysis {
     pub timeline_truncated: bool,
     /// Ticks whose Python stacks could not be read, and the last reason.
     pub stack_errors: Option<(u64, String)>,
+    /// A free-threaded build whose GIL was found on: when and by which modules.
+    pub gil_enabled: Option<GilEnabling>,
+}
+
+/// The GIL of a free-threaded build found enabled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GilEnabling {
+    /// Seconds after the first sample; 0 when it was on from the start.
+    pub at_s: f64,
+    /// On the sampler's clock, to split the windows.
+    pub t_ns: u64,
+    /// The loaded extension modules that did not declare free-threading support.
+    pub modules: Vec<ExtensionModule>,
 }
 
 impl Analysis {
@@ -668,6 +683,8 @@ pub struct Aggregator {
     loops: LoopPositions,
     stack_errors: Option<(u64, String)>,
     ending: Option<(Ending, f64)>,
+    /// The first time a free-threaded build's GIL was found on: when, and the modules.
+    gil_enabled: Option<(u64, Vec<ExtensionModule>)>,
 }
 
 impl Aggregator {
@@ -713,6 +730,10 @@ impl Aggregator {
                     p.ending = Some(ending.clone());
                     p.last_t_ns = Some(p.last_t_ns.unwrap_or(*t_ns).max(*t_ns));
                 }
+            }
+            Record::GilEnabled { t_ns, modules } => {
+                self.gil_enabled
+                    .get_or_insert_with(|| (*t_ns, modules.clone()));
             }
         }
     }
@@ -782,6 +803,12 @@ impl Aggregator {
             (Some(a), Some(b)) => b - a,
             _ => 0,
         };
+        let first_t_ns = self.root.first_t_ns.unwrap_or(0);
+        let gil_enabled = self.gil_enabled.take().map(|(t_ns, modules)| GilEnabling {
+            at_s: t_ns.saturating_sub(first_t_ns) as f64 / 1e9,
+            t_ns,
+            modules,
+        });
         let mut root = std::mem::take(&mut self.root);
         root.ending = self.ending.as_ref().map(|(e, _)| e.clone());
         let (mut root_summary, mut threads) =
@@ -835,6 +862,7 @@ impl Aggregator {
             windows: self.windows,
             timeline_truncated: self.segments >= MAX_TIMELINE_SEGMENTS,
             stack_errors: self.stack_errors,
+            gil_enabled,
         }
     }
 }

@@ -207,6 +207,20 @@ pub enum Record {
         t_ns: u64,
         ending: Ending,
     },
+    /// A free-threaded build's GIL was found enabled (at the first sample, or after it was
+    /// disabled), with the extension modules then loaded that keep it on.
+    GilEnabled {
+        t_ns: u64,
+        modules: Vec<ExtensionModule>,
+    },
+}
+
+/// An extension module, as loaded in the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionModule {
+    pub name: String,
+    /// Its `__file__`, empty where it has none.
+    pub file: String,
 }
 
 /// A descendant process, as first seen.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::analysis::{Analysis, EventLoop};
 use crate::diagnosis::Verdict;
 use crate::known_frames::loop_culprit;
-use crate::model::{Ending, Frame, ThreadState};
+use crate::model::{Ending, ExtensionModule, Frame, ThreadState};
 
 pub const SCHEMA: &str = "gilscope.report/1";
 /// Hot-function lists keep this many entries.
@@ -155,7 +155,18 @@ pub struct Target {
     pub gil: String,
     /// False where GIL waits cannot be told apart (a free-threaded build, or not Python).
     pub gil_wait_visible: bool,
+    /// A free-threaded build whose GIL was found on: when, and which extension modules.
+    #[serde(default)]
+    pub gil_turned_on: Option<GilTurnedOn>,
     pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GilTurnedOn {
+    /// Seconds from the start of sampling; 0 when it was on from the start.
+    pub at_s: f64,
+    /// The loaded extension modules that declare no free-threading support.
+    pub modules: Vec<ExtensionModule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -426,6 +437,10 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
             python: target.as_ref().map_or(String::new(), |t| t.python.clone()),
             gil: target.as_ref().map_or("enabled".into(), |t| t.gil.clone()),
             gil_wait_visible: target.as_ref().is_some_and(|t| t.gil_wait_visible),
+            gil_turned_on: analysis.gil_enabled.as_ref().map(|e| GilTurnedOn {
+                at_s: e.at_s,
+                modules: e.modules.clone(),
+            }),
             notes: notes(analysis),
         },
         duration_s: analysis.duration_s,

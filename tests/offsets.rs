@@ -326,9 +326,9 @@ fn own_frame_walk_matches_the_targets_own_stacks_on_free_threaded_builds() {
         let interpreter = runtime::main_interpreter(&mem, runtime.address, &offsets).unwrap();
         let layout = Layout::from_debug_offsets(&offsets);
         let names =
-            gilscope::sampler::cpython::threads::ThreadNames::new(&offsets, layout.strings())
+            gilscope::sampler::cpython::objects::ObjectReader::new(&offsets, layout.strings())
                 .expect("a name reader")
-                .read(&mem, interpreter);
+                .thread_names(&mem, interpreter);
         Command::new("kill")
             .args(["-STOP", &pid.to_string()])
             .status()

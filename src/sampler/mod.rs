@@ -21,7 +21,7 @@ use py_spy::PythonSpy;
 use crate::error::Error;
 use crate::model::{Ending, Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
 use cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
-use cpython::threads::ThreadNames;
+use cpython::objects::ObjectReader;
 use frames::{FrameWalker, Layout};
 use gil::{GilLocator, ThreadIdField, ThreadRef};
 use memory::ProcessMemory;
@@ -36,6 +36,8 @@ const THREAD_NAMES_REFRESH: Duration = Duration::from_secs(1);
 /// A new thread's name is read this soon, at the most: a target that starts thousands of
 /// threads a second would otherwise have py-spy walk at every tick.
 const NEW_THREAD_NAMES_DELAY: Duration = Duration::from_millis(100);
+/// How long the modules that turned a free-threaded build's GIL on are looked for.
+const GIL_USERS_WAIT: Duration = Duration::from_secs(1);
 /// How often the interpreter list is re-read for new subinterpreters.
 const GIL_RANGES_REFRESH: Duration = Duration::from_secs(1);
 
@@ -137,8 +139,9 @@ struct PythonReader {
     /// `None` where py-spy cannot read the build (free-threaded ones).
     spy: Option<PythonSpy>,
     walker: Option<FrameWalker>,
-    /// Reads thread names where py-spy cannot.
-    names: Option<ThreadNames>,
+    /// Reads Python objects (3.13+): thread names where py-spy cannot, and the modules that
+    /// turn a free-threaded build's GIL on.
+    objects: Option<ObjectReader>,
     interpreter: u64,
     gil: GilLocator,
     main_gil: Option<u64>,
@@ -171,8 +174,12 @@ pub struct Sampler {
     spy: Option<PythonSpy>,
     /// gilscope's own stack walk, where the layout is known and the target is not paused.
     walker: Option<FrameWalker>,
-    /// Reads the Python thread names where py-spy cannot.
-    name_reader: Option<ThreadNames>,
+    /// See [`PythonReader::objects`].
+    objects: Option<ObjectReader>,
+    /// Whether the last reading found a free-threaded build's GIL enabled.
+    gil_was_enabled: Option<bool>,
+    /// When it was found enabled, while the modules that did it are looked for.
+    gil_enabled_at: Option<(u64, Instant)>,
     /// The main interpreter's address.
     interpreter: u64,
     /// When the Python thread names were last read (by py-spy's walk, or by `names`).
@@ -250,6 +257,16 @@ impl Sampler {
     pub fn attach(pid: u32, options: &SamplerOptions, role: Role) -> Result<Sampler, Error> {
         check_python_maps(pid)?;
         let mem = ProcessMemory { pid };
+        let config = py_spy::Config {
+            blocking: if options.blocking {
+                LockingStrategy::Lock
+            } else {
+                LockingStrategy::NonBlocking
+            },
+            ..py_spy::Config::default()
+        };
+        // py-spy first: it fails (and the caller retries) until the interpreter is loaded.
+        let spy = PythonSpy::new(pid as py_spy::Pid, &config);
         let runtime = cpython::runtime::find(pid);
         // 3.13+ describe themselves; before that, py-spy tells the version.
         let described = match &runtime {
@@ -271,15 +288,6 @@ impl Sampler {
             },
             None => None,
         };
-        let config = py_spy::Config {
-            blocking: if options.blocking {
-                LockingStrategy::Lock
-            } else {
-                LockingStrategy::NonBlocking
-            },
-            ..py_spy::Config::default()
-        };
-        let spy = PythonSpy::new(pid as py_spy::Pid, &config);
         let mut notes = Vec::new();
         let (spy, version_text, minor) = match (spy, &described) {
             (Ok(spy), _) => {
@@ -344,11 +352,11 @@ impl Sampler {
         let walker = layout
             .filter(|_| !options.blocking || spy.is_none())
             .map(|layout| FrameWalker::new(layout, interpreter));
-        let names = match (&spy, &described, &layout) {
-            (None, Some(offsets), Some(layout)) => ThreadNames::new(offsets, layout.strings()),
+        let objects = match (&described, &layout) {
+            (Some(offsets), Some(layout)) => ObjectReader::new(offsets, layout.strings()),
             _ => None,
         };
-        if spy.is_none() && names.is_none() {
+        if spy.is_none() && objects.is_none() {
             notes.push(
                 "Python thread names are not read on this build: threads carry their OS names"
                     .into(),
@@ -365,7 +373,7 @@ impl Sampler {
         let python = PythonReader {
             spy,
             walker,
-            names,
+            objects,
             interpreter,
             gil,
             main_gil,
@@ -403,11 +411,11 @@ impl Sampler {
             .and_then(procfs::parse_stat)
             .ok_or(Error::NoSuchProcess(pid))?
             .start_ticks;
-        let (spy, walker, name_reader, interpreter, gil, main_gil, pthread_tid) = match python {
+        let (spy, walker, objects, interpreter, gil, main_gil, pthread_tid) = match python {
             Some(p) => (
                 p.spy,
                 p.walker,
-                p.names,
+                p.objects,
                 p.interpreter,
                 Some(p.gil),
                 p.main_gil,
@@ -420,7 +428,9 @@ impl Sampler {
             role,
             spy,
             walker,
-            name_reader,
+            objects,
+            gil_was_enabled: None,
+            gil_enabled_at: None,
             interpreter,
             names_read: None,
             did_not_run: HashSet::new(),
@@ -532,6 +542,7 @@ impl Sampler {
             self.walk_stacks(&mut threads, threads_changed, interner, sink)?;
             gil
         };
+        self.note_gil_enabled(t_ns, gil, sink)?;
         self.previous.remember(&threads, &kernels, gil);
         self.kernels = kernels;
         for t in &threads {
@@ -613,13 +624,50 @@ impl Sampler {
         Ok(())
     }
 
+    /// On a free-threaded build, when the GIL is found enabled (at the first reading, or
+    /// after it was disabled), sends which extension modules keep it on. The GIL comes on
+    /// while such a module initialises, before `sys.modules` holds it: the modules are looked
+    /// for at the following ticks too, for up to [`GIL_USERS_WAIT`].
+    fn note_gil_enabled(
+        &mut self,
+        t_ns: u64,
+        gil: Option<GilReading>,
+        sink: &mut impl RecordSink,
+    ) -> std::io::Result<()> {
+        if self.role != Role::Root {
+            return Ok(());
+        }
+        if let Some(enabled) = gil.and_then(|g| g.enabled) {
+            if enabled && self.gil_was_enabled != Some(true) {
+                self.gil_enabled_at = Some((t_ns, Instant::now()));
+            }
+            self.gil_was_enabled = Some(enabled);
+        }
+        let Some((at_ns, since)) = self.gil_enabled_at else {
+            return Ok(());
+        };
+        let modules = self
+            .objects
+            .as_ref()
+            .map(|objects| objects.gil_users(&self.mem, self.interpreter))
+            .unwrap_or_default();
+        if modules.is_empty() && since.elapsed() < GIL_USERS_WAIT {
+            return Ok(());
+        }
+        self.gil_enabled_at = None;
+        sink.record(&Record::GilEnabled {
+            t_ns: at_ns,
+            modules,
+        })
+    }
+
     /// Reads the thread names with gilscope's own reader, where py-spy cannot.
     fn read_thread_names(&mut self, sink: &mut impl RecordSink) -> std::io::Result<()> {
-        let Some(reader) = &self.name_reader else {
+        let (None, Some(reader)) = (&self.spy, &self.objects) else {
             return Ok(());
         };
         self.names_read = Some(Instant::now());
-        for (target_tid, name) in reader.read(&self.mem, self.interpreter) {
+        for (target_tid, name) in reader.thread_names(&self.mem, self.interpreter) {
             let Some(tid) = self.resolve(ThreadRef::Tid(target_tid)) else {
                 continue;
             };

@@ -2,5 +2,5 @@
 //! and (3.13+) the table of offsets it publishes for tools like this one.
 
 pub mod debug_offsets;
+pub mod objects;
 pub mod runtime;
-pub mod threads;

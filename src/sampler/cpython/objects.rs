@@ -1,12 +1,18 @@
-//! Python thread names read from the target's memory (3.13+), for the builds py-spy cannot
-//! read (free-threaded ones): `sys.modules["threading"]._active`, each `Thread`'s `_name`
-//! and `_native_id`. Dictionaries, ints and instance attributes are read the way CPython
-//! lays them out from 3.13 on; the few offsets `_Py_DebugOffsets` does not publish come from
-//! each release's headers (`offsetof`) and are checked live by `tests/offsets.rs`.
+//! Python objects read from the target's memory (3.13+): dictionaries, small ints, instance
+//! attributes and modules, laid out as CPython lays them out from 3.13 on. Two questions are
+//! answered with them where py-spy cannot help:
+//! - thread names on builds py-spy cannot read (free-threaded ones):
+//!   `sys.modules["threading"]._active`, each `Thread`'s `_name` and `_native_id`;
+//! - which extension modules keep the GIL on in a free-threaded build: those in
+//!   `sys.modules` whose `md_gil` says `Py_MOD_GIL_USED`.
+//!
+//! The few offsets `_Py_DebugOffsets` does not publish come from each release's headers
+//! (`offsetof`) and are checked live by `tests/offsets.rs` and `tests/free_threaded.rs`.
 
 use std::collections::HashMap;
 
 use super::debug_offsets::DebugOffsets;
+use crate::model::ExtensionModule;
 use crate::sampler::frames::{read_string, StrLayout};
 use crate::sampler::memory::ReadMemory;
 
@@ -23,31 +29,36 @@ struct Extras {
     cached_keys: u64,
     /// `MANAGED_DICT_OFFSET`: the managed `__dict__` pointer, before the object.
     managed_dict: i64,
+    /// Free-threaded builds: `offsetof(PyModuleObject, md_gil)`.
+    module_gil: Option<u64>,
 }
 
 fn extras(offsets: &DebugOffsets) -> Option<Extras> {
-    let (cached_keys, managed_dict) = match (offsets.version.minor, offsets.free_threaded) {
-        (13, true) => (896, -8),
-        (13 | 14, false) => (880, -24),
-        (15, false) => (888, -24),
-        _ => return None,
-    };
+    let (cached_keys, managed_dict, module_gil) =
+        match (offsets.version.minor, offsets.free_threaded) {
+            (13, true) => (896, -8, Some(72)),
+            (13 | 14, false) => (880, -24, None),
+            (15, false) => (888, -24, None),
+            _ => return None,
+        };
     Some(Extras {
         cached_keys,
         managed_dict,
+        module_gil,
     })
 }
 
-/// Reads thread names; `None` where this release's object layout is not known.
-pub struct ThreadNames {
+/// Reads objects of one interpreter build.
+pub struct ObjectReader {
     offsets: DebugOffsets,
     extras: Extras,
     strings: StrLayout,
 }
 
-impl ThreadNames {
-    pub fn new(offsets: &DebugOffsets, strings: StrLayout) -> Option<ThreadNames> {
-        Some(ThreadNames {
+impl ObjectReader {
+    /// `None` where this release's object layout is not known.
+    pub fn new(offsets: &DebugOffsets, strings: StrLayout) -> Option<ObjectReader> {
+        Some(ObjectReader {
             offsets: *offsets,
             extras: extras(offsets)?,
             strings,
@@ -56,11 +67,15 @@ impl ThreadNames {
 
     /// Native thread id (as the target's namespace numbers it) to Python name, for every
     /// thread in `threading._active`; empty where `threading` is not imported.
-    pub fn read(&self, mem: &impl ReadMemory, interpreter: u64) -> HashMap<u32, String> {
-        self.try_read(mem, interpreter).unwrap_or_default()
+    pub fn thread_names(&self, mem: &impl ReadMemory, interpreter: u64) -> HashMap<u32, String> {
+        self.try_thread_names(mem, interpreter).unwrap_or_default()
     }
 
-    fn try_read(&self, mem: &impl ReadMemory, interpreter: u64) -> Option<HashMap<u32, String>> {
+    fn try_thread_names(
+        &self,
+        mem: &impl ReadMemory,
+        interpreter: u64,
+    ) -> Option<HashMap<u32, String>> {
         let o = &self.offsets;
         let modules = mem.read_u64(interpreter + o.interp_imports_modules).ok()?;
         let threading = self.lookup(mem, modules, "threading")?;
@@ -81,6 +96,59 @@ impl ThreadNames {
             }
         }
         Some(names)
+    }
+
+    /// The extension modules in `sys.modules` that did not declare free-threading support
+    /// (`Py_mod_gil`), whose import turns a free-threaded build's GIL on. Empty on builds
+    /// with a GIL.
+    pub fn gil_users(&self, mem: &impl ReadMemory, interpreter: u64) -> Vec<ExtensionModule> {
+        self.try_gil_users(mem, interpreter).unwrap_or_default()
+    }
+
+    fn try_gil_users(
+        &self,
+        mem: &impl ReadMemory,
+        interpreter: u64,
+    ) -> Option<Vec<ExtensionModule>> {
+        let o = &self.offsets;
+        let module_gil = self.extras.module_gil?;
+        let modules = mem.read_u64(interpreter + o.interp_imports_modules).ok()?;
+        let mut users = Vec::new();
+        let mut module_type = None;
+        for (key, module) in self.entries(mem, modules)? {
+            // PyModuleObject: the object header, md_dict, md_def, .. md_gil.
+            let kind = mem.read_u64(module + o.object_type).ok()?;
+            let is_module = match module_type {
+                Some(known) => kind == known,
+                None => {
+                    let name = mem.read_u64(kind + o.type_name).ok()?;
+                    let is = read_c_string(mem, name).as_deref() == Some("module");
+                    if is {
+                        module_type = Some(kind);
+                    }
+                    is
+                }
+            };
+            if !is_module {
+                continue;
+            }
+            let def = mem.read_u64(module + o.object_size + 8).ok()?;
+            let gil = mem.read_u64(module + module_gil).ok()?;
+            // `Py_MOD_GIL_USED` is `(void *)0`; a module with no `PyModuleDef` is Python's.
+            if def == 0 || gil != 0 {
+                continue;
+            }
+            let Some(name) = read_string(mem, &self.strings, key) else {
+                continue;
+            };
+            let dict = mem.read_u64(module + o.object_size).ok()?;
+            let file = self
+                .lookup(mem, dict, "__file__")
+                .and_then(|f| read_string(mem, &self.strings, f))
+                .unwrap_or_default();
+            users.push(ExtensionModule { name, file });
+        }
+        Some(users)
     }
 
     /// The value under the `str` key `key` in the dict at `dict`.
@@ -196,4 +264,12 @@ impl ThreadNames {
         }
         u32::try_from(value).ok()
     }
+}
+
+/// A NUL-terminated C string of at most 64 bytes (a type's `tp_name`).
+fn read_c_string(mem: &impl ReadMemory, addr: u64) -> Option<String> {
+    let mut buf = [0u8; 64];
+    mem.read(addr, &mut buf).ok()?;
+    let end = buf.iter().position(|&b| b == 0)?;
+    String::from_utf8(buf[..end].to_vec()).ok()
 }
