@@ -60,6 +60,8 @@ pub struct ThreadSummary {
     pub timeline: Vec<Segment>,
     /// Set when the thread ran an asyncio event loop.
     pub event_loop: Option<EventLoop>,
+    /// CPython's own GIL flags for this thread (3.15), where read.
+    pub cpython_flags: Option<CpythonFlagCounts>,
 }
 
 /// An asyncio event loop's time: waiting in its selector (healthy) or stalled, running one
@@ -527,6 +529,7 @@ impl ProcessAcc {
                     last_t_ns: t,
                     timeline: Vec::new(),
                     event_loop: None,
+                    cpython_flags: None,
                 },
                 last_cpu_ns: None,
                 previous: None,
@@ -685,6 +688,16 @@ pub struct Aggregator {
     ending: Option<(Ending, f64)>,
     /// The first time a free-threaded build's GIL was found on: when, and the modules.
     gil_enabled: Option<(u64, Vec<ExtensionModule>)>,
+    /// CPython 3.15's own GIL flags, counted per root thread.
+    cpython_flags: HashMap<u32, CpythonFlagCounts>,
+}
+
+/// How often CPython's own flags read set for one thread (see [`Record::CpythonGilFlags`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpythonFlagCounts {
+    pub readings: u64,
+    pub holds_gil: u64,
+    pub gil_requested: u64,
 }
 
 impl Aggregator {
@@ -729,6 +742,14 @@ impl Aggregator {
                 if let Some(p) = self.descendant(*pid) {
                     p.ending = Some(ending.clone());
                     p.last_t_ns = Some(p.last_t_ns.unwrap_or(*t_ns).max(*t_ns));
+                }
+            }
+            Record::CpythonGilFlags(flags) => {
+                for f in flags {
+                    let counts = self.cpython_flags.entry(f.tid).or_default();
+                    counts.readings += 1;
+                    counts.holds_gil += u64::from(f.holds_gil);
+                    counts.gil_requested += u64::from(f.gil_requested);
                 }
             }
             Record::GilEnabled { t_ns, modules } => {
@@ -813,6 +834,9 @@ impl Aggregator {
         root.ending = self.ending.as_ref().map(|(e, _)| e.clone());
         let (mut root_summary, mut threads) =
             root.finish(&mut totals, interval_ns, &self.frames, &self.stacks);
+        for t in &mut threads {
+            t.cpython_flags = self.cpython_flags.get(&t.tid).copied();
+        }
         let mut processes = Vec::new();
         for process in std::mem::take(&mut self.descendants) {
             let (summary, process_threads) =

@@ -213,6 +213,18 @@ pub enum Record {
         t_ns: u64,
         modules: Vec<ExtensionModule>,
     },
+    /// CPython's own per-thread GIL flags (3.15's `holds_gil`, `gil_requested`), read in the
+    /// same walk as the root's stacks at one tick: a cross-check of gilscope's own reading.
+    CpythonGilFlags(Vec<CpythonGilFlags>),
+}
+
+/// One thread's `holds_gil` and `gil_requested`, as CPython 3.15 keeps them. Written by the
+/// thread itself and read without a lock: both can read set at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpythonGilFlags {
+    pub tid: u32,
+    pub holds_gil: bool,
+    pub gil_requested: bool,
 }
 
 /// An extension module, as loaded in the target.

@@ -15,7 +15,9 @@ use crate::sampler::RecordSink;
 const MAGIC: &[u8; 8] = b"GILSCOPE";
 /// 2: thread samples no longer carry the stat state letter (it was never used).
 /// 3: descendant processes (`--subprocesses`); a format-2 file reads as a format-3 one.
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: a free-threaded build's GIL turned on, and CPython 3.15's own GIL flags; older files
+/// read as format-4 ones.
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format this version reads: later formats only appended record variants.
 pub const OLDEST_READABLE_FORMAT: u32 = 2;
 /// No record is larger: a bigger length prefix means a corrupt file, not a reason to allocate.

@@ -193,6 +193,17 @@ pub struct Thread {
     pub samples: u64,
     pub cpu_s: f64,
     pub states: States,
+    /// CPython's own view (3.15's per-thread `holds_gil` and `gil_requested`): the share of
+    /// readings in which each was set. Absent on other versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpython: Option<CpythonGilShares>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CpythonGilShares {
+    pub holds_gil: f64,
+    pub gil_requested: f64,
+    pub readings: u64,
 }
 
 /// Fractions of a thread's observed time (each sample weighs the time since the thread's
@@ -466,6 +477,14 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
                 samples: t.samples,
                 cpu_s: t.cpu_s,
                 states: States::from_time(&t.time_ns),
+                cpython: t
+                    .cpython_flags
+                    .filter(|c| c.readings > 0)
+                    .map(|c| CpythonGilShares {
+                        holds_gil: c.holds_gil as f64 / c.readings as f64,
+                        gil_requested: c.gil_requested as f64 / c.readings as f64,
+                        readings: c.readings,
+                    }),
             })
             .collect(),
         processes: processes(analysis),

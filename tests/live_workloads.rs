@@ -163,3 +163,46 @@ fn fractions_sum_to_one() {
         assert!((sum - 1.0).abs() < 1e-9, "{t}");
     }
 }
+
+/// CPython 3.15 keeps its own per-thread `holds_gil` and `gil_requested` (what
+/// `profiling.sampling --mode gil` reads). Read in the same walk, they agree with gilscope's
+/// own `gil` and `gil_wait` shares (measured within 2 points on 2 cores; the tolerance allows
+/// for the flags' unlocked reads and the time weighting of gilscope's shares).
+#[test]
+fn cpython_315s_own_gil_flags_agree() {
+    let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(py) = common::python("3.15") else {
+        return;
+    };
+    for workload in ["cpu_threads.py", "mixed_cpu_native.py"] {
+        let passed = (0..2).any(|attempt| {
+            let (_, r) = common::run_report(&py, workload, &[]);
+            let result: Result<(), String> = r["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| state(t, "gil") + state(t, "gil_wait") > 0.2)
+                .try_for_each(|t| {
+                    let own = &t["cpython"];
+                    ensure(own["readings"].as_u64().unwrap_or(0) > 100, || {
+                        format!("{}: no flags read", t["name"])
+                    })?;
+                    for (ours, theirs) in [("gil", "holds_gil"), ("gil_wait", "gil_requested")] {
+                        let (a, b) = (state(t, ours), own[theirs].as_f64().unwrap());
+                        ensure((a - b).abs() <= 0.06, || {
+                            format!("{}: {ours} {a:.3} vs {theirs} {b:.3}", t["name"])
+                        })?;
+                    }
+                    Ok(())
+                });
+            if let Err(e) = &result {
+                eprintln!("{workload} on 3.15, attempt {}: {e}", attempt + 1);
+            }
+            result.is_ok()
+        });
+        assert!(
+            passed,
+            "{workload}: gilscope and CPython 3.15 disagree on the GIL"
+        );
+    }
+}

@@ -262,9 +262,8 @@ impl Layout {
     }
 }
 
-/// CPython 3.15's own per-thread GIL flags. They are written by the thread itself and read
-/// without a lock: both can read set at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// CPython 3.15's own per-thread GIL flags (see [`crate::model::CpythonGilFlags`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadGilFlags {
     pub holds_gil: bool,
     pub gil_requested: bool,

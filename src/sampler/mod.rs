@@ -19,7 +19,9 @@ use py_spy::config::LockingStrategy;
 use py_spy::PythonSpy;
 
 use crate::error::Error;
-use crate::model::{Ending, Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
+use crate::model::{
+    CpythonGilFlags, Ending, Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample,
+};
 use cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
 use cpython::objects::ObjectReader;
 use frames::{FrameWalker, Layout};
@@ -608,10 +610,18 @@ impl Sampler {
                 return Ok(());
             }
         };
+        let mut flags = Vec::new();
         for thread in walked {
             let Some(tid) = self.resolve(thread.thread) else {
                 continue;
             };
+            if let Some(f) = thread.gil_flags {
+                flags.push(CpythonGilFlags {
+                    tid,
+                    holds_gil: f.holds_gil,
+                    gil_requested: f.gil_requested,
+                });
+            }
             let stack = match thread.stack {
                 Some(walked) => interner.stack(walked.frames, walked.depth, sink)?,
                 None => self.previous.stack_of(tid).1,
@@ -620,6 +630,9 @@ impl Sampler {
                 threads[i].python = true;
                 threads[i].stack = stack;
             }
+        }
+        if !flags.is_empty() && self.role == Role::Root {
+            sink.record(&Record::CpythonGilFlags(flags))?;
         }
         Ok(())
     }
