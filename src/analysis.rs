@@ -124,6 +124,9 @@ pub struct ProcessSummary {
     /// Average cores busy while it was sampled.
     pub cpu_cores_used: f64,
     pub gil_held: Option<f64>,
+    /// Share of GIL readings in which it was held by a thread gilscope could not map to one
+    /// of the process's threads.
+    pub gil_held_unmapped: Option<f64>,
     pub gil_switches_per_s: Option<f64>,
     /// Who held this process's GIL over time.
     pub gil_timeline: Vec<GilSegment>,
@@ -422,6 +425,8 @@ struct ProcessAcc {
     last_t_ns: Option<u64>,
     gil_readings: u64,
     gil_locked: u64,
+    /// Readings with the GIL locked by a thread that could not be mapped to one sampled.
+    gil_unmapped: u64,
     switches: Option<((u64, u64), (u64, u64))>,
     process_cpu: Option<((u64, u64), (u64, u64))>,
     thread_cpu_ns: u64,
@@ -476,6 +481,10 @@ impl ProcessAcc {
                 if shared.root {
                     window.gil_locked += 1;
                 }
+                let mapped = gil
+                    .holder_tid
+                    .is_some_and(|tid| sample.threads.iter().any(|t| t.tid == tid));
+                self.gil_unmapped += u64::from(!mapped);
             }
             if let Some(n) = gil.switch_number {
                 let first = self.switches.map_or((t, n), |(first, _)| first);
@@ -661,6 +670,8 @@ impl ProcessAcc {
             cpu_cores_used,
             gil_held: (self.gil_readings > 0)
                 .then(|| self.gil_locked as f64 / self.gil_readings as f64),
+            gil_held_unmapped: (self.gil_readings > 0)
+                .then(|| self.gil_unmapped as f64 / self.gil_readings as f64),
             gil_switches_per_s: self.switches.and_then(per_second),
             gil_timeline: self.gil_timeline,
             notes: self.notes,

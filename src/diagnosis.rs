@@ -63,6 +63,9 @@ pub enum VerdictKind {
     PoolUnderused,
     /// An asyncio event loop stalled by blocking calls or CPU-bound code.
     EventLoopBlocked,
+    /// The evidence fits no rule, or could not be read well enough to judge (the GIL held by
+    /// a thread gilscope could not map): what was seen, and no verdict built on it.
+    Inconclusive,
 }
 
 impl VerdictKind {
@@ -81,6 +84,7 @@ impl VerdictKind {
             VerdictKind::PoolParallel => "pool_parallel",
             VerdictKind::PoolUnderused => "pool_underused",
             VerdictKind::EventLoopBlocked => "event_loop_blocked",
+            VerdictKind::Inconclusive => "inconclusive",
         }
     }
 }
@@ -259,6 +263,9 @@ fn decide(f: &Facts) -> Verdict {
     {
         return free_threaded(f);
     }
+    if let Some(v) = unmapped_holder(f) {
+        return v;
+    }
     if f.workers.is_empty() {
         return idle(f);
     }
@@ -303,7 +310,67 @@ fn decide(f: &Facts) -> Verdict {
     if f.cores_used() < IDLE_CORES_MAX {
         return idle(f);
     }
+    if python.is_empty() && io_threads.is_empty() {
+        return no_rule_fits(f);
+    }
     mixed(f, &python, &io_threads)
+}
+
+/// The GIL held for at least this share of the samples by a thread that could not be mapped
+/// (and for most of the time it was held) leaves every GIL-based rule without evidence.
+pub const UNMAPPED_HOLDER_MIN: f64 = 0.2;
+
+/// The GIL was held, but mostly by a thread gilscope could not map to one of the target's:
+/// every thread's `gil` time would read as `native` or `gil_wait`, so no verdict is given.
+fn unmapped_holder(f: &Facts) -> Option<Verdict> {
+    let unmapped = f.analysis.root()?.gil_held_unmapped?;
+    if unmapped < UNMAPPED_HOLDER_MIN || unmapped < 0.5 * f.gil_held {
+        return None;
+    }
+    let mut v = base(
+        VerdictKind::Inconclusive,
+        format!(
+            "Cannot tell: the GIL was held {} of the time by a thread gilscope could not map",
+            pct(unmapped)
+        ),
+        vec![
+            "CPython names the GIL's holder by a thread id from its own memory; that id matched none of the target's threads, so no thread can be shown holding the GIL and GIL-based verdicts would be guesses".into(),
+            f.core_line(),
+        ],
+    );
+    v.confidence = "low".into();
+    v.advice.push("The likely cause is a PID namespace gilscope could not translate (a container): run gilscope in the target's PID namespace (`gilscope run` inside the container, or a sidecar started with `--pid=container:NAME`)".into());
+    v.advice.push("If the target is on the host, please report this with the Python build and `cat /proc/PID/status`".into());
+    Some(v)
+}
+
+/// Busy threads that fit no rule: what was seen, without a verdict.
+fn no_rule_fits(f: &Facts) -> Verdict {
+    let shares: Vec<String> = [Gil, GilWait, Native, Io, Sleep, Lock]
+        .into_iter()
+        .map(|state| (state, f.mean(&[state])))
+        .filter(|&(_, share)| share >= 0.05)
+        .map(|(state, share)| format!("{} {}", state.name(), pct(share)))
+        .collect();
+    let mut v = base(
+        VerdictKind::Inconclusive,
+        "No clear bottleneck: the threads' time is spread over several states".into(),
+        vec![
+            format!(
+                "{} busy threads spend on average: {}",
+                f.workers.len(),
+                shares.join(", ")
+            ),
+            format!(
+                "the GIL was held {} of the time; {}",
+                pct(f.gil_held),
+                f.core_line()
+            ),
+        ],
+    );
+    v.confidence = "low".into();
+    v.advice.push("Sample a longer stretch of the slow part, or look at the per-thread table and the hot functions below".into());
+    v
 }
 
 fn own_share(t: &ThreadSummary, states: &[ThreadState]) -> f64 {

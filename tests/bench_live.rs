@@ -40,10 +40,19 @@ fn f(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
-/// Runs `check` on every required interpreter; a failed check is retried, up to three
-/// attempts in all (the machine is shared: a CI run here once measured processes at 1.09x
-/// sequential while using 1.94 cores, a host that was not giving both cores), never loosened.
-fn on_every_version(args: &[&str], check: impl Fn(&Value) -> Result<(), String>) {
+/// How `ProcessPoolExecutor` starts its workers by default on CPython `version`: `fork` up to
+/// 3.13, `forkserver` from 3.14, which starts each worker as a fresh interpreter, on demand
+/// (measured here: 0.3-0.4 s a worker on the Debian 3.14 and 3.15 builds).
+fn forkserver_default(version: &str) -> bool {
+    let minor: u32 = version[2..].trim_end_matches('t').parse().unwrap_or(0);
+    minor >= 14
+}
+
+/// Runs `check` on every required interpreter, with its version; a failed check is retried,
+/// up to three attempts in all (the machine is shared: a CI run here once measured processes at
+/// 1.09x sequential while using 1.94 cores, a host that was not giving both cores), never
+/// loosened.
+fn on_every_version(args: &[&str], check: impl Fn(&str, &Value) -> Result<(), String>) {
     let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let mut failures = Vec::new();
     for version in common::REQUIRED {
@@ -54,7 +63,7 @@ fn on_every_version(args: &[&str], check: impl Fn(&Value) -> Result<(), String>)
         let passed = (0..3).any(|_| {
             let (output, report) = bench(&py, args);
             let result = match (&report, output.status.success()) {
-                (Some(r), true) => check(r),
+                (Some(r), true) => check(version, r),
                 _ => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
             };
             result
@@ -84,10 +93,20 @@ fn cpu_bound_function_needs_processes() {
             "--runs",
             "3",
         ],
-        |r| {
+        |version, r| {
             let (seq, thr, pro) = (row(r, "sequential"), row(r, "threads"), row(r, "processes"));
             let ratio = f(thr, "median_s") / f(pro, "median_s");
-            common::ensure(ratio >= 1.5, || {
+            // Under forkserver the workers' start-up (measured 0.3-0.4 s each) eats most of
+            // this 0.7 s of work: processes must still win, and the bench must say why they
+            // win by little.
+            let (min_ratio, warned) = if forkserver_default(version) {
+                let warnings = r["warnings"].to_string();
+                (1.0, warnings.contains("forkserver"))
+            } else {
+                (1.5, true)
+            };
+            common::ensure(warned, || "no forkserver warning".into())?;
+            common::ensure(ratio >= min_ratio, || {
                 format!("processes only {ratio:.2}x faster than threads")
             })?;
             let threads_speedup = f(thr, "speedup");
@@ -98,9 +117,12 @@ fn cpu_bound_function_needs_processes() {
             common::ensure([seq, thr, pro].iter().all(|x| x["correct"] == true), || {
                 "correctness".into()
             })?;
-            common::ensure(r["recommendation"]["mode"] == "processes", || {
-                "recommendation".into()
-            })?;
+            // From 3.14, subinterpreters run in parallel too.
+            let recommended = &r["recommendation"]["mode"];
+            common::ensure(
+                recommended == "processes" || recommended == "interpreters",
+                || format!("recommendation {recommended}"),
+            )?;
             common::ensure(
                 r["recommendation"]["threads_verdict"]
                     .as_str()
@@ -125,12 +147,15 @@ fn native_function_threads_already_work() {
             "--runs",
             "3",
         ],
-        |r| {
+        |version, r| {
             let (thr, pro) = (row(r, "threads"), row(r, "processes"));
             let (ts, ps) = (f(thr, "speedup"), f(pro, "speedup"));
-            common::ensure(ts >= 1.4 && ps >= 1.4, || {
-                format!("threads {ts:.2}x, processes {ps:.2}x")
-            })?;
+            common::ensure(ts >= 1.4, || format!("threads {ts:.2}x"))?;
+            if forkserver_default(version) {
+                // 0.3 s of hashing cannot pay for forkserver's start-up: threads must win.
+                return common::ensure(ts > ps, || format!("threads {ts:.2}x, processes {ps:.2}x"));
+            }
+            common::ensure(ps >= 1.4, || format!("processes {ps:.2}x"))?;
             let ratio = ts / ps;
             common::ensure((0.75..=1.33).contains(&ratio), || {
                 format!("threads/processes {ratio:.2}")
@@ -155,7 +180,7 @@ fn io_function_threads_win() {
             "--modes",
             "sequential,threads",
         ],
-        |r| {
+        |_, r| {
             let s = f(row(r, "threads"), "speedup");
             common::ensure(s >= 3.0, || {
                 format!("threads only {s:.2}x faster than sequential")

@@ -93,6 +93,21 @@ def digest(results):
     return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
 
 
+def live_cpu_seconds(pid):
+    """CPU time so far of a live process of ours (Linux's /proc/PID/stat: utime, stime)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def start_method():
+    import multiprocessing
+    return multiprocessing.get_start_method()
+
+
 def cpu_seconds():
     """CPU time of this process (all threads) and of its reaped children (pool workers)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -146,6 +161,8 @@ def main():
         pickle_s = time.perf_counter() - start
 
     cpu_start = cpu_seconds()
+    cpu_start_own = time.process_time()
+    workers_cpu = 0.0
     start = time.perf_counter()
     try:
         if mode == "sequential":
@@ -158,6 +175,9 @@ def main():
             from concurrent.futures import ProcessPoolExecutor
             with ProcessPoolExecutor(workers) as pool:
                 results = list(pool.map(f, *zip(*tasks))) if tasks else []
+                # Under forkserver (the default from 3.14) the workers are the server's
+                # children, never reaped by this process: take their CPU time while they live.
+                workers_cpu = sum(live_cpu_seconds(pid) for pid in list(pool._processes))
         elif mode == "interpreters":
             try:
                 from concurrent.futures import InterpreterPoolExecutor
@@ -184,7 +204,10 @@ def main():
             fail("unpicklable_result", text)
         fail("function_raised", text, traceback=traceback.format_exc(limit=6))
     elapsed = time.perf_counter() - start
-    cpu = cpu_seconds() - cpu_start
+    if mode == "processes":
+        cpu = time.process_time() - cpu_start_own + workers_cpu
+    else:
+        cpu = cpu_seconds() - cpu_start
 
     print(json.dumps({
         "ok": True,
@@ -197,6 +220,7 @@ def main():
         "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
         "gil_enabled": bool(getattr(sys, "_is_gil_enabled", lambda: True)()),
         "python": "%d.%d.%d" % sys.version_info[:3],
+        "start_method": start_method() if mode == "processes" else None,
     }), flush=True)
 
 

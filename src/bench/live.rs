@@ -227,6 +227,7 @@ impl Executor for LiveExecutor<'_> {
             free_threaded: v["free_threaded"] == true,
             gil_enabled: v["gil_enabled"] != false,
             evidence,
+            start_method: v["start_method"].as_str().map(str::to_string),
         })
     }
 }

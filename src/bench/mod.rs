@@ -82,6 +82,8 @@ pub struct RunOutcome {
     pub free_threaded: bool,
     pub gil_enabled: bool,
     pub evidence: Option<Evidence>,
+    /// How `processes` started its workers (multiprocessing's start method).
+    pub start_method: Option<String>,
 }
 
 /// Why a run produced no time. Each names the cause and the fix.
@@ -239,6 +241,13 @@ pub fn run_benchmark(plan: &BenchPlan, executor: &mut dyn Executor) -> BenchRepo
                         }
                         if i == 0 {
                             tasks_run = run.tasks;
+                            if let (Mode::Processes, Some(method)) = (mode, &run.start_method) {
+                                if method != "fork" {
+                                    warnings.push(format!(
+                                        "processes on {label} start their workers with `{method}` (multiprocessing's default there): each worker starts a fresh interpreter, and the measured time includes it"
+                                    ));
+                                }
+                            }
                             if mode == Mode::Processes && run.tasks > 0 {
                                 let per_task = run.arg_bytes / run.tasks as u64;
                                 if per_task >= LARGE_ARGS_BYTES {
@@ -272,11 +281,14 @@ pub fn run_benchmark(plan: &BenchPlan, executor: &mut dyn Executor) -> BenchRepo
             }
             let error = failure.as_ref().map(|e| format!("{e}"));
             if let Some(e) = &failure {
-                errors.push(format!(
-                    "{} on {label}: {e} (hint: {})",
-                    mode.name(),
-                    e.hint()
-                ));
+                let line = format!("{} on {label}: {e} (hint: {})", mode.name(), e.hint());
+                // A mode the user did not ask for (interpreters, where available) that fails
+                // is a warning: the modes asked for still answer the question.
+                if plan.optional_modes.contains(&mode) {
+                    warnings.push(format!("{line}; left out"));
+                } else {
+                    errors.push(line);
+                }
             }
             // Without a sequential baseline there is nothing to compare: stop here.
             let baseline_failed = mode == Mode::Sequential && failure.is_some();
@@ -473,6 +485,7 @@ mod tests {
                     verdict_kind: "gil_contention".into(),
                     verdict_headline: "GIL contention".into(),
                 }),
+                start_method: (mode == Mode::Processes).then(|| "fork".into()),
             })
         }
     }

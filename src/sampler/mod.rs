@@ -8,6 +8,7 @@ pub mod exits;
 pub mod frames;
 pub mod gil;
 pub mod memory;
+pub mod namespace;
 pub mod procfs;
 pub mod pthread;
 pub mod tree;
@@ -27,6 +28,7 @@ use cpython::objects::ObjectReader;
 use frames::{FrameWalker, Layout};
 use gil::{GilLocator, ThreadIdField, ThreadRef};
 use memory::ProcessMemory;
+use namespace::TidMap;
 use procfs::{CpuUse, ProcFile, ThreadFiles, ThreadKernelState};
 use pthread::PthreadTidOffset;
 
@@ -211,6 +213,8 @@ pub struct Sampler {
     previous: PreviousTick,
     /// List the threads again at the next tick.
     relist: bool,
+    /// The target's thread ids to gilscope's, across PID namespaces.
+    tid_map: TidMap,
 }
 
 /// What the last tick saw: each thread's kernel state and stack, and the GIL.
@@ -404,6 +408,11 @@ impl Sampler {
         info: TargetInfo,
         python: Option<PythonReader>,
     ) -> Result<Sampler, Error> {
+        let tid_map = TidMap::for_process(pid);
+        let mut info = info;
+        if tid_map.translates() {
+            info.notes.push("the target runs in its own PID namespace (a container): the thread ids in its memory are translated through /proc/PID/task/TID/status (NSpid)".into());
+        }
         let gone = |_| Error::NoSuchProcess(pid);
         let process_stat = ProcFile::open(&format!("/proc/{pid}/stat")).map_err(gone)?;
         let mut buf = vec![0u8; 4096];
@@ -456,6 +465,7 @@ impl Sampler {
             last_stack_error: String::new(),
             previous: PreviousTick::default(),
             relist: true,
+            tid_map,
         })
     }
 
@@ -781,6 +791,7 @@ impl Sampler {
             let live: HashSet<u32> = self.tids.iter().copied().collect();
             self.threads.retain(|tid, _| live.contains(tid));
             self.names.retain(|tid, _| live.contains(tid));
+            self.tid_map.update(self.pid, &self.tids);
         }
         changed
     }
@@ -827,9 +838,11 @@ impl Sampler {
     }
 
     /// The kernel tid of a thread state's thread.
+    /// Every thread id read from the target's memory goes through here: it is the target's
+    /// PID namespace's, translated to gilscope's (see [`namespace`]).
     fn resolve(&mut self, thread: ThreadRef) -> Option<u32> {
         match thread {
-            ThreadRef::Tid(tid) => Some(tid),
+            ThreadRef::Tid(tid) => self.tid_map.to_ours(tid),
             ThreadRef::Pthread(pthread) => self.pthread_to_tid(pthread),
         }
     }
@@ -841,6 +854,7 @@ impl Sampler {
             return Some(tid);
         }
         let tid = self.pthread_tid?.tid(&self.mem, pthread).ok()?;
+        let tid = self.tid_map.to_ours(tid)?;
         if self.tids.binary_search(&tid).is_err() {
             return None;
         }
