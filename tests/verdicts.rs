@@ -262,3 +262,134 @@ fn a_tree_reports_each_process() {
     assert!(text.contains("3 processes:"), "{text}");
     assert!(text.contains("pool worker"), "{text}");
 }
+
+/// Four busy threads and a GIL held by a thread id none of them has (a PID namespace not
+/// translated): no thread can be shown holding it, so no verdict is built on it.
+#[test]
+fn a_gil_held_by_an_unmapped_thread_gives_no_verdict() {
+    use gilscope::model::{GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
+    let mut agg = Aggregator::new();
+    agg.push(&Record::Target(TargetInfo {
+        pid: 1,
+        command: vec!["python3".into(), "app.py".into()],
+        python: "3.12.1".into(),
+        gil: "enabled".into(),
+        gil_wait_visible: true,
+        notes: vec![],
+        rate_hz: 100.0,
+        arch: "x86_64".into(),
+        cores: 2,
+        started_unix_s: 0.0,
+    }));
+    for i in 0..300u64 {
+        let t = i * 10_000_000;
+        agg.push(&Record::Sample(Sample {
+            t_ns: t,
+            process_cpu_ns: Some(t),
+            gil: Some(GilReading {
+                locked: true,
+                holder_tid: Some(7), // the namespace's id, not gilscope's
+                switch_number: Some(i),
+                enabled: None,
+            }),
+            threads: (100..104)
+                .map(|tid| ThreadSample {
+                    tid,
+                    syscall: Some(Syscall::Running),
+                    cpu_ns: Some(t / 4),
+                    stack: None,
+                    python: true,
+                })
+                .collect(),
+        }));
+    }
+    let v = diagnose(&agg.finish());
+    assert_eq!(v.kind, VerdictKind::Inconclusive, "{}", v.headline);
+    assert_eq!(
+        v.headline,
+        "Cannot tell: the GIL was held 100% of the time by a thread gilscope could not map"
+    );
+    assert!(v.advice.join(" ").contains("PID namespace"));
+    assert_eq!(v.confidence, "low");
+}
+
+/// A free-threaded run whose GIL an import turns on at 1 s: parallel, then one thread holds it
+/// while three wait on it. The verdict names the module and the moment, and splits the phases.
+#[test]
+fn a_gil_turned_back_on_names_the_module_and_splits_the_run() {
+    use gilscope::model::{
+        ExtensionModule, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample,
+    };
+    let mut agg = Aggregator::new();
+    agg.push(&Record::Target(TargetInfo {
+        pid: 1,
+        command: vec!["python3.13t".into(), "app.py".into()],
+        python: "3.13.5".into(),
+        gil: "disabled".into(),
+        gil_wait_visible: false,
+        notes: vec![],
+        rate_hz: 100.0,
+        arch: "x86_64".into(),
+        cores: 2,
+        started_unix_s: 0.0,
+    }));
+    agg.push(&Record::GilRanges(vec![(0x1000, 0x1000 + 216)]));
+    let on_at = 100u64;
+    for i in 0..300u64 {
+        let t = i * 10_000_000;
+        let on = i >= on_at;
+        if i == on_at {
+            agg.push(&Record::GilEnabled {
+                t_ns: t,
+                modules: vec![ExtensionModule {
+                    name: "legacy_ext".into(),
+                    file: "/app/legacy_ext.so".into(),
+                }],
+            });
+        }
+        let holder = 1 + (i % 4) as u32;
+        agg.push(&Record::Sample(Sample {
+            t_ns: t,
+            process_cpu_ns: Some(if on {
+                on_at * 20_000_000 + (t - on_at * 10_000_000)
+            } else {
+                t * 2
+            }),
+            gil: Some(GilReading {
+                locked: on,
+                holder_tid: on.then_some(holder),
+                switch_number: Some(i),
+                enabled: Some(on),
+            }),
+            threads: (1..=4u32)
+                .map(|tid| ThreadSample {
+                    tid,
+                    syscall: Some(if !on || tid == holder {
+                        Syscall::Running
+                    } else {
+                        Syscall::Blocked {
+                            nr: 202,
+                            args: [0x1000 + 72, 0, 0],
+                        }
+                    }),
+                    cpu_ns: Some(t / 2),
+                    stack: None,
+                    python: true,
+                })
+                .collect(),
+        }));
+    }
+    let v = diagnose(&agg.finish());
+    assert_eq!(v.kind, VerdictKind::GilContention, "{}", v.headline);
+    assert_eq!(
+        v.headline,
+        "Free-threaded CPython, but importing `legacy_ext` turned the GIL back on at 1.0 s: the threads now take turns on it"
+    );
+    assert!(v.evidence.join("\n").contains("/app/legacy_ext.so"));
+    assert!(v.advice.join(" ").contains("PYTHON_GIL=0"));
+    let kinds: Vec<VerdictKind> = v.phases.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [VerdictKind::FreeThreaded, VerdictKind::GilContention]
+    );
+}
