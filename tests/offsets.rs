@@ -33,7 +33,12 @@ while time.time() < end:
 
 /// Starts `python -c code` and returns it with the first line it prints, once it has.
 fn start(python: &Path, code: &str) -> (Child, String) {
-    let mut child = Command::new(python)
+    start_command(Command::new(python), code)
+}
+
+/// [`start`] with a command prepared by the caller (its environment).
+fn start_command(mut command: Command, code: &str) -> (Child, String) {
+    let mut child = command
         .args(["-c", code])
         .stdout(Stdio::piped())
         .spawn()
@@ -69,15 +74,7 @@ fn check_gil(version: &str, py: &Path, gil_env: Option<&str>) {
     if let Some(value) = gil_env {
         command.env("PYTHON_GIL", value);
     }
-    let mut child = command
-        .args(["-c", TARGET])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = start_command(command, TARGET);
     let fields: Vec<u64> = line
         .split_whitespace()
         .map(|f| f.parse().unwrap())

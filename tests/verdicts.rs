@@ -125,22 +125,27 @@ fn replay_is_deterministic() {
     assert_eq!(diagnose(&a), diagnose(&b));
 }
 
-/// A synthetic free-threaded run: four threads busy on the CPU, the GIL `locked` as given.
-fn free_threaded_run(gil_locked: bool) -> gilscope::analysis::Analysis {
-    use gilscope::model::{GilReading, Sample, Syscall, TargetInfo, ThreadSample};
-    let mut agg = Aggregator::new();
-    agg.push(&gilscope::model::Record::Target(TargetInfo {
+/// The `Target` record of a synthetic run: `python` with its GIL build state, on `cores`.
+fn synthetic_target(python: &str, gil: &str, cores: u32) -> gilscope::model::Record {
+    gilscope::model::Record::Target(gilscope::model::TargetInfo {
         pid: 1,
-        command: vec!["python3.13t".into(), "app.py".into()],
-        python: "3.13.0".into(),
-        gil: "disabled".into(),
-        gil_wait_visible: false,
+        command: vec!["python3".into(), "app.py".into()],
+        python: python.into(),
+        gil: gil.into(),
+        gil_wait_visible: gil == "enabled",
         notes: vec![],
         rate_hz: 100.0,
         arch: "x86_64".into(),
-        cores: 4,
+        cores,
         started_unix_s: 0.0,
-    }));
+    })
+}
+
+/// A synthetic free-threaded run: four threads busy on the CPU, the GIL `locked` as given.
+fn free_threaded_run(gil_locked: bool) -> gilscope::analysis::Analysis {
+    use gilscope::model::{GilReading, Sample, Syscall, ThreadSample};
+    let mut agg = Aggregator::new();
+    agg.push(&synthetic_target("3.13.0", "disabled", 4));
     for i in 0..200u64 {
         let t = i * 10_000_000;
         agg.push(&gilscope::model::Record::Sample(Sample {
@@ -267,20 +272,9 @@ fn a_tree_reports_each_process() {
 /// translated): no thread can be shown holding it, so no verdict is built on it.
 #[test]
 fn a_gil_held_by_an_unmapped_thread_gives_no_verdict() {
-    use gilscope::model::{GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
+    use gilscope::model::{GilReading, Record, Sample, Syscall, ThreadSample};
     let mut agg = Aggregator::new();
-    agg.push(&Record::Target(TargetInfo {
-        pid: 1,
-        command: vec!["python3".into(), "app.py".into()],
-        python: "3.12.1".into(),
-        gil: "enabled".into(),
-        gil_wait_visible: true,
-        notes: vec![],
-        rate_hz: 100.0,
-        arch: "x86_64".into(),
-        cores: 2,
-        started_unix_s: 0.0,
-    }));
+    agg.push(&synthetic_target("3.12.1", "enabled", 2));
     for i in 0..300u64 {
         let t = i * 10_000_000;
         agg.push(&Record::Sample(Sample {
@@ -317,22 +311,9 @@ fn a_gil_held_by_an_unmapped_thread_gives_no_verdict() {
 /// while three wait on it. The verdict names the module and the moment, and splits the phases.
 #[test]
 fn a_gil_turned_back_on_names_the_module_and_splits_the_run() {
-    use gilscope::model::{
-        ExtensionModule, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample,
-    };
+    use gilscope::model::{ExtensionModule, GilReading, Record, Sample, Syscall, ThreadSample};
     let mut agg = Aggregator::new();
-    agg.push(&Record::Target(TargetInfo {
-        pid: 1,
-        command: vec!["python3.13t".into(), "app.py".into()],
-        python: "3.13.5".into(),
-        gil: "disabled".into(),
-        gil_wait_visible: false,
-        notes: vec![],
-        rate_hz: 100.0,
-        arch: "x86_64".into(),
-        cores: 2,
-        started_unix_s: 0.0,
-    }));
+    agg.push(&synthetic_target("3.13.5", "disabled", 2));
     agg.push(&Record::GilRanges(vec![(0x1000, 0x1000 + 216)]));
     let on_at = 100u64;
     for i in 0..300u64 {
