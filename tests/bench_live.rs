@@ -368,8 +368,13 @@ fn free_threaded_threads_scale() {
                 .unwrap()
                 .iter()
                 .all(|row| row["free_threaded"] == true);
-            last = format!("threads {speedup:.2}x, labelled {labelled}\n{}", String::from_utf8_lossy(&output.stdout));
-            speedup >= 1.4 && labelled && String::from_utf8_lossy(&output.stdout).contains("free-threaded")
+            last = format!(
+                "threads {speedup:.2}x, labelled {labelled}\n{}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+            speedup >= 1.4
+                && labelled
+                && String::from_utf8_lossy(&output.stdout).contains("free-threaded")
         });
         assert!(passed, "CPython {version}: {last}");
     }

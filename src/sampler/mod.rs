@@ -335,17 +335,18 @@ impl Sampler {
                 "CPython {version_text} is best-effort: tested versions are 3.8 to 3.15"
             ));
         }
+        let not_started = || Error::PythonUnreadable {
+            pid,
+            detail: "the interpreter has not started yet".into(),
+        };
         let interpreter = match (&spy, &runtime, &described) {
             (Some(spy), _, _) => spy.addresses.interpreter_address as u64,
             (None, Some(rt), Some(offsets)) => {
-                cpython::runtime::main_interpreter(&mem, rt.address, offsets).ok_or_else(|| {
-                    Error::PythonUnreadable {
-                        pid,
-                        detail: "the interpreter has not started yet".into(),
-                    }
-                })?
+                cpython::runtime::main_interpreter(&mem, rt.address, offsets)
+                    .ok_or_else(not_started)?
             }
-            _ => unreachable!("without py-spy, a target is read only through its debug offsets"),
+            // Without py-spy a target is read only through its debug offsets (see above).
+            _ => return Err(not_started()),
         };
         let layout = match &described {
             Some(offsets) => Some(Layout::from_debug_offsets(offsets)),
