@@ -186,8 +186,10 @@ pub struct Sampler {
     gil_enabled_at: Option<(u64, Instant)>,
     /// The main interpreter's address.
     interpreter: u64,
-    /// When the Python thread names were last read (by py-spy's walk, or by `names`).
+    /// When the Python thread names were last read (by py-spy's walk, or by `objects`).
     names_read: Option<Instant>,
+    /// Threads appeared since the names were last read.
+    names_stale: bool,
     /// This tick's threads that have not run since the last one (see
     /// [`PreviousTick::unchanged`]; reused from tick to tick).
     did_not_run: HashSet<u32>,
@@ -445,6 +447,7 @@ impl Sampler {
             gil_enabled_at: None,
             interpreter,
             names_read: None,
+            names_stale: false,
             did_not_run: HashSet::new(),
             kernels: Vec::new(),
             mem: ProcessMemory { pid },
@@ -594,9 +597,15 @@ impl Sampler {
         sink: &mut impl RecordSink,
     ) -> std::io::Result<()> {
         let since = self.names_read.map(|at| at.elapsed());
+        // A new thread's name is due soon after it appears, even if no thread changes after
+        // it: until then it carries its OS name, which on 3.14+ is its creator's for a moment.
+        self.names_stale |= threads_changed;
         let names_due = since.is_none_or(|since| {
-            since >= THREAD_NAMES_REFRESH || (threads_changed && since >= NEW_THREAD_NAMES_DELAY)
+            since >= THREAD_NAMES_REFRESH || (self.names_stale && since >= NEW_THREAD_NAMES_DELAY)
         });
+        if names_due {
+            self.names_stale = false;
+        }
         // Only a thread changes its own frames: those that did not run are not walked.
         let (did_not_run, pthreads) = (&self.did_not_run, &self.pthread_cache);
         let unchanged = |thread| match thread {
