@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::analysis::{Aggregator, Analysis};
 use crate::cli::{Cli, Command, OutputArgs, SamplingArgs};
 use crate::error::Error;
+use crate::gate::{Gate, GATE_EXIT_CODE};
 use crate::model::{Ending, Record};
 use crate::recording::{RecordingReader, RecordingWriter};
 use crate::report::{self, Report};
@@ -86,8 +87,15 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Run {
             sampling,
             output,
+            gate,
             command,
-        } => profile(Source::Launch(command), &sampling, &output, None),
+        } => profile(
+            Source::Launch(command),
+            &sampling,
+            &output,
+            None,
+            &gate.gate(),
+        ),
         Command::Attach {
             sampling,
             output,
@@ -97,6 +105,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             &sampling,
             &output,
             None,
+            &Gate::default(),
         ),
         Command::Record {
             output: path,
@@ -109,7 +118,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 Some(pid) => Source::Attach(target::parse_pid(&pid)?),
                 None => Source::Launch(command),
             };
-            profile(source, &sampling, &report, Some(&path))
+            profile(source, &sampling, &report, Some(&path), &Gate::default())
         }
         Command::Bench(args) => bench(&args),
         Command::Report { file, output } => {
@@ -227,6 +236,7 @@ fn profile(
     sampling: &SamplingArgs,
     output: &OutputArgs,
     recording: Option<&Path>,
+    gate: &Gate,
 ) -> Result<i32, Error> {
     let sampling = Sampling::from_args(sampling)?;
     check_output_paths(output, recording)?;
@@ -313,7 +323,7 @@ fn profile(
         }
     }
     let analysis = aggregator.finish();
-    emit(&analysis, output)?;
+    let report = emit(&analysis, output)?;
     if let (Some(e), Some(path)) = (recording_error, recording) {
         return Err(Error::Output {
             path: path.to_path_buf(),
@@ -327,6 +337,10 @@ fn profile(
                 exit_code = target::exit_code_of(&target::ending_of(status));
             }
         }
+    }
+    if let Some(tripped) = gate.check(&report) {
+        eprintln!("gilscope: gate: {tripped} (exit {GATE_EXIT_CODE})");
+        return Ok(GATE_EXIT_CODE);
     }
     Ok(exit_code)
 }
@@ -366,7 +380,8 @@ fn write_output(
 
 /// Diagnoses and renders an analysis to the outputs asked for. Every file is attempted; the
 /// first failure is returned after the others are written.
-fn emit(analysis: &Analysis, output: &OutputArgs) -> Result<(), Error> {
+/// Prints and writes the report of `analysis`, and returns it.
+fn emit(analysis: &Analysis, output: &OutputArgs) -> Result<Report, Error> {
     let verdict = diagnosis::diagnose(analysis);
     let report = report::build(analysis, Some(verdict));
     let json_to_stdout = output.json.as_deref() == Some("-");
@@ -413,7 +428,8 @@ fn emit(analysis: &Analysis, output: &OutputArgs) -> Result<(), Error> {
             render::html::render(&report, analysis, &String::from_utf8_lossy(&svg), b)
         }));
     }
-    results.into_iter().collect()
+    results.into_iter().collect::<Result<(), Error>>()?;
+    Ok(report)
 }
 
 fn print_terminal(report: &Report, is_terminal: bool, out: &mut impl Write) {

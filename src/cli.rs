@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::diagnosis::VerdictKind;
+use crate::gate::Gate;
 use crate::model::ThreadState;
 
 #[derive(Debug, Parser)]
@@ -26,6 +28,8 @@ pub enum Command {
         sampling: SamplingArgs,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        gate: GateArgs,
         /// The command to run, after `--`.
         #[arg(required = true, last = true, value_name = "COMMAND")]
         command: Vec<String>,
@@ -142,6 +146,43 @@ pub struct SamplingArgs {
     /// workers, `subprocess` children), including those started later.
     #[arg(long)]
     pub subprocesses: bool,
+}
+
+/// A gate for CI: after the report, exit with status 3 when it trips.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GateArgs {
+    /// Exit with status 3 when the verdict is one of these kinds (e.g. gil_contention).
+    #[arg(long, value_name = "KIND[,KIND...]", value_delimiter = ',', value_parser = parse_verdict_kind)]
+    pub fail_on: Vec<VerdictKind>,
+    /// Exit with status 3 when a thread waits for the GIL more than this share of its time.
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction)]
+    pub max_gil_wait: Option<f64>,
+}
+
+impl GateArgs {
+    pub fn gate(&self) -> Gate {
+        Gate {
+            fail_on: self.fail_on.clone(),
+            max_gil_wait: self.max_gil_wait,
+        }
+    }
+}
+
+fn parse_verdict_kind(text: &str) -> Result<VerdictKind, String> {
+    VerdictKind::ALL
+        .into_iter()
+        .find(|k| k.name() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = VerdictKind::ALL.iter().map(|k| k.name()).collect();
+            format!("expected one of {}", names.join(", "))
+        })
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err("expected a fraction from 0 to 1, e.g. 0.2".into()),
+    }
 }
 
 #[derive(Debug, Args, Clone)]

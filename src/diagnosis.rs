@@ -69,6 +69,23 @@ pub enum VerdictKind {
 }
 
 impl VerdictKind {
+    pub const ALL: [VerdictKind; 14] = [
+        VerdictKind::GilContention,
+        VerdictKind::SingleThreadCpu,
+        VerdictKind::IoBound,
+        VerdictKind::NativeParallel,
+        VerdictKind::LockContention,
+        VerdictKind::CpuSaturated,
+        VerdictKind::IpcOverhead,
+        VerdictKind::FreeThreaded,
+        VerdictKind::Mixed,
+        VerdictKind::Idle,
+        VerdictKind::PoolParallel,
+        VerdictKind::PoolUnderused,
+        VerdictKind::EventLoopBlocked,
+        VerdictKind::Inconclusive,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             VerdictKind::GilContention => "gil_contention",

@@ -10,6 +10,7 @@ pub mod classify;
 pub mod cli;
 pub mod diagnosis;
 pub mod error;
+pub mod gate;
 pub mod known_frames;
 pub mod model;
 pub mod output;

@@ -1,0 +1,68 @@
+//! `run --fail-on KIND[,KIND...]` and `--max-gil-wait FRACTION`: a gate for CI, read off the
+//! finished report. When it trips, gilscope exits with [`GATE_EXIT_CODE`] after the report is
+//! out; otherwise with the target's own status.
+
+use std::fmt;
+
+use crate::diagnosis::VerdictKind;
+use crate::report::Report;
+
+/// The exit status of a tripped gate: distinct from gilscope's own failures (2).
+pub const GATE_EXIT_CODE: i32 = 3;
+
+/// What trips the gate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gate {
+    pub fail_on: Vec<VerdictKind>,
+    /// The largest share of its time any thread may wait for the GIL.
+    pub max_gil_wait: Option<f64>,
+}
+
+/// Why the gate tripped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tripped {
+    Verdict(VerdictKind),
+    GilWait {
+        thread: String,
+        share: f64,
+        max: f64,
+    },
+}
+
+impl fmt::Display for Tripped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tripped::Verdict(kind) => write!(f, "the verdict is {}, listed in --fail-on", kind.name()),
+            Tripped::GilWait { thread, share, max } => write!(
+                f,
+                "thread {thread} waited {:.0}% of its time for the GIL, more than --max-gil-wait {max}",
+                share * 100.0
+            ),
+        }
+    }
+}
+
+impl Gate {
+    pub fn is_set(&self) -> bool {
+        !self.fail_on.is_empty() || self.max_gil_wait.is_some()
+    }
+
+    /// The first reason the report trips the gate, if any.
+    pub fn check(&self, report: &Report) -> Option<Tripped> {
+        let kind = report.verdict.as_ref().map(|v| v.kind);
+        if let Some(kind) = kind.filter(|k| self.fail_on.contains(k)) {
+            return Some(Tripped::Verdict(kind));
+        }
+        let max = self.max_gil_wait?;
+        report
+            .threads
+            .iter()
+            .filter(|t| t.states.gil_wait > max)
+            .max_by(|a, b| a.states.gil_wait.total_cmp(&b.states.gil_wait))
+            .map(|t| Tripped::GilWait {
+                thread: format!("{} ({})", t.name, t.tid),
+                share: t.states.gil_wait,
+                max,
+            })
+    }
+}
