@@ -152,6 +152,127 @@ struct PythonReader {
     pthread_tid: Option<PthreadTidOffset>,
 }
 
+impl PythonReader {
+    /// What this reader cannot see on this target, for the report's notes.
+    fn limits(&self, options: &SamplerOptions, minor: u64, version: &str) -> Vec<String> {
+        let mut notes = Vec::new();
+        if matches!(self.gil.thread_id, ThreadIdField::Pthread(_)) && self.pthread_tid.is_none() {
+            notes.push("no glibc in the target: GIL holders cannot be mapped to OS threads on this version".into());
+        }
+        if self.gil.free_threaded {
+            notes.push("free-threaded build: while the GIL is disabled, a thread on a CPU runs Python or native code (the two cannot be told apart) and no thread waits for a GIL; waits on the program's own locks go through per-thread parking and show as `lock`".into());
+        }
+        if !(8..=15).contains(&minor) {
+            notes.push(format!(
+                "CPython {version} is best-effort: tested versions are 3.8 to 3.15"
+            ));
+        }
+        if options.blocking && self.spy.is_none() {
+            notes.push("--blocking needs py-spy, which cannot read this build: the stacks are read without pausing the target".into());
+        }
+        if self.spy.is_none() && self.objects.is_none() {
+            notes.push(
+                "Python thread names are not read on this build: threads carry their OS names"
+                    .into(),
+            );
+        }
+        notes
+    }
+}
+
+fn py_spy_config(options: &SamplerOptions) -> py_spy::Config {
+    py_spy::Config {
+        blocking: if options.blocking {
+            LockingStrategy::Lock
+        } else {
+            LockingStrategy::NonBlocking
+        },
+        ..py_spy::Config::default()
+    }
+}
+
+/// The target's `_PyRuntime` and, from 3.13, the debug offsets it carries. A release whose
+/// table gilscope does not know, or a table that reads implausibly, is refused here.
+fn read_runtime(
+    pid: u32,
+    mem: &ProcessMemory,
+) -> Result<
+    (
+        Option<cpython::runtime::RuntimeSymbol>,
+        Option<DebugOffsets>,
+    ),
+    Error,
+> {
+    let Some(runtime) = cpython::runtime::find(pid) else {
+        return Ok((None, None));
+    };
+    let described = match DebugOffsets::read(mem, runtime.address) {
+        Ok(offsets) => Some(offsets),
+        // Before 3.13: py-spy tells the version.
+        Err(DebugOffsetsError::NoCookie | DebugOffsetsError::Read(_)) => None,
+        Err(e @ DebugOffsetsError::UnknownRelease { version, .. }) => {
+            return Err(Error::UnsupportedPython {
+                version: format!("{version} ({e})"),
+            })
+        }
+        Err(e @ DebugOffsetsError::Implausible(version)) => {
+            return Err(Error::GilNotFound {
+                pid,
+                version: version.to_string(),
+                detail: e.to_string(),
+            })
+        }
+    };
+    Ok((Some(runtime), described))
+}
+
+/// py-spy where it reads the build, and the version (text and minor): from py-spy, or from
+/// the debug offsets where py-spy cannot read the build (free-threaded ones).
+fn identify(
+    pid: u32,
+    spy: anyhow::Result<PythonSpy>,
+    described: Option<&DebugOffsets>,
+) -> Result<(Option<PythonSpy>, String, u64), Error> {
+    match (spy, described) {
+        (Ok(spy), _) => {
+            let v = &spy.version;
+            let text = format!("{}.{}.{}", v.major, v.minor, v.patch);
+            if v.major != 3 || v.minor < 7 {
+                return Err(Error::UnsupportedPython { version: text });
+            }
+            let minor = v.minor;
+            Ok((Some(spy), text, minor))
+        }
+        (Err(_), Some(offsets)) => Ok((None, offsets.version.to_string(), offsets.version.minor)),
+        (Err(e), None) => Err(classify_spy_error(pid, e)),
+    }
+}
+
+/// The GIL's locator. Without it a thread waiting for the GIL looks like any lock wait and
+/// one holding it like native code: every verdict would be wrong, so refuse rather than
+/// mislead.
+fn locate_gil(
+    pid: u32,
+    mem: &ProcessMemory,
+    runtime: Option<&cpython::runtime::RuntimeSymbol>,
+    described: Option<&DebugOffsets>,
+    version: &str,
+    minor: u64,
+) -> Result<GilLocator, Error> {
+    let not_found = |detail: String| Error::GilNotFound {
+        pid,
+        version: version.to_string(),
+        detail,
+    };
+    match (runtime, described) {
+        (Some(rt), Some(offsets)) => Ok(GilLocator::from_debug_offsets(rt.address, offsets)),
+        (Some(rt), None) => {
+            GilLocator::new(mem, rt.address, 3, minor).map_err(|e| not_found(e.to_string()))
+        }
+        (None, _) => Err(not_found("it exports no `_PyRuntime` symbol".into())),
+    }
+}
+
 /// What the run is about, before anything Python is known: a process without Python.
 fn describe(pid: u32, options: &SamplerOptions) -> TargetInfo {
     TargetInfo {
@@ -265,98 +386,34 @@ impl Sampler {
     pub fn attach(pid: u32, options: &SamplerOptions, role: Role) -> Result<Sampler, Error> {
         check_python_maps(pid)?;
         let mem = ProcessMemory { pid };
-        let config = py_spy::Config {
-            blocking: if options.blocking {
-                LockingStrategy::Lock
-            } else {
-                LockingStrategy::NonBlocking
-            },
-            ..py_spy::Config::default()
-        };
         // py-spy first: it fails (and the caller retries) until the interpreter is loaded.
-        let spy = PythonSpy::new(pid as py_spy::Pid, &config);
-        let runtime = cpython::runtime::find(pid);
-        // 3.13+ describe themselves; before that, py-spy tells the version.
-        let described = match &runtime {
-            Some(rt) => match DebugOffsets::read(&mem, rt.address) {
-                Ok(offsets) => Some(offsets),
-                Err(DebugOffsetsError::NoCookie | DebugOffsetsError::Read(_)) => None,
-                Err(e @ DebugOffsetsError::UnknownRelease { version, .. }) => {
-                    return Err(Error::UnsupportedPython {
-                        version: format!("{version} ({e})"),
-                    })
-                }
-                Err(e @ DebugOffsetsError::Implausible(version)) => {
-                    return Err(Error::GilNotFound {
-                        pid,
-                        version: version.to_string(),
-                        detail: e.to_string(),
-                    })
-                }
-            },
-            None => None,
-        };
-        let mut notes = Vec::new();
-        let (spy, version_text, minor) = match (spy, &described) {
-            (Ok(spy), _) => {
-                let v = &spy.version;
-                let text = format!("{}.{}.{}", v.major, v.minor, v.patch);
-                if v.major != 3 || v.minor < 7 {
-                    return Err(Error::UnsupportedPython { version: text });
-                }
-                let minor = v.minor;
-                (Some(spy), text, minor)
-            }
-            // py-spy cannot read this build (free-threaded ones): gilscope reads it alone.
-            (Err(_), Some(offsets)) => (None, offsets.version.to_string(), offsets.version.minor),
-            (Err(e), None) => return Err(classify_spy_error(pid, e)),
-        };
-        // Without the GIL, a thread waiting for it looks like any lock wait and one holding it
-        // like native code: every verdict would be wrong, so refuse rather than mislead.
-        let gil_not_found = |detail: String| Error::GilNotFound {
+        let spy = PythonSpy::new(pid as py_spy::Pid, &py_spy_config(options));
+        let (runtime, described) = read_runtime(pid, &mem)?;
+        let (spy, version_text, minor) = identify(pid, spy, described.as_ref())?;
+        let gil = locate_gil(
             pid,
-            version: version_text.clone(),
-            detail,
-        };
-        let gil = match (&runtime, &described) {
-            (Some(rt), Some(offsets)) => GilLocator::from_debug_offsets(rt.address, offsets),
-            (Some(rt), None) => GilLocator::new(&mem, rt.address, 3, minor)
-                .map_err(|e| gil_not_found(e.to_string()))?,
-            (None, _) => return Err(gil_not_found("it exports no `_PyRuntime` symbol".into())),
-        };
-        let pthread_tid = PthreadTidOffset::find(pid, &mem);
-        if matches!(gil.thread_id, ThreadIdField::Pthread(_)) && pthread_tid.is_none() {
-            notes.push("no glibc in the target: GIL holders cannot be mapped to OS threads on this version".into());
-        }
-        let free_threaded = gil.free_threaded;
-        if free_threaded {
-            notes.push("free-threaded build: while the GIL is disabled, a thread on a CPU runs Python or native code (the two cannot be told apart) and no thread waits for a GIL; waits on the program's own locks go through per-thread parking and show as `lock`".into());
-        }
-        if !(8..=15).contains(&minor) {
-            notes.push(format!(
-                "CPython {version_text} is best-effort: tested versions are 3.8 to 3.15"
-            ));
-        }
-        let not_started = || Error::PythonUnreadable {
-            pid,
-            detail: "the interpreter has not started yet".into(),
-        };
+            &mem,
+            runtime.as_ref(),
+            described.as_ref(),
+            &version_text,
+            minor,
+        )?;
         let interpreter = match (&spy, &runtime, &described) {
-            (Some(spy), _, _) => spy.addresses.interpreter_address as u64,
+            (Some(spy), _, _) => Some(spy.addresses.interpreter_address as u64),
             (None, Some(rt), Some(offsets)) => {
                 cpython::runtime::main_interpreter(&mem, rt.address, offsets)
-                    .ok_or_else(not_started)?
             }
-            // Without py-spy a target is read only through its debug offsets (see above).
-            _ => return Err(not_started()),
-        };
+            // Without py-spy a target is read only through its debug offsets (see identify).
+            _ => None,
+        }
+        .ok_or_else(|| Error::PythonUnreadable {
+            pid,
+            detail: "the interpreter has not started yet".into(),
+        })?;
         let layout = match &described {
             Some(offsets) => Some(Layout::from_debug_offsets(offsets)),
             None => Layout::for_version(minor),
         };
-        if options.blocking && spy.is_none() {
-            notes.push("--blocking needs py-spy, which cannot read this build: the stacks are read without pausing the target".into());
-        }
         // py-spy pauses the target for its walk in blocking mode; gilscope's walk never does.
         let walker = layout
             .filter(|_| !options.blocking || spy.is_none())
@@ -365,28 +422,26 @@ impl Sampler {
             (Some(offsets), Some(layout)) => ObjectReader::new(offsets, layout.strings()),
             _ => None,
         };
-        if spy.is_none() && objects.is_none() {
-            notes.push(
-                "Python thread names are not read on this build: threads carry their OS names"
-                    .into(),
-            );
-        }
-        let info = TargetInfo {
-            python: version_text,
-            gil: if free_threaded { "disabled" } else { "enabled" }.into(),
-            gil_wait_visible: !free_threaded,
-            notes,
-            ..describe(pid, options)
-        };
-        let main_gil = gil.main_gil(&mem).ok();
         let python = PythonReader {
+            pthread_tid: PthreadTidOffset::find(pid, &mem),
+            main_gil: gil.main_gil(&mem).ok(),
             spy,
             walker,
             objects,
             interpreter,
             gil,
-            main_gil,
-            pthread_tid,
+        };
+        let info = TargetInfo {
+            gil: if python.gil.free_threaded {
+                "disabled"
+            } else {
+                "enabled"
+            }
+            .into(),
+            gil_wait_visible: !python.gil.free_threaded,
+            notes: python.limits(options, minor, &version_text),
+            python: version_text,
+            ..describe(pid, options)
         };
         Sampler::new(pid, role, info, Some(python))
     }
