@@ -481,10 +481,6 @@ impl ProcessAcc {
                 if shared.root {
                     window.gil_locked += 1;
                 }
-                let mapped = gil
-                    .holder_tid
-                    .is_some_and(|tid| sample.threads.iter().any(|t| t.tid == tid));
-                self.gil_unmapped += u64::from(!mapped);
             }
             if let Some(n) = gil.switch_number {
                 let first = self.switches.map_or((t, n), |(first, _)| first);
@@ -522,7 +518,10 @@ impl ProcessAcc {
             .gil
             .and_then(|g| if g.locked { g.holder_tid } else { None });
         let locked = sample.gil.is_some_and(|g| g.locked);
+        // Whether the holder is one of this sample's threads (found in the loop below).
+        let mut holder_seen = false;
         for ts in &sample.threads {
+            holder_seen |= holder == Some(ts.tid);
             let acc = self.live.entry(ts.tid).or_insert_with(|| ThreadAcc {
                 summary: ThreadSummary {
                     pid: self.pid,
@@ -591,6 +590,7 @@ impl ProcessAcc {
             }
             acc.previous = Some(state);
         }
+        self.gil_unmapped += u64::from(locked && !holder_seen);
         if self.live.len() != sample.threads.len() {
             // Threads missing from this sample ended (a tid that comes back is a new thread).
             let ended: Vec<u32> = self

@@ -16,6 +16,12 @@ pub enum Error {
     NotPython { pid: u32, exe: String },
     #[error("Python {version} is not supported")]
     UnsupportedPython { version: String },
+    #[error("cannot read CPython {version}'s own offsets table in process {pid}: {detail}")]
+    DebugOffsetsUnreadable {
+        pid: u32,
+        version: String,
+        detail: String,
+    },
     #[error("cannot find the GIL of CPython {version} in process {pid}: {detail}")]
     GilNotFound {
         pid: u32,
@@ -55,7 +61,8 @@ impl Error {
             Error::RefusedTarget { .. } => "attach to the Python process you want to measure".into(),
             Error::PermissionDenied(_) => "run as root, or grant CAP_SYS_PTRACE (`sudo setcap cap_sys_ptrace+ep $(which gilscope)`), or as the same user with /proc/sys/kernel/yama/ptrace_scope set to 0".into(),
             Error::NotPython { .. } => "give the PID of a CPython process; for a launcher script, use `gilscope run -- python app.py`".into(),
-            Error::UnsupportedPython { .. } => "gilscope reads CPython 3.7 to 3.15 (3.8 to 3.13 tested); run the program with one of those".into(),
+            Error::UnsupportedPython { .. } => "gilscope reads CPython 3.7 to 3.15 and the free-threaded 3.13t (3.8 to 3.15 and 3.13t tested); run the program with one of those, or a newer gilscope".into(),
+            Error::DebugOffsetsUnreadable { .. } => "its _Py_DebugOffsets do not read as that release's own layout (a modified build, or memory being torn down); try again, and if it persists report the build at the project's issue tracker".into(),
             Error::GilNotFound { .. } => "gilscope needs the interpreter's `_PyRuntime` symbol to see the GIL; run the program with a CPython build that exports it (python.org, pyenv and distribution builds do), or use py-spy for stacks alone".into(),
             Error::PythonUnreadable { .. } => "the interpreter may still be starting or shutting down, or a thread may be more than 4096 frames deep (py-spy's limit); try again, or report the Python build at the project's issue tracker".into(),
             Error::CommandNotFound(_) => "check the spelling and your PATH, e.g. `gilscope run -- python3 app.py`".into(),

@@ -210,13 +210,13 @@ fn read_runtime(
         Ok(offsets) => Some(offsets),
         // Before 3.13: py-spy tells the version.
         Err(DebugOffsetsError::NoCookie | DebugOffsetsError::Read(_)) => None,
-        Err(e @ DebugOffsetsError::UnknownRelease { version, .. }) => {
+        Err(DebugOffsetsError::UnknownRelease { version, build }) => {
             return Err(Error::UnsupportedPython {
-                version: format!("{version} ({e})"),
+                version: format!("{version}{build}"),
             })
         }
         Err(e @ DebugOffsetsError::Implausible(version)) => {
-            return Err(Error::GilNotFound {
+            return Err(Error::DebugOffsetsUnreadable {
                 pid,
                 version: version.to_string(),
                 detail: e.to_string(),

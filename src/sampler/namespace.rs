@@ -5,7 +5,7 @@
 //! target's memory goes through [`TidMap::to_ours`], which translates them with each task's
 //! `NSpid:` line (`/proc/PID/task/TID/status`: the id in each namespace, outermost first).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The target's thread ids mapped to gilscope's.
 #[derive(Debug, Default)]
@@ -40,8 +40,9 @@ impl TidMap {
             return;
         };
         map.retain(|_, ours| tids.binary_search(ours).is_ok());
+        let known: HashSet<u32> = map.values().copied().collect();
         for &tid in tids {
-            if map.values().any(|&ours| ours == tid) {
+            if known.contains(&tid) {
                 continue;
             }
             if let Some(theirs) = innermost_id(&format!("/proc/{pid}/task/{tid}/status")) {

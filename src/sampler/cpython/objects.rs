@@ -189,8 +189,9 @@ impl ObjectReader {
         let mut table = vec![0u8; (count * entry_size) as usize];
         mem.read(first, &mut table).ok()?;
         let mut out = Vec::with_capacity(count as usize);
-        let mut split_values = vec![0u8; (count * 8) as usize];
+        let mut split_values = Vec::new();
         if let Some(values) = values {
+            split_values.resize((count * 8) as usize, 0);
             mem.read(values, &mut split_values).ok()?;
         }
         for (i, entry) in table.chunks_exact(entry_size as usize).enumerate() {
