@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
+use crate::analysis::queries::{hot_functions, loop_culprits};
 use crate::analysis::{Analysis, EventLoop, ThreadSummary, Window};
 use crate::known_frames::{is_ipc, is_result_handler, ProcessRole};
 use crate::model::{Frame, ThreadState};
-use crate::report::{hot_functions, loop_culprits};
 
 use ThreadState::*;
 

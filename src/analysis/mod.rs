@@ -1,7 +1,10 @@
-//! Streaming aggregation: records in, an [`Analysis`] out. Memory is bounded by the number of
-//! threads, distinct stacks and seconds of the run, never by the number of samples.
+//! Streaming aggregation: records in, an [`Analysis`] out; [`queries`] asks it questions.
+//! Memory is bounded by the number of threads, distinct stacks and seconds of the run, never
+//! by the number of samples.
 
 use std::collections::HashMap;
+
+pub mod queries;
 
 use crate::classify::{classify, is_transit_candidate, resolve_transit, Observation};
 use crate::known_frames::{descendant_role, loop_position, LoopPosition, ProcessRole};
