@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The measured state fractions of the workloads with known answers (tests/workloads), on every
-installed CPython 3.8-3.13: ranges over versions and threads, for BENCHMARKS.md. The "CPU share"
+installed CPython 3.8-3.15: ranges over versions and threads, for BENCHMARKS.md. The "CPU share"
 is each thread's kernel CPU time over the run (cpu_s / duration_s), the truth for a thread that
 runs without the GIL.
 
@@ -32,6 +32,34 @@ def span(values):
     return "%.2f" % lo if abs(hi - lo) < 0.005 else "%.2f-%.2f" % (lo, hi)
 
 
+def report_of(gilscope, python, name):
+    out = subprocess.run([gilscope, "run", "--json", "-", "-q", "--", python,
+                          os.path.join(ROOT, "tests", "workloads", name)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def held_and_released(gilscope, pythons):
+    """held_and_released.py: the share of each spinner's GIL waits in which the other spinner
+    held the GIL, and the share of each line's running time with the GIL released."""
+    held_by, hashing, spinning, hash_waits = [], [], [], []
+    for _, python in pythons:
+        report = report_of(gilscope, python, "held_and_released.py")
+        for waiter, holder in [("spin_one", "spin-two"), ("spin_two", "spin-one")]:
+            for h in report["hot"]["gil_wait"]:
+                if h["function"] == waiter:
+                    held_by.append(sum(g["fraction"] for g in h["held_by"] if g["thread"] == holder))
+        for line in report["gil_by_line"]:
+            if line["function"] == "hash_work":
+                hashing.append(line["released_running"])
+                hash_waits.append(line["waiting"])
+            elif line["function"] in ("spin_one", "spin_two") and line["seconds"] >= 0.2:
+                spinning.append(line["released_running"])
+    print("\nheld_and_released.py: spinner waits held by the other spinner %s; the hashing line "
+          "released %s of its running time (waited %s of its time); the spinning lines released %s"
+          % (span(held_by), span(hashing), span(hash_waits), span(spinning)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gilscope", default=os.path.join(ROOT, "target", "release", "gilscope"))
@@ -40,10 +68,7 @@ def main():
     rows = {}
     for name, prefixes in WORKLOADS.items():
         for version, python in pythons:
-            out = subprocess.run([args.gilscope, "run", "--json", "-", "-q", "--", python,
-                                  os.path.join(ROOT, "tests", "workloads", name)],
-                                 capture_output=True, text=True, check=True).stdout
-            report = json.loads(out)
+            report = report_of(args.gilscope, python, name)
             for prefix in prefixes:
                 row = rows.setdefault((name, prefix), {"held": [], "switches": [], "verdicts": set(),
                                                        "cpu": [], **{k: [] for k, _ in SHOW}})
@@ -63,6 +88,7 @@ def main():
         print("| %s | %s | %s | %s | %s | %s | %s |" % (
             name, prefix, " | ".join(span(r[k]) for k, _ in SHOW), span(r["cpu"]), span(r["held"]),
             "%.0f-%.0f" % (min(r["switches"]), max(r["switches"])), ", ".join(sorted(r["verdicts"]))))
+    held_and_released(args.gilscope, pythons)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ fn report_of_a_million_samples(c: &mut Criterion) {
         format!("{samples} samples of {threads} threads: replay, diagnose, render"),
         |b| {
             b.iter(|| {
-                let analysis = gilscope::app::replay(&path).expect("replay");
+                let analysis = gilscope::recording::replay(&path).expect("replay");
                 let verdict = gilscope::diagnosis::diagnose(&analysis);
                 let report = gilscope::report::build(&analysis, Some(verdict));
                 let mut out = Vec::new();

@@ -10,7 +10,7 @@ use crate::cli::{Cli, Command, OutputArgs, SamplingArgs};
 use crate::error::Error;
 use crate::gate::{Gate, GATE_EXIT_CODE};
 use crate::model::{Ending, Record};
-use crate::recording::{RecordingReader, RecordingWriter};
+use crate::recording::{self, replay, RecordingWriter};
 use crate::report::{self, Report};
 use crate::sampler::tree::ProcessTree;
 use crate::sampler::{RecordSink, Role, Sampler, SamplerOptions};
@@ -121,12 +121,80 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             profile(source, &sampling, &report, Some(&path), &Gate::default())
         }
         Command::Bench(args) => bench(&args),
+        Command::Diff {
+            before,
+            after,
+            json,
+            quiet,
+        } => diff(&before, &after, json.as_deref(), quiet),
         Command::Report { file, output } => {
             let analysis = replay(&file)?;
             emit(&analysis, &output)?;
             Ok(0)
         }
     }
+}
+
+/// A run's report: a recording replayed through the same stages as live, or a JSON report.
+fn load_report(path: &Path) -> Result<Report, Error> {
+    let input_error = |detail: String| Error::RunInput {
+        path: path.to_path_buf(),
+        detail,
+    };
+    if recording::is_recording(path).map_err(|e| input_error(e.to_string()))? {
+        let analysis = replay(path)?;
+        return Ok(report::build(
+            &analysis,
+            Some(diagnosis::diagnose(&analysis)),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| input_error(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| input_error(format!("neither a recording nor JSON ({e})")))?;
+    match value.get("schema").and_then(|s| s.as_str()) {
+        Some(report::SCHEMA) => {}
+        Some(other) => return Err(input_error(format!("a {other} file, not a report"))),
+        None => return Err(input_error("JSON without a \"schema\" key".into())),
+    }
+    serde_json::from_value(value).map_err(|e| input_error(e.to_string()))
+}
+
+/// `gilscope diff`: two runs compared, printed and written as asked.
+fn diff(before: &Path, after: &Path, json: Option<&str>, quiet: bool) -> Result<i32, Error> {
+    if let Some(path) = json.filter(|j| *j != "-") {
+        check_output_dir(Path::new(path))?;
+    }
+    let (b, a) = (load_report(before)?, load_report(after)?);
+    let comparison = crate::diff::compare(
+        &b,
+        &before.display().to_string(),
+        &a,
+        &after.display().to_string(),
+    );
+    let to_json = |out: &mut Vec<u8>| -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, &comparison)?;
+        writeln!(out)
+    };
+    if !quiet {
+        let mut text = Vec::new();
+        // Into memory first: a closed pipe (`| head`) is not an error worth reporting.
+        let _ = render::diff::render(&comparison, &mut text);
+        if json == Some("-") {
+            let _ = std::io::stderr().write_all(&text);
+        } else {
+            let _ = std::io::stdout().write_all(&text);
+        }
+    }
+    match json {
+        Some("-") => {
+            let mut bytes = Vec::new();
+            let _ = to_json(&mut bytes);
+            let _ = std::io::stdout().write_all(&bytes);
+        }
+        Some(path) => write_output(Path::new(path), to_json)?,
+        None => {}
+    }
+    Ok(0)
 }
 
 /// `gilscope bench`: check the plan, run it, print and export. Exit 2 when a run failed.
@@ -207,28 +275,6 @@ fn bench(args: &crate::cli::BenchArgs) -> Result<i32, Error> {
         eprintln!("gilscope: error: {e}");
     }
     Ok(if report.errors.is_empty() { 0 } else { 2 })
-}
-
-/// Replays a recording into an analysis.
-pub fn replay(path: &Path) -> Result<Analysis, Error> {
-    let mut reader = RecordingReader::open(path)?;
-    let mut aggregator = Aggregator::new();
-    loop {
-        match reader.next_record() {
-            Ok(Some(record)) => aggregator.push(&record),
-            Ok(None) => break,
-            Err(e) => {
-                return Err(Error::Recording {
-                    path: PathBuf::from(path),
-                    detail: e.to_string(),
-                })
-            }
-        }
-    }
-    if reader.truncated {
-        eprintln!("gilscope: note: {} ends inside a record (still being written, or cut); reporting what it holds", path.display());
-    }
-    Ok(aggregator.finish())
 }
 
 fn profile(
@@ -348,21 +394,24 @@ fn profile(
 /// Fails before sampling when an output cannot be written, so no run is wasted.
 fn check_output_paths(output: &OutputArgs, recording: Option<&Path>) -> Result<(), Error> {
     for path in output.files().iter().map(PathBuf::as_path).chain(recording) {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if !dir.is_dir() {
-            return Err(Error::Output {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the directory does not exist",
-                ),
-            });
-        }
+        check_output_dir(path)?;
     }
     Ok(())
+}
+
+/// Fails when the directory `path` would be written in does not exist.
+fn check_output_dir(path: &Path) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(Error::Output {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "the directory does not exist"),
+    })
 }
 
 /// Renders into memory, then writes the file atomically.

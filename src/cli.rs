@@ -70,6 +70,24 @@ pub enum Command {
         after_help = "Examples:\n  gilscope bench examples/work.py:cpu_work 3000000 --tasks 8\n  gilscope bench mypkg.jobs:resize --tasks-from jobs.py:IMAGES --python python3.12 --python python3.13t"
     )]
     Bench(BenchArgs),
+    /// Compare two runs, each a recording or a JSON report: did the change help? Durations,
+    /// cores, GIL, thread states and verdicts side by side, the speedup measured against the
+    /// one predicted, and the functions whose GIL use changed most.
+    #[command(
+        after_help = "Examples:\n  gilscope record -o before.gilscope -- python3 app.py\n  gilscope record -o after.gilscope --subprocesses -- python3 app.py --processes\n  gilscope diff before.gilscope after.gilscope --json diff.json"
+    )]
+    Diff {
+        /// The run before the change: a file from `gilscope record`, or a report from `--json`.
+        before: PathBuf,
+        /// The run after it.
+        after: PathBuf,
+        /// Also write the comparison as JSON (schema gilscope.diff/1); `-` for stdout.
+        #[arg(long, value_name = "FILE")]
+        json: Option<String>,
+        /// Do not print the comparison.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Produce the report from a recording, exactly as it was live.
     Report {
         /// A file written by `gilscope record`.

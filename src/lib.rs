@@ -1,7 +1,8 @@
 //! gilscope: why are your Python threads not faster?
 //!
 //! The data flows one way: [`target`] → [`sampler`] → [`model::Record`]s (optionally to a
-//! [`recording`]) → [`analysis`] → [`diagnosis`] → [`report`] → [`render`].
+//! [`recording`]) → [`analysis`] → [`diagnosis`] → [`report`] → [`render`]; [`diff`] compares two
+//! reports.
 
 pub mod analysis;
 pub mod app;
@@ -9,6 +10,7 @@ pub mod bench;
 pub mod classify;
 pub mod cli;
 pub mod diagnosis;
+pub mod diff;
 pub mod error;
 pub mod gate;
 pub mod known_frames;

@@ -216,6 +216,12 @@ pub enum Record {
     /// CPython's own per-thread GIL flags (3.15's `holds_gil`, `gil_requested`), read in the
     /// same walk as the root's stacks at one tick: a cross-check of gilscope's own reading.
     CpythonGilFlags(Vec<CpythonGilFlags>),
+    /// The source text of a frame's line, read from the target's file when the frame was
+    /// first seen (absent where the file could not be read).
+    SourceLine {
+        frame: u32,
+        text: String,
+    },
 }
 
 /// One thread's `holds_gil` and `gil_requested`, as CPython 3.15 keeps them. Written by the

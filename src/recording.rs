@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::analysis::{Aggregator, Analysis};
 use crate::error::Error;
 use crate::model::Record;
 use crate::sampler::RecordSink;
@@ -17,7 +18,8 @@ const MAGIC: &[u8; 8] = b"GILSCOPE";
 /// 3: descendant processes (`--subprocesses`); a format-2 file reads as a format-3 one.
 /// 4: a free-threaded build's GIL turned on, and CPython 3.15's own GIL flags; older files
 /// read as format-4 ones.
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: the source text of each frame's line; older files read as format-5 ones without it.
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest format this version reads: later formats only appended record variants.
 pub const OLDEST_READABLE_FORMAT: u32 = 2;
 /// No record is larger: a bigger length prefix means a corrupt file, not a reason to allocate.
@@ -71,6 +73,35 @@ impl<W: Write> RecordSink for RecordingWriter<W> {
         }
         Ok(())
     }
+}
+
+/// Replays a recording into an analysis.
+pub fn replay(path: &Path) -> Result<Analysis, Error> {
+    let mut reader = RecordingReader::open(path)?;
+    let mut aggregator = Aggregator::new();
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => aggregator.push(&record),
+            Ok(None) => break,
+            Err(e) => {
+                return Err(Error::Recording {
+                    path: PathBuf::from(path),
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+    if reader.truncated {
+        eprintln!("gilscope: note: {} ends inside a record (still being written, or cut); reporting what it holds", path.display());
+    }
+    Ok(aggregator.finish())
+}
+
+/// Whether `path` starts like a recording (as opposed to, say, a JSON report).
+pub fn is_recording(path: &Path) -> io::Result<bool> {
+    let mut magic = [0u8; 8];
+    let n = read_up_to(&mut File::open(path)?, &mut magic)?;
+    Ok(n == magic.len() && &magic == MAGIC)
 }
 
 /// Why a recording cannot be read.

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::queries::{hot_functions, loop_culprits};
-pub use crate::analysis::queries::{HotFunction, LoopCulprit};
+use crate::analysis::queries::{gil_by_line, hot_functions, loop_culprits, GIL_LINES_LIMIT};
+pub use crate::analysis::queries::{GilHolder, GilUse, HotFunction, LineGil, LoopCulprit};
 use crate::analysis::Analysis;
 use crate::diagnosis::Verdict;
 use crate::known_frames::loop_culprit;
@@ -37,6 +37,9 @@ pub struct Report {
     /// Threads that ran an asyncio event loop.
     pub event_loops: Vec<EventLoopEntry>,
     pub hot: Hot,
+    /// The lines where threads spent their time, and how much of it the GIL was released.
+    #[serde(default)]
+    pub gil_by_line: Vec<LineGil>,
     pub verdict: Option<Verdict>,
 }
 
@@ -183,14 +186,20 @@ impl States {
     }
 
     fn from_time(time_ns: &[u64; 8]) -> States {
-        let (counts, total) = (time_ns, time_ns.iter().sum::<u64>());
-        let f = |s: ThreadState| {
+        let total = time_ns.iter().sum::<u64>();
+        let share = |ns: u64| {
             if total == 0 {
                 0.0
             } else {
-                counts[s.index()] as f64 / total as f64
+                ns as f64 / total as f64
             }
         };
+        States::from_shares(&time_ns.map(share))
+    }
+
+    /// The shares, indexed by [`ThreadState::index`].
+    pub fn from_shares(shares: &[f64; 8]) -> States {
+        let f = |s: ThreadState| shares[s.index()];
         States {
             gil: f(ThreadState::Gil),
             gil_wait: f(ThreadState::GilWait),
@@ -400,6 +409,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
             io: hot_functions(analysis, ThreadState::Io, HOT_LIMIT),
             lock: hot_functions(analysis, ThreadState::Lock, HOT_LIMIT),
         },
+        gil_by_line: gil_by_line(analysis, GIL_LINES_LIMIT),
         verdict,
     }
 }

@@ -19,7 +19,8 @@ fn root() -> &'static Path {
 
 fn recorded(name: &str) -> (Analysis, Report) {
     let analysis =
-        gilscope::app::replay(&root().join(format!("tests/recordings/{name}.gilscope"))).unwrap();
+        gilscope::recording::replay(&root().join(format!("tests/recordings/{name}.gilscope")))
+            .unwrap();
     let report = report::build(&analysis, Some(diagnose(&analysis)));
     (analysis, report)
 }

@@ -15,7 +15,7 @@ fn recording(name: &str) -> PathBuf {
 }
 
 fn verdict(name: &str) -> Verdict {
-    diagnose(&gilscope::app::replay(&recording(name)).unwrap())
+    diagnose(&gilscope::recording::replay(&recording(name)).unwrap())
 }
 
 #[test]
@@ -119,8 +119,8 @@ fn too_few_samples_is_not_enough_evidence() {
 
 #[test]
 fn replay_is_deterministic() {
-    let a = gilscope::app::replay(&recording("mixed_cpu_native")).unwrap();
-    let b = gilscope::app::replay(&recording("mixed_cpu_native")).unwrap();
+    let a = gilscope::recording::replay(&recording("mixed_cpu_native")).unwrap();
+    let b = gilscope::recording::replay(&recording("mixed_cpu_native")).unwrap();
     assert_eq!(a, b);
     assert_eq!(diagnose(&a), diagnose(&b));
 }
@@ -247,7 +247,7 @@ fn a_waiting_loop_is_healthy_io() {
 /// The per-process section of a tree: roles, and each worker's own GIL.
 #[test]
 fn a_tree_reports_each_process() {
-    let analysis = gilscope::app::replay(&recording("pool_good")).unwrap();
+    let analysis = gilscope::recording::replay(&recording("pool_good")).unwrap();
     let report = gilscope::report::build(&analysis, Some(diagnose(&analysis)));
     let roles: Vec<&str> = report.processes.iter().map(|p| p.role.as_str()).collect();
     assert_eq!(roles, ["parent", "pool worker", "pool worker"]);

@@ -65,6 +65,26 @@ pub struct ThreadSummary {
     pub event_loop: Option<EventLoop>,
     /// CPython's own GIL flags for this thread (3.15), where read.
     pub cpython_flags: Option<CpythonFlagCounts>,
+    /// Samples waiting for the GIL, by where the thread waited and who held the GIL then.
+    pub gil_wait_holders: HashMap<WaitHolder, u64>,
+    /// Time per (innermost frame, state), in ns: how each line the thread ran used the GIL.
+    pub line_time_ns: HashMap<(u32, ThreadState), u64>,
+}
+
+/// One waiting sample's circumstances: the waiter's innermost frame, and the thread of the same
+/// process that held the GIL at that sample with its innermost frame (`None`: no Python frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WaitHolder {
+    pub waiting_frame: u32,
+    pub holder_tid: u32,
+    pub holder_frame: Option<u32>,
+}
+
+/// The GIL's holder at one sample, as a waiting sample remembers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Holder {
+    tid: u32,
+    frame: Option<u32>,
 }
 
 /// An asyncio event loop's time: waiting in its selector (healthy) or stalled, running one
@@ -199,6 +219,8 @@ pub struct Analysis {
     pub stack_errors: Option<(u64, String)>,
     /// A free-threaded build whose GIL was found on: when and by which modules.
     pub gil_enabled: Option<GilEnabling>,
+    /// The source text of frames' lines, by frame id, where the target's file was readable.
+    pub sources: HashMap<u32, String>,
 }
 
 /// The GIL of a free-threaded build found enabled.
@@ -280,6 +302,10 @@ struct Pending {
     weight_ns: u64,
     /// Where the stack stands in an event loop; `None` without a stack.
     loop_position: Option<LoopPosition>,
+    /// The stack's innermost frame.
+    top_frame: Option<u32>,
+    /// Who held the GIL at this sample, when one of the process's threads did.
+    holder: Option<Holder>,
 }
 
 /// Where a counted sample goes besides the thread's own totals.
@@ -312,6 +338,17 @@ impl ThreadAcc {
         s.time_ns[state.index()] += at.weight_ns;
         if let Some(stack) = at.stack {
             *s.stacks.entry((state, stack)).or_insert(0) += 1;
+        }
+        if let Some(frame) = at.top_frame {
+            *s.line_time_ns.entry((frame, state)).or_insert(0) += at.weight_ns;
+            if let (ThreadState::GilWait, Some(holder)) = (state, at.holder) {
+                let key = WaitHolder {
+                    waiting_frame: frame,
+                    holder_tid: holder.tid,
+                    holder_frame: holder.frame,
+                };
+                *s.gil_wait_holders.entry(key).or_insert(0) += 1;
+            }
         }
         if let Some(w) = totals.windows.get_mut(at.window) {
             w.counts[state.index()] += 1;
@@ -521,10 +558,13 @@ impl ProcessAcc {
             .gil
             .and_then(|g| if g.locked { g.holder_tid } else { None });
         let locked = sample.gil.is_some_and(|g| g.locked);
-        // Whether the holder is one of this sample's threads (found in the loop below).
-        let mut holder_seen = false;
+        let top_frame = |stack: Option<u32>| shared.stacks.get(stack? as usize)?.first().copied();
+        let holding = holder.and_then(|tid| sample.threads.iter().find(|ts| ts.tid == tid));
+        let holding = holding.map(|ts| Holder {
+            tid: ts.tid,
+            frame: top_frame(ts.stack),
+        });
         for ts in &sample.threads {
-            holder_seen |= holder == Some(ts.tid);
             let acc = self.live.entry(ts.tid).or_insert_with(|| ThreadAcc {
                 summary: ThreadSummary {
                     pid: self.pid,
@@ -541,6 +581,8 @@ impl ProcessAcc {
                     timeline: Vec::new(),
                     event_loop: None,
                     cpython_flags: None,
+                    gil_wait_holders: HashMap::new(),
+                    line_time_ns: HashMap::new(),
                 },
                 last_cpu_ns: None,
                 previous: None,
@@ -574,6 +616,8 @@ impl ProcessAcc {
                 loop_position: ts
                     .stack
                     .map(|stack| shared.loops.of(stack, shared.frames, shared.stacks)),
+                top_frame: top_frame(ts.stack),
+                holder: holding.filter(|h| h.tid != ts.tid),
             };
             if is_transit_candidate(&obs, state) {
                 acc.pending = Some(at);
@@ -593,7 +637,7 @@ impl ProcessAcc {
             }
             acc.previous = Some(state);
         }
-        self.gil_unmapped += u64::from(locked && !holder_seen);
+        self.gil_unmapped += u64::from(locked && holding.is_none());
         if self.live.len() != sample.threads.len() {
             // Threads missing from this sample ended (a tid that comes back is a new thread).
             let ended: Vec<u32> = self
@@ -704,6 +748,7 @@ pub struct Aggregator {
     gil_enabled: Option<(u64, Vec<ExtensionModule>)>,
     /// CPython 3.15's own GIL flags, counted per root thread.
     cpython_flags: HashMap<u32, CpythonFlagCounts>,
+    sources: HashMap<u32, String>,
 }
 
 /// How often CPython's own flags read set for one thread (see [`Record::CpythonGilFlags`]).
@@ -764,6 +809,11 @@ impl Aggregator {
                     counts.readings += 1;
                     counts.holds_gil += u64::from(f.holds_gil);
                     counts.gil_requested += u64::from(f.gil_requested);
+                }
+            }
+            Record::SourceLine { frame, text } => {
+                if (*frame as usize) < self.frames.len() {
+                    self.sources.insert(*frame, text.clone());
                 }
             }
             Record::GilEnabled { t_ns, modules } => {
@@ -901,6 +951,7 @@ impl Aggregator {
             timeline_truncated: self.segments >= MAX_TIMELINE_SEGMENTS,
             stack_errors: self.stack_errors,
             gil_enabled,
+            sources: self.sources,
         }
     }
 }

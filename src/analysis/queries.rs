@@ -1,5 +1,6 @@
-//! Questions asked of a finished [`Analysis`]: the hot functions of a state, the code that kept
-//! an event loop busy. The diagnosis and the report both ask them.
+//! Questions asked of a finished [`Analysis`]: the hot functions of a state (and, for GIL
+//! waits, who held the GIL meanwhile), how each busy line uses the GIL, the code that kept an
+//! event loop busy. The diagnosis and the report both ask them.
 
 use std::collections::HashMap;
 
@@ -17,11 +18,31 @@ pub struct HotFunction {
     pub file: String,
     pub line: i32,
     pub fraction: f64,
+    /// For a function waiting for the GIL: who held it in those same samples, most first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<Vec<GilHolder>>,
 }
+
+/// A thread that held the GIL while another waited, and where it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GilHolder {
+    pub thread: String,
+    pub tid: u32,
+    /// The holder's innermost Python frame; `None` when it had none (native code).
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<i32>,
+    /// Share of the waiting function's GIL-wait samples. The shares sum to less than 1 where
+    /// the GIL was between holders or held by a thread gilscope could not map.
+    pub fraction: f64,
+}
+
+/// How many holders each waiting function lists.
+pub const HELD_BY_LIMIT: usize = 3;
 
 /// The hot functions of `state`, most frequent first.
 pub fn hot_functions(analysis: &Analysis, state: ThreadState, limit: usize) -> Vec<HotFunction> {
-    let mut by_frame: std::collections::HashMap<u32, u64> = Default::default();
+    let mut by_frame: HashMap<u32, u64> = HashMap::new();
     let total: u64 = analysis
         .threads
         .iter()
@@ -48,6 +69,146 @@ pub fn hot_functions(analysis: &Analysis, state: ThreadState, limit: usize) -> V
                 file: frame.file.clone(),
                 line: frame.line,
                 fraction: n as f64 / total.max(1) as f64,
+                held_by: (state == ThreadState::GilWait).then(|| gil_holders(analysis, id, n)),
+            })
+        })
+        .collect()
+}
+
+/// Who held the GIL while threads waited in frame `waiting` (`samples` waiting samples there).
+fn gil_holders(analysis: &Analysis, waiting: u32, samples: u64) -> Vec<GilHolder> {
+    let mut by_holder: HashMap<(u32, u32, Option<u32>), u64> = HashMap::new();
+    for thread in &analysis.threads {
+        for (key, &n) in &thread.gil_wait_holders {
+            if key.waiting_frame == waiting {
+                *by_holder
+                    .entry((thread.pid, key.holder_tid, key.holder_frame))
+                    .or_insert(0) += n;
+            }
+        }
+    }
+    let mut holders: Vec<_> = by_holder.into_iter().collect();
+    holders.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    holders
+        .into_iter()
+        .take(HELD_BY_LIMIT)
+        .map(|((pid, tid, frame), n)| {
+            let frame = frame.and_then(|id| analysis.frames.get(id as usize));
+            GilHolder {
+                thread: analysis
+                    .threads_of(pid)
+                    .find(|t| t.tid == tid)
+                    .map_or(String::new(), |t| t.name.clone()),
+                tid,
+                function: frame.map(|f| f.function.clone()),
+                file: frame.map(|f| f.file.clone()),
+                line: frame.map(|f| f.line),
+                fraction: n as f64 / samples.max(1) as f64,
+            }
+        })
+        .collect()
+}
+
+/// A line where threads spent their time, and how it used the GIL: does running it in threads
+/// help (the GIL released) or not (held, or waited for)?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineGil {
+    pub function: String,
+    pub file: String,
+    pub line: i32,
+    /// The line's text, read from the target's file; `None` where it could not be read.
+    pub source: Option<String>,
+    /// Thread-seconds spent on the line: holding the GIL, waiting for it, or without it.
+    pub seconds: f64,
+    /// Shares of `seconds`: without the GIL (native code, I/O), holding it, waiting for it.
+    pub released: f64,
+    pub held: f64,
+    pub waiting: f64,
+    /// Share of the time the line ran (released or held, not waited) with the GIL released:
+    /// whether the line itself releases the GIL, whatever other threads make it wait.
+    pub released_running: f64,
+    pub kind: GilUse,
+}
+
+/// What a line's GIL use means for threads, judged on the time it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GilUse {
+    /// Mostly runs with the GIL released: threads run it in parallel.
+    Released,
+    /// Mostly runs holding the GIL: threads take turns on it.
+    Held,
+    /// Neither.
+    Mixed,
+    /// Seen only waiting for the GIL: its thread wanted to run Python there.
+    Waited,
+}
+
+/// A line is [`GilUse::Released`] (or [`GilUse::Held`]) from this share of its running time.
+pub const GIL_USE_CLEAR: f64 = 2.0 / 3.0;
+/// Below this share of its time running, a line is judged [`GilUse::Waited`].
+const RUNNING_MIN: f64 = 0.05;
+/// How many lines [`gil_by_line`] lists.
+pub const GIL_LINES_LIMIT: usize = 20;
+
+/// The states that tell how a line uses the GIL. Sleep, the program's own locks and idle
+/// waits say nothing about it and are left out.
+const LINE_STATES: [ThreadState; 4] = [
+    ThreadState::Gil,
+    ThreadState::GilWait,
+    ThreadState::Native,
+    ThreadState::Io,
+];
+
+/// The lines (innermost frames) where threads spent the most time holding, waiting for or
+/// running without the GIL, most first.
+pub fn gil_by_line(analysis: &Analysis, limit: usize) -> Vec<LineGil> {
+    let mut by_frame: HashMap<u32, [u64; 4]> = HashMap::new();
+    for thread in &analysis.threads {
+        for (&(frame, state), &ns) in &thread.line_time_ns {
+            if let Some(i) = LINE_STATES.iter().position(|&s| s == state) {
+                by_frame.entry(frame).or_default()[i] += ns;
+            }
+        }
+    }
+    let mut lines: Vec<(u32, [u64; 4], u64)> = by_frame
+        .into_iter()
+        .map(|(frame, ns)| (frame, ns, ns.iter().sum()))
+        .filter(|&(_, _, total)| total > 0)
+        .collect();
+    lines.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    lines
+        .into_iter()
+        .take(limit)
+        .filter_map(|(id, [gil, wait, native, io], total)| {
+            let frame = analysis.frames.get(id as usize)?;
+            let share = |ns: u64| ns as f64 / total as f64;
+            let (released, held, waiting) = (share(native + io), share(gil), share(wait));
+            let running = released + held;
+            let released_running = if running > 0.0 {
+                released / running
+            } else {
+                0.0
+            };
+            Some(LineGil {
+                function: frame.function.clone(),
+                file: frame.file.clone(),
+                line: frame.line,
+                source: analysis.sources.get(&id).cloned(),
+                seconds: total as f64 / 1e9,
+                released,
+                held,
+                waiting,
+                released_running,
+                kind: if running < RUNNING_MIN {
+                    GilUse::Waited
+                } else if released_running >= GIL_USE_CLEAR {
+                    GilUse::Released
+                } else if released_running <= 1.0 - GIL_USE_CLEAR {
+                    GilUse::Held
+                } else {
+                    GilUse::Mixed
+                },
             })
         })
         .collect()

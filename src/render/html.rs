@@ -9,9 +9,10 @@ use std::io::{self, Write};
 
 use super::colors::style;
 use super::stacks::{frame_label, thread_label};
+use super::words::{self, pct};
 use crate::analysis::Analysis;
 use crate::model::ThreadState;
-use crate::report::{HotFunction, Report};
+use crate::report::{HotFunction, LineGil, Report};
 
 /// Timeline columns: the page's size is bounded by this, not by the run's length.
 const TIMELINE_COLUMNS: usize = 1000;
@@ -84,10 +85,6 @@ const SCRIPT_TAIL: &str = r#"
   document.body.dataset.rendered='ok';
 })();
 "#;
-
-fn pct(x: f64) -> String {
-    format!("{:.0}%", x * 100.0)
-}
 
 pub fn render(
     report: &Report,
@@ -238,6 +235,7 @@ pub fn render(
     ] {
         hot_table(&mut h, title, hot);
     }
+    gil_lines_table(&mut h, &report.gil_by_line);
 
     // The flame graph is its own SVG document (its script expects to be the root), so it goes
     // in a frame, as a data: URL the page's policy allows and nothing else.
@@ -255,18 +253,64 @@ fn hot_table(h: &mut String, title: &str, hot: &[HotFunction]) {
     if hot.is_empty() {
         return;
     }
+    let holders = hot.iter().any(|f| f.held_by.is_some());
     let _ = write!(
         h,
-        "<h3>{title}</h3><table><tr><th>function</th><th>file:line</th><th>share</th></tr>"
+        "<h3>{title}</h3><table><tr><th>function</th><th>file:line</th><th>share</th>{}</tr>",
+        if holders {
+            "<th>the GIL held by</th>"
+        } else {
+            ""
+        }
     );
     for f in hot.iter().filter(|f| f.fraction >= 0.005) {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}:{}</td><td class=\"n\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}:{}</td><td class=\"n\">{}</td>",
             escape(&f.function),
             escape(&f.file),
             f.line,
             pct(f.fraction)
+        );
+        if holders {
+            let held_by: Vec<String> = f
+                .held_by
+                .iter()
+                .flatten()
+                .map(|g| {
+                    format!(
+                        "{} {} in {}",
+                        escape(&words::thread_label(&g.thread, g.tid)),
+                        pct(g.fraction),
+                        escape(&words::holder_place(g))
+                    )
+                })
+                .collect();
+            let _ = write!(h, "<td>{}</td>", held_by.join("<br>"));
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+}
+
+/// The busiest lines and whether threads help there.
+fn gil_lines_table(h: &mut String, lines: &[LineGil]) {
+    if lines.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Line by line: where the GIL is released</h2><table><tr><th>line</th><th>file:line</th><th>thread-s</th><th>released</th><th>held</th><th>waited</th><th>for threads</th></tr>");
+    for l in lines {
+        let _ = write!(
+            h,
+            "<tr><td><code>{}</code></td><td>{}:{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            escape(l.source.as_deref().unwrap_or(&l.function)),
+            escape(&l.file),
+            l.line,
+            l.seconds,
+            pct(l.released),
+            pct(l.held),
+            pct(l.waiting),
+            escape(&words::gil_use(l))
         );
     }
     h.push_str("</table>");

@@ -1,6 +1,7 @@
 //! Renderers: pure functions from the analysis or the report to a writer.
 
 pub mod colors;
+pub mod diff;
 pub mod flamegraph;
 pub mod html;
 pub mod pprof;
@@ -8,6 +9,7 @@ pub mod speedscope;
 pub mod stacks;
 pub mod terminal;
 pub mod trace;
+pub mod words;
 
 use std::io::{self, Write};
 

@@ -51,21 +51,9 @@ pub fn stack_counts(analysis: &Analysis, only: Option<ThreadState>) -> Vec<Stack
     out
 }
 
+pub use super::words::thread_label;
+
 /// `function (file:line)` with the file's directory dropped.
 pub fn frame_label(frame: &Frame) -> String {
-    let file = frame.file.rsplit('/').next().unwrap_or(&frame.file);
-    if file.is_empty() {
-        frame.function.clone()
-    } else {
-        format!("{} ({}:{})", frame.function, file, frame.line)
-    }
-}
-
-/// A thread's display name: `name (tid)`.
-pub fn thread_label(name: &str, tid: u32) -> String {
-    if name.is_empty() {
-        format!("thread {tid}")
-    } else {
-        format!("{name} ({tid})")
-    }
+    super::words::place(&frame.function, &frame.file, frame.line)
 }

@@ -3,8 +3,9 @@
 
 use std::io::{self, Write};
 
+use super::words::{self, pct};
 use crate::model::ThreadState;
-use crate::report::{HotFunction, Report};
+use crate::report::{HotFunction, LineGil, Report};
 
 /// How to draw.
 #[derive(Debug, Clone, Copy)]
@@ -92,10 +93,6 @@ fn wrapped(out: &mut impl Write, first: &str, rest: &str, text: &str) -> io::Res
     writeln!(out, "{line}")
 }
 
-fn pct(x: f64) -> String {
-    format!("{:.0}%", x * 100.0)
-}
-
 fn cell(x: f64) -> String {
     if x < 0.005 {
         "   - ".into()
@@ -113,22 +110,76 @@ fn truncate(text: &str, width: usize) -> String {
     }
 }
 
-/// The command with its program's directory dropped: `python3.12 app.py`.
-fn short_command(command: &str) -> String {
-    let (program, rest) = command.split_once(' ').unwrap_or((command, ""));
-    let program = program.rsplit('/').next().unwrap_or(program);
-    format!("{program} {rest}").trim_end().to_string()
-}
-
+/// The most frequent functions of a state; under each waiting one, who held the GIL then.
 fn hot_section(out: &mut impl Write, title: &str, hot: &[HotFunction]) -> io::Result<()> {
     if hot.is_empty() {
         return Ok(());
     }
     writeln!(out, "{title}")?;
     for h in hot.iter().filter(|h| h.fraction >= 0.005).take(5) {
-        let file = h.file.rsplit('/').next().unwrap_or(&h.file);
-        let place = truncate(&format!("{} ({file}:{})", h.function, h.line), 66);
+        let place = truncate(&words::place(&h.function, &h.file, h.line), 66);
         writeln!(out, "  {place} {:>5}", pct(h.fraction))?;
+        if let Some(held_by) = held_by_line(h) {
+            wrapped(out, "    ", "      ", &held_by)?;
+        }
+    }
+    Ok(())
+}
+
+/// `held by worker-1 40%, worker-2 30% in spin (app.py:8); MainThread 20% in native code`:
+/// holders in the same place share it.
+fn held_by_line(h: &HotFunction) -> Option<String> {
+    let holders: Vec<_> = h
+        .held_by
+        .iter()
+        .flatten()
+        .filter(|g| g.fraction >= 0.005)
+        .collect();
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for g in holders {
+        let at = words::holder_place(g);
+        let who = format!(
+            "{} {}",
+            words::thread_name(&g.thread, g.tid),
+            pct(g.fraction)
+        );
+        match groups.last_mut() {
+            Some((place, threads)) if *place == at => threads.push(who),
+            _ => groups.push((at, vec![who])),
+        }
+    }
+    let groups: Vec<String> = groups
+        .into_iter()
+        .map(|(at, threads)| format!("{} in {at}", threads.join(", ")))
+        .collect();
+    (!groups.is_empty()).then(|| format!("held by {}", groups.join("; ")))
+}
+
+/// How many lines the GIL-by-line section shows (all are in the JSON).
+const GIL_LINES_SHOWN: usize = 5;
+
+/// The busiest lines, each with what its GIL use means for threads.
+fn gil_lines_section(out: &mut impl Write, lines: &[LineGil]) -> io::Result<()> {
+    let total: f64 = lines.iter().map(|l| l.seconds).sum();
+    let shown: Vec<&LineGil> = lines
+        .iter()
+        .filter(|l| l.seconds >= 0.01 * total)
+        .take(GIL_LINES_SHOWN)
+        .collect();
+    if shown.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Where the threads' time went, line by line")?;
+    for line in shown {
+        let file = words::file_name(&line.file);
+        let at = format!(" {file}:{} · {:.2} s", line.line, line.seconds);
+        let width = 76usize.saturating_sub(at.chars().count());
+        writeln!(
+            out,
+            "  {}{at}",
+            truncate(&words::line_text(line), width).trim_end()
+        )?;
+        wrapped(out, "    ", "      ", &words::gil_use(line))?;
     }
     Ok(())
 }
@@ -140,7 +191,7 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
         out,
         "{} {} · CPython {} · PID {}",
         style.paint("1", "gilscope"),
-        truncate(&short_command(&t.command), 40).trim_end(),
+        truncate(&words::short_command(&t.command), 40).trim_end(),
         t.python,
         t.pid,
     )?;
@@ -306,6 +357,7 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
     hot_section(out, "Holding the GIL", &report.hot.gil)?;
     hot_section(out, "Waiting for the GIL", &report.hot.gil_wait)?;
     hot_section(out, "Native code without the GIL", &report.hot.native)?;
+    gil_lines_section(out, &report.gil_by_line)?;
     event_loop_section(out, report)?;
     if report.late_samples > 0 {
         writeln!(
@@ -326,7 +378,7 @@ fn processes_section(out: &mut impl Write, report: &Report) -> io::Result<()> {
     )?;
     for p in &report.processes {
         let gil = p.gil_held.map_or("  -".into(), pct);
-        let mut command = short_command(&p.command);
+        let mut command = words::short_command(&p.command);
         if let Some(ending) = &p.ending {
             command = format!("{command} ({ending})");
         }

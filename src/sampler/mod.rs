@@ -11,6 +11,7 @@ pub mod memory;
 pub mod namespace;
 pub mod procfs;
 pub mod pthread;
+pub mod source;
 pub mod tree;
 
 use std::collections::{HashMap, HashSet};
@@ -61,13 +62,16 @@ pub struct SamplerOptions {
 pub struct Interner {
     frames: HashMap<Frame, u32>,
     stacks: HashMap<Vec<u32>, u32>,
+    /// Where each new frame's source line is read from.
+    sources: source::SourceFiles,
 }
 
 impl Interner {
-    /// The id of a stack of `depth` frames, given innermost first (at most
+    /// The id of a stack of `depth` frames of process `pid`, given innermost first (at most
     /// [`MAX_STACK_DEPTH`] of them are kept, then a marker).
     fn stack(
         &mut self,
+        pid: u32,
         frames: impl IntoIterator<Item = Frame>,
         depth: usize,
         sink: &mut impl RecordSink,
@@ -77,7 +81,7 @@ impl Interner {
         }
         let mut ids = Vec::with_capacity(depth.min(MAX_STACK_DEPTH + 1));
         for frame in frames.into_iter().take(MAX_STACK_DEPTH) {
-            ids.push(self.frame(frame, sink)?);
+            ids.push(self.frame(pid, frame, sink)?);
         }
         if depth > MAX_STACK_DEPTH {
             let function = if depth > frames::MAX_FRAMES_WALKED {
@@ -93,7 +97,7 @@ impl Interner {
                 file: String::new(),
                 line: 0,
             };
-            ids.push(self.frame(marker, sink)?);
+            ids.push(self.frame(pid, marker, sink)?);
         }
         if ids.is_empty() {
             return Ok(None);
@@ -110,7 +114,13 @@ impl Interner {
         Ok(Some(id))
     }
 
-    fn frame(&mut self, frame: Frame, sink: &mut impl RecordSink) -> std::io::Result<u32> {
+    /// The id of a frame; a new one is sent with its source line.
+    fn frame(
+        &mut self,
+        pid: u32,
+        frame: Frame,
+        sink: &mut impl RecordSink,
+    ) -> std::io::Result<u32> {
         if let Some(&id) = self.frames.get(&frame) {
             return Ok(id);
         }
@@ -119,6 +129,9 @@ impl Interner {
             id,
             frame: frame.clone(),
         })?;
+        if let Some(text) = self.sources.line(pid, &frame.file, frame.line) {
+            sink.record(&Record::SourceLine { frame: id, text })?;
+        }
         self.frames.insert(frame, id);
         Ok(id)
     }
@@ -698,7 +711,7 @@ impl Sampler {
                 });
             }
             let stack = match thread.stack {
-                Some(walked) => interner.stack(walked.frames, walked.depth, sink)?,
+                Some(walked) => interner.stack(self.pid, walked.frames, walked.depth, sink)?,
                 None => self.previous.stack_of(tid).1,
             };
             if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
@@ -819,7 +832,7 @@ impl Sampler {
                 file: frame.filename,
                 line: frame.line,
             });
-            let stack = interner.stack(frames, depth, sink)?;
+            let stack = interner.stack(self.pid, frames, depth, sink)?;
             if let Some(name) = trace.thread_name {
                 self.note_thread_name(tid, name, sink)?;
             }

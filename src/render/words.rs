@@ -1,0 +1,93 @@
+//! Phrases the renderers share, so the terminal and the HTML page say the same thing.
+
+use crate::report::{GilHolder, GilUse, LineGil};
+
+pub fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+/// A path's last component: `work.py`.
+pub fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The command with its program's directory dropped: `python3.12 app.py`.
+pub fn short_command(command: &str) -> String {
+    let (program, rest) = command.split_once(' ').unwrap_or((command, ""));
+    let program = program.rsplit('/').next().unwrap_or(program);
+    format!("{program} {rest}").trim_end().to_string()
+}
+
+/// `function (file:line)` with the file's directory dropped; the function alone without a file.
+pub fn place(function: &str, file: &str, line: i32) -> String {
+    let file = file_name(file);
+    if file.is_empty() {
+        function.to_string()
+    } else {
+        format!("{function} ({file}:{line})")
+    }
+}
+
+/// A thread's display name: `name (tid)`.
+pub fn thread_label(name: &str, tid: u32) -> String {
+    if name.is_empty() {
+        format!("thread {tid}")
+    } else {
+        format!("{name} ({tid})")
+    }
+}
+
+/// A thread's name alone where it has one: `worker-1`, else `thread 13551`.
+pub fn thread_name(name: &str, tid: u32) -> String {
+    if name.is_empty() {
+        format!("thread {tid}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Where a GIL holder was: `work (app.py:8)`, or `native code` without a Python frame.
+pub fn holder_place(h: &GilHolder) -> String {
+    match (&h.function, &h.file, h.line) {
+        (Some(function), Some(file), Some(line)) => place(function, file, line),
+        _ => "native code".into(),
+    }
+}
+
+/// A line's waits for the GIL are worth a mention from this share of its time.
+const WAITING_MENTIONED: f64 = 0.2;
+
+/// What a line's GIL use means for threads: `releases the GIL 97% of its running time:
+/// threads help here`, with its waits where they matter.
+pub fn gil_use(line: &LineGil) -> String {
+    let running = pct(line.released_running);
+    let held = pct(1.0 - line.released_running);
+    let judged = match line.kind {
+        GilUse::Released => {
+            format!("releases the GIL {running} of its running time: threads help here")
+        }
+        GilUse::Held => {
+            format!("holds the GIL {held} of its running time: threads do not help here")
+        }
+        GilUse::Mixed => {
+            format!("releases the GIL {running} of its running time: threads help in part")
+        }
+        GilUse::Waited => return "only seen waiting for the GIL: threads do not help here".into(),
+    };
+    if line.waiting >= WAITING_MENTIONED {
+        format!(
+            "{judged} (it waited for the GIL {} of its time)",
+            pct(line.waiting)
+        )
+    } else {
+        judged
+    }
+}
+
+/// The line as the report names it: its source text where read, else where it is.
+pub fn line_text(line: &LineGil) -> String {
+    match &line.source {
+        Some(source) => format!("`{source}`"),
+        None => format!("`{}`", line.function),
+    }
+}
