@@ -37,8 +37,8 @@ pub struct GilHolder {
     pub fraction: f64,
 }
 
-/// How many holders each waiting function lists.
-pub const HELD_BY_LIMIT: usize = 3;
+/// How many holders (thread and place) each waiting function lists.
+pub const HELD_BY_LIMIT: usize = 5;
 
 /// The hot functions of `state`, most frequent first.
 pub fn hot_functions(analysis: &Analysis, state: ThreadState, limit: usize) -> Vec<HotFunction> {
@@ -160,9 +160,11 @@ const LINE_STATES: [ThreadState; 4] = [
     ThreadState::Io,
 ];
 
-/// The lines (innermost frames) where threads spent the most time holding, waiting for or
-/// running without the GIL, most first.
+/// The lines (of innermost frames) where threads spent the most time holding, waiting for or
+/// running without the GIL, most first. Each is named by the function busiest on it.
 pub fn gil_by_line(analysis: &Analysis, limit: usize) -> Vec<LineGil> {
+    // Per frame first, then per (file, line): one line can hold several functions (a
+    // generator expression and the function around it).
     let mut by_frame: HashMap<u32, [u64; 4]> = HashMap::new();
     for thread in &analysis.threads {
         for (&(frame, state), &ns) in &thread.line_time_ns {
@@ -171,47 +173,73 @@ pub fn gil_by_line(analysis: &Analysis, limit: usize) -> Vec<LineGil> {
             }
         }
     }
-    let mut lines: Vec<(u32, [u64; 4], u64)> = by_frame
-        .into_iter()
-        .map(|(frame, ns)| (frame, ns, ns.iter().sum()))
+    let mut by_line: HashMap<(&str, i32), LineTally> = HashMap::new();
+    for (id, ns) in by_frame {
+        let Some(frame) = analysis.frames.get(id as usize) else {
+            continue;
+        };
+        let tally = by_line.entry((&frame.file, frame.line)).or_default();
+        let total: u64 = ns.iter().sum();
+        if total > tally.top_frame_ns || (total == tally.top_frame_ns && Some(id) < tally.top) {
+            (tally.top, tally.top_frame_ns) = (Some(id), total);
+        }
+        for (sum, n) in tally.ns.iter_mut().zip(ns) {
+            *sum += n;
+        }
+    }
+    let mut lines: Vec<(u32, [u64; 4], u64)> = by_line
+        .into_values()
+        .filter_map(|t| Some((t.top?, t.ns, t.ns.iter().sum::<u64>())))
         .filter(|&(_, _, total)| total > 0)
         .collect();
     lines.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
     lines
         .into_iter()
         .take(limit)
-        .filter_map(|(id, [gil, wait, native, io], total)| {
-            let frame = analysis.frames.get(id as usize)?;
-            let share = |ns: u64| ns as f64 / total as f64;
-            let (released, held, waiting) = (share(native + io), share(gil), share(wait));
-            let running = released + held;
-            let released_running = if running > 0.0 {
-                released / running
-            } else {
-                0.0
-            };
-            Some(LineGil {
-                function: frame.function.clone(),
-                file: frame.file.clone(),
-                line: frame.line,
-                source: analysis.sources.get(&id).cloned(),
-                seconds: total as f64 / 1e9,
-                released,
-                held,
-                waiting,
-                released_running,
-                kind: if running < RUNNING_MIN {
-                    GilUse::Waited
-                } else if released_running >= GIL_USE_CLEAR {
-                    GilUse::Released
-                } else if released_running <= 1.0 - GIL_USE_CLEAR {
-                    GilUse::Held
-                } else {
-                    GilUse::Mixed
-                },
-            })
-        })
+        .filter_map(|(id, ns, total)| line_gil(analysis, id, ns, total))
         .collect()
+}
+
+/// One line's time per [`LINE_STATES`], and the frame that spent the most of it there.
+#[derive(Debug, Default)]
+struct LineTally {
+    ns: [u64; 4],
+    top: Option<u32>,
+    top_frame_ns: u64,
+}
+
+/// A line's entry, named by frame `id` (the one busiest there).
+fn line_gil(analysis: &Analysis, id: u32, ns: [u64; 4], total: u64) -> Option<LineGil> {
+    let frame = analysis.frames.get(id as usize)?;
+    let [gil, wait, native, io] = ns;
+    let share = |ns: u64| ns as f64 / total as f64;
+    let (released, held, waiting) = (share(native + io), share(gil), share(wait));
+    let running = released + held;
+    let released_running = if running > 0.0 {
+        released / running
+    } else {
+        0.0
+    };
+    Some(LineGil {
+        function: frame.function.clone(),
+        file: frame.file.clone(),
+        line: frame.line,
+        source: analysis.sources.get(&id).cloned(),
+        seconds: total as f64 / 1e9,
+        released,
+        held,
+        waiting,
+        released_running,
+        kind: if running < RUNNING_MIN {
+            GilUse::Waited
+        } else if released_running >= GIL_USE_CLEAR {
+            GilUse::Released
+        } else if released_running <= 1.0 - GIL_USE_CLEAR {
+            GilUse::Held
+        } else {
+            GilUse::Mixed
+        },
+    })
 }
 
 /// Code that kept an event loop from waiting for events.

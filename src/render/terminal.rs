@@ -126,33 +126,29 @@ fn hot_section(out: &mut impl Write, title: &str, hot: &[HotFunction]) -> io::Re
     Ok(())
 }
 
-/// `held by worker-1 40%, worker-2 30% in spin (app.py:8); MainThread 20% in native code`:
-/// holders in the same place share it.
+/// `held by worker-1, worker-2 in spin (app.py:8) 70%; by MainThread in native code 20%`:
+/// the places the GIL's holders were, busiest first, each with its threads.
 fn held_by_line(h: &HotFunction) -> Option<String> {
-    let holders: Vec<_> = h
-        .held_by
-        .iter()
-        .flatten()
-        .filter(|g| g.fraction >= 0.005)
-        .collect();
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for g in holders {
-        let at = words::holder_place(g);
-        let who = format!(
-            "{} {}",
-            words::thread_name(&g.thread, g.tid),
-            pct(g.fraction)
-        );
-        match groups.last_mut() {
-            Some((place, threads)) if *place == at => threads.push(who),
-            _ => groups.push((at, vec![who])),
+    let mut places: Vec<(String, f64, Vec<String>)> = Vec::new();
+    for g in h.held_by.iter().flatten() {
+        let (at, who) = (words::holder_place(g), words::thread_name(&g.thread, g.tid));
+        match places.iter_mut().find(|(place, _, _)| *place == at) {
+            Some((_, share, threads)) => {
+                *share += g.fraction;
+                if !threads.contains(&who) {
+                    threads.push(who);
+                }
+            }
+            None => places.push((at, g.fraction, vec![who])),
         }
     }
-    let groups: Vec<String> = groups
+    places.retain(|(_, share, _)| *share >= 0.005);
+    places.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let places: Vec<String> = places
         .into_iter()
-        .map(|(at, threads)| format!("{} in {at}", threads.join(", ")))
+        .map(|(at, share, threads)| format!("{} in {at} {}", threads.join(", "), pct(share)))
         .collect();
-    (!groups.is_empty()).then(|| format!("held by {}", groups.join("; ")))
+    (!places.is_empty()).then(|| format!("held by {}", places.join("; by ")))
 }
 
 /// How many lines the GIL-by-line section shows (all are in the JSON).
