@@ -117,6 +117,10 @@ pub enum RecordingError {
     OlderFormat(u32),
     #[error("corrupt record at byte {0}")]
     Corrupt(u64),
+    #[error(
+        "corrupt record at byte {offset}: a time {seconds} s into the run, longer than any run"
+    )]
+    ImplausibleTime { offset: u64, seconds: u64 },
     #[error("{0}")]
     Io(String),
 }
@@ -189,10 +193,29 @@ impl<R: Read> RecordingReader<R> {
             self.truncated = true;
             return Ok(None);
         }
-        let record =
+        let record: Record =
             postcard::from_bytes(&self.buf).map_err(|_| RecordingError::Corrupt(self.offset))?;
+        if let Some(t_ns) = record_time(&record).filter(|&t| t > MAX_RECORDED_T_NS) {
+            return Err(RecordingError::ImplausibleTime {
+                offset: self.offset,
+                seconds: t_ns / 1_000_000_000,
+            });
+        }
         self.offset += 4 + len as u64;
         Ok(Some(record))
+    }
+}
+
+/// No run is longer: a later timestamp comes from a corrupt file.
+pub const MAX_RECORDED_T_NS: u64 = 366 * 24 * 3600 * 1_000_000_000;
+
+/// When a record happened on the run's clock, for the records that say.
+fn record_time(record: &Record) -> Option<u64> {
+    match record {
+        Record::Sample(sample) | Record::ProcessSample { sample, .. } => Some(sample.t_ns),
+        Record::ProcessEnd { t_ns, .. } | Record::GilEnabled { t_ns, .. } => Some(*t_ns),
+        Record::Process(info) => Some(info.t_ns),
+        _ => None,
     }
 }
 

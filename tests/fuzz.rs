@@ -59,14 +59,15 @@ fn record() -> impl Strategy<Value = Record> {
     );
     prop_oneof![
         (
-            any::<u64>(),
+            // Mostly within 10 s, sometimes anywhere up to u64::MAX (a corrupt clock).
+            prop_oneof![4 => 0u64..10_000_000_000, 1 => any::<u64>()],
             proptest::option::of(any::<u64>()),
             gil,
             proptest::collection::vec(thread, 0..6)
         )
             .prop_map(
                 |(t_ns, process_cpu_ns, gil, threads)| Record::Sample(Sample {
-                    t_ns: t_ns % 10_000_000_000,
+                    t_ns,
                     process_cpu_ns,
                     gil,
                     threads
@@ -89,6 +90,10 @@ fn record() -> impl Strategy<Value = Record> {
             }
         }),
         (1u32..6, ".*").prop_map(|(tid, name)| Record::ThreadName { tid, name }),
+        (any::<u32>(), ".*").prop_map(|(frame, text)| Record::SourceLine {
+            frame: frame % 12,
+            text
+        }),
         proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3).prop_map(Record::GilRanges),
         any::<u32>().prop_map(|count| Record::Late { count }),
         (".*", 0.001f64..1e6, 1u32..64).prop_map(|(command, rate_hz, cores)| Record::Target(
@@ -172,4 +177,50 @@ proptest! {
         render::flamegraph::render(&analysis, None, &mut svg).unwrap();
         render::html::render(&report, &analysis, &String::from_utf8_lossy(&svg), &mut out).unwrap();
     }
+}
+
+/// A sample timestamped far past any run (a corrupt clock or file): the recording is refused
+/// at that record, and the aggregator, fed it directly, keeps one window per second that had a
+/// sample rather than one per second up to it.
+#[test]
+fn an_absurd_timestamp_is_refused_without_a_large_allocation() {
+    use gilscope::recording::{RecordingError, RecordingWriter, MAX_RECORDED_T_NS};
+    use gilscope::sampler::RecordSink;
+    let sample = |t_ns| {
+        Record::Sample(Sample {
+            t_ns,
+            process_cpu_ns: Some(0),
+            gil: None,
+            threads: vec![ThreadSample {
+                tid: 1,
+                syscall: Some(Syscall::Running),
+                cpu_ns: Some(0),
+                stack: None,
+                python: true,
+            }],
+        })
+    };
+    let records = [sample(0), sample(10_000_000), sample(u64::MAX / 2)];
+    let mut writer = RecordingWriter::new(Vec::new()).unwrap();
+    for r in &records {
+        writer.record(r).unwrap();
+    }
+    let bytes = writer.finish().unwrap();
+    let mut reader = RecordingReader::new(&bytes[..]).unwrap();
+    assert_eq!(reader.next_record().unwrap(), Some(records[0].clone()));
+    assert_eq!(reader.next_record().unwrap(), Some(records[1].clone()));
+    match reader.next_record() {
+        Err(RecordingError::ImplausibleTime { seconds, .. }) => {
+            assert!(seconds * 1_000_000_000 > MAX_RECORDED_T_NS)
+        }
+        other => panic!("expected the absurd time to be refused, got {other:?}"),
+    }
+
+    let mut agg = Aggregator::new();
+    for r in &records {
+        agg.push(r);
+    }
+    let analysis = agg.finish();
+    assert_eq!(analysis.windows.len(), 2, "one window per second sampled");
+    let _ = diagnose(&analysis);
 }

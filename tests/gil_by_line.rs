@@ -136,7 +136,9 @@ fn the_waiting_function_names_who_held_the_gil_and_where() {
     assert!(json["hot"]["gil"][0].get("held_by").is_none());
     let text = text(&report);
     assert!(
-        text.contains("held by spinner in spin_a (app.py:5) 50%; by spinner in spin_b (app.py:6)\n      50%"),
+        text.contains(
+            "held by spinner in spin_a (app.py:5) 50%; by spinner in spin_b (app.py:6)\n      50%"
+        ),
         "{text}"
     );
 }

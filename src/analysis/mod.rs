@@ -2,7 +2,7 @@
 //! Memory is bounded by the number of threads, distinct stacks and seconds of the run, never
 //! by the number of samples.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub mod queries;
 
@@ -296,7 +296,7 @@ struct ThreadAcc {
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     stack: Option<u32>,
-    window: usize,
+    window: u64,
     t_ns: u64,
     /// The time this sample stands for.
     weight_ns: u64,
@@ -310,7 +310,9 @@ struct Pending {
 
 /// Where a counted sample goes besides the thread's own totals.
 struct Totals<'a> {
-    windows: &'a mut Vec<Window>,
+    /// By window index (start / [`WINDOW_NS`]): only the windows that saw a sample exist, so
+    /// a timestamp far in the future (a corrupt file) costs one window, not one per second.
+    windows: &'a mut BTreeMap<u64, Window>,
     segments: &'a mut usize,
 }
 
@@ -350,7 +352,7 @@ impl ThreadAcc {
                 *s.gil_wait_holders.entry(key).or_insert(0) += 1;
             }
         }
-        if let Some(w) = totals.windows.get_mut(at.window) {
+        if let Some(w) = totals.windows.get_mut(&at.window) {
             w.counts[state.index()] += 1;
         }
         match s.timeline.last_mut() {
@@ -439,7 +441,7 @@ impl ThreadAcc {
         self.settle(totals, None);
         self.close_stall();
         if let Some(last) = self.summary.timeline.last_mut() {
-            last.end_ns += interval_ns;
+            last.end_ns = last.end_ns.saturating_add(interval_ns);
         }
         self.summary
     }
@@ -497,16 +499,15 @@ impl ProcessAcc {
         }
         self.first_t_ns.get_or_insert(t);
         self.ticks += 1;
-        let window_index = (t / WINDOW_NS) as usize;
-        let windows = &mut *shared.totals.windows;
-        if window_index >= windows.len() {
-            let start = windows.len() as u64;
-            windows.extend((start..=window_index as u64).map(|i| Window {
-                start_ns: i * WINDOW_NS,
+        let window_index = t / WINDOW_NS;
+        let window = shared
+            .totals
+            .windows
+            .entry(window_index)
+            .or_insert_with(|| Window {
+                start_ns: window_index * WINDOW_NS,
                 ..Window::default()
-            }));
-        }
-        let window = &mut windows[window_index];
+            });
         if shared.root {
             window.ticks += 1;
         }
@@ -630,7 +631,9 @@ impl ProcessAcc {
             if let Some(d) = cpu_delta {
                 s.cpu_s += d as f64 / 1e9;
                 self.thread_cpu_ns += d;
-                shared.totals.windows[window_index].cpu_ns += d;
+                if let Some(w) = shared.totals.windows.get_mut(&window_index) {
+                    w.cpu_ns += d;
+                }
             }
             if ts.cpu_ns.is_some() {
                 acc.last_cpu_ns = ts.cpu_ns;
@@ -670,7 +673,7 @@ impl ProcessAcc {
         }
         threads.sort_by_key(|t| (t.first_t_ns, t.tid));
         if let Some(last) = self.gil_timeline.last_mut() {
-            last.end_ns += interval_ns;
+            last.end_ns = last.end_ns.saturating_add(interval_ns);
         }
         let first = self.first_t_ns.or(self.found_t_ns).unwrap_or(0);
         let last = self.last_t_ns.unwrap_or(first);
@@ -705,7 +708,7 @@ impl ProcessAcc {
             gil_wait_visible: self.gil_wait_visible,
             role,
             first_t_ns: first,
-            last_t_ns: last + if self.ticks > 0 { interval_ns } else { 0 },
+            last_t_ns: last.saturating_add(if self.ticks > 0 { interval_ns } else { 0 }),
             ending: self.ending,
             ticks: self.ticks,
             cpu_s: self
@@ -739,7 +742,7 @@ pub struct Aggregator {
     /// reuses its pid replaces it only after it ended.
     descendants: Vec<ProcessAcc>,
     late: u64,
-    windows: Vec<Window>,
+    windows: BTreeMap<u64, Window>,
     segments: usize,
     loops: LoopPositions,
     stack_errors: Option<(u64, String)>,
@@ -932,8 +935,11 @@ impl Aggregator {
         let run_s = (span_ns as f64 / 1e9).max(1e-9);
         let cpu_cores_used = processes[0].cpu_cores_used
             + processes[1..].iter().map(|p| p.cpu_s).sum::<f64>() / run_s;
-        // Window buckets start at 0 even when an attach begins mid-run: keep only those seen.
-        self.windows.retain(|w| w.ticks > 0);
+        // The windows the root sampled (a descendant's samples alone make a window without ticks).
+        let windows: Vec<Window> = std::mem::take(&mut self.windows)
+            .into_values()
+            .filter(|w| w.ticks > 0)
+            .collect();
         Analysis {
             target: self.target,
             ending: self.ending.map(|(e, _)| e),
@@ -947,7 +953,7 @@ impl Aggregator {
             gil_held,
             gil_switches_per_s,
             cpu_cores_used,
-            windows: self.windows,
+            windows,
             timeline_truncated: self.segments >= MAX_TIMELINE_SEGMENTS,
             stack_errors: self.stack_errors,
             gil_enabled,
