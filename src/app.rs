@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::analysis::{Aggregator, Analysis};
-use crate::cli::{Cli, Command, OutputArgs, SamplingArgs};
+use crate::cli::{Cli, ColorWhen, Command, OutputArgs, SamplingArgs};
 use crate::error::Error;
 use crate::gate::{Gate, GATE_EXIT_CODE};
 use crate::model::{Ending, Record};
@@ -83,6 +83,7 @@ impl RecordSink for Tee<'_> {
 }
 
 pub fn run(cli: Cli) -> Result<i32, Error> {
+    let color = cli.color;
     match cli.command {
         Command::Run {
             sampling,
@@ -95,6 +96,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             &output,
             None,
             &gate.gate(),
+            color,
         ),
         Command::Attach {
             sampling,
@@ -106,6 +108,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             &output,
             None,
             &Gate::default(),
+            color,
         ),
         Command::Record {
             output: path,
@@ -118,7 +121,14 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 Some(pid) => Source::Attach(target::parse_pid(&pid)?),
                 None => Source::Launch(command),
             };
-            profile(source, &sampling, &report, Some(&path), &Gate::default())
+            profile(
+                source,
+                &sampling,
+                &report,
+                Some(&path),
+                &Gate::default(),
+                color,
+            )
         }
         Command::Bench(args) => bench(&args),
         Command::Diff {
@@ -129,7 +139,20 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         } => diff(&before, &after, json.as_deref(), quiet),
         Command::Report { file, output } => {
             let analysis = replay(&file)?;
-            emit(&analysis, &output)?;
+            emit(&analysis, &output, color)?;
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "gilscope", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut page)
+                .and_then(|_| std::io::stdout().write_all(&page))
+                .ok();
             Ok(0)
         }
     }
@@ -283,6 +306,7 @@ fn profile(
     output: &OutputArgs,
     recording: Option<&Path>,
     gate: &Gate,
+    color: ColorWhen,
 ) -> Result<i32, Error> {
     let sampling = Sampling::from_args(sampling)?;
     check_output_paths(output, recording)?;
@@ -315,7 +339,7 @@ fn profile(
                         ending: ending.clone(),
                         duration_s: 0.0,
                     });
-                    emit(&aggregator.finish(), output)?;
+                    emit(&aggregator.finish(), output, color)?;
                     return Ok(target::exit_code_of(&ending));
                 }
             }
@@ -369,7 +393,7 @@ fn profile(
         }
     }
     let analysis = aggregator.finish();
-    let report = emit(&analysis, output)?;
+    let report = emit(&analysis, output, color)?;
     if let (Some(e), Some(path)) = (recording_error, recording) {
         return Err(Error::Output {
             path: path.to_path_buf(),
@@ -430,17 +454,25 @@ fn write_output(
 /// Diagnoses and renders an analysis to the outputs asked for. Every file is attempted; the
 /// first failure is returned after the others are written.
 /// Prints and writes the report of `analysis`, and returns it.
-fn emit(analysis: &Analysis, output: &OutputArgs) -> Result<Report, Error> {
+fn emit(analysis: &Analysis, output: &OutputArgs, color: ColorWhen) -> Result<Report, Error> {
     let verdict = diagnosis::diagnose(analysis);
     let report = report::build(analysis, Some(verdict));
     let json_to_stdout = output.json.as_deref() == Some("-");
     if !output.quiet {
         if json_to_stdout {
             let stderr = std::io::stderr();
-            print_terminal(&report, stderr.is_terminal(), &mut stderr.lock());
+            print_terminal(
+                &report,
+                color.enabled(stderr.is_terminal()),
+                &mut stderr.lock(),
+            );
         } else {
             let stdout = std::io::stdout();
-            print_terminal(&report, stdout.is_terminal(), &mut stdout.lock());
+            print_terminal(
+                &report,
+                color.enabled(stdout.is_terminal()),
+                &mut stdout.lock(),
+            );
         }
     }
     if json_to_stdout {
@@ -481,8 +513,8 @@ fn emit(analysis: &Analysis, output: &OutputArgs) -> Result<Report, Error> {
     Ok(report)
 }
 
-fn print_terminal(report: &Report, is_terminal: bool, out: &mut impl Write) {
-    let style = render::terminal::Style::for_stream(is_terminal);
+fn print_terminal(report: &Report, color: bool, out: &mut impl Write) {
+    let style = render::terminal::Style { color };
     // A closed pipe (`| head`) is not an error worth reporting.
     let _ = render::terminal::render(report, style, out);
 }

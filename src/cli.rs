@@ -18,6 +18,32 @@ use crate::model::ThreadState;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Colour in the terminal report: on a terminal without NO_COLOR set (auto), always, never.
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
+    pub color: ColorWhen,
+}
+
+/// When to colour the terminal report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless `NO_COLOR` is set (https://no-color.org).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour output going to a stream that is (or is not) a terminal.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +114,14 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Print a completion script for a shell, e.g. `gilscope completions bash >
+    /// ~/.local/share/bash-completion/completions/gilscope`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `gilscope man | man -l -`.
+    Man,
     /// Produce the report from a recording, exactly as it was live.
     Report {
         /// A file written by `gilscope record`.

@@ -1,5 +1,6 @@
 //! The terminal report: the verdict first, then the evidence and the per-thread table.
-//! Fits 80 columns. Colour only when asked for (a terminal without `NO_COLOR`).
+//! Fits 80 columns. Colour only when asked for (`--color`; by default a terminal without
+//! `NO_COLOR`).
 
 use std::io::{self, Write};
 
@@ -14,13 +15,6 @@ pub struct Style {
 }
 
 impl Style {
-    /// Colour on a terminal, unless `NO_COLOR` is set (https://no-color.org).
-    pub fn for_stream(is_terminal: bool) -> Style {
-        Style {
-            color: is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        }
-    }
-
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
