@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::analysis::{Aggregator, Analysis};
@@ -55,22 +56,38 @@ impl Sampling {
     }
 }
 
+/// How the run is shown while it goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Live {
+    /// Nothing until the report.
+    Quiet,
+    /// `gilscope top`'s screen.
+    Top,
+}
+
 /// Where the target comes from.
 enum Source {
     Launch(Vec<String>),
     Attach(u32),
 }
 
-/// Sends records to the aggregator and, when recording, to the file.
+/// Sends records to the aggregator and, when recording, to the file; with a live view, a copy
+/// to its thread.
 struct Tee<'a> {
     aggregator: &'a mut Aggregator,
     recording: Option<RecordingWriter<std::io::BufWriter<std::fs::File>>>,
     recording_error: Option<std::io::Error>,
+    live: Option<mpsc::Sender<Record>>,
 }
 
 impl RecordSink for Tee<'_> {
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
         self.aggregator.push(record);
+        if let Some(live) = &self.live {
+            if live.send(record.clone()).is_err() {
+                self.live = None; // the view is gone; sampling goes on
+            }
+        }
         if let Some(writer) = &mut self.recording {
             if let Err(e) = writer.record(record) {
                 // Keep sampling: the live report must not be lost to a full disk.
@@ -97,6 +114,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             None,
             &gate.gate(),
             color,
+            Live::Quiet,
         ),
         Command::Attach {
             sampling,
@@ -109,7 +127,31 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             None,
             &Gate::default(),
             color,
+            Live::Quiet,
         ),
+        Command::Top {
+            sampling,
+            output,
+            pid,
+            command,
+        } => {
+            if !std::io::stdout().is_terminal() {
+                return Err(Error::NotATerminal);
+            }
+            let source = match pid {
+                Some(pid) => Source::Attach(target::parse_pid(&pid)?),
+                None => Source::Launch(command),
+            };
+            profile(
+                source,
+                &sampling,
+                &output,
+                None,
+                &Gate::default(),
+                color,
+                Live::Top,
+            )
+        }
         Command::Record {
             output: path,
             pid,
@@ -128,6 +170,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 Some(&path),
                 &Gate::default(),
                 color,
+                Live::Quiet,
             )
         }
         Command::Bench(args) => bench(&args),
@@ -307,6 +350,7 @@ fn profile(
     recording: Option<&Path>,
     gate: &Gate,
     color: ColorWhen,
+    live: Live,
 ) -> Result<i32, Error> {
     let sampling = Sampling::from_args(sampling)?;
     check_output_paths(output, recording)?;
@@ -348,10 +392,20 @@ fn profile(
 
     let mut aggregator = Aggregator::new();
     let recording_writer = recording.map(RecordingWriter::create).transpose()?;
+    let (live_records, view) = match live {
+        Live::Quiet => (None, None),
+        Live::Top => {
+            let (records, received) = mpsc::channel();
+            let quit = signals.quit_flag();
+            let view = std::thread::spawn(move || crate::top::run(received, quit));
+            (Some(records), Some(view))
+        }
+    };
     let mut tee = Tee {
         aggregator: &mut aggregator,
         recording: recording_writer,
         recording_error: None,
+        live: live_records,
     };
     let rate = sampling.options.rate_hz;
     let mut tree = ProcessTree::new(sampler, sampling.options.clone());
@@ -368,6 +422,15 @@ fn profile(
         source,
     })?;
     drop(tree);
+    // The view ends when its records do, and gives the terminal back before the report.
+    tee.live = None;
+    if let Some(view) = view {
+        match view.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("gilscope: the live view failed: {e}"),
+            Err(_) => eprintln!("gilscope: the live view failed"),
+        }
+    }
     let mut exit_code = 0;
     if let Some(child) = &mut child {
         // Only `wait` tells a launched target's status for sure (and reaps it).

@@ -70,6 +70,26 @@ pub enum Command {
         #[arg(value_name = "PID", allow_hyphen_values = true)]
         pid: String,
     },
+    /// A live view of a running process (`top PID`) or a launched one (`top -- COMMAND`):
+    /// each thread's states over the last second, the GIL, the hot functions and the verdict
+    /// so far, refreshed every second. Keys: q quit, s sort, c last second / since start,
+    /// f freeze. On quit, or when the target exits, the usual report is printed.
+    Top {
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+        /// The process to watch.
+        #[arg(
+            value_name = "PID",
+            allow_hyphen_values = true,
+            conflicts_with = "command"
+        )]
+        pid: Option<String>,
+        /// The command to run and watch, after `--`.
+        #[arg(last = true, value_name = "COMMAND", required_unless_present = "pid")]
+        command: Vec<String>,
+    },
     /// Like `run` (or `attach` with --pid), and also write the raw samples to a file.
     Record {
         /// The recording to write.

@@ -50,6 +50,8 @@ pub enum Error {
     Signals(std::io::Error),
     #[error("cannot read recording {path}: {detail}")]
     Recording { path: PathBuf, detail: String },
+    #[error("gilscope top needs a terminal, and its output is not one")]
+    NotATerminal,
     #[error("cannot read {path} as a run: {detail}")]
     RunInput { path: PathBuf, detail: String },
 }
@@ -74,6 +76,7 @@ impl Error {
             Error::Output { .. } => "check that the directory exists, is writable and has free space".into(),
             Error::Signals(_) => "gilscope could not set up Ctrl-C handling; please report it with your platform".into(),
             Error::Recording { .. } => "give a file written by `gilscope record`; an incomplete file still replays up to its last whole sample".into(),
+            Error::NotATerminal => "run it in a terminal, or use `gilscope run` / `gilscope attach` for a printed report".into(),
             Error::RunInput { .. } => "give a recording written by `gilscope record` or a JSON report written by `--json` (schema gilscope.report/1)".into(),
         }
     }

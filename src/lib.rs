@@ -21,3 +21,4 @@ pub mod render;
 pub mod report;
 pub mod sampler;
 pub mod target;
+pub mod top;

@@ -20,6 +20,8 @@ pub struct Signals {
     interrupt: Arc<AtomicBool>,
     terminate: Arc<AtomicBool>,
     hangup: Arc<AtomicBool>,
+    /// Set by gilscope itself (the live view's quit key): stop sampling, in either mode.
+    quit: Arc<AtomicBool>,
 }
 
 impl Signals {
@@ -28,11 +30,17 @@ impl Signals {
             interrupt: Arc::new(AtomicBool::new(false)),
             terminate: Arc::new(AtomicBool::new(false)),
             hangup: Arc::new(AtomicBool::new(false)),
+            quit: Arc::new(AtomicBool::new(false)),
         };
         signal_hook::flag::register(signal_hook::consts::SIGINT, signals.interrupt.clone())?;
         signal_hook::flag::register(signal_hook::consts::SIGTERM, signals.terminate.clone())?;
         signal_hook::flag::register(signal_hook::consts::SIGHUP, signals.hangup.clone())?;
         Ok(signals)
+    }
+
+    /// The flag that stops sampling when set.
+    pub fn quit_flag(&self) -> Arc<AtomicBool> {
+        self.quit.clone()
     }
 }
 
@@ -189,6 +197,9 @@ pub fn sample_loop(
     let mut next = start;
     let mut late: u64 = 0;
     let ending = loop {
+        if signals.quit.load(Ordering::Relaxed) {
+            break Ending::Interrupted;
+        }
         match mode {
             Mode::Attached => {
                 if signals.interrupt.load(Ordering::Relaxed)

@@ -79,3 +79,34 @@ fn color_follows_the_flag_then_no_color_then_the_stream() {
     assert_eq!(escapes(&[], &[]), 0, "auto: a pipe gets no colour");
     assert_eq!(escapes(&["--color", "auto"], &[("NO_COLOR", "1")]), 0);
 }
+
+/// The wheel ships the man page and completion scripts from `packaging/wheel/data/share`:
+/// they must be what this binary prints (`GILSCOPE_BLESS=1` rewrites them).
+#[test]
+fn the_wheels_man_page_and_completions_are_current() {
+    let share = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/wheel/data/share");
+    for (args, file) in [
+        (&["man"][..], "man/man1/gilscope.1"),
+        (
+            &["completions", "bash"][..],
+            "bash-completion/completions/gilscope",
+        ),
+        (&["completions", "zsh"][..], "zsh/site-functions/_gilscope"),
+        (
+            &["completions", "fish"][..],
+            "fish/vendor_completions.d/gilscope.fish",
+        ),
+    ] {
+        let printed = stdout_of(args, &[]);
+        let path = share.join(file);
+        if std::env::var_os("GILSCOPE_BLESS").is_some() {
+            std::fs::write(&path, &printed).unwrap();
+        }
+        let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            shipped == printed,
+            "{} is stale: regenerate with GILSCOPE_BLESS=1 cargo test --release --test shell",
+            path.display()
+        );
+    }
+}

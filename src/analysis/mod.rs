@@ -280,7 +280,7 @@ impl Analysis {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ThreadAcc {
     summary: ThreadSummary,
     last_cpu_ns: Option<u64>,
@@ -317,7 +317,7 @@ struct Totals<'a> {
 }
 
 /// The event-loop position of each stack, worked out once per stack.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct LoopPositions {
     known: HashMap<u32, LoopPosition>,
 }
@@ -448,7 +448,7 @@ impl ThreadAcc {
 }
 
 /// One process's accumulation.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct ProcessAcc {
     pid: u32,
     parent: Option<u32>,
@@ -730,8 +730,9 @@ impl ProcessAcc {
     }
 }
 
-/// Folds records into an [`Analysis`].
-#[derive(Debug, Default)]
+/// Folds records into an [`Analysis`]. A live view clones it to finish a snapshot while the run
+/// goes on.
+#[derive(Debug, Clone, Default)]
 pub struct Aggregator {
     target: Option<TargetInfo>,
     frames: Vec<Frame>,
