@@ -61,8 +61,21 @@ impl Sampling {
 enum Live {
     /// Nothing until the report.
     Quiet,
+    /// A status line on stderr.
+    Status,
     /// `gilscope top`'s screen.
     Top,
+}
+
+impl Live {
+    /// A status line on a terminal, unless `-q`.
+    fn for_output(output: &OutputArgs) -> Live {
+        if !output.quiet && std::io::stderr().is_terminal() {
+            Live::Status
+        } else {
+            Live::Quiet
+        }
+    }
 }
 
 /// Where the target comes from.
@@ -78,11 +91,15 @@ struct Tee<'a> {
     recording: Option<RecordingWriter<std::io::BufWriter<std::fs::File>>>,
     recording_error: Option<std::io::Error>,
     live: Option<mpsc::Sender<Record>>,
+    status: Option<crate::progress::StatusLine>,
 }
 
 impl RecordSink for Tee<'_> {
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
         self.aggregator.push(record);
+        if let Some(status) = &mut self.status {
+            status.record(record);
+        }
         if let Some(live) = &self.live {
             if live.send(record.clone()).is_err() {
                 self.live = None; // the view is gone; sampling goes on
@@ -114,7 +131,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             None,
             &gate.gate(),
             color,
-            Live::Quiet,
+            Live::for_output(&output),
         ),
         Command::Attach {
             sampling,
@@ -127,7 +144,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             None,
             &Gate::default(),
             color,
-            Live::Quiet,
+            Live::for_output(&output),
         ),
         Command::Top {
             sampling,
@@ -170,7 +187,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 Some(&path),
                 &Gate::default(),
                 color,
-                Live::Quiet,
+                Live::for_output(&report),
             )
         }
         Command::Bench(args) => bench(&args),
@@ -328,7 +345,9 @@ fn bench(args: &crate::cli::BenchArgs) -> Result<i32, Error> {
             path: std::env::temp_dir(),
             source,
         })?;
+    executor.show_progress(std::io::stderr().is_terminal());
     let report = crate::bench::run_benchmark(&plan, &mut executor);
+    executor.finish();
     let mut stdout = std::io::stdout().lock();
     let _ = crate::bench::output::terminal(&report, &mut stdout);
     if let Some(path) = &args.export_json {
@@ -393,7 +412,7 @@ fn profile(
     let mut aggregator = Aggregator::new();
     let recording_writer = recording.map(RecordingWriter::create).transpose()?;
     let (live_records, view) = match live {
-        Live::Quiet => (None, None),
+        Live::Quiet | Live::Status => (None, None),
         Live::Top => {
             let (records, received) = mpsc::channel();
             let quit = signals.quit_flag();
@@ -406,6 +425,7 @@ fn profile(
         recording: recording_writer,
         recording_error: None,
         live: live_records,
+        status: (live == Live::Status).then(|| crate::progress::StatusLine::start("sampling")),
     };
     let rate = sampling.options.rate_hz;
     let mut tree = ProcessTree::new(sampler, sampling.options.clone());
@@ -422,6 +442,9 @@ fn profile(
         source,
     })?;
     drop(tree);
+    if let Some(status) = tee.status.take() {
+        status.finish();
+    }
     // The view ends when its records do, and gives the terminal back before the report.
     tee.live = None;
     if let Some(view) = view {

@@ -16,6 +16,7 @@ pub mod gate;
 pub mod known_frames;
 pub mod model;
 pub mod output;
+pub mod progress;
 pub mod recording;
 pub mod render;
 pub mod report;

@@ -181,8 +181,8 @@ pub fn exit_code_of(ending: &Ending) -> i32 {
 }
 
 /// Samples until the target ends, `duration` elapses, or a signal says stop. Emits the
-/// `Target` record first and `Late` at the end; the caller emits `End` once it knows how the
-/// target ended.
+/// `Target` record first and `Late` whenever ticks are missed; the caller emits `End` once it
+/// knows how the target ended.
 pub fn sample_loop(
     tree: &mut ProcessTree,
     rate_hz: f64,
@@ -195,7 +195,6 @@ pub fn sample_loop(
     let interval = Duration::from_secs_f64(1.0 / rate_hz);
     let start = Instant::now();
     let mut next = start;
-    let mut late: u64 = 0;
     let ending = loop {
         if signals.quit.load(Ordering::Relaxed) {
             break Ending::Interrupted;
@@ -235,18 +234,14 @@ pub fn sample_loop(
         if now > next {
             let behind = ((now - next).as_secs_f64() / interval.as_secs_f64()) as u32;
             if behind > 0 {
-                late += behind as u64;
                 next += interval * behind;
+                // As they happen, so a live view can count them (the aggregator sums them).
+                sink.record(&Record::Late { count: behind })?;
             }
         } else {
             std::thread::sleep(next - now);
         }
     };
-    if late > 0 {
-        sink.record(&Record::Late {
-            count: late.min(u32::MAX as u64) as u32,
-        })?;
-    }
     if let Some(errors) = tree.stack_errors() {
         sink.record(&errors)?;
     }

@@ -269,3 +269,50 @@ fn top_without_a_terminal_says_so_and_starts_nothing() {
     );
     assert!(output.stdout.is_empty(), "the command was not started");
 }
+
+/// On a terminal, `run` shows one status line on stderr while it samples (gone with `-q`, and
+/// gone before the report); into a pipe it writes none (every other test's stderr).
+#[test]
+fn run_shows_a_status_line_on_a_terminal_unless_quiet() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("\n*** SKIP: tmux not found: the status line not tested in a terminal ***\n");
+        return;
+    }
+    let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let python = common::any_python();
+    for (quiet, expect_status) in [(false, true), (true, false)] {
+        let session = format!("gilscope-status-{}-{quiet}", std::process::id());
+        let command = format!(
+            "{} run {} -- {} {} 4 >/dev/null; sleep 30",
+            env!("CARGO_BIN_EXE_gilscope"),
+            if quiet { "-q" } else { "" },
+            python.display(),
+            common::workload("cpu_threads.py").display()
+        );
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "100",
+            "-y",
+            "10",
+            &command,
+        ]);
+        let pane = wait_for_pane(&session, Duration::from_secs(3), |p| p.contains("GIL held"));
+        let after = wait_for_pane(&session, Duration::from_secs(8), |p| {
+            !p.contains("samples ·")
+        });
+        tmux(&["kill-session", "-t", &session]);
+        assert_eq!(
+            pane.contains("samples · 0 late · GIL held") || pane.contains(" late · GIL held"),
+            expect_status,
+            "quiet={quiet}:\n{pane}"
+        );
+        assert!(
+            !after.contains("samples ·"),
+            "the line is cleared at the end:\n{after}"
+        );
+    }
+}

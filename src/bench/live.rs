@@ -23,6 +23,8 @@ pub struct LiveExecutor<'a> {
     driver: PathBuf,
     _dir: tempfile::TempDir,
     signals: Signals,
+    /// Which run is on, on stderr when it is a terminal.
+    status: Option<indicatif::ProgressBar>,
 }
 
 impl<'a> LiveExecutor<'a> {
@@ -37,6 +39,7 @@ impl<'a> LiveExecutor<'a> {
             driver,
             _dir: dir,
             signals: Signals::install()?,
+            status: None,
         })
     }
 
@@ -128,7 +131,37 @@ fn sample(child: &mut Child, signals: &Signals, deadline: Instant) -> Option<Evi
     })
 }
 
+impl LiveExecutor<'_> {
+    /// Shows which run is on, until [`Self::finish`] (`show`: stderr is a terminal and the
+    /// user did not ask for quiet).
+    pub fn show_progress(&mut self, show: bool) {
+        self.status = show.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+    }
+
+    /// Clears the status line.
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.status.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 impl Executor for LiveExecutor<'_> {
+    fn starting(&mut self, python: &Path, mode: Mode, run: crate::bench::RunNumber) {
+        if let Some(bar) = &self.status {
+            bar.set_message(format!(
+                "{} · {} · {}",
+                python.display(),
+                mode.name(),
+                run.describe()
+            ));
+        }
+    }
+
     fn unguarded_lines(&mut self, python: &Path) -> Vec<u32> {
         let output = Command::new(python)
             .arg(&self.driver)

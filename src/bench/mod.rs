@@ -130,6 +130,30 @@ pub trait Executor {
         mode: Mode,
         sampled: bool,
     ) -> Result<RunOutcome, RunFailure>;
+
+    /// Told before each run: the interpreter, the mode, and which run of how many (the
+    /// warm-ups first).
+    fn starting(&mut self, _python: &std::path::Path, _mode: Mode, _run: RunNumber) {}
+}
+
+/// Which run of a mode is starting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunNumber {
+    /// From 1, warm-ups included.
+    pub index: usize,
+    pub warmups: usize,
+    pub runs: usize,
+}
+
+impl RunNumber {
+    /// `warm-up 1 of 1`, `run 3 of 5`.
+    pub fn describe(&self) -> String {
+        if self.index <= self.warmups {
+            format!("warm-up {} of {}", self.index, self.warmups)
+        } else {
+            format!("run {} of {}", self.index - self.warmups, self.runs)
+        }
+    }
 }
 
 /// One row of the table: an interpreter and a mode.
@@ -232,6 +256,12 @@ pub fn run_benchmark(plan: &BenchPlan, executor: &mut dyn Executor) -> BenchRepo
                     && i == 0
                     && mode != Mode::Processes
                     && mode != Mode::Interpreters;
+                let number = RunNumber {
+                    index: i + 1,
+                    warmups: plan.warmup,
+                    runs: plan.runs,
+                };
+                executor.starting(python, mode, number);
                 match executor.run(python, mode, sampled) {
                     Ok(run) => {
                         version = run.python_version.clone();
