@@ -864,14 +864,13 @@ struct Span {
 
 fn span(windows: &[crate::analysis::Window]) -> Span {
     let sum = |f: fn(&crate::analysis::Window) -> u64| windows.iter().map(f).sum::<u64>();
-    let busy =
-        sum(|w| w.counts[Gil.index()] + w.counts[GilWait.index()] + w.counts[Native.index()]);
+    let busy = sum(|w| w.counts.sum_of(&[Gil, GilWait, Native]));
     let seconds = windows.len() as f64 * crate::analysis::WINDOW_NS as f64 / 1e9;
     Span {
         seconds,
         cores: sum(|w| w.cpu_ns) as f64 / 1e9 / seconds.max(1e-9),
         gil_held: sum(|w| w.gil_locked) as f64 / sum(|w| w.gil_readings).max(1) as f64,
-        gil_wait: sum(|w| w.counts[GilWait.index()]) as f64 / busy.max(1) as f64,
+        gil_wait: sum(|w| w.counts[GilWait]) as f64 / busy.max(1) as f64,
     }
 }
 
@@ -1035,8 +1034,7 @@ fn parallel_fraction(windows: &[Window], cores: u32) -> f64 {
     let parallel: u64 = windows
         .iter()
         .filter(|w| {
-            let demand =
-                w.counts[Gil.index()] + w.counts[GilWait.index()] + w.counts[Native.index()];
+            let demand = w.counts.sum_of(&[Gil, GilWait, Native]);
             w.ticks > 0 && demand as f64 / w.ticks as f64 >= 1.5
         })
         .map(|w| w.ticks)
@@ -1049,9 +1047,7 @@ fn window_kind(w: &Window) -> Option<VerdictKind> {
     if w.ticks == 0 {
         return None;
     }
-    let per_tick = |states: &[ThreadState]| {
-        states.iter().map(|s| w.counts[s.index()]).sum::<u64>() as f64 / w.ticks as f64
-    };
+    let per_tick = |states: &[ThreadState]| w.counts.sum_of(states) as f64 / w.ticks as f64;
     let python = per_tick(&[Gil, GilWait]);
     let native = per_tick(&[Native]);
     let io = per_tick(&[Io, Sleep]);
@@ -1182,7 +1178,7 @@ impl<'a> PoolFacts<'a> {
         }
         let busy_ns: u64 = workers
             .iter()
-            .map(|t| t.time_ns[Gil.index()] + t.time_ns[Native.index()])
+            .map(|t| t.time_ns[Gil] + t.time_ns[Native])
             .sum();
         let (mut cpu_samples, mut ipc_samples) = (0u64, 0u64);
         for t in &analysis.threads {

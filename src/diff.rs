@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnosis::VerdictKind;
-use crate::model::ThreadState;
 use crate::report::{Report, States};
 
 pub const SCHEMA: &str = "gilscope.diff/1";
@@ -147,13 +146,18 @@ fn side(report: &Report, source: &str) -> Side {
 /// Every thread's state shares, weighed by its samples.
 fn thread_states(report: &Report) -> States {
     let total: u64 = report.threads.iter().map(|t| t.samples).sum();
-    let mut time = [0.0; 8];
-    for t in &report.threads {
-        for state in ThreadState::ALL {
-            time[state.index()] += t.states.get(state) * t.samples as f64;
+    States::from_fn(|state| {
+        let weighed: f64 = report
+            .threads
+            .iter()
+            .map(|t| t.states[state] * t.samples as f64)
+            .sum();
+        if total == 0 {
+            0.0
+        } else {
+            weighed / total as f64
         }
-    }
-    States::from_shares(&time.map(|x| if total == 0 { 0.0 } else { x / total as f64 }))
+    })
 }
 
 /// Each function's held, waited and released thread-seconds in both runs.

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::diagnosis::VerdictKind;
+use crate::model::ThreadState;
 use crate::report::Report;
 
 /// The exit status of a tripped gate: distinct from gilscope's own failures (2).
@@ -57,11 +58,13 @@ impl Gate {
         report
             .threads
             .iter()
-            .filter(|t| t.states.gil_wait > max)
-            .max_by(|a, b| a.states.gil_wait.total_cmp(&b.states.gil_wait))
+            .filter(|t| t.states[ThreadState::GilWait] > max)
+            .max_by(|a, b| {
+                a.states[ThreadState::GilWait].total_cmp(&b.states[ThreadState::GilWait])
+            })
             .map(|t| Tripped::GilWait {
                 thread: format!("{} ({})", t.name, t.tid),
-                share: t.states.gil_wait,
+                share: t.states[ThreadState::GilWait],
                 max,
             })
     }

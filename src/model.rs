@@ -57,6 +57,92 @@ impl ThreadState {
     }
 }
 
+/// One value per thread state, indexed by [`ThreadState`]. In JSON, an object keyed by the
+/// states' names in [`ThreadState::ALL`] order (`{"gil": .., "gil_wait": .., ...}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerState<T>([T; 8]);
+
+impl<T> PerState<T> {
+    pub fn from_fn(mut f: impl FnMut(ThreadState) -> T) -> Self {
+        PerState(ThreadState::ALL.map(&mut f))
+    }
+
+    /// Each state with its value, in [`ThreadState::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (ThreadState, &T)> {
+        ThreadState::ALL.into_iter().zip(&self.0)
+    }
+
+    pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> PerState<U> {
+        PerState::from_fn(|s| f(&self[s]))
+    }
+}
+
+impl<T: Copy> PerState<T> {
+    pub fn get(&self, state: ThreadState) -> T {
+        self[state]
+    }
+}
+
+impl<T: Copy + std::iter::Sum<T>> PerState<T> {
+    pub fn total(&self) -> T {
+        self.0.iter().copied().sum()
+    }
+
+    /// The sum over `states`.
+    pub fn sum_of(&self, states: &[ThreadState]) -> T {
+        states.iter().map(|&s| self[s]).sum()
+    }
+}
+
+impl PerState<u64> {
+    /// Each value as a share of the total (all 0 when the total is 0).
+    pub fn shares(&self) -> PerState<f64> {
+        let total = self.total();
+        self.map(|&n| {
+            if total == 0 {
+                0.0
+            } else {
+                n as f64 / total as f64
+            }
+        })
+    }
+}
+
+impl<T> std::ops::Index<ThreadState> for PerState<T> {
+    type Output = T;
+    fn index(&self, state: ThreadState) -> &T {
+        &self.0[state.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<ThreadState> for PerState<T> {
+    fn index_mut(&mut self, state: ThreadState) -> &mut T {
+        &mut self.0[state.index()]
+    }
+}
+
+impl<T: Serialize> Serialize for PerState<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(8))?;
+        for (state, value) in self.iter() {
+            map.serialize_entry(state.name(), value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for PerState<T> {
+    /// A state missing from the object reads as the default (0).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entries = std::collections::HashMap::<ThreadState, T>::deserialize(deserializer)?;
+        let mut entries = entries;
+        Ok(PerState::from_fn(|s| {
+            entries.remove(&s).unwrap_or_default()
+        }))
+    }
+}
+
 /// Where the thread stood in the kernel, from `/proc/PID/task/TID/syscall`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Syscall {
@@ -254,4 +340,33 @@ pub struct ProcessInfo {
     /// When it was found, on the run's clock.
     pub t_ns: u64,
     pub notes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_state_values_are_json_objects_keyed_by_state_in_order() {
+        let mut shares = PerState::<f64>::default();
+        shares[ThreadState::GilWait] = 0.75;
+        shares[ThreadState::Gil] = 0.25;
+        let json = serde_json::to_string(&shares).unwrap();
+        assert_eq!(
+            json,
+            r#"{"gil":0.25,"gil_wait":0.75,"native":0.0,"io":0.0,"sleep":0.0,"lock":0.0,"idle":0.0,"unknown":0.0}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<PerState<f64>>(&json).unwrap(),
+            shares
+        );
+        let partial: PerState<f64> = serde_json::from_str(r#"{"io": 1.0}"#).unwrap();
+        assert_eq!(partial[ThreadState::Io], 1.0);
+        assert_eq!(partial.total(), 1.0, "a missing state reads as 0");
+        assert!(serde_json::from_str::<PerState<f64>>(r#"{"gill": 1.0}"#).is_err());
+        let counts = PerState::from_fn(|s| if s == ThreadState::Lock { 3u64 } else { 1 });
+        assert_eq!(counts.total(), 10);
+        assert_eq!(counts.shares()[ThreadState::Lock], 0.3);
+        assert_eq!(counts.sum_of(&[ThreadState::Gil, ThreadState::Lock]), 4);
+    }
 }

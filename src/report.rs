@@ -8,7 +8,7 @@ pub use crate::analysis::queries::{GilHolder, GilUse, HotFunction, LineGil, Loop
 use crate::analysis::Analysis;
 use crate::diagnosis::Verdict;
 use crate::known_frames::loop_culprit;
-use crate::model::{Ending, ExtensionModule, ThreadState};
+use crate::model::{Ending, ExtensionModule, PerState, ThreadState};
 
 pub const SCHEMA: &str = "gilscope.report/1";
 /// Hot-function lists keep this many entries.
@@ -158,60 +158,8 @@ pub struct CpythonGilShares {
 }
 
 /// Fractions of a thread's observed time (each sample weighs the time since the thread's
-/// previous one); they sum to 1.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct States {
-    pub gil: f64,
-    pub gil_wait: f64,
-    pub native: f64,
-    pub io: f64,
-    pub sleep: f64,
-    pub lock: f64,
-    pub idle: f64,
-    pub unknown: f64,
-}
-
-impl States {
-    pub fn get(&self, state: ThreadState) -> f64 {
-        match state {
-            ThreadState::Gil => self.gil,
-            ThreadState::GilWait => self.gil_wait,
-            ThreadState::Native => self.native,
-            ThreadState::Io => self.io,
-            ThreadState::Sleep => self.sleep,
-            ThreadState::Lock => self.lock,
-            ThreadState::Idle => self.idle,
-            ThreadState::Unknown => self.unknown,
-        }
-    }
-
-    fn from_time(time_ns: &[u64; 8]) -> States {
-        let total = time_ns.iter().sum::<u64>();
-        let share = |ns: u64| {
-            if total == 0 {
-                0.0
-            } else {
-                ns as f64 / total as f64
-            }
-        };
-        States::from_shares(&time_ns.map(share))
-    }
-
-    /// The shares, indexed by [`ThreadState::index`].
-    pub fn from_shares(shares: &[f64; 8]) -> States {
-        let f = |s: ThreadState| shares[s.index()];
-        States {
-            gil: f(ThreadState::Gil),
-            gil_wait: f(ThreadState::GilWait),
-            native: f(ThreadState::Native),
-            io: f(ThreadState::Io),
-            sleep: f(ThreadState::Sleep),
-            lock: f(ThreadState::Lock),
-            idle: f(ThreadState::Idle),
-            unknown: f(ThreadState::Unknown),
-        }
-    }
-}
+/// previous one); they sum to 1. In JSON, `{"gil": .., "gil_wait": .., ...}`.
+pub type States = PerState<f64>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hot {
@@ -389,7 +337,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
                 python: t.python,
                 samples: t.samples,
                 cpu_s: t.cpu_s,
-                states: States::from_time(&t.time_ns),
+                states: t.time_ns.shares(),
                 cpython: t
                     .cpython_flags
                     .filter(|c| c.readings > 0)

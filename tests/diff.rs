@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use gilscope::diagnosis::{diagnose, VerdictKind};
 use gilscope::diff::{compare, Fix, SpeedupNote, SCHEMA};
+use gilscope::model::ThreadState;
 use gilscope::report::{self, Report};
 use serde_json::Value;
 
@@ -34,11 +35,15 @@ fn threads_to_processes_shows_the_verdict_change_and_the_gain() {
     assert_eq!(diff.before.processes, 1);
     assert!(diff.after.processes >= 5, "{}", diff.after.processes);
     assert!(
-        diff.before.states.gil_wait > 0.4,
+        diff.before.states[ThreadState::GilWait] > 0.4,
         "{:?}",
         diff.before.states
     );
-    assert!(diff.after.states.gil_wait < 0.05, "{:?}", diff.after.states);
+    assert!(
+        diff.after.states[ThreadState::GilWait] < 0.05,
+        "{:?}",
+        diff.after.states
+    );
     assert!(diff.after.cpu_cores_used > diff.before.cpu_cores_used + 0.5);
 
     let s = &diff.speedup;

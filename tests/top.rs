@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gilscope::analysis::{Aggregator, Analysis};
-use gilscope::model::Record;
+use gilscope::model::{Record, ThreadState};
 use gilscope::recording::RecordingReader;
 use gilscope::top::view::{self, Controls, Scope, Snapshot, SortKey};
 use gilscope::top::{action, Action};
@@ -120,7 +120,11 @@ fn the_window_covers_the_last_second_and_since_start_the_whole_run() {
             "the window's CPU is part of the whole"
         );
     }
-    let waits: Vec<f64> = window.rows.iter().map(|r| r.states.gil_wait).collect();
+    let waits: Vec<f64> = window
+        .rows
+        .iter()
+        .map(|r| r.states[ThreadState::GilWait])
+        .collect();
     assert!(
         waits.windows(2).all(|p| p[0] >= p[1]),
         "sorted by GIL wait: {waits:?}"

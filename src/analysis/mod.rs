@@ -9,7 +9,7 @@ pub mod queries;
 use crate::classify::{classify, is_transit_candidate, resolve_transit, Observation};
 use crate::known_frames::{descendant_role, loop_position, LoopPosition, ProcessRole};
 use crate::model::{
-    Ending, ExtensionModule, Frame, ProcessInfo, Record, Sample, TargetInfo, ThreadState,
+    Ending, ExtensionModule, Frame, PerState, ProcessInfo, Record, Sample, TargetInfo, ThreadState,
 };
 use crate::sampler::RecordSink;
 
@@ -51,10 +51,10 @@ pub struct ThreadSummary {
     pub python: bool,
     pub samples: u64,
     pub cpu_s: f64,
-    /// Sample counts per state, indexed by [`ThreadState::index`].
-    pub counts: [u64; 8],
+    /// Sample counts per state.
+    pub counts: PerState<u64>,
     /// Time per state (ns): each sample weighs the time since the thread's previous sample.
-    pub time_ns: [u64; 8],
+    pub time_ns: PerState<u64>,
     /// Samples per (state, stack id), for hot functions and flame graphs.
     pub stacks: HashMap<(ThreadState, u32), u64>,
     pub first_t_ns: u64,
@@ -161,11 +161,11 @@ impl ThreadSummary {
     /// the thread's previous sample, so a sampler that falls behind (a deep stack, a loaded
     /// machine) does not bias the fractions toward the moments it kept up.
     pub fn fraction(&self, state: ThreadState) -> f64 {
-        let total: u64 = self.time_ns.iter().sum();
+        let total = self.time_ns.total();
         if total == 0 {
             0.0
         } else {
-            self.time_ns[state.index()] as f64 / total as f64
+            self.time_ns[state] as f64 / total as f64
         }
     }
 
@@ -181,7 +181,7 @@ pub struct Window {
     pub start_ns: u64,
     pub ticks: u64,
     /// Thread-samples per state, summed over threads.
-    pub counts: [u64; 8],
+    pub counts: PerState<u64>,
     pub gil_locked: u64,
     pub gil_readings: u64,
     pub cpu_ns: u64,
@@ -336,8 +336,8 @@ impl ThreadAcc {
         self.count_loop(at, state);
         let s = &mut self.summary;
         s.samples += 1;
-        s.counts[state.index()] += 1;
-        s.time_ns[state.index()] += at.weight_ns;
+        s.counts[state] += 1;
+        s.time_ns[state] += at.weight_ns;
         if let Some(stack) = at.stack {
             *s.stacks.entry((state, stack)).or_insert(0) += 1;
         }
@@ -353,7 +353,7 @@ impl ThreadAcc {
             }
         }
         if let Some(w) = totals.windows.get_mut(&at.window) {
-            w.counts[state.index()] += 1;
+            w.counts[state] += 1;
         }
         match s.timeline.last_mut() {
             Some(last) if last.state == state => last.end_ns = at.t_ns,
@@ -574,8 +574,8 @@ impl ProcessAcc {
                     python: false,
                     samples: 0,
                     cpu_s: 0.0,
-                    counts: [0; 8],
-                    time_ns: [0; 8],
+                    counts: PerState::default(),
+                    time_ns: PerState::default(),
                     stacks: HashMap::new(),
                     first_t_ns: t,
                     last_t_ns: t,

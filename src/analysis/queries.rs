@@ -43,11 +43,7 @@ pub const HELD_BY_LIMIT: usize = 5;
 /// The hot functions of `state`, most frequent first.
 pub fn hot_functions(analysis: &Analysis, state: ThreadState, limit: usize) -> Vec<HotFunction> {
     let mut by_frame: HashMap<u32, u64> = HashMap::new();
-    let total: u64 = analysis
-        .threads
-        .iter()
-        .map(|t| t.counts[state.index()])
-        .sum();
+    let total: u64 = analysis.threads.iter().map(|t| t.counts[state]).sum();
     for thread in &analysis.threads {
         for (&(s, stack), &n) in &thread.stacks {
             if s != state {

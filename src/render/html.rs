@@ -11,7 +11,7 @@ use super::colors::style;
 use super::stacks::{frame_label, thread_label};
 use super::words::{self, pct};
 use crate::analysis::Analysis;
-use crate::model::ThreadState;
+use crate::model::{PerState, ThreadState};
 use crate::report::{HotFunction, LineGil, Report};
 
 /// Timeline columns: the page's size is bounded by this, not by the run's length.
@@ -341,7 +341,7 @@ fn timeline(h: &mut String, analysis: &Analysis) {
         .iter()
         .filter(|t| !t.timeline.is_empty())
         .collect();
-    threads.sort_by_key(|t| std::cmp::Reverse(t.samples - t.counts[ThreadState::Idle.index()]));
+    threads.sort_by_key(|t| std::cmp::Reverse(t.samples - t.counts[ThreadState::Idle]));
     threads.truncate(TIMELINE_THREADS);
     threads.sort_by_key(|t| (t.first_t_ns, t.tid));
     let height = (threads.len() + 1) * ROW;
@@ -401,13 +401,13 @@ fn timeline(h: &mut String, analysis: &Analysis) {
     }
     row(h, 0, "GIL", &gil_cols);
     for (k, thread) in threads.iter().enumerate() {
-        let mut time = vec![[0f64; 8]; TIMELINE_COLUMNS];
+        let mut time = vec![PerState::<f64>::default(); TIMELINE_COLUMNS];
         let mut tips: Vec<Option<String>> = vec![None; TIMELINE_COLUMNS];
         for seg in &thread.timeline {
             let mut per_col = vec![0f64; TIMELINE_COLUMNS];
             let (first, last) = spread(&mut per_col, seg.start_ns, seg.end_ns, start, col_ns);
             for c in first..=last {
-                time[c][seg.state.index()] += per_col[c];
+                time[c][seg.state] += per_col[c];
                 if tips[c].is_none() {
                     let frame = seg.stack.and_then(|s| analysis.top_frame(s));
                     tips[c] = Some(match frame {
@@ -421,8 +421,8 @@ fn timeline(h: &mut String, analysis: &Analysis) {
             .iter()
             .zip(tips)
             .map(|(t, tip)| {
-                let (best, &most) = t.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
-                (most > 0.0).then(|| (ThreadState::ALL[best], tip.unwrap_or_default()))
+                let (best, &most) = t.iter().max_by(|a, b| a.1.total_cmp(b.1))?;
+                (most > 0.0).then(|| (best, tip.unwrap_or_default()))
             })
             .collect();
         row(

@@ -1,7 +1,7 @@
 //! Stacks by thread and state, the common input of the flame graph, speedscope and pprof.
 
 use crate::analysis::Analysis;
-use crate::model::{Frame, ThreadState};
+use crate::model::{Frame, PerState, ThreadState};
 
 /// One distinct (thread, state, stack) with its sample count. Frames are outermost first.
 pub struct StackCount<'a> {
@@ -19,9 +19,9 @@ pub fn stack_counts(analysis: &Analysis, only: Option<ThreadState>) -> Vec<Stack
     for thread in &analysis.threads {
         let mut keys: Vec<_> = thread.stacks.iter().collect();
         keys.sort_by_key(|(&(state, stack), _)| (state, stack));
-        let mut with_stack = [0u64; 8];
+        let mut with_stack = PerState::<u64>::default();
         for (&(state, stack), &count) in keys {
-            with_stack[state.index()] += count;
+            with_stack[state] += count;
             if only.is_some_and(|s| s != state) {
                 continue;
             }
@@ -36,7 +36,7 @@ pub fn stack_counts(analysis: &Analysis, only: Option<ThreadState>) -> Vec<Stack
             });
         }
         for state in ThreadState::ALL {
-            let bare = thread.counts[state.index()].saturating_sub(with_stack[state.index()]);
+            let bare = thread.counts[state].saturating_sub(with_stack[state]);
             if bare > 0 && only.is_none_or(|s| s == state) {
                 out.push(StackCount {
                     tid: thread.tid,

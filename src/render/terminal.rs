@@ -299,7 +299,9 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
     )?;
     let mut threads: Vec<_> = report.threads.iter().collect();
     threads.sort_by(|a, b| {
-        let busy = |t: &crate::report::Thread| 1.0 - t.states.idle - t.states.unknown;
+        let busy = |t: &crate::report::Thread| {
+            1.0 - t.states[ThreadState::Idle] - t.states[ThreadState::Unknown]
+        };
         busy(b).total_cmp(&busy(a)).then(a.tid.cmp(&b.tid))
     });
     for th in threads.iter().take(MAX_THREAD_ROWS) {
@@ -318,12 +320,12 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
             "  {} {} {}{}{}{}{}{} {:>6.2}",
             truncate(&label, 18),
             bar(&fractions, BAR_WIDTH, style),
-            cell(s.gil),
-            cell(s.gil_wait),
-            cell(s.native),
-            cell(s.io),
-            cell(s.sleep),
-            cell(s.lock),
+            cell(s[ThreadState::Gil]),
+            cell(s[ThreadState::GilWait]),
+            cell(s[ThreadState::Native]),
+            cell(s[ThreadState::Io]),
+            cell(s[ThreadState::Sleep]),
+            cell(s[ThreadState::Lock]),
             th.cpu_s
         )?;
     }

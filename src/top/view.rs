@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::analysis::{Analysis, Window};
 use crate::diagnosis::{self, VerdictKind};
-use crate::model::ThreadState;
+use crate::model::{PerState, ThreadState};
 use crate::report::{self, HotFunction, Report, States};
 
 /// Which time the thread rows and the GIL figures cover.
@@ -73,7 +73,7 @@ impl Default for Controls {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Per (pid, tid): time per state (ns) and CPU seconds.
-    threads: HashMap<(u32, u32), ([u64; 8], f64)>,
+    threads: HashMap<(u32, u32), (PerState<u64>, f64)>,
     gil_locked: u64,
     gil_readings: u64,
     switches: u64,
@@ -205,14 +205,13 @@ fn window_figures(
                 .threads
                 .get(&(t.pid, t.tid))
                 .copied()
-                .unwrap_or(([0; 8], 0.0));
-            let delta: [u64; 8] = std::array::from_fn(|i| time[i].saturating_sub(before[i]));
-            let total: u64 = delta.iter().sum();
-            (total > 0).then(|| ThreadRow {
+                .unwrap_or_default();
+            let delta = PerState::from_fn(|s| time[s].saturating_sub(before[s]));
+            (delta.total() > 0).then(|| ThreadRow {
                 name: t.name.clone(),
                 pid: t.pid,
                 tid: t.tid,
-                states: States::from_shares(&delta.map(|ns| ns as f64 / total as f64)),
+                states: delta.shares(),
                 cpu_s: cpu_s - cpu_before,
             })
         })
