@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::analysis::queries::{hot_functions, loop_culprits};
 use crate::analysis::{Analysis, EventLoop, ThreadSummary, Window};
 use crate::known_frames::{is_ipc, is_result_handler, ProcessRole};
-use crate::model::{Frame, ThreadState};
+use crate::model::{Frame, GilMode, ThreadState};
 
 use ThreadState::*;
 
@@ -276,7 +276,7 @@ fn decide(f: &Facts) -> Verdict {
     if f.analysis
         .target
         .as_ref()
-        .is_some_and(|t| t.gil == "disabled")
+        .is_some_and(|t| t.gil == GilMode::Disabled)
     {
         return free_threaded(f);
     }

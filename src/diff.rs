@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnosis::VerdictKind;
+use crate::model::GilMode;
 use crate::report::{Report, States};
 
 pub const SCHEMA: &str = "gilscope.diff/1";
@@ -32,7 +33,7 @@ pub struct Side {
     pub source: String,
     pub command: String,
     pub python: String,
-    pub gil: String,
+    pub gil: GilMode,
     pub duration_s: f64,
     /// How sampling ended, e.g. "the target exited with status 0".
     pub ending: Option<String>,
@@ -126,7 +127,7 @@ fn side(report: &Report, source: &str) -> Side {
         source: source.into(),
         command: report.target.command.clone(),
         python: report.target.python.clone(),
-        gil: report.target.gil.clone(),
+        gil: report.target.gil,
         duration_s: report.duration_s,
         ending: report.ending.clone(),
         ran_to_exit: report.exit.is_some(),
@@ -213,7 +214,7 @@ fn speedup(before: &Report, after: &Report) -> Speedup {
     };
     let fix = if after.processes.len() > before.processes.len().max(1) {
         Fix::Processes
-    } else if after.target.gil == "disabled" && before.target.gil != "disabled" {
+    } else if after.target.gil == GilMode::Disabled && before.target.gil != GilMode::Disabled {
         Fix::FreeThreaded
     } else {
         Fix::Threads

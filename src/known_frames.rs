@@ -72,21 +72,27 @@ pub fn loop_culprit<'a>(frames: &[&'a Frame]) -> Option<&'a Frame> {
         .copied()
 }
 
-/// What a process is in a run, from the frames its threads were seen in.
+/// What a process is in a run, from the frames its threads were seen in. In JSON, its
+/// [`ProcessRole::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum ProcessRole {
     /// The process gilscope launched or attached to, with no descendants sampled.
+    #[serde(rename = "main")]
     Main,
     /// The process gilscope launched or attached to, with descendants.
+    #[serde(rename = "parent")]
     Parent,
     /// A `multiprocessing.Pool` or `ProcessPoolExecutor` worker.
+    #[serde(rename = "pool worker")]
     PoolWorker,
     /// Another `multiprocessing.Process`.
+    #[serde(rename = "multiprocessing child")]
     MultiprocessingChild,
     /// multiprocessing's forkserver or resource tracker: helpers, not workers.
+    #[serde(rename = "multiprocessing helper")]
     Helper,
     /// Any other descendant (`subprocess`, a shell, ...).
+    #[serde(rename = "child")]
     Child,
 }
 

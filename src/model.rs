@@ -208,8 +208,7 @@ pub struct TargetInfo {
     pub command: Vec<String>,
     /// The CPython version, e.g. "3.12.1".
     pub python: String,
-    /// "enabled" or "disabled" (free-threaded build).
-    pub gil: String,
+    pub gil: GilMode,
     /// Whether gilscope can see GIL waits on this target (false on free-threaded builds and
     /// processes that are not Python; a Python whose GIL cannot be located is refused).
     pub gil_wait_visible: bool,
@@ -221,6 +220,43 @@ pub struct TargetInfo {
     pub cores: u32,
     /// Wall-clock start, seconds since the Unix epoch.
     pub started_unix_s: f64,
+}
+
+/// Whether the target's build has a GIL that runs: `enabled`, or `disabled` (a free-threaded
+/// build, until an extension turns it on). Stored as that string, in recordings and JSON alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GilMode {
+    Enabled,
+    Disabled,
+}
+
+impl GilMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            GilMode::Enabled => "enabled",
+            GilMode::Disabled => "disabled",
+        }
+    }
+}
+
+impl Serialize for GilMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for GilMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.as_str() {
+            "enabled" => Ok(GilMode::Enabled),
+            "disabled" => Ok(GilMode::Disabled),
+            other => Err(serde::de::Error::unknown_variant(
+                other,
+                &["enabled", "disabled"],
+            )),
+        }
+    }
 }
 
 /// How sampling ended.

@@ -7,8 +7,8 @@ use crate::analysis::queries::{gil_by_line, hot_functions, loop_culprits, GIL_LI
 pub use crate::analysis::queries::{GilHolder, GilUse, HotFunction, LineGil, LoopCulprit};
 use crate::analysis::Analysis;
 use crate::diagnosis::Verdict;
-use crate::known_frames::loop_culprit;
-use crate::model::{Ending, ExtensionModule, PerState, ThreadState};
+use crate::known_frames::{loop_culprit, ProcessRole};
+use crate::model::{Ending, ExtensionModule, GilMode, PerState, ThreadState};
 
 pub const SCHEMA: &str = "gilscope.report/1";
 /// Hot-function lists keep this many entries.
@@ -50,7 +50,7 @@ pub struct ProcessEntry {
     pub parent: Option<u32>,
     /// "main", "parent", "pool worker", "multiprocessing child", "multiprocessing helper",
     /// "child".
-    pub role: String,
+    pub role: ProcessRole,
     pub command: String,
     /// `None` when the process is not Python (threads without stacks).
     pub python: Option<String>,
@@ -84,12 +84,21 @@ pub struct EventLoopEntry {
     pub culprits: Vec<LoopCulprit>,
 }
 
+/// What an event loop's stall was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallKind {
+    /// A blocking call (sleep, I/O, a lock) for at least half of it.
+    Blocked,
+    /// Running Python or native code.
+    Cpu,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StallEntry {
     pub start_s: f64,
     pub duration_s: f64,
-    /// "blocked" (a blocking call) or "cpu" (running Python or native code).
-    pub kind: String,
+    pub kind: StallKind,
     /// The coroutine or callback the loop was running.
     pub coroutine: Option<String>,
     /// Where it was: the innermost Python frame.
@@ -103,7 +112,7 @@ pub struct Target {
     pub pid: u32,
     pub command: String,
     pub python: String,
-    pub gil: String,
+    pub gil: GilMode,
     /// False where GIL waits cannot be told apart (a free-threaded build, or not Python).
     pub gil_wait_visible: bool,
     /// A free-threaded build whose GIL was found on: when, and which extension modules.
@@ -213,7 +222,7 @@ fn processes(analysis: &Analysis) -> Vec<ProcessEntry> {
         .map(|p| ProcessEntry {
             pid: p.pid,
             parent: p.parent,
-            role: p.role.name().into(),
+            role: p.role,
             command: p.command.join(" "),
             python: p.python.clone(),
             gil_wait_visible: p.gil_wait_visible,
@@ -268,11 +277,10 @@ fn event_loops(analysis: &Analysis) -> Vec<EventLoopEntry> {
                         start_s: s.start_ns.saturating_sub(start) as f64 / 1e9,
                         duration_s: s.duration_ns as f64 / 1e9,
                         kind: if s.blocked_ns * 2 >= s.duration_ns {
-                            "blocked"
+                            StallKind::Blocked
                         } else {
-                            "cpu"
-                        }
-                        .into(),
+                            StallKind::Cpu
+                        },
                         coroutine: loop_culprit(&frames).map(|f| f.function.clone()),
                         function: innermost.map(|f| f.function.clone()),
                         file: innermost.map(|f| f.file.clone()),
@@ -307,7 +315,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
                 .as_ref()
                 .map_or(String::new(), |t| t.command.join(" ")),
             python: target.as_ref().map_or(String::new(), |t| t.python.clone()),
-            gil: target.as_ref().map_or("enabled".into(), |t| t.gil.clone()),
+            gil: target.as_ref().map_or(GilMode::Enabled, |t| t.gil),
             gil_wait_visible: target.as_ref().is_some_and(|t| t.gil_wait_visible),
             gil_turned_on: analysis.gil_enabled.as_ref().map(|e| GilTurnedOn {
                 at_s: e.at_s,

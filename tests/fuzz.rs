@@ -101,7 +101,7 @@ fn record() -> impl Strategy<Value = Record> {
                 pid: 1234,
                 command: vec![command],
                 python: "3.12.1".into(),
-                gil: "enabled".into(),
+                gil: gilscope::model::GilMode::Enabled,
                 gil_wait_visible: true,
                 notes: vec![],
                 rate_hz,

@@ -30,7 +30,7 @@ fn synthetic_run() -> Analysis {
         pid: 1,
         command: vec!["python3".into(), "app.py".into()],
         python: "3.12.1".into(),
-        gil: "enabled".into(),
+        gil: gilscope::model::GilMode::Enabled,
         gil_wait_visible: true,
         notes: vec![],
         rate_hz: 100.0,

@@ -225,7 +225,7 @@ fn hostile() -> (Analysis, Report) {
         pid: 42,
         command: vec!["python".into(), "<b>app</b>.py".into()],
         python: "3.12.1".into(),
-        gil: "enabled".into(),
+        gil: gilscope::model::GilMode::Enabled,
         gil_wait_visible: true,
         notes: vec![],
         rate_hz: 100.0,

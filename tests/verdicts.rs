@@ -131,7 +131,11 @@ fn synthetic_target(python: &str, gil: &str, cores: u32) -> gilscope::model::Rec
         pid: 1,
         command: vec!["python3".into(), "app.py".into()],
         python: python.into(),
-        gil: gil.into(),
+        gil: if gil == "enabled" {
+            gilscope::model::GilMode::Enabled
+        } else {
+            gilscope::model::GilMode::Disabled
+        },
         gil_wait_visible: gil == "enabled",
         notes: vec![],
         rate_hz: 100.0,
@@ -249,7 +253,7 @@ fn a_waiting_loop_is_healthy_io() {
 fn a_tree_reports_each_process() {
     let analysis = gilscope::recording::replay(&recording("pool_good")).unwrap();
     let report = gilscope::report::build(&analysis, Some(diagnose(&analysis)));
-    let roles: Vec<&str> = report.processes.iter().map(|p| p.role.as_str()).collect();
+    let roles: Vec<&str> = report.processes.iter().map(|p| p.role.name()).collect();
     assert_eq!(roles, ["parent", "pool worker", "pool worker"]);
     for worker in &report.processes[1..] {
         let held = worker.gil_held.unwrap();

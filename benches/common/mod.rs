@@ -45,7 +45,7 @@ pub fn write_recording(path: &Path, samples: u64, threads: u32) -> std::io::Resu
         pid: 1000,
         command: vec!["python3".into(), "app.py".into()],
         python: "3.12.1".into(),
-        gil: "enabled".into(),
+        gil: gilscope::model::GilMode::Enabled,
         gil_wait_visible: true,
         notes: vec![],
         rate_hz: 1e9 / INTERVAL_NS as f64,

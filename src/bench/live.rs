@@ -126,7 +126,7 @@ fn sample(child: &mut Child, signals: &Signals, deadline: Instant) -> Option<Evi
     Some(Evidence {
         gil_held: analysis.gil_held,
         gil_wait,
-        verdict_kind: verdict.kind.name().to_string(),
+        verdict_kind: verdict.kind,
         verdict_headline: verdict.headline,
     })
 }

@@ -61,7 +61,7 @@ pub struct Evidence {
     pub gil_held: Option<f64>,
     /// Mean GIL-wait share of the threads that ran the tasks.
     pub gil_wait: f64,
-    pub verdict_kind: String,
+    pub verdict_kind: crate::diagnosis::VerdictKind,
     pub verdict_headline: String,
 }
 
@@ -352,7 +352,11 @@ pub fn run_benchmark(plan: &BenchPlan, executor: &mut dyn Executor) -> BenchRepo
                 if failure.is_none() { digest } else { None },
             ));
             if let (Mode::Threads, Some(e), None) = (mode, &evidence, &threads_verdict) {
-                threads_verdict = Some(format!("{} ({})", e.verdict_headline, e.verdict_kind));
+                threads_verdict = Some(format!(
+                    "{} ({})",
+                    e.verdict_headline,
+                    e.verdict_kind.name()
+                ));
             }
             if baseline_failed {
                 break;
@@ -512,7 +516,7 @@ mod tests {
                 evidence: sampled.then(|| Evidence {
                     gil_held: Some(0.99),
                     gil_wait: 0.7,
-                    verdict_kind: "gil_contention".into(),
+                    verdict_kind: crate::diagnosis::VerdictKind::GilContention,
                     verdict_headline: "GIL contention".into(),
                 }),
                 start_method: (mode == Mode::Processes).then(|| "fork".into()),

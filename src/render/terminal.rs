@@ -378,7 +378,7 @@ fn processes_section(out: &mut impl Write, report: &Report) -> io::Result<()> {
             out,
             "  {:<8} {:<14} {:>6.1}s {:>6.2} {:>5}  {}",
             p.pid,
-            truncate(&p.role, 14),
+            truncate(p.role.name(), 14),
             p.end_s - p.start_s,
             p.cpu_cores_used,
             gil,

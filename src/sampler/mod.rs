@@ -22,7 +22,8 @@ use py_spy::PythonSpy;
 
 use crate::error::Error;
 use crate::model::{
-    CpythonGilFlags, Ending, Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample,
+    CpythonGilFlags, Ending, Frame, GilMode, GilReading, Record, Sample, Syscall, TargetInfo,
+    ThreadSample,
 };
 use cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
 use cpython::objects::ObjectReader;
@@ -292,7 +293,7 @@ fn describe(pid: u32, options: &SamplerOptions) -> TargetInfo {
         pid,
         command: read_cmdline(pid),
         python: String::new(),
-        gil: "enabled".into(),
+        gil: GilMode::Enabled,
         gil_wait_visible: false,
         notes: Vec::new(),
         rate_hz: options.rate_hz,
@@ -446,11 +447,10 @@ impl Sampler {
         };
         let info = TargetInfo {
             gil: if python.gil.free_threaded {
-                "disabled"
+                GilMode::Disabled
             } else {
-                "enabled"
-            }
-            .into(),
+                GilMode::Enabled
+            },
             gil_wait_visible: !python.gil.free_threaded,
             notes: python.limits(options, minor, &version_text),
             python: version_text,
