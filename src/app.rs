@@ -503,7 +503,10 @@ fn profile(
 
 /// Fails before sampling when an output cannot be written, so no run is wasted.
 fn check_output_paths(output: &OutputArgs, recording: Option<&Path>) -> Result<(), Error> {
-    for path in output.files().iter().map(PathBuf::as_path).chain(recording) {
+    for output in output.outputs() {
+        check_output_dir(output.path())?;
+    }
+    if let Some(path) = recording {
         check_output_dir(path)?;
     }
     Ok(())
@@ -537,13 +540,12 @@ fn write_output(
     crate::output::write_atomic(path, &bytes)
 }
 
-/// Diagnoses and renders an analysis to the outputs asked for. Every file is attempted; the
-/// first failure is returned after the others are written.
-/// Prints and writes the report of `analysis`, and returns it.
+/// Diagnoses an analysis, prints its report and writes the outputs asked for; returns the
+/// report. Every file is attempted; the first failure is returned after the others are written.
 fn emit(analysis: &Analysis, output: &OutputArgs, color: ColorWhen) -> Result<Report, Error> {
     let verdict = diagnosis::diagnose(analysis);
     let report = report::build(analysis, Some(verdict));
-    let json_to_stdout = output.json.as_deref() == Some("-");
+    let json_to_stdout = output.json_to_stdout();
     if !output.quiet {
         if json_to_stdout {
             let stderr = std::io::stderr();
@@ -567,34 +569,12 @@ fn emit(analysis: &Analysis, output: &OutputArgs, color: ColorWhen) -> Result<Re
             .and_then(|_| stdout.flush())
             .ok();
     }
-    let only = output.flamegraph_state;
-    let mut results = Vec::new();
-    if let Some(path) = output.json.as_deref().filter(|j| *j != "-") {
-        results.push(write_output(Path::new(path), |b| render::json(&report, b)));
-    }
-    if let Some(path) = &output.trace {
-        results.push(write_output(path, |b| render::trace::render(analysis, b)));
-    }
-    if let Some(path) = &output.flamegraph {
-        results.push(write_output(path, |b| {
-            render::flamegraph::render(analysis, only, b)
-        }));
-    }
-    if let Some(path) = &output.speedscope {
-        results.push(write_output(path, |b| {
-            render::speedscope::render(analysis, b)
-        }));
-    }
-    if let Some(path) = &output.pprof {
-        results.push(write_output(path, |b| render::pprof::render(analysis, b)));
-    }
-    if let Some(path) = &output.html {
-        results.push(write_output(path, |b| {
-            let mut svg = Vec::new();
-            render::flamegraph::render(analysis, None, &mut svg)?;
-            render::html::render(&report, analysis, &String::from_utf8_lossy(&svg), b)
-        }));
-    }
+    // Every file is attempted; the first failure is returned after the others are written.
+    let results: Vec<Result<(), Error>> = output
+        .outputs()
+        .iter()
+        .map(|o| o.write(&report, analysis))
+        .collect();
     results.into_iter().collect::<Result<(), Error>>()?;
     Ok(report)
 }

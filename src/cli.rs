@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::diagnosis::VerdictKind;
 use crate::gate::Gate;
 use crate::model::ThreadState;
+use crate::output::Output;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -289,19 +290,28 @@ pub struct OutputArgs {
 
 impl OutputArgs {
     /// Every file path asked for (not stdout).
-    pub fn files(&self) -> Vec<PathBuf> {
+    /// The files asked for (`--json -` is stdout, not a file: see [`Self::json_to_stdout`]).
+    pub fn outputs(&self) -> Vec<Output> {
         let json = self
             .json
             .as_deref()
             .filter(|j| *j != "-")
-            .map(PathBuf::from);
+            .map(|j| Output::Json(PathBuf::from(j)));
+        let flamegraph = self.flamegraph.clone().map(|path| Output::Flamegraph {
+            path,
+            only: self.flamegraph_state,
+        });
         json.into_iter()
-            .chain(self.trace.clone())
-            .chain(self.flamegraph.clone())
-            .chain(self.speedscope.clone())
-            .chain(self.pprof.clone())
-            .chain(self.html.clone())
+            .chain(self.trace.clone().map(Output::Trace))
+            .chain(flamegraph)
+            .chain(self.speedscope.clone().map(Output::Speedscope))
+            .chain(self.pprof.clone().map(Output::Pprof))
+            .chain(self.html.clone().map(Output::Html))
             .collect()
+    }
+
+    pub fn json_to_stdout(&self) -> bool {
+        self.json.as_deref() == Some("-")
     }
 }
 

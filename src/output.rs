@@ -1,13 +1,82 @@
-//! Writing output files atomically: a temporary file beside the target, then a rename, so a
-//! crash or a full disk never leaves half a file. Streams and devices (`/dev/null`, a FIFO,
+//! The output files: which ones the user asked for ([`Output`], parsed once from the command
+//! line), each rendered by its renderer and written atomically: a temporary file beside the
+//! target, then a rename, so a crash or a full disk never leaves half a file. Streams and devices (`/dev/null`, a FIFO,
 //! `/dev/stdout`) are written in place instead: a rename would replace the device node with a
 //! plain file, which as root breaks the whole machine.
 
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::analysis::Analysis;
 use crate::error::Error;
+use crate::model::ThreadState;
+use crate::render;
+use crate::report::Report;
+
+/// A file output of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// The JSON report, `gilscope.report/1`.
+    Json(PathBuf),
+    /// Chrome trace-event JSON.
+    Trace(PathBuf),
+    /// A flame graph (SVG), of one state's stacks or all.
+    Flamegraph {
+        path: PathBuf,
+        only: Option<ThreadState>,
+    },
+    Speedscope(PathBuf),
+    /// A gzipped pprof profile.
+    Pprof(PathBuf),
+    /// The self-contained HTML page.
+    Html(PathBuf),
+}
+
+impl Output {
+    pub fn path(&self) -> &Path {
+        match self {
+            Output::Json(path)
+            | Output::Trace(path)
+            | Output::Flamegraph { path, .. }
+            | Output::Speedscope(path)
+            | Output::Pprof(path)
+            | Output::Html(path) => path,
+        }
+    }
+
+    /// Renders this output of a run.
+    pub fn render(
+        &self,
+        report: &Report,
+        analysis: &Analysis,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        match self {
+            Output::Json(_) => render::json(report, out),
+            Output::Trace(_) => render::trace::render(analysis, out),
+            Output::Flamegraph { only, .. } => render::flamegraph::render(analysis, *only, out),
+            Output::Speedscope(_) => render::speedscope::render(analysis, out),
+            Output::Pprof(_) => render::pprof::render(analysis, out),
+            Output::Html(_) => {
+                let mut svg = Vec::new();
+                render::flamegraph::render(analysis, None, &mut svg)?;
+                render::html::render(report, analysis, &String::from_utf8_lossy(&svg), out)
+            }
+        }
+    }
+
+    /// Renders into memory, then writes the file atomically.
+    pub fn write(&self, report: &Report, analysis: &Analysis) -> Result<(), Error> {
+        let mut bytes = Vec::new();
+        self.render(report, analysis, &mut bytes)
+            .map_err(|source| Error::Output {
+                path: self.path().to_path_buf(),
+                source,
+            })?;
+        write_atomic(self.path(), &bytes)
+    }
+}
 
 /// Writes `bytes` to `path` atomically (in place when `path` is a stream or a device).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
