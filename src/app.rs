@@ -84,6 +84,16 @@ enum Source {
     Attach(u32),
 }
 
+impl Source {
+    /// A PID to attach to, else the command to launch.
+    fn of(pid: Option<&str>, command: Vec<String>) -> Result<Source, Error> {
+        Ok(match pid {
+            Some(pid) => Source::Attach(target::parse_pid(pid)?),
+            None => Source::Launch(command),
+        })
+    }
+}
+
 /// Sends records to the aggregator and, when recording, to the file; with a live view, a copy
 /// to its thread.
 struct Tee<'a> {
@@ -155,10 +165,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             if !std::io::stdout().is_terminal() {
                 return Err(Error::NotATerminal);
             }
-            let source = match pid {
-                Some(pid) => Source::Attach(target::parse_pid(&pid)?),
-                None => Source::Launch(command),
-            };
+            let source = Source::of(pid.as_deref(), command)?;
             profile(
                 source,
                 &sampling,
@@ -176,10 +183,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             report,
             command,
         } => {
-            let source = match pid {
-                Some(pid) => Source::Attach(target::parse_pid(&pid)?),
-                None => Source::Launch(command),
-            };
+            let source = Source::of(pid.as_deref(), command)?;
             profile(
                 source,
                 &sampling,
