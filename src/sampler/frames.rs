@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 
 use super::cpython::debug_offsets::DebugOffsets;
-use super::gil::ThreadRef;
+use super::gil::{ThreadIdField, ThreadRef};
 use super::memory::ReadMemory;
 use crate::model::Frame;
 
@@ -64,7 +64,7 @@ pub struct Layout {
     interp_threads_head: u64,
     ts_next: u64,
     ts_frame: FrameRoot,
-    ts_thread: ThreadField,
+    ts_thread: ThreadIdField,
     frame_back: u64,
     frame_code: u64,
     frame_kind: FrameKind,
@@ -107,12 +107,6 @@ impl StrLayout {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum ThreadField {
-    Pthread(u64),
-    Native(u64),
-}
-
 /// Frames with an `owner` from this one on are not Python's: `FRAME_OWNED_BY_CSTACK` in 3.12
 /// and 3.13, `FRAME_OWNED_BY_INTERPRETER` (and `_CSTACK`) from 3.14.
 const FIRST_NON_PYTHON_OWNER: u8 = 3;
@@ -126,7 +120,7 @@ impl Layout {
             interp_threads_head: 8,
             ts_next: 8,
             ts_frame: FrameRoot::Direct(24),
-            ts_thread: ThreadField::Pthread(176),
+            ts_thread: ThreadIdField::Pthread(176),
             frame_back: 24,
             frame_code: 32,
             frame_kind: FrameKind::Object { lasti },
@@ -152,7 +146,7 @@ impl Layout {
                     cframe: 56,
                     current_frame: 8,
                 },
-                ts_thread: ThreadField::Native(160),
+                ts_thread: ThreadIdField::Native(160),
                 frame_back: 48,
                 frame_code: 32,
                 frame_kind: FrameKind::Interpreter {
@@ -177,7 +171,7 @@ impl Layout {
                     cframe: 56,
                     current_frame: 0,
                 },
-                ts_thread: ThreadField::Native(144),
+                ts_thread: ThreadIdField::Native(144),
                 frame_back: 8,
                 frame_code: 0,
                 frame_kind: FrameKind::Interpreter {
@@ -205,7 +199,7 @@ impl Layout {
             interp_threads_head: o.interp_threads_head,
             ts_next: o.thread_next,
             ts_frame: FrameRoot::Direct(o.thread_current_frame),
-            ts_thread: ThreadField::Native(o.thread_native_thread_id),
+            ts_thread: ThreadIdField::Native(o.thread_native_thread_id),
             frame_back: o.frame_previous,
             frame_code: o.frame_executable,
             frame_kind: FrameKind::Interpreter {
@@ -248,9 +242,7 @@ impl Layout {
             FrameRoot::Direct(off) => off,
             FrameRoot::ViaCFrame { cframe, .. } => cframe,
         };
-        let thread = match self.ts_thread {
-            ThreadField::Pthread(off) | ThreadField::Native(off) => off,
-        };
+        let thread = self.ts_thread.offset();
         let flags = self
             .ts_gil_flags
             .map_or(0, |(held, requested)| held.max(requested));
@@ -362,10 +354,8 @@ impl FrameWalker {
                 ));
             }
             mem.read(tstate, header)?;
-            let thread = match layout.ts_thread {
-                ThreadField::Pthread(off) => ThreadRef::Pthread(u64_at(header, off)),
-                ThreadField::Native(off) => ThreadRef::Tid(u64_at(header, off) as u32),
-            };
+            let field = layout.ts_thread;
+            let thread = field.thread(u64_at(header, field.offset()));
             let gil_flags = layout.ts_gil_flags.map(|(held, requested)| ThreadGilFlags {
                 holds_gil: i32_at(header, held) != 0,
                 gil_requested: i32_at(header, requested) != 0,

@@ -50,6 +50,23 @@ pub enum ThreadIdField {
     Pthread(u64),
 }
 
+impl ThreadIdField {
+    /// Where the field is in the thread state.
+    pub fn offset(self) -> u64 {
+        match self {
+            ThreadIdField::Native(off) | ThreadIdField::Pthread(off) => off,
+        }
+    }
+
+    /// The thread named by the field's value.
+    pub fn thread(self, value: u64) -> ThreadRef {
+        match self {
+            ThreadIdField::Native(_) => ThreadRef::Tid(value as u32),
+            ThreadIdField::Pthread(_) => ThreadRef::Pthread(value),
+        }
+    }
+}
+
 /// A thread as a thread state names it: the kernel tid itself, or a `pthread_t` that must be
 /// mapped to one (see [`super::pthread`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,16 +237,10 @@ impl GilLocator {
         if !raw.locked || raw.last_holder == 0 {
             return None;
         }
-        match self.thread_id {
-            ThreadIdField::Native(off) => mem
-                .read_u64(raw.last_holder + off)
-                .ok()
-                .map(|tid| ThreadRef::Tid(tid as u32)),
-            ThreadIdField::Pthread(off) => mem
-                .read_u64(raw.last_holder + off)
-                .ok()
-                .map(ThreadRef::Pthread),
-        }
+        let field = self.thread_id;
+        mem.read_u64(raw.last_holder + field.offset())
+            .ok()
+            .map(|value| field.thread(value))
     }
 
     /// Reads the fields of the GIL at `gil`.
