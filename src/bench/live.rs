@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 use super::{BenchPlan, Evidence, Executor, Mode, RunFailure, RunOutcome};
 use crate::analysis::Aggregator;
 use crate::diagnosis::diagnose;
@@ -223,44 +225,89 @@ impl Executor for LiveExecutor<'_> {
                     stderr.lines().last().unwrap_or("no output")
                 ),
             })?;
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| RunFailure::Setup {
+        let unreadable = |e: serde_json::Error| RunFailure::Setup {
             detail: format!("unreadable driver output: {e}"),
-        })?;
-        if v["ok"] != true {
-            let detail = v["message"].as_str().unwrap_or("").to_string();
-            return Err(match v["error"].as_str().unwrap_or("") {
-                "unpicklable_function" => RunFailure::UnpicklableFunction {
+        };
+        let status: ReplyStatus = serde_json::from_str(line).map_err(unreadable)?;
+        if !status.ok {
+            let failure: DriverFailure = serde_json::from_str(line).map_err(unreadable)?;
+            let detail = failure.message;
+            return Err(match failure.error {
+                DriverError::UnpicklableFunction => RunFailure::UnpicklableFunction {
                     target: self.plan.target.clone(),
                     detail,
                 },
-                "missing_main_guard" => RunFailure::MissingMainGuard { detail },
-                "function_raised" => RunFailure::FunctionRaised { detail },
-                "unpicklable_result" => RunFailure::UnpicklableResult { detail },
-                "mode_unavailable" => RunFailure::Unavailable {
+                DriverError::MissingMainGuard => RunFailure::MissingMainGuard { detail },
+                DriverError::FunctionRaised => RunFailure::FunctionRaised { detail },
+                DriverError::UnpicklableResult => RunFailure::UnpicklableResult { detail },
+                DriverError::ModeUnavailable => RunFailure::Unavailable {
                     mode: mode.name(),
                     detail,
                 },
-                _ => RunFailure::Setup { detail },
+                DriverError::Setup => RunFailure::Setup { detail },
             });
         }
-        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
-        let elapsed_s = f("elapsed_s");
+        let run: DriverResult = serde_json::from_str(line).map_err(unreadable)?;
         Ok(RunOutcome {
-            elapsed_s,
-            cores_used: if elapsed_s > 0.0 {
-                f("cpu_s") / elapsed_s
+            elapsed_s: run.elapsed_s,
+            cores_used: if run.elapsed_s > 0.0 {
+                run.cpu_s / run.elapsed_s
             } else {
                 0.0
             },
-            digest: v["digest"].as_str().unwrap_or("").to_string(),
-            arg_bytes: v["arg_bytes"].as_u64().unwrap_or(0),
-            pickle_s: f("pickle_s"),
-            tasks: v["tasks"].as_u64().unwrap_or(0) as usize,
-            python_version: v["python"].as_str().unwrap_or("").to_string(),
-            free_threaded: v["free_threaded"] == true,
-            gil_enabled: v["gil_enabled"] != false,
+            digest: run.digest,
+            arg_bytes: run.arg_bytes,
+            pickle_s: run.pickle_s,
+            tasks: run.tasks,
+            python_version: run.python,
+            free_threaded: run.free_threaded,
+            gil_enabled: run.gil_enabled,
             evidence,
-            start_method: v["start_method"].as_str().map(str::to_string),
+            start_method: run.start_method,
         })
     }
+}
+
+/// The driver's last line (`driver.py`) starts `{"ok": true|false`: which of the two it is.
+#[derive(Debug, Deserialize)]
+struct ReplyStatus {
+    ok: bool,
+}
+
+/// A measured run, as the driver reports it.
+#[derive(Debug, Deserialize)]
+struct DriverResult {
+    elapsed_s: f64,
+    cpu_s: f64,
+    tasks: usize,
+    digest: String,
+    #[serde(default)]
+    arg_bytes: u64,
+    #[serde(default)]
+    pickle_s: f64,
+    python: String,
+    free_threaded: bool,
+    gil_enabled: bool,
+    start_method: Option<String>,
+}
+
+/// A run that failed, as the driver reports it.
+#[derive(Debug, Deserialize)]
+struct DriverFailure {
+    error: DriverError,
+    message: String,
+}
+
+/// The driver's failure kinds that gilscope explains; the others are setup errors (a bad
+/// spec, a missing file or function, an import that fails), whose message says it all.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum DriverError {
+    UnpicklableFunction,
+    MissingMainGuard,
+    FunctionRaised,
+    UnpicklableResult,
+    ModeUnavailable,
+    #[serde(other)]
+    Setup,
 }
