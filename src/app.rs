@@ -16,7 +16,7 @@ use crate::report::{self, Report};
 use crate::sampler::tree::ProcessTree;
 use crate::sampler::{RecordSink, Role, Sampler, SamplerOptions};
 use crate::target::{self, Mode, Signals};
-use crate::{diagnosis, render};
+use crate::{diagnosis, output, render};
 
 /// Highest sampling rate accepted.
 pub const MAX_RATE_HZ: f64 = 10_000.0;
@@ -249,7 +249,7 @@ fn load_report(path: &Path) -> Result<Report, Error> {
 /// `gilscope diff`: two runs compared, printed and written as asked.
 fn diff(before: &Path, after: &Path, json: Option<&str>, quiet: bool) -> Result<i32, Error> {
     if let Some(path) = json.filter(|j| *j != "-") {
-        check_output_dir(Path::new(path))?;
+        output::check_dir(Path::new(path))?;
     }
     let (b, a) = (load_report(before)?, load_report(after)?);
     let comparison = crate::diff::compare(
@@ -258,10 +258,6 @@ fn diff(before: &Path, after: &Path, json: Option<&str>, quiet: bool) -> Result<
         &a,
         &after.display().to_string(),
     );
-    let to_json = |out: &mut Vec<u8>| -> std::io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, &comparison)?;
-        writeln!(out)
-    };
     if !quiet {
         let mut text = Vec::new();
         // Into memory first: a closed pipe (`| head`) is not an error worth reporting.
@@ -275,10 +271,10 @@ fn diff(before: &Path, after: &Path, json: Option<&str>, quiet: bool) -> Result<
     match json {
         Some("-") => {
             let mut bytes = Vec::new();
-            let _ = to_json(&mut bytes);
+            let _ = render::json(&comparison, &mut bytes);
             let _ = std::io::stdout().write_all(&bytes);
         }
-        Some(path) => write_output(Path::new(path), to_json)?,
+        Some(path) => output::write_rendered(Path::new(path), |b| render::json(&comparison, b))?,
         None => {}
     }
     Ok(0)
@@ -355,10 +351,10 @@ fn bench(args: &crate::cli::BenchArgs) -> Result<i32, Error> {
     let mut stdout = std::io::stdout().lock();
     let _ = crate::bench::output::terminal(&report, &mut stdout);
     if let Some(path) = &args.export_json {
-        write_output(path, |b| crate::bench::output::json(&report, b))?;
+        output::write_rendered(path, |b| render::json(&report, b))?;
     }
     if let Some(path) = &args.export_markdown {
-        write_output(path, |b| crate::bench::output::markdown(&report, b))?;
+        output::write_rendered(path, |b| crate::bench::output::markdown(&report, b))?;
     }
     for e in &report.errors {
         eprintln!("gilscope: error: {e}");
@@ -507,41 +503,13 @@ fn profile(
 
 /// Fails before sampling when an output cannot be written, so no run is wasted.
 fn check_output_paths(output: &OutputArgs, recording: Option<&Path>) -> Result<(), Error> {
-    for output in output.outputs() {
-        check_output_dir(output.path())?;
+    for file in output.outputs() {
+        output::check_dir(file.path())?;
     }
     if let Some(path) = recording {
-        check_output_dir(path)?;
+        output::check_dir(path)?;
     }
     Ok(())
-}
-
-/// Fails when the directory `path` would be written in does not exist.
-fn check_output_dir(path: &Path) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if dir.is_dir() {
-        return Ok(());
-    }
-    Err(Error::Output {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "the directory does not exist"),
-    })
-}
-
-/// Renders into memory, then writes the file atomically.
-fn write_output(
-    path: &Path,
-    render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
-) -> Result<(), Error> {
-    let mut bytes = Vec::new();
-    render(&mut bytes).map_err(|source| Error::Output {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    crate::output::write_atomic(path, &bytes)
 }
 
 /// Diagnoses an analysis, prints its report and writes the outputs asked for; returns the

@@ -68,14 +68,41 @@ impl Output {
 
     /// Renders into memory, then writes the file atomically.
     pub fn write(&self, report: &Report, analysis: &Analysis) -> Result<(), Error> {
-        let mut bytes = Vec::new();
-        self.render(report, analysis, &mut bytes)
-            .map_err(|source| Error::Output {
-                path: self.path().to_path_buf(),
-                source,
-            })?;
-        write_atomic(self.path(), &bytes)
+        write_rendered(self.path(), |out| self.render(report, analysis, out))
     }
+}
+
+/// Renders into memory, then writes `path` atomically: a render that fails writes nothing.
+pub fn write_rendered(
+    path: &Path,
+    render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    let mut bytes = Vec::new();
+    render(&mut bytes).map_err(|source| Error::Output {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// The directory `path` is written in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Fails when the directory `path` would be written in does not exist, before any work is
+/// done for it.
+pub fn check_dir(path: &Path) -> Result<(), Error> {
+    if parent_dir(path).is_dir() {
+        return Ok(());
+    }
+    Err(Error::Output {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "the directory does not exist"),
+    })
 }
 
 /// Writes `bytes` to `path` atomically (in place when `path` is a stream or a device).
@@ -94,13 +121,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
             .map_err(to_error)?;
         return out.write_all(bytes).map_err(to_error);
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     let mut tmp = tempfile::Builder::new()
         .prefix(".gilscope-")
-        .tempfile_in(dir)
+        .tempfile_in(parent_dir(path))
         .map_err(to_error)?;
     tmp.write_all(bytes).map_err(to_error)?;
     // The temporary file is private (0600); the output gets the mode a plain create would.

@@ -684,7 +684,7 @@ mod tests {
             "{md}"
         );
         let mut json = Vec::new();
-        output::json(&report, &mut json).unwrap();
+        crate::render::json(&report, &mut json).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         let r = &v["results"][1];
         for key in [

@@ -167,8 +167,3 @@ pub fn markdown(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
     }
     Ok(())
 }
-
-pub fn json(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report)?;
-    writeln!(out)
-}

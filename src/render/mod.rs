@@ -13,10 +13,9 @@ pub mod words;
 
 use std::io::{self, Write};
 
-use crate::report::Report;
-
-/// The JSON report, `gilscope.report/1`.
-pub fn json(report: &Report, out: &mut impl Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report)?;
+/// Any of gilscope's JSON documents (the report `gilscope.report/1`, the diff, the bench
+/// results), pretty-printed with a final newline.
+pub fn json(document: &impl serde::Serialize, out: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, document)?;
     writeln!(out)
 }
