@@ -448,10 +448,13 @@ fn profile(
     // The view ends when its records do, and gives the terminal back before the report.
     tee.live = None;
     if let Some(view) = view {
-        match view.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("gilscope: the live view failed: {e}"),
-            Err(_) => eprintln!("gilscope: the live view failed"),
+        let failure = match view.join() {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!(": {e}")),
+            Err(_) => Some(String::new()),
+        };
+        if let Some(why) = failure {
+            eprintln!("gilscope: the live view failed{why} (hint: sampling went on and the report below is whole; `gilscope attach` or `run` give it without the live view)");
         }
     }
     let mut exit_code = 0;

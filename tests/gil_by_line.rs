@@ -2,11 +2,13 @@
 //! function waited (`hot.gil_wait[].held_by`), and how each busy line used the GIL
 //! (`gil_by_line`), on a synthetic run whose answer is known and on a recorded one.
 
+mod common;
+
 use std::path::Path;
 
 use gilscope::analysis::{Aggregator, Analysis};
 use gilscope::diagnosis::diagnose;
-use gilscope::model::{Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
+use gilscope::model::{Frame, GilMode, GilReading, Record, Sample, Syscall, ThreadSample};
 use gilscope::render::terminal::{self, Style};
 use gilscope::report::{self, GilUse, Report};
 
@@ -26,18 +28,11 @@ fn frame(function: &str, line: i32) -> Frame {
 /// spin_a, spin_b, wait_here and digest, each its own one-frame stack; digest's line has source.
 fn synthetic_run() -> Analysis {
     let mut agg = Aggregator::new();
-    agg.push(&Record::Target(TargetInfo {
-        pid: 1,
-        command: vec!["python3".into(), "app.py".into()],
-        python: "3.12.1".into(),
-        gil: gilscope::model::GilMode::Enabled,
-        gil_wait_visible: true,
-        notes: vec![],
-        rate_hz: 100.0,
-        arch: "x86_64".into(),
-        cores: 4,
-        started_unix_s: 0.0,
-    }));
+    agg.push(&Record::Target(common::synthetic_target(
+        "3.12.1",
+        GilMode::Enabled,
+        4,
+    )));
     agg.push(&Record::GilRanges(vec![GIL]));
     let frames = [
         frame("spin_a", 5),

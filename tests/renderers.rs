@@ -2,6 +2,8 @@
 //! each file parsed back and checked against its format, hostile names escaped, and the HTML
 //! page loaded in a real browser when Chromium is installed.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -224,14 +226,7 @@ fn hostile() -> (Analysis, Report) {
     agg.push(&Record::Target(TargetInfo {
         pid: 42,
         command: vec!["python".into(), "<b>app</b>.py".into()],
-        python: "3.12.1".into(),
-        gil: gilscope::model::GilMode::Enabled,
-        gil_wait_visible: true,
-        notes: vec![],
-        rate_hz: 100.0,
-        arch: "x86_64".into(),
-        cores: 2,
-        started_unix_s: 0.0,
+        ..common::synthetic_target("3.12.1", gilscope::model::GilMode::Enabled, 2)
     }));
     agg.push(&Record::Frame {
         id: 0,

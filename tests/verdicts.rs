@@ -4,8 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use gilscope::analysis::Aggregator;
 use gilscope::diagnosis::{diagnose, Verdict, VerdictKind};
+use gilscope::model::{GilMode, Record};
 use gilscope::recording::RecordingReader;
 
 fn recording(name: &str) -> PathBuf {
@@ -125,31 +128,15 @@ fn replay_is_deterministic() {
     assert_eq!(diagnose(&a), diagnose(&b));
 }
 
-/// The `Target` record of a synthetic run: `python` with its GIL build state, on `cores`.
-fn synthetic_target(python: &str, gil: &str, cores: u32) -> gilscope::model::Record {
-    gilscope::model::Record::Target(gilscope::model::TargetInfo {
-        pid: 1,
-        command: vec!["python3".into(), "app.py".into()],
-        python: python.into(),
-        gil: if gil == "enabled" {
-            gilscope::model::GilMode::Enabled
-        } else {
-            gilscope::model::GilMode::Disabled
-        },
-        gil_wait_visible: gil == "enabled",
-        notes: vec![],
-        rate_hz: 100.0,
-        arch: "x86_64".into(),
-        cores,
-        started_unix_s: 0.0,
-    })
-}
-
 /// A synthetic free-threaded run: four threads busy on the CPU, the GIL `locked` as given.
 fn free_threaded_run(gil_locked: bool) -> gilscope::analysis::Analysis {
     use gilscope::model::{GilReading, Sample, Syscall, ThreadSample};
     let mut agg = Aggregator::new();
-    agg.push(&synthetic_target("3.13.0", "disabled", 4));
+    agg.push(&Record::Target(common::synthetic_target(
+        "3.13.0",
+        GilMode::Disabled,
+        4,
+    )));
     for i in 0..200u64 {
         let t = i * 10_000_000;
         agg.push(&gilscope::model::Record::Sample(Sample {
@@ -278,7 +265,11 @@ fn a_tree_reports_each_process() {
 fn a_gil_held_by_an_unmapped_thread_gives_no_verdict() {
     use gilscope::model::{GilReading, Record, Sample, Syscall, ThreadSample};
     let mut agg = Aggregator::new();
-    agg.push(&synthetic_target("3.12.1", "enabled", 2));
+    agg.push(&Record::Target(common::synthetic_target(
+        "3.12.1",
+        GilMode::Enabled,
+        2,
+    )));
     for i in 0..300u64 {
         let t = i * 10_000_000;
         agg.push(&Record::Sample(Sample {
@@ -317,7 +308,11 @@ fn a_gil_held_by_an_unmapped_thread_gives_no_verdict() {
 fn a_gil_turned_back_on_names_the_module_and_splits_the_run() {
     use gilscope::model::{ExtensionModule, GilReading, Record, Sample, Syscall, ThreadSample};
     let mut agg = Aggregator::new();
-    agg.push(&synthetic_target("3.13.5", "disabled", 2));
+    agg.push(&Record::Target(common::synthetic_target(
+        "3.13.5",
+        GilMode::Disabled,
+        2,
+    )));
     agg.push(&Record::GilRanges(vec![(0x1000, 0x1000 + 216)]));
     let on_at = 100u64;
     for i in 0..300u64 {

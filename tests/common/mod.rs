@@ -194,3 +194,24 @@ pub fn ensure(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
         Err(what())
     }
 }
+
+/// The target of a synthetic run (recorded by no sampler): `python` with its GIL mode, on
+/// `cores`, sampled at 100 Hz.
+pub fn synthetic_target(
+    python: &str,
+    gil: gilscope::model::GilMode,
+    cores: u32,
+) -> gilscope::model::TargetInfo {
+    gilscope::model::TargetInfo {
+        pid: 1,
+        command: vec!["python3".into(), "app.py".into()],
+        python: python.into(),
+        gil,
+        gil_wait_visible: gil == gilscope::model::GilMode::Enabled,
+        notes: vec![],
+        rate_hz: 100.0,
+        arch: "x86_64".into(),
+        cores,
+        started_unix_s: 0.0,
+    }
+}
