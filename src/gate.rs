@@ -44,10 +44,6 @@ impl fmt::Display for Tripped {
 }
 
 impl Gate {
-    pub fn is_set(&self) -> bool {
-        !self.fail_on.is_empty() || self.max_gil_wait.is_some()
-    }
-
     /// The first reason the report trips the gate, if any.
     pub fn check(&self, report: &Report) -> Option<Tripped> {
         let kind = report.verdict.as_ref().map(|v| v.kind);

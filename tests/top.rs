@@ -60,7 +60,12 @@ fn screen(view: &view::TopView, width: u16, height: u16) -> String {
 #[test]
 fn the_screen_of_a_replayed_gil_bound_run() {
     let (halfway, end) = halfway_and_end("cpu_threads", 1.0);
-    let view = view::build(&end, &Snapshot::of(&halfway), Controls::default());
+    let view = view::build(
+        &end,
+        &Snapshot::of(&end),
+        &Snapshot::of(&halfway),
+        Controls::default(),
+    );
     let text = screen(&view, 100, 24);
     let golden = root().join("tests/golden/top_cpu_threads.txt");
     if std::env::var_os("GILSCOPE_BLESS").is_some() {
@@ -85,9 +90,11 @@ fn the_screen_of_a_replayed_gil_bound_run() {
 fn the_window_covers_the_last_second_and_since_start_the_whole_run() {
     let (halfway, end) = halfway_and_end("cpu_threads", 1.0);
     let previous = Snapshot::of(&halfway);
-    let window = view::build(&end, &previous, Controls::default());
+    let now = Snapshot::of(&end);
+    let window = view::build(&end, &now, &previous, Controls::default());
     let since = view::build(
         &end,
+        &now,
         &previous,
         Controls {
             scope: Scope::SinceStart,

@@ -61,17 +61,15 @@ impl Controls {
 /// The latest snapshot and the one before it, so a key can redraw at once.
 #[derive(Clone, Default)]
 struct Snapshots {
-    latest: Option<Analysis>,
+    /// The latest analysis, and its counters.
+    latest: Option<(Analysis, Snapshot)>,
     before_latest: Snapshot,
 }
 
 impl Snapshots {
     fn view(&self, controls: Controls) -> Option<TopView> {
-        Some(view::build(
-            self.latest.as_ref()?,
-            &self.before_latest,
-            controls,
-        ))
+        let (analysis, now) = self.latest.as_ref()?;
+        Some(view::build(analysis, now, &self.before_latest, controls))
     }
 }
 
@@ -107,9 +105,10 @@ fn draw_until_closed(
         if Instant::now() >= next {
             next += REFRESH;
             let analysis = aggregator.clone().finish();
-            let previous = snapshots.latest.as_ref().map(Snapshot::of);
-            snapshots.before_latest = previous.unwrap_or_default();
-            snapshots.latest = Some(analysis);
+            let now = Snapshot::of(&analysis);
+            if let Some((_, previous)) = snapshots.latest.replace((analysis, now)) {
+                snapshots.before_latest = previous;
+            }
             if frozen.is_none() {
                 shown = snapshots.view(controls);
             }

@@ -134,10 +134,15 @@ pub struct TopView {
 /// Hot functions the screen lists per state.
 const HOT_SHOWN: usize = 3;
 
-/// The view of `analysis`, with the window measured from `previous`.
-pub fn build(analysis: &Analysis, previous: &Snapshot, controls: Controls) -> TopView {
+/// The view of `analysis` (whose counters are `now`), with the window measured from
+/// `previous`.
+pub fn build(
+    analysis: &Analysis,
+    now: &Snapshot,
+    previous: &Snapshot,
+    controls: Controls,
+) -> TopView {
     let report = report::build(analysis, Some(diagnosis::diagnose(analysis)));
-    let now = Snapshot::of(analysis);
     let (gil_held, switches_per_s, cores_used, mut rows) = match controls.scope {
         Scope::SinceStart => (
             report.process.gil_held,
@@ -145,7 +150,7 @@ pub fn build(analysis: &Analysis, previous: &Snapshot, controls: Controls) -> To
             report.process.cpu_cores_used,
             since_start_rows(&report),
         ),
-        Scope::Window => window_figures(&now, previous, &report),
+        Scope::Window => window_figures(now, previous, &report),
     };
     sort(&mut rows, controls.sort);
     let hot = |list: &[HotFunction]| list.iter().take(HOT_SHOWN).cloned().collect();
