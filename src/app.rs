@@ -11,8 +11,9 @@ use crate::cli::{Cli, ColorWhen, Command, OutputArgs, SamplingArgs};
 use crate::error::Error;
 use crate::gate::{Gate, GATE_EXIT_CODE};
 use crate::model::{Ending, Record};
+use crate::push::{self, Credentials, PushConfig};
 use crate::recording::{self, replay, RecordingWriter};
-use crate::report::{self, Report};
+use crate::report::{self, PushSummary, Report};
 use crate::sampler::tree::ProcessTree;
 use crate::sampler::{RecordSink, Role, Sampler, SamplerOptions};
 use crate::target::{self, Mode, Signals};
@@ -102,11 +103,16 @@ struct Tee<'a> {
     recording_error: Option<std::io::Error>,
     live: Option<mpsc::Sender<Record>>,
     status: Option<crate::progress::StatusLine>,
+    /// `--pyroscope`: cuts the samples into windows for the push thread.
+    push: Option<push::Feed>,
 }
 
 impl RecordSink for Tee<'_> {
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
         self.aggregator.push(record);
+        if let Some(feed) = &mut self.push {
+            feed.record(record, self.aggregator);
+        }
         if let Some(status) = &mut self.status {
             status.record(record);
         }
@@ -133,29 +139,33 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             sampling,
             output,
             gate,
+            push,
             command,
-        } => profile(
-            Source::Launch(command),
-            &sampling,
-            &output,
-            None,
-            &gate.gate(),
+        } => profile(Job {
+            live: Live::for_output(&output),
+            source: Source::Launch(command),
+            sampling: &sampling,
+            output: &output,
+            recording: None,
+            gate: &gate.gate(),
             color,
-            Live::for_output(&output),
-        ),
+            push: PushConfig::from_args(&push, Credentials::from_env())?,
+        }),
         Command::Attach {
             sampling,
             output,
+            push,
             pid,
-        } => profile(
-            Source::Attach(target::parse_pid(&pid)?),
-            &sampling,
-            &output,
-            None,
-            &Gate::default(),
+        } => profile(Job {
+            live: Live::for_output(&output),
+            source: Source::Attach(target::parse_pid(&pid)?),
+            sampling: &sampling,
+            output: &output,
+            recording: None,
+            gate: &Gate::default(),
             color,
-            Live::for_output(&output),
-        ),
+            push: PushConfig::from_args(&push, Credentials::from_env())?,
+        }),
         Command::Top {
             sampling,
             output,
@@ -165,16 +175,16 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             if !std::io::stdout().is_terminal() {
                 return Err(Error::NotATerminal);
             }
-            let source = Source::of(pid.as_deref(), command)?;
-            profile(
-                source,
-                &sampling,
-                &output,
-                None,
-                &Gate::default(),
+            profile(Job {
+                source: Source::of(pid.as_deref(), command)?,
+                sampling: &sampling,
+                output: &output,
+                recording: None,
+                gate: &Gate::default(),
                 color,
-                Live::Top,
-            )
+                live: Live::Top,
+                push: None,
+            })
         }
         Command::Record {
             output: path,
@@ -182,18 +192,16 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             sampling,
             report,
             command,
-        } => {
-            let source = Source::of(pid.as_deref(), command)?;
-            profile(
-                source,
-                &sampling,
-                &report,
-                Some(&path),
-                &Gate::default(),
-                color,
-                Live::for_output(&report),
-            )
-        }
+        } => profile(Job {
+            source: Source::of(pid.as_deref(), command)?,
+            sampling: &sampling,
+            output: &report,
+            recording: Some(&path),
+            gate: &Gate::default(),
+            color,
+            live: Live::for_output(&report),
+            push: None,
+        }),
         Command::Bench(args) => bench(&args),
         Command::Diff {
             before,
@@ -203,7 +211,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         } => diff(&before, &after, json.as_deref(), quiet),
         Command::Report { file, output } => {
             let analysis = replay(&file)?;
-            emit(&analysis, &output, color)?;
+            emit(&analysis, &output, color, None)?;
             Ok(0)
         }
         Command::Completions { shell } => {
@@ -362,15 +370,30 @@ fn bench(args: &crate::cli::BenchArgs) -> Result<i32, Error> {
     Ok(if report.errors.is_empty() { 0 } else { 2 })
 }
 
-fn profile(
+/// One sampling run, as asked for on the command line.
+struct Job<'a> {
     source: Source,
-    sampling: &SamplingArgs,
-    output: &OutputArgs,
-    recording: Option<&Path>,
-    gate: &Gate,
+    sampling: &'a SamplingArgs,
+    output: &'a OutputArgs,
+    /// `gilscope record`'s file.
+    recording: Option<&'a Path>,
+    gate: &'a Gate,
     color: ColorWhen,
     live: Live,
-) -> Result<i32, Error> {
+    push: Option<PushConfig>,
+}
+
+fn profile(job: Job) -> Result<i32, Error> {
+    let Job {
+        source,
+        sampling,
+        output,
+        recording,
+        gate,
+        color,
+        live,
+        push,
+    } = job;
     let sampling = Sampling::from_args(sampling)?;
     check_output_paths(output, recording)?;
     let signals = Signals::install().map_err(Error::Signals)?;
@@ -402,7 +425,7 @@ fn profile(
                         ending: ending.clone(),
                         duration_s: 0.0,
                     });
-                    emit(&aggregator.finish(), output, color)?;
+                    emit(&aggregator.finish(), output, color, None)?;
                     return Ok(target::exit_code_of(&ending));
                 }
             }
@@ -420,7 +443,16 @@ fn profile(
             (Some(records), Some(view))
         }
     };
+    let push = match &push {
+        Some(config) => {
+            let transport = push::http::Http::new(&config.url, config.credentials.clone());
+            let pusher = push::Pusher::start(config, transport).map_err(Error::PushThread)?;
+            Some(push::Feed::new(config, pusher, &mut aggregator))
+        }
+        None => None,
+    };
     let mut tee = Tee {
+        push,
         aggregator: &mut aggregator,
         recording: recording_writer,
         recording_error: None,
@@ -475,6 +507,8 @@ fn profile(
         duration_s,
     })
     .ok();
+    // The last window went with the End record; give it a moment to reach the server.
+    let push_summary = tee.push.take().map(|feed| feed.finish(push::FLUSH_GRACE));
     let recording_error = tee.recording_error.take();
     if let Some(writer) = tee.recording.take() {
         if let Err(e) = writer.finish() {
@@ -482,7 +516,7 @@ fn profile(
         }
     }
     let analysis = aggregator.finish();
-    let report = emit(&analysis, output, color)?;
+    let report = emit(&analysis, output, color, push_summary)?;
     if let (Some(e), Some(path)) = (recording_error, recording) {
         return Err(Error::Output {
             path: path.to_path_buf(),
@@ -516,10 +550,18 @@ fn check_output_paths(output: &OutputArgs, recording: Option<&Path>) -> Result<(
 }
 
 /// Diagnoses an analysis, prints its report and writes the outputs asked for; returns the
-/// report. Every file is attempted; the first failure is returned after the others are written.
-fn emit(analysis: &Analysis, output: &OutputArgs, color: ColorWhen) -> Result<Report, Error> {
+/// report (with what the push delivered, when there was one). Every file is attempted; the first failure is returned after the others are written.
+fn emit(
+    analysis: &Analysis,
+    output: &OutputArgs,
+    color: ColorWhen,
+    push: Option<PushSummary>,
+) -> Result<Report, Error> {
     let verdict = diagnosis::diagnose(analysis);
-    let report = report::build(analysis, Some(verdict));
+    let report = Report {
+        push,
+        ..report::build(analysis, Some(verdict))
+    };
     let json_to_stdout = output.json_to_stdout();
     if !output.quiet {
         if json_to_stdout {

@@ -57,6 +57,8 @@ pub enum Command {
         output: OutputArgs,
         #[command(flatten)]
         gate: GateArgs,
+        #[command(flatten)]
+        push: PushArgs,
         /// The command to run, after `--`.
         #[arg(required = true, last = true, value_name = "COMMAND")]
         command: Vec<String>,
@@ -67,6 +69,8 @@ pub enum Command {
         sampling: SamplingArgs,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        push: PushArgs,
         /// The process to sample.
         #[arg(value_name = "PID", allow_hyphen_values = true)]
         pid: String,
@@ -219,6 +223,44 @@ pub struct SamplingArgs {
     /// workers, `subprocess` children), including those started later.
     #[arg(long)]
     pub subprocesses: bool,
+}
+
+/// Continuous push to Grafana Pyroscope. The tenant and basic-auth credentials come from the
+/// environment (PYROSCOPE_TENANT_ID, PYROSCOPE_BASIC_AUTH_USER, PYROSCOPE_BASIC_AUTH_PASSWORD),
+/// never from the command line.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PushArgs {
+    /// Push each interval's per-thread profile (labels thread_name, thread_id, state) to this
+    /// Pyroscope server, e.g. http://pyroscope:4040. Runs until Ctrl-C, SIGTERM, the target's
+    /// exit or --duration.
+    #[arg(long, value_name = "URL", help_heading = "Pyroscope")]
+    pub pyroscope: Option<String>,
+    /// Seconds per pushed profile.
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        requires = "pyroscope",
+        allow_negative_numbers = true,
+        help_heading = "Pyroscope"
+    )]
+    pub push_interval: f64,
+    /// The service_name label (default: the script's name).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "pyroscope",
+        help_heading = "Pyroscope"
+    )]
+    pub app_name: Option<String>,
+    /// An extra series label (repeatable), e.g. --tag region=eu.
+    #[arg(
+        long,
+        value_name = "KEY=VALUE",
+        requires = "pyroscope",
+        help_heading = "Pyroscope"
+    )]
+    pub tag: Vec<String>,
 }
 
 /// A gate for CI: after the report, exit with status 3 when it trips.

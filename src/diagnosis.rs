@@ -865,7 +865,7 @@ struct Span {
 fn span(windows: &[crate::analysis::Window]) -> Span {
     let sum = |f: fn(&crate::analysis::Window) -> u64| windows.iter().map(f).sum::<u64>();
     let busy = sum(|w| w.counts.sum_of(&[Gil, GilWait, Native]));
-    let seconds = windows.len() as f64 * crate::analysis::WINDOW_NS as f64 / 1e9;
+    let seconds = sum(|w| w.length_ns) as f64 / 1e9;
     Span {
         seconds,
         cores: sum(|w| w.cpu_ns) as f64 / 1e9 / seconds.max(1e-9),
@@ -887,9 +887,8 @@ fn gil_turned_on(f: &Facts, enabling: &crate::analysis::GilEnabling) -> Verdict 
         _ => names.join(", "),
     };
     // The window in which it came on is neither before nor after (unless it is the last).
-    let window = crate::analysis::WINDOW_NS;
     let windows = &a.windows;
-    let before = &windows[..windows.partition_point(|w| w.start_ns + window <= enabling.t_ns)];
+    let before = &windows[..windows.partition_point(|w| w.start_ns + w.length_ns <= enabling.t_ns)];
     let after = match &windows[windows.partition_point(|w| w.start_ns < enabling.t_ns)..] {
         [] => &windows[before.len()..],
         after => after,
@@ -1110,11 +1109,18 @@ fn phases(analysis: &Analysis) -> Vec<Phase> {
     if merged.len() < 2 {
         return Vec::new();
     }
+    let seconds = |ns: u64| ns as f64 / 1e9;
     let t = |i: usize| {
         analysis
             .windows
             .get(i)
-            .map_or(analysis.duration_s, |w| w.start_ns as f64 / 1e9)
+            .map_or(analysis.duration_s, |w| seconds(w.start_ns))
+    };
+    let end_of = |i: usize| {
+        analysis
+            .windows
+            .get(i)
+            .map_or(0.0, |w| seconds(w.length_ns))
     };
     let origin = t(0);
     merged
@@ -1124,7 +1130,7 @@ fn phases(analysis: &Analysis) -> Vec<Phase> {
             end_s: (if end < analysis.windows.len() {
                 t(end)
             } else {
-                t(end - 1) + 1.0
+                t(end - 1) + end_of(end - 1)
             } - origin)
                 .min(analysis.duration_s),
             kind,

@@ -52,6 +52,8 @@ pub enum Error {
     Recording { path: PathBuf, detail: String },
     #[error("gilscope top needs a terminal, and its output is not one")]
     NotATerminal,
+    #[error("cannot start the Pyroscope push thread: {0}")]
+    PushThread(std::io::Error),
     #[error("cannot read {path} as a run: {detail}")]
     RunInput { path: PathBuf, detail: String },
 }
@@ -77,6 +79,7 @@ impl Error {
             Error::Signals(_) => "gilscope could not set up Ctrl-C handling; please report it with your platform".into(),
             Error::Recording { .. } => "give a file written by `gilscope record`; an incomplete file still replays up to its last whole sample".into(),
             Error::NotATerminal => "run it in a terminal, or use `gilscope run` / `gilscope attach` for a printed report".into(),
+            Error::PushThread(_) => "the system is out of threads or memory; free some, or run without --pyroscope".into(),
             Error::RunInput { .. } => "give a recording written by `gilscope record` or a JSON report written by `--json` (schema gilscope.report/1)".into(),
         }
     }

@@ -17,6 +17,7 @@ pub mod known_frames;
 pub mod model;
 pub mod output;
 pub mod progress;
+pub mod push;
 pub mod recording;
 pub mod render;
 pub mod report;

@@ -41,6 +41,24 @@ pub struct Report {
     #[serde(default)]
     pub gil_by_line: Vec<LineGil>,
     pub verdict: Option<Verdict>,
+    /// `--pyroscope`: what the continuous push delivered. Absent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushSummary>,
+}
+
+/// What a continuous push to Pyroscope delivered over the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PushSummary {
+    pub url: String,
+    pub interval_s: f64,
+    /// Windows the server accepted.
+    pub windows_pushed: u64,
+    /// Windows given up: the queue was full, every try failed, or the run ended first.
+    pub windows_dropped: u64,
+    /// Requests that failed (each retry counts).
+    pub failed_requests: u64,
+    /// The last failure, as the client or the server put it.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -367,5 +385,6 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
         },
         gil_by_line: gil_by_line(analysis, GIL_LINES_LIMIT),
         verdict,
+        push: None,
     }
 }

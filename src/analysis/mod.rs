@@ -13,8 +13,11 @@ use crate::model::{
 };
 use crate::sampler::RecordSink;
 
-/// Length of a timeline window, for phases and pictures.
+/// Length of a timeline window, for phases and pictures, until a long run coarsens them.
 pub const WINDOW_NS: u64 = 1_000_000_000;
+/// A run keeps at most this many windows: past it, neighbours merge and windows grow twice as
+/// long, so a run of days keeps its memory flat (a little over an hour of 1 s windows).
+pub const MAX_WINDOWS: usize = 4096;
 /// The timeline keeps at most this many segments (state runs) over all threads; past it the
 /// pictures stop and say so, while the totals go on. 32 bytes each: 32 MB, which keeps a
 /// one-hour run of 100 busy threads under 64 MB (`cargo bench --bench long_recording`).
@@ -179,6 +182,8 @@ impl ThreadSummary {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Window {
     pub start_ns: u64,
+    /// [`WINDOW_NS`], or a multiple of it once a long run merged windows.
+    pub length_ns: u64,
     pub ticks: u64,
     /// Thread-samples per state, summed over threads.
     pub counts: PerState<u64>,
@@ -296,7 +301,6 @@ struct ThreadAcc {
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     stack: Option<u32>,
-    window: u64,
     t_ns: u64,
     /// The time this sample stands for.
     weight_ns: u64,
@@ -310,10 +314,83 @@ struct Pending {
 
 /// Where a counted sample goes besides the thread's own totals.
 struct Totals<'a> {
-    /// By window index (start / [`WINDOW_NS`]): only the windows that saw a sample exist, so
-    /// a timestamp far in the future (a corrupt file) costs one window, not one per second.
-    windows: &'a mut BTreeMap<u64, Window>,
+    windows: &'a mut Windows,
     segments: &'a mut usize,
+    /// The samples counted since the last [`Aggregator::take_profile_window`], when asked for.
+    profile: Option<&'a mut ProfileCounts>,
+}
+
+/// Samples by (pid, tid, state, stack).
+type ProfileCounts = HashMap<(u32, u32, ThreadState, Option<u32>), u64>;
+
+/// The timeline's windows, by index (start / length): only the windows that saw a sample
+/// exist, so a timestamp far in the future (a corrupt file) costs one window, not one per
+/// second. Past [`MAX_WINDOWS`], neighbours merge.
+#[derive(Debug, Clone, Default)]
+struct Windows {
+    by_index: BTreeMap<u64, Window>,
+    /// How many times the windows doubled in length.
+    doublings: u32,
+}
+
+impl Windows {
+    fn length_ns(&self) -> u64 {
+        WINDOW_NS << self.doublings
+    }
+
+    /// The window that holds time `t_ns`, made when it is the first sample there.
+    fn at_time(&mut self, t_ns: u64) -> &mut Window {
+        if self.by_index.len() >= MAX_WINDOWS
+            && !self.by_index.contains_key(&(t_ns / self.length_ns()))
+        {
+            self.coarsen();
+        }
+        let length_ns = self.length_ns();
+        let index = t_ns / length_ns;
+        self.by_index.entry(index).or_insert_with(|| Window {
+            start_ns: index * length_ns,
+            length_ns,
+            ..Window::default()
+        })
+    }
+
+    /// The window that holds time `t_ns`, if it exists.
+    fn existing(&mut self, t_ns: u64) -> Option<&mut Window> {
+        let index = t_ns / self.length_ns();
+        self.by_index.get_mut(&index)
+    }
+
+    /// Merges each pair of neighbours into one window twice as long.
+    fn coarsen(&mut self) {
+        self.doublings += 1;
+        let length_ns = self.length_ns();
+        let mut merged: BTreeMap<u64, Window> = BTreeMap::new();
+        for (_, w) in std::mem::take(&mut self.by_index) {
+            let index = w.start_ns / length_ns;
+            let into = merged.entry(index).or_insert_with(|| Window {
+                start_ns: index * length_ns,
+                length_ns,
+                ..Window::default()
+            });
+            into.ticks += w.ticks;
+            for state in ThreadState::ALL {
+                into.counts[state] += w.counts[state];
+            }
+            into.gil_locked += w.gil_locked;
+            into.gil_readings += w.gil_readings;
+            into.cpu_ns += w.cpu_ns;
+            into.switches += w.switches;
+        }
+        self.by_index = merged;
+    }
+
+    /// The windows the root sampled (a descendant's samples alone make a window without ticks).
+    fn into_sampled(self) -> Vec<Window> {
+        self.by_index
+            .into_values()
+            .filter(|w| w.ticks > 0)
+            .collect()
+    }
 }
 
 /// The event-loop position of each stack, worked out once per stack.
@@ -352,8 +429,11 @@ impl ThreadAcc {
                 *s.gil_wait_holders.entry(key).or_insert(0) += 1;
             }
         }
-        if let Some(w) = totals.windows.get_mut(&at.window) {
+        if let Some(w) = totals.windows.existing(at.t_ns) {
             w.counts[state] += 1;
+        }
+        if let Some(profile) = totals.profile.as_deref_mut() {
+            *profile.entry((s.pid, s.tid, state, at.stack)).or_insert(0) += 1;
         }
         match s.timeline.last_mut() {
             Some(last) if last.state == state => last.end_ns = at.t_ns,
@@ -499,15 +579,7 @@ impl ProcessAcc {
         }
         self.first_t_ns.get_or_insert(t);
         self.ticks += 1;
-        let window_index = t / WINDOW_NS;
-        let window = shared
-            .totals
-            .windows
-            .entry(window_index)
-            .or_insert_with(|| Window {
-                start_ns: window_index * WINDOW_NS,
-                ..Window::default()
-            });
+        let window = shared.totals.windows.at_time(t);
         if shared.root {
             window.ticks += 1;
         }
@@ -611,7 +683,6 @@ impl ProcessAcc {
             acc.settle(&mut shared.totals, Some(state));
             let at = Pending {
                 stack: ts.stack,
-                window: window_index,
                 t_ns: t,
                 weight_ns: if dt > 0 { dt } else { interval_ns },
                 loop_position: ts
@@ -631,7 +702,7 @@ impl ProcessAcc {
             if let Some(d) = cpu_delta {
                 s.cpu_s += d as f64 / 1e9;
                 self.thread_cpu_ns += d;
-                if let Some(w) = shared.totals.windows.get_mut(&window_index) {
+                if let Some(w) = shared.totals.windows.existing(t) {
                     w.cpu_ns += d;
                 }
             }
@@ -743,8 +814,10 @@ pub struct Aggregator {
     /// reuses its pid replaces it only after it ended.
     descendants: Vec<ProcessAcc>,
     late: u64,
-    windows: BTreeMap<u64, Window>,
+    windows: Windows,
     segments: usize,
+    /// Counts for [`Aggregator::take_profile_window`], once asked for.
+    profile: Option<ProfileCounts>,
     loops: LoopPositions,
     stack_errors: Option<(u64, String)>,
     ending: Option<(Ending, f64)>,
@@ -763,9 +836,74 @@ pub struct CpythonFlagCounts {
     pub gil_requested: u64,
 }
 
+/// The samples counted over one stretch of a run, stack by stack: what a continuous push
+/// (`--pyroscope`) sends each interval.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileWindow {
+    /// The sampling interval each sample stands for.
+    pub interval_ns: u64,
+    /// In a stable order: pid, tid, state, stack.
+    pub stacks: Vec<WindowStack>,
+}
+
+/// One (process, thread, state, stack) of a [`ProfileWindow`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowStack {
+    pub pid: u32,
+    pub tid: u32,
+    /// Empty while the thread has no name.
+    pub thread: String,
+    pub state: ThreadState,
+    /// Outermost first; empty for samples without a Python stack.
+    pub frames: Vec<Frame>,
+    pub samples: u64,
+}
+
 impl Aggregator {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Counts every sample also into the current profile window, from now on.
+    pub fn collect_profile_windows(&mut self) {
+        self.profile.get_or_insert_with(HashMap::new);
+    }
+
+    /// The samples counted since the previous call (or since [`collect_profile_windows`]),
+    /// and a new window begun. Memory stays that of one window's distinct stacks.
+    ///
+    /// [`collect_profile_windows`]: Aggregator::collect_profile_windows
+    pub fn take_profile_window(&mut self) -> ProfileWindow {
+        let counts = match &mut self.profile {
+            Some(counts) => std::mem::take(counts),
+            None => HashMap::new(),
+        };
+        let mut keys: Vec<_> = counts.into_iter().collect();
+        keys.sort_unstable_by_key(|&(key, _)| key);
+        let stacks = keys
+            .into_iter()
+            .map(|((pid, tid, state, stack), samples)| {
+                let mut frames: Vec<Frame> = stack
+                    .and_then(|id| self.stacks.get(id as usize))
+                    .map_or(&[][..], |ids| ids.as_slice())
+                    .iter()
+                    .filter_map(|&id| self.frames.get(id as usize).cloned())
+                    .collect();
+                frames.reverse();
+                WindowStack {
+                    pid,
+                    tid,
+                    thread: self.names.get(&tid).cloned().unwrap_or_default(),
+                    state,
+                    frames,
+                    samples,
+                }
+            })
+            .collect();
+        ProfileWindow {
+            interval_ns: self.interval_ns(),
+            stacks,
+        }
     }
 
     pub fn push(&mut self, record: &Record) {
@@ -864,6 +1002,7 @@ impl Aggregator {
             totals: Totals {
                 windows: &mut self.windows,
                 segments: &mut self.segments,
+                profile: self.profile.as_mut(),
             },
             loops: &mut self.loops,
             arch,
@@ -886,6 +1025,7 @@ impl Aggregator {
         let mut totals = Totals {
             windows: &mut self.windows,
             segments: &mut self.segments,
+            profile: None,
         };
         let ticks = self.root.ticks;
         let span_ns = match (self.root.first_t_ns, self.root.last_t_ns) {
@@ -936,11 +1076,7 @@ impl Aggregator {
         let run_s = (span_ns as f64 / 1e9).max(1e-9);
         let cpu_cores_used = processes[0].cpu_cores_used
             + processes[1..].iter().map(|p| p.cpu_s).sum::<f64>() / run_s;
-        // The windows the root sampled (a descendant's samples alone make a window without ticks).
-        let windows: Vec<Window> = std::mem::take(&mut self.windows)
-            .into_values()
-            .filter(|w| w.ticks > 0)
-            .collect();
+        let windows = std::mem::take(&mut self.windows).into_sampled();
         Analysis {
             target: self.target,
             ending: self.ending.map(|(e, _)| e),

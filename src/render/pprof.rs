@@ -9,7 +9,8 @@ use std::io::{self, Write};
 use flate2::write::GzEncoder;
 use prost::Message;
 
-use super::stacks::{stack_counts, thread_label};
+use super::stacks::{stack_counts, StackCount};
+use super::words::{thread_label, thread_name};
 use crate::analysis::Analysis;
 
 #[derive(Clone, PartialEq, Message)]
@@ -113,14 +114,46 @@ impl Strings {
     }
 }
 
-/// Builds the profile (not yet encoded).
+/// How the samples are labelled: the thread, its id and its state, under the names each
+/// reader expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleLabels {
+    /// `--pprof`: `thread` ("name (tid)"), `tid` (a number), `state`.
+    File,
+    /// Pyroscope keeps only string labels: `thread_name`, `thread_id` (a string), `state`.
+    Pyroscope,
+}
+
+/// What a profile covers: its start (Unix ns), its length and the time one sample stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub time_nanos: i64,
+    pub duration_nanos: i64,
+    pub period_nanos: i64,
+}
+
+/// Builds the run's profile (not yet encoded).
 pub fn profile(analysis: &Analysis) -> Profile {
-    let mut strings = Strings::default();
     let rate = analysis
         .target
         .as_ref()
         .map_or(100.0, |t| t.rate_hz.max(1e-3));
-    let period = (1e9 / rate) as i64;
+    let span = Span {
+        time_nanos: analysis
+            .target
+            .as_ref()
+            .map_or(0, |t| (t.started_unix_s * 1e9) as i64),
+        duration_nanos: (analysis.duration_s * 1e9) as i64,
+        period_nanos: (1e9 / rate) as i64,
+    };
+    profile_of(&stack_counts(analysis, None), span, SampleLabels::File)
+}
+
+/// Builds a profile of these stacks: two values per sample, the count and the wall time it
+/// stands for.
+pub fn profile_of(stacks: &[StackCount], span: Span, labels: SampleLabels) -> Profile {
+    let mut strings = Strings::default();
+    let period = span.period_nanos;
     let sample_type = vec![
         ValueType {
             r#type: strings.get("samples"),
@@ -131,19 +164,23 @@ pub fn profile(analysis: &Analysis) -> Profile {
             unit: strings.get("nanoseconds"),
         },
     ];
+    let (thread_key, tid_key) = match labels {
+        SampleLabels::File => ("thread", "tid"),
+        SampleLabels::Pyroscope => ("thread_name", "thread_id"),
+    };
     let (key_thread, key_tid, key_state) = (
-        strings.get("thread"),
-        strings.get("tid"),
+        strings.get(thread_key),
+        strings.get(tid_key),
         strings.get("state"),
     );
     let mut functions: Vec<Function> = Vec::new();
     let mut locations: Vec<Location> = Vec::new();
-    let mut location_of: HashMap<(String, String, i32), u64> = HashMap::new();
+    let mut location_of: HashMap<(&str, &str, i32), u64> = HashMap::new();
     let mut samples = Vec::new();
-    for sc in stack_counts(analysis, None) {
+    for sc in stacks {
         let mut location_id = Vec::with_capacity(sc.frames.len());
         for frame in sc.frames.iter().rev() {
-            let key = (frame.function.clone(), frame.file.clone(), frame.line);
+            let key = (frame.function.as_str(), frame.file.as_str(), frame.line);
             let id = match location_of.get(&key) {
                 Some(&id) => id,
                 None => {
@@ -169,20 +206,34 @@ pub fn profile(analysis: &Analysis) -> Profile {
             location_id.push(id);
         }
         let count = sc.count as i64;
+        let (thread, tid) = match labels {
+            SampleLabels::File => (
+                strings.get(&thread_label(sc.thread, sc.tid)),
+                Label {
+                    key: key_tid,
+                    str: 0,
+                    num: sc.tid as i64,
+                },
+            ),
+            SampleLabels::Pyroscope => (
+                strings.get(&thread_name(sc.thread, sc.tid)),
+                Label {
+                    key: key_tid,
+                    str: strings.get(&sc.tid.to_string()),
+                    num: 0,
+                },
+            ),
+        };
         samples.push(Sample {
             location_id,
             value: vec![count, count.saturating_mul(period)],
             label: vec![
                 Label {
                     key: key_thread,
-                    str: strings.get(&thread_label(sc.thread, sc.tid)),
+                    str: thread,
                     num: 0,
                 },
-                Label {
-                    key: key_tid,
-                    str: 0,
-                    num: sc.tid as i64,
-                },
+                tid,
                 Label {
                     key: key_state,
                     str: strings.get(sc.state.name()),
@@ -201,11 +252,8 @@ pub fn profile(analysis: &Analysis) -> Profile {
         location: locations,
         function: functions,
         string_table: strings.table,
-        time_nanos: analysis
-            .target
-            .as_ref()
-            .map_or(0, |t| (t.started_unix_s * 1e9) as i64),
-        duration_nanos: (analysis.duration_s * 1e9) as i64,
+        time_nanos: span.time_nanos,
+        duration_nanos: span.duration_nanos,
         period_type,
         period,
     }

@@ -196,6 +196,9 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
     for note in &t.notes {
         wrapped(out, "  note:", "    ", note)?;
     }
+    if let Some(push) = &report.push {
+        wrapped(out, "  pyroscope: ", "    ", &words::push_summary(push))?;
+    }
     writeln!(out)?;
 
     if let Some(v) = &report.verdict {

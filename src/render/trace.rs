@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::colors::style;
 use super::stacks::{frame_label, thread_label};
-use crate::analysis::{Analysis, WINDOW_NS};
+use crate::analysis::Analysis;
 use crate::known_frames::ProcessRole;
 
 /// The synthetic track id of the GIL (no kernel thread has id 0).
@@ -87,8 +87,8 @@ pub fn render(analysis: &Analysis, out: &mut impl Write) -> io::Result<()> {
     }
     // The counters are the whole tree's, on the root's group.
     let pid = analysis.root().map_or(0, |p| p.pid);
-    let window_s = WINDOW_NS as f64 / 1e9;
     for w in &analysis.windows {
+        let window_s = w.length_ns as f64 / 1e9;
         events.push(
             json!({"name": "cores used", "ph": "C", "ts": us(w.start_ns), "pid": pid,
                            "args": {"cores": w.cpu_ns as f64 / 1e9 / window_s}}),

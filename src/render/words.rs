@@ -91,3 +91,26 @@ pub fn line_text(line: &LineGil) -> String {
         None => format!("`{}`", line.function),
     }
 }
+
+/// What the push to Pyroscope delivered, in one sentence.
+pub fn push_summary(push: &crate::report::PushSummary) -> String {
+    let mut text = format!(
+        "{} of {} windows ({} s each) pushed to {}",
+        push.windows_pushed,
+        push.windows_pushed + push.windows_dropped,
+        push.interval_s,
+        push.url
+    );
+    if push.windows_dropped > 0 {
+        text += &format!(
+            "; {} dropped after {} failed requests",
+            push.windows_dropped, push.failed_requests
+        );
+    } else if push.failed_requests > 0 {
+        text += &format!(" ({} requests retried)", push.failed_requests);
+    }
+    if let (Some(error), true) = (&push.last_error, push.failed_requests > 0) {
+        text += &format!(" (last: {error})");
+    }
+    text
+}
