@@ -9,9 +9,15 @@ fn main() {
             std::process::exit(0);
         }
         Err(e) => {
+            // clap's first paragraph (a message and the arguments it names), on one line.
             let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let message = first.strip_prefix("error: ").unwrap_or(first);
+            let paragraph: Vec<&str> = rendered
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let joined = paragraph.join(" ");
+            let message = joined.strip_prefix("error: ").unwrap_or(&joined);
             eprintln!("gilscope: error: {message} (hint: see `gilscope --help`, or `gilscope <COMMAND> --help`)");
             std::process::exit(2);
         }

@@ -310,3 +310,46 @@ extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+#[test]
+fn bad_pyroscope_options_are_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let run = |args: &[&str]| {
+        gilscope()
+            .arg("run")
+            .args(args)
+            .arg("--")
+            .args(["touch", marker.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    one_line_error(
+        &run(&["--pyroscope", "ftp://host"]),
+        "expected http://HOST:PORT",
+    );
+    one_line_error(
+        &run(&["--pyroscope", "pyroscope:4040"]),
+        "expected http://HOST:PORT",
+    );
+    one_line_error(
+        &run(&["--pyroscope", "http://user:secret@host:4040"]),
+        "PYROSCOPE_BASIC_AUTH_USER",
+    );
+    let url = "http://127.0.0.1:9";
+    one_line_error(
+        &run(&["--pyroscope", url, "--push-interval", "0"]),
+        "--push-interval",
+    );
+    one_line_error(
+        &run(&["--pyroscope", url, "--tag", "region"]),
+        "expected KEY=VALUE",
+    );
+    one_line_error(&run(&["--pyroscope", url, "--tag", "state=x"]), "--tag");
+    one_line_error(&run(&["--pyroscope", url, "--tag", "9x=1"]), "--tag");
+    assert!(!marker.exists(), "no target was started");
+    // The push options need the server.
+    let output = run(&["--push-interval", "5"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--pyroscope"));
+}

@@ -1121,3 +1121,118 @@ fn set_at<T>(table: &mut Vec<T>, id: u32, value: T) {
         table.push(value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GilMode, GilReading, Syscall, ThreadSample};
+
+    fn target() -> Record {
+        Record::Target(TargetInfo {
+            pid: 1,
+            command: vec!["python3".into(), "app.py".into()],
+            python: "3.12.1".into(),
+            gil: GilMode::Enabled,
+            gil_wait_visible: true,
+            notes: vec![],
+            rate_hz: 1.0,
+            arch: "x86_64".into(),
+            cores: 2,
+            started_unix_s: 0.0,
+        })
+    }
+
+    /// Thread 2 holds the GIL; thread 3 sleeps.
+    fn sample(t_ns: u64) -> Record {
+        let thread = |tid, syscall| ThreadSample {
+            tid,
+            syscall: Some(syscall),
+            cpu_ns: Some(t_ns),
+            stack: None,
+            python: true,
+        };
+        Record::Sample(Sample {
+            t_ns,
+            process_cpu_ns: Some(t_ns),
+            gil: Some(GilReading {
+                locked: true,
+                holder_tid: Some(2),
+                switch_number: None,
+                enabled: None,
+            }),
+            threads: vec![
+                thread(2, Syscall::Running),
+                thread(
+                    3,
+                    Syscall::Blocked {
+                        nr: 35,
+                        args: [0; 3],
+                    },
+                ),
+            ],
+        })
+    }
+
+    #[test]
+    fn a_long_run_merges_its_windows_and_keeps_every_count() {
+        let mut aggregator = Aggregator::new();
+        aggregator.push(&target());
+        let seconds = MAX_WINDOWS as u64 * 3;
+        for s in 0..seconds {
+            aggregator.push(&sample(s * WINDOW_NS));
+        }
+        let analysis = aggregator.finish();
+        assert!(analysis.windows.len() <= MAX_WINDOWS);
+        assert!(analysis.windows.len() > MAX_WINDOWS / 4);
+        assert!(analysis
+            .windows
+            .iter()
+            .all(|w| w.length_ns == 4 * WINDOW_NS));
+        let ticks: u64 = analysis.windows.iter().map(|w| w.ticks).sum();
+        assert_eq!(ticks, seconds, "merging loses no tick");
+        let held: u64 = analysis
+            .windows
+            .iter()
+            .map(|w| w.counts[ThreadState::Gil])
+            .sum();
+        assert_eq!(held, seconds);
+        for pair in analysis.windows.windows(2) {
+            assert_eq!(pair[0].start_ns + pair[0].length_ns, pair[1].start_ns);
+        }
+    }
+
+    #[test]
+    fn a_profile_window_holds_the_samples_since_the_last_one() {
+        let mut aggregator = Aggregator::new();
+        aggregator.push(&target());
+        aggregator.push(&sample(0));
+        aggregator.collect_profile_windows();
+        aggregator.push(&Record::ThreadName {
+            tid: 2,
+            name: "worker".into(),
+        });
+        for s in 1..=10 {
+            aggregator.push(&sample(s * WINDOW_NS));
+        }
+        let window = aggregator.take_profile_window();
+        assert_eq!(window.interval_ns, WINDOW_NS);
+        let of = |w: &ProfileWindow, tid, state| {
+            w.stacks
+                .iter()
+                .filter(|s| s.tid == tid && s.state == state)
+                .map(|s| s.samples)
+                .sum::<u64>()
+        };
+        assert_eq!(
+            of(&window, 2, ThreadState::Gil),
+            10,
+            "not the sample before"
+        );
+        assert_eq!(of(&window, 3, ThreadState::Sleep), 10);
+        assert_eq!(window.stacks[0].thread, "worker");
+        aggregator.push(&sample(11 * WINDOW_NS));
+        let next = aggregator.take_profile_window();
+        assert_eq!(of(&next, 2, ThreadState::Gil), 1, "a new window begins");
+        assert!(aggregator.take_profile_window().stacks.is_empty());
+    }
+}

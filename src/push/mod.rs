@@ -20,11 +20,6 @@ use crate::render::stacks::StackCount;
 
 /// Windows waiting to be sent at most; one more drops the oldest.
 pub const QUEUE_WINDOWS: usize = 8;
-/// Tries per window before it is dropped.
-pub const ATTEMPTS: u32 = 5;
-/// The first wait before a retry; it doubles each time, up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// How long the end of a run waits for the last windows to go out.
 pub const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
@@ -40,6 +35,26 @@ pub const RESERVED_LABELS: [&str; 8] = [
     "state",
 ];
 
+/// How a failed window is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Tries per window before it is dropped.
+    pub attempts: u32,
+    /// The first wait before a retry; it doubles each time, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            attempts: 5,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
 /// Where and how to push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushConfig {
@@ -52,6 +67,7 @@ pub struct PushConfig {
     pub tags: Vec<(String, String)>,
     /// From the environment only.
     pub credentials: Credentials,
+    pub retry: Retry,
 }
 
 impl PushConfig {
@@ -126,6 +142,7 @@ impl PushConfig {
             app_name: args.app_name.clone().filter(|n| !n.is_empty()),
             tags,
             credentials,
+            retry: Retry::default(),
         }))
     }
 }
@@ -262,11 +279,12 @@ impl Pusher {
         let timeout = config
             .interval
             .clamp(Duration::from_secs(2), Duration::from_secs(10));
+        let retry = config.retry;
         let thread = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("gilscope-push".into())
-                .spawn(move || push_loop(&shared, transport, timeout))?
+                .spawn(move || push_loop(&shared, transport, timeout, retry))?
         };
         Ok(Pusher {
             shared,
@@ -321,8 +339,8 @@ impl Pusher {
 }
 
 /// The push thread: sends the oldest window, retries it with back-off, gives up after
-/// [`ATTEMPTS`] or at the flush deadline.
-fn push_loop(shared: &Shared, mut transport: impl Transport, timeout: Duration) {
+/// `retry.attempts` or at the flush deadline.
+fn push_loop(shared: &Shared, mut transport: impl Transport, timeout: Duration, retry: Retry) {
     loop {
         let mut queue = shared.lock();
         while queue.batches.is_empty() && queue.closing.is_none() {
@@ -337,8 +355,8 @@ fn push_loop(shared: &Shared, mut transport: impl Transport, timeout: Duration) 
         drop(queue);
         let body = wire::encode(&batch.series());
         drop(batch);
-        let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=ATTEMPTS {
+        let mut backoff = retry.first_backoff;
+        for attempt in 1..=retry.attempts {
             let deadline = shared.lock().closing;
             let timeout = deadline.map_or(timeout, |d| {
                 timeout.min(d.saturating_duration_since(Instant::now()))
@@ -358,7 +376,7 @@ fn push_loop(shared: &Shared, mut transport: impl Transport, timeout: Duration) 
                 }
                 Err(e) => {
                     queue.stats.failed_requests += 1;
-                    let last = attempt == ATTEMPTS
+                    let last = attempt == retry.attempts
                         || matches!(e, SendError::Permanent(_))
                         || queue.closing.is_some_and(|d| Instant::now() + backoff >= d);
                     queue.stats.last_error = Some(e.to_string());
@@ -380,7 +398,7 @@ fn push_loop(shared: &Shared, mut transport: impl Transport, timeout: Duration) 
                     .wait_timeout(queue, left)
                     .map_or_else(|e| e.into_inner().0, |(q, _)| q);
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff = (backoff * 2).min(retry.max_backoff);
         }
     }
     shared.lock().finished = true;
@@ -515,6 +533,145 @@ pub fn service_name(command: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
+
+    /// Answers each request with the next scripted result (then success), and tells the test.
+    struct Scripted {
+        results: VecDeque<Result<(), SendError>>,
+        sent: mpsc::Sender<usize>,
+        /// Each request waits for a go-ahead first, when set.
+        gate: Option<mpsc::Receiver<()>>,
+    }
+
+    impl Transport for Scripted {
+        fn send(&mut self, body: &[u8], _timeout: Duration) -> Result<(), SendError> {
+            if let Some(gate) = &self.gate {
+                let _ = gate.recv();
+            }
+            let _ = self.sent.send(body.len());
+            self.results.pop_front().unwrap_or(Ok(()))
+        }
+    }
+
+    fn config() -> PushConfig {
+        PushConfig {
+            url: "http://127.0.0.1:9".into(),
+            interval: Duration::from_secs(1),
+            app_name: None,
+            tags: Vec::new(),
+            credentials: Credentials::default(),
+            retry: Retry {
+                attempts: 3,
+                first_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(20),
+            },
+        }
+    }
+
+    fn batch() -> Batch {
+        Batch {
+            start_unix_ns: 1,
+            duration_ns: 1_000_000_000,
+            window: ProfileWindow {
+                interval_ns: 10_000_000,
+                stacks: vec![crate::analysis::WindowStack {
+                    pid: 7,
+                    tid: 8,
+                    thread: "worker".into(),
+                    state: crate::model::ThreadState::GilWait,
+                    frames: Vec::new(),
+                    samples: 3,
+                }],
+            },
+            series_labels: HashMap::new(),
+        }
+    }
+
+    fn transient() -> Result<(), SendError> {
+        Err(SendError::Transient("connection refused".into()))
+    }
+
+    #[test]
+    fn a_failed_window_is_retried_then_pushed() {
+        let (sent, requests) = mpsc::channel();
+        let transport = Scripted {
+            results: VecDeque::from([transient(), transient()]),
+            sent,
+            gate: None,
+        };
+        let pusher = Pusher::start(&config(), transport).unwrap();
+        pusher.offer(batch());
+        for _ in 0..3 {
+            requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        let stats = pusher.finish(Duration::from_secs(5));
+        assert_eq!((stats.windows_pushed, stats.windows_dropped), (1, 0));
+        assert_eq!(stats.failed_requests, 2);
+        assert_eq!(stats.last_error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn a_window_is_dropped_after_every_try_fails_and_at_once_when_the_server_refuses_it() {
+        let (sent, requests) = mpsc::channel();
+        let transport = Scripted {
+            results: VecDeque::from([
+                transient(),
+                transient(),
+                transient(),
+                Err(SendError::Permanent("the server answered 401".into())),
+            ]),
+            sent,
+            gate: None,
+        };
+        let pusher = Pusher::start(&config(), transport).unwrap();
+        pusher.offer(batch());
+        pusher.offer(batch());
+        pusher.offer(batch());
+        for _ in 0..5 {
+            requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        let stats = pusher.finish(Duration::from_secs(5));
+        assert_eq!(stats.windows_dropped, 2, "three tries, then one refusal");
+        assert_eq!(stats.windows_pushed, 1);
+        assert_eq!(stats.failed_requests, 4);
+        assert!(
+            requests.try_recv().is_err(),
+            "a refused window is not retried"
+        );
+    }
+
+    #[test]
+    fn a_stuck_server_drops_the_oldest_windows_and_never_blocks_the_offer() {
+        let (sent, requests) = mpsc::channel();
+        let (go, gate) = mpsc::channel();
+        let transport = Scripted {
+            results: VecDeque::new(),
+            sent,
+            gate: Some(gate),
+        };
+        let pusher = Pusher::start(&config(), transport).unwrap();
+        let started = Instant::now();
+        for _ in 0..QUEUE_WINDOWS + 5 {
+            pusher.offer(batch());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "offer never waits"
+        );
+        // One window may be in the request that hangs; the queue holds QUEUE_WINDOWS more.
+        let dropped = pusher.shared.lock().stats.windows_dropped;
+        assert!((4..=5).contains(&dropped), "{dropped} dropped");
+        let finishing = Instant::now();
+        let stats = pusher.finish(Duration::from_millis(200));
+        assert!(
+            finishing.elapsed() < Duration::from_secs(2),
+            "the end waits no longer than its grace for a stuck server"
+        );
+        assert_eq!(stats.windows_pushed, 0);
+        assert!(stats.windows_dropped >= (QUEUE_WINDOWS + 4) as u64);
+        drop(go);
+        let _ = requests;
+    }
 
     fn words(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()

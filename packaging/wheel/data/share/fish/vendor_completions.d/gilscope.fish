@@ -50,6 +50,10 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l pprof -d 'Writ
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l html -d 'Write a self-contained HTML report (no network needed)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l fail-on -d 'Exit with status 3 when the verdict is one of these kinds (e.g. gil_contention)' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l max-gil-wait -d 'Exit with status 3 when a thread waits for the GIL more than this share of its time' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l pyroscope -d 'Push each interval\'s per-thread profile (labels thread_name, thread_id, state) to this Pyroscope server, e.g. http://pyroscope:4040. Runs until Ctrl-C, SIGTERM, the target\'s exit or --duration' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l push-interval -d 'Seconds per pushed profile' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l app-name -d 'The service_name label (default: the script\'s name)' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l tag -d 'An extra series label (repeatable), e.g. --tag region=eu' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l color -d 'Colour in the terminal report: on a terminal without NO_COLOR set (auto), always, never' -r -f -a "auto\t'On a terminal, unless `NO_COLOR` is set (https://no-color.org)'
 always\t''
 never\t''"
@@ -66,6 +70,10 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l flamegraph-
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l speedscope -d 'Write a speedscope profile (open in speedscope.app)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l pprof -d 'Write a gzipped pprof profile with thread and state labels (go tool pprof, Pyroscope, Parca)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l html -d 'Write a self-contained HTML report (no network needed)' -r -F
+complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l pyroscope -d 'Push each interval\'s per-thread profile (labels thread_name, thread_id, state) to this Pyroscope server, e.g. http://pyroscope:4040. Runs until Ctrl-C, SIGTERM, the target\'s exit or --duration' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l push-interval -d 'Seconds per pushed profile' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l app-name -d 'The service_name label (default: the script\'s name)' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l tag -d 'An extra series label (repeatable), e.g. --tag region=eu' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l color -d 'Colour in the terminal report: on a terminal without NO_COLOR set (auto), always, never' -r -f -a "auto\t'On a terminal, unless `NO_COLOR` is set (https://no-color.org)'
 always\t''
 never\t''"
