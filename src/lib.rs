@@ -24,3 +24,4 @@ pub mod report;
 pub mod sampler;
 pub mod target;
 pub mod top;
+pub mod words;

@@ -117,7 +117,7 @@ fn too_few_samples_is_not_enough_evidence() {
         "{}",
         v.headline
     );
-    assert_eq!(v.confidence, "low");
+    assert_eq!(v.confidence, gilscope::diagnosis::Confidence::Low);
 }
 
 #[test]
@@ -299,7 +299,7 @@ fn a_gil_held_by_an_unmapped_thread_gives_no_verdict() {
         "Cannot tell: the GIL was held 100% of the time by a thread gilscope could not map"
     );
     assert!(v.advice.join(" ").contains("PID namespace"));
-    assert_eq!(v.confidence, "low");
+    assert_eq!(v.confidence, gilscope::diagnosis::Confidence::Low);
 }
 
 /// A free-threaded run whose GIL an import turns on at 1 s: parallel, then one thread holds it

@@ -35,7 +35,7 @@ fn correct(r: &BenchResult) -> &'static str {
 }
 
 fn python_label(r: &BenchResult) -> String {
-    let name = r.python.rsplit('/').next().unwrap_or(&r.python);
+    let name = crate::words::file_name(&r.python);
     let ft = if r.free_threaded {
         ", free-threaded"
     } else {
@@ -129,7 +129,7 @@ pub fn terminal(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(out)?;
     if let Some(rec) = &report.recommendation {
-        let who = rec.python.rsplit('/').next().unwrap_or(&rec.python);
+        let who = crate::words::file_name(&rec.python);
         writeln!(out, "Recommendation: {} ({who})", rec.text)?;
         if let Some(v) = &rec.threads_verdict {
             writeln!(out, "  The threaded run, as gilscope saw it: {v}")?;

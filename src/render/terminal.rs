@@ -415,8 +415,7 @@ fn event_loop_section(out: &mut impl Write, report: &Report) -> io::Result<()> {
             )?;
         }
         for c in lp.culprits.iter().filter(|c| c.share >= 0.01) {
-            let file = c.file.rsplit('/').next().unwrap_or(&c.file);
-            let site = format!("{} ({file}:{})", c.function, c.line);
+            let site = words::place(&c.function, &c.file, c.line);
             writeln!(
                 out,
                 "  {:>4}  {}{}",

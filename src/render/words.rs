@@ -2,49 +2,7 @@
 
 use crate::report::{GilHolder, GilUse, LineGil};
 
-pub fn pct(x: f64) -> String {
-    format!("{:.0}%", x * 100.0)
-}
-
-/// A path's last component: `work.py`.
-pub fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-/// The command with its program's directory dropped: `python3.12 app.py`.
-pub fn short_command(command: &str) -> String {
-    let (program, rest) = command.split_once(' ').unwrap_or((command, ""));
-    let program = program.rsplit('/').next().unwrap_or(program);
-    format!("{program} {rest}").trim_end().to_string()
-}
-
-/// `function (file:line)` with the file's directory dropped; the function alone without a file.
-pub fn place(function: &str, file: &str, line: i32) -> String {
-    let file = file_name(file);
-    if file.is_empty() {
-        function.to_string()
-    } else {
-        format!("{function} ({file}:{line})")
-    }
-}
-
-/// A thread's display name: `name (tid)`.
-pub fn thread_label(name: &str, tid: u32) -> String {
-    if name.is_empty() {
-        format!("thread {tid}")
-    } else {
-        format!("{name} ({tid})")
-    }
-}
-
-/// A thread's name alone where it has one: `worker-1`, else `thread 13551`.
-pub fn thread_name(name: &str, tid: u32) -> String {
-    if name.is_empty() {
-        format!("thread {tid}")
-    } else {
-        name.to_string()
-    }
-}
+pub use crate::words::{file_name, pct, place, short_command, thread_label, thread_name};
 
 /// Where a GIL holder was: `work (app.py:8)`, or `native code` without a Python frame.
 pub fn holder_place(h: &GilHolder) -> String {

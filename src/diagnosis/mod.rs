@@ -1,0 +1,319 @@
+//! The verdict: a pure function from an [`Analysis`] to what is wrong, what to change, and how
+//! much faster it should get. Each rule is named, with its thresholds as constants.
+//!
+//! [`diagnose`] computes the [`facts`] once and asks the rules in order of precedence: the
+//! families are [`threads`] (one process's threads), [`pools`], [`event_loops`] and
+//! [`free_threaded`] builds; [`phases`] splits a run that changed character and [`prediction`]
+//! says how much faster the fix should be. The sentences more than one rule says are in
+//! [`text`].
+
+mod event_loops;
+mod facts;
+mod free_threaded;
+mod phases;
+mod pools;
+mod prediction;
+mod text;
+mod threads;
+
+use serde::{Deserialize, Serialize};
+
+use std::collections::HashMap;
+
+use crate::analysis::queries::{hot_functions, loop_culprits};
+use crate::analysis::{Analysis, EventLoop, ThreadSummary, Window};
+use crate::known_frames::{is_ipc, is_result_handler, ProcessRole};
+use crate::model::{Frame, GilMode, ThreadState};
+
+use event_loops::*;
+use facts::*;
+use free_threaded::*;
+use phases::*;
+use pools::*;
+use prediction::*;
+use text::*;
+use threads::*;
+use ThreadState::*;
+
+/// Fewer samples than this, or a shorter run, is not enough evidence for a verdict.
+pub const MIN_SAMPLES: u64 = 50;
+pub const MIN_DURATION_S: f64 = 0.5;
+/// A thread takes part when it spent at least this share of its samples doing something other
+/// than waiting on the program's own locks or idling (so a main thread in `join` does not).
+pub const PARTICIPATION_MIN: f64 = 0.05;
+/// A thread's own work is of a kind (Python, I/O) when this share of its time outside GIL
+/// waits is of that kind: an I/O thread slowed by GIL waits is still an I/O thread.
+pub const OWN_WORK_MIN: f64 = 0.5;
+/// GIL contention: the GIL held at least this much, and Python threads waiting this much.
+pub const CONTENTION_GIL_HELD_MIN: f64 = 0.5;
+pub const CONTENTION_WAIT_MIN: f64 = 0.2;
+/// A thread is busy on the CPU (holding the GIL or native) at least this much.
+pub const BUSY_MIN: f64 = 0.5;
+/// Native-parallel: a thread running native code without the GIL at least this much.
+pub const NATIVE_THREAD_MIN: f64 = 0.3;
+/// I/O-bound: the average participating thread waits on I/O or sleeps at least this much.
+pub const IO_SHARE_MIN: f64 = 0.6;
+/// Lock contention: the average participating thread waits on a lock this much.
+pub const LOCK_SHARE_MIN: f64 = 0.4;
+/// Saturated: the process used at least this share of the machine's cores.
+pub const SATURATION_MIN: f64 = 0.85;
+/// Idle: the process used less CPU than this (cores).
+pub const IDLE_CORES_MAX: f64 = 0.05;
+/// Estimated start-up of one worker process (fork, import), seconds. An estimate, flagged.
+pub const WORKER_STARTUP_S: f64 = 0.05;
+/// Estimated throughput of Python code on a free-threaded 3.13t build relative to the
+/// default build (its single-thread overhead). An estimate, flagged.
+pub const FREE_THREADED_EFFICIENCY: f64 = 0.8;
+/// Phases shorter than this many windows (seconds) are folded into their neighbours.
+pub const MIN_PHASE_WINDOWS: usize = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    GilContention,
+    SingleThreadCpu,
+    IoBound,
+    NativeParallel,
+    LockContention,
+    CpuSaturated,
+    IpcOverhead,
+    FreeThreaded,
+    Mixed,
+    Idle,
+    /// A process pool whose workers keep the cores busy: the fix worked.
+    PoolParallel,
+    /// A process pool with fewer busy workers than cores.
+    PoolUnderused,
+    /// An asyncio event loop stalled by blocking calls or CPU-bound code.
+    EventLoopBlocked,
+    /// The evidence fits no rule, or could not be read well enough to judge (the GIL held by
+    /// a thread gilscope could not map): what was seen, and no verdict built on it.
+    Inconclusive,
+}
+
+impl VerdictKind {
+    pub const ALL: [VerdictKind; 14] = [
+        VerdictKind::GilContention,
+        VerdictKind::SingleThreadCpu,
+        VerdictKind::IoBound,
+        VerdictKind::NativeParallel,
+        VerdictKind::LockContention,
+        VerdictKind::CpuSaturated,
+        VerdictKind::IpcOverhead,
+        VerdictKind::FreeThreaded,
+        VerdictKind::Mixed,
+        VerdictKind::Idle,
+        VerdictKind::PoolParallel,
+        VerdictKind::PoolUnderused,
+        VerdictKind::EventLoopBlocked,
+        VerdictKind::Inconclusive,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VerdictKind::GilContention => "gil_contention",
+            VerdictKind::SingleThreadCpu => "single_thread_cpu",
+            VerdictKind::IoBound => "io_bound",
+            VerdictKind::NativeParallel => "native_parallel",
+            VerdictKind::LockContention => "lock_contention",
+            VerdictKind::CpuSaturated => "cpu_saturated",
+            VerdictKind::IpcOverhead => "ipc_overhead",
+            VerdictKind::FreeThreaded => "free_threaded",
+            VerdictKind::Mixed => "mixed",
+            VerdictKind::Idle => "idle",
+            VerdictKind::PoolParallel => "pool_parallel",
+            VerdictKind::PoolUnderused => "pool_underused",
+            VerdictKind::EventLoopBlocked => "event_loop_blocked",
+            VerdictKind::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// How far the verdict can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    High,
+    /// The reason is in the evidence.
+    Low,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Speedup of the whole run from moving the work to processes.
+    pub processes: Option<f64>,
+    /// Speedup from adding threads on the same build (1.0: threads cannot help).
+    pub threads: Option<f64>,
+    /// Speedup from running the same threads on a free-threaded build.
+    pub free_threaded: Option<f64>,
+    pub assumptions: Vec<String>,
+}
+
+impl Prediction {
+    /// No fix speeds the run up, for the reason given.
+    fn unchanged(assumption: impl Into<String>) -> Prediction {
+        Prediction {
+            processes: Some(1.0),
+            threads: Some(1.0),
+            free_threaded: Some(1.0),
+            assumptions: vec![assumption.into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub kind: VerdictKind,
+    pub headline: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub kind: VerdictKind,
+    pub headline: String,
+    pub evidence: Vec<String>,
+    pub advice: Vec<String>,
+    /// A short code change, where one applies.
+    pub snippet: Option<String>,
+    pub predicted_speedup: Option<Prediction>,
+    pub confidence: Confidence,
+    /// When the run changed character over time, one entry per phase.
+    pub phases: Vec<Phase>,
+}
+
+/// Decides the verdict for a whole run.
+pub fn diagnose(analysis: &Analysis) -> Verdict {
+    if analysis.ticks < MIN_SAMPLES || analysis.duration_s < MIN_DURATION_S {
+        return not_enough_evidence(analysis);
+    }
+    if let Some(pool) = PoolFacts::new(analysis) {
+        return diagnose_pool(&pool);
+    }
+    // Without a pool, the process that did the most is judged on its own: its threads share
+    // one GIL, other processes' do not.
+    let busiest = analysis
+        .processes
+        .iter()
+        .filter(|p| p.python.is_some())
+        .max_by(|a, b| a.cpu_s.total_cmp(&b.cpu_s));
+    if let (Some(process), true) = (busiest, analysis.processes.len() > 1) {
+        let mut verdict = diagnose(&analysis.only_process(process.pid));
+        if process.parent.is_some() {
+            verdict.headline = format!(
+                "In PID {} ({}): {}",
+                process.pid,
+                process.command.join(" "),
+                verdict.headline
+            );
+        }
+        return verdict;
+    }
+    let facts = Facts::new(analysis);
+    let phases = phases(analysis);
+    let mut verdict = decide(&facts);
+    // Phases that did not overlap are not a mix: judge the run by its CPU-bound phase.
+    let cpu_phase = phases.iter().find(|p| p.kind == VerdictKind::GilContention);
+    if let (VerdictKind::Mixed, Some(phase)) = (verdict.kind, cpu_phase) {
+        let python = facts.doing(&[Gil]);
+        if python.len() >= 2 {
+            verdict = gil_contention(&facts, &python);
+            verdict.headline = format!(
+                "From {:.0} s to {:.0} s: {}",
+                phase.start_s, phase.end_s, verdict.headline
+            );
+        }
+    }
+    if verdict.phases.is_empty() {
+        verdict.phases = phases;
+    }
+    verdict
+}
+
+fn not_enough_evidence(analysis: &Analysis) -> Verdict {
+    let needed = (MIN_SAMPLES as f64
+        / analysis
+            .target
+            .as_ref()
+            .map_or(100.0, |t| t.rate_hz.max(1.0)))
+    .max(MIN_DURATION_S);
+    Verdict {
+        kind: VerdictKind::Idle,
+        headline: format!(
+            "Not enough evidence: {} samples over {:.2} s; sample at least {:.1} s",
+            analysis.ticks, analysis.duration_s, needed
+        ),
+        evidence: vec![format!(
+            "{} samples, {:.2} s: a verdict needs {} samples and {:.1} s",
+            analysis.ticks, analysis.duration_s, MIN_SAMPLES, MIN_DURATION_S
+        )],
+        advice: vec!["run the program for longer, or attach while it does its slow part".into()],
+        snippet: None,
+        predicted_speedup: None,
+        confidence: Confidence::Low,
+        phases: Vec::new(),
+    }
+}
+
+/// The rules, in order of precedence.
+fn decide(f: &Facts) -> Verdict {
+    if f.analysis
+        .target
+        .as_ref()
+        .is_some_and(|t| t.gil == GilMode::Disabled)
+    {
+        return free_threaded(f);
+    }
+    if let Some(v) = unmapped_holder(f) {
+        return v;
+    }
+    if f.workers.is_empty() {
+        return idle(f);
+    }
+    let python = f.doing(&[Gil]);
+    let io_threads = f.doing(&[Io, Sleep]);
+    let waiting: Vec<_> = python.iter().chain(&io_threads).copied().collect();
+    let contended = !python.is_empty()
+        && python.len() + io_threads.len() >= 2
+        && f.gil_held >= CONTENTION_GIL_HELD_MIN
+        && mean_of(&waiting, &[GilWait]) >= CONTENTION_WAIT_MIN;
+    if contended && !io_threads.is_empty() {
+        return mixed(f, &python, &io_threads);
+    }
+    if contended && python.len() >= 2 {
+        return gil_contention(f, &python);
+    }
+    if let Some((thread, lp)) = blocked_loop(f.analysis) {
+        return event_loop_blocked(f, thread, lp);
+    }
+    let native_threads = f.count(&[Native], NATIVE_THREAD_MIN);
+    if native_threads >= 2 && f.mean(&[GilWait]) < CONTENTION_WAIT_MIN {
+        return native_parallel(f, native_threads);
+    }
+    let busy: Vec<_> = f
+        .workers
+        .iter()
+        .copied()
+        .filter(|t| t.share(&[Gil, Native]) >= BUSY_MIN)
+        .collect();
+    if busy.len() == 1 && f.cores_used() < 1.5 {
+        return single_thread_cpu(f, busy[0]);
+    }
+    if f.mean(&[Lock]) >= LOCK_SHARE_MIN && f.mean(&[Lock]) >= f.mean(&[Io, Sleep]) {
+        return lock_contention(f);
+    }
+    if f.mean(&[Io, Sleep]) >= IO_SHARE_MIN {
+        return io_bound(f);
+    }
+    if f.cores_used() >= SATURATION_MIN * f.cores as f64 {
+        return cpu_saturated(f);
+    }
+    if f.cores_used() < IDLE_CORES_MAX {
+        return idle(f);
+    }
+    if python.is_empty() && io_threads.is_empty() {
+        return no_rule_fits(f);
+    }
+    mixed(f, &python, &io_threads)
+}

@@ -1,0 +1,101 @@
+//! A run that changes character over time, split into phases.
+
+use super::*;
+
+/// A window's character, from process-wide counts.
+pub(super) fn window_kind(w: &Window) -> Option<VerdictKind> {
+    if w.ticks == 0 {
+        return None;
+    }
+    let per_tick = |states: &[ThreadState]| w.counts.sum_of(states) as f64 / w.ticks as f64;
+    let python = per_tick(&[Gil, GilWait]);
+    let native = per_tick(&[Native]);
+    let io = per_tick(&[Io, Sleep]);
+    let lock = per_tick(&[Lock]);
+    let (best, _) = [
+        (VerdictKind::GilContention, python),
+        (VerdictKind::NativeParallel, native),
+        (VerdictKind::IoBound, io),
+        (VerdictKind::LockContention, lock),
+    ]
+    .into_iter()
+    .fold((VerdictKind::Idle, 0.5), |best, cand| {
+        if cand.1 > best.1 {
+            cand
+        } else {
+            best
+        }
+    });
+    Some(match best {
+        VerdictKind::GilContention if per_tick(&[GilWait]) < 0.5 => VerdictKind::SingleThreadCpu,
+        other => other,
+    })
+}
+
+pub(super) fn phase_headline(kind: VerdictKind) -> &'static str {
+    match kind {
+        VerdictKind::GilContention => "Python threads contend for the GIL",
+        VerdictKind::SingleThreadCpu => "one thread runs Python",
+        VerdictKind::NativeParallel => "native code runs without the GIL",
+        VerdictKind::IoBound => "threads wait on I/O or sleep",
+        VerdictKind::LockContention => "threads wait on the program's locks",
+        _ => "mostly idle",
+    }
+}
+
+/// Splits the run into phases of different character; empty when it kept one character.
+pub(super) fn phases(analysis: &Analysis) -> Vec<Phase> {
+    let mut runs: Vec<(VerdictKind, usize, usize)> = Vec::new();
+    for (i, w) in analysis.windows.iter().enumerate() {
+        let Some(kind) = window_kind(w) else { continue };
+        match runs.last_mut() {
+            Some((k, _, end)) if *k == kind => *end = i + 1,
+            _ => runs.push((kind, i, i + 1)),
+        }
+    }
+    // Fold short runs into the previous one, then merge neighbours of equal kind.
+    let mut merged: Vec<(VerdictKind, usize, usize)> = Vec::new();
+    for run in runs {
+        match merged.last_mut() {
+            Some(last) if run.2 - run.1 < MIN_PHASE_WINDOWS || last.0 == run.0 => last.2 = run.2,
+            _ => merged.push(run),
+        }
+    }
+    if let (Some(first), true) = (merged.first().copied(), merged.len() > 1) {
+        if first.2 - first.1 < MIN_PHASE_WINDOWS {
+            merged.remove(0);
+            merged[0].1 = first.1;
+        }
+    }
+    if merged.len() < 2 {
+        return Vec::new();
+    }
+    let seconds = |ns: u64| ns as f64 / 1e9;
+    let t = |i: usize| {
+        analysis
+            .windows
+            .get(i)
+            .map_or(analysis.duration_s, |w| seconds(w.start_ns))
+    };
+    let end_of = |i: usize| {
+        analysis
+            .windows
+            .get(i)
+            .map_or(0.0, |w| seconds(w.length_ns))
+    };
+    let origin = t(0);
+    merged
+        .into_iter()
+        .map(|(kind, start, end)| Phase {
+            start_s: t(start) - origin,
+            end_s: (if end < analysis.windows.len() {
+                t(end)
+            } else {
+                t(end - 1) + end_of(end - 1)
+            } - origin)
+                .min(analysis.duration_s),
+            kind,
+            headline: phase_headline(kind).into(),
+        })
+        .collect()
+}

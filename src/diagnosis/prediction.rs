@@ -1,0 +1,72 @@
+//! How much faster the fix should make the run: Amdahl's law on what was measured.
+
+use super::*;
+
+/// Amdahl's law on the measured run: the part of the run where several threads were busy is
+/// spread over the cores; the rest stays serial.
+pub(super) fn predict(f: &Facts, python: &[&ThreadSummary]) -> Prediction {
+    let a = f.analysis;
+    let cores = f.cores as f64;
+    let n = python.len().max(1) as f64;
+    // Busy part: the CPU work W (core-seconds) must fit on the cores, and no thread can finish
+    // faster than its own work without the GIL wait.
+    let parallel = parallel_fraction(&a.windows, f.cores);
+    let total = a.duration_s.max(1e-9);
+    let busy = total * parallel;
+    let serial = total - busy;
+    let work_core_s = f.cores_used() * busy;
+    let longest_thread = python
+        .iter()
+        .map(|t| 1.0 - t.fraction(GilWait))
+        .fold(0.0, f64::max)
+        * busy;
+    let workers = n.min(cores);
+    let busy_processes = (work_core_s / cores).max(longest_thread);
+    let startup = WORKER_STARTUP_S * workers;
+    let processes = total / (serial + busy_processes + startup);
+    let python_share = mean_of(python, &[Gil]) / mean_of(python, &[Gil, Native]).max(1e-9);
+    let ft_work = work_core_s * (1.0 + python_share * (1.0 / FREE_THREADED_EFFICIENCY - 1.0));
+    let free_threaded = total / (serial + (ft_work / cores).max(longest_thread));
+    Prediction {
+        processes: Some(round2(processes)),
+        threads: Some(1.0),
+        free_threaded: Some(round2(free_threaded)),
+        assumptions: vec![
+            format!(
+                "{} of the run had several busy threads and is spread over {} cores; the other {} stays serial",
+                pct(parallel),
+                workers,
+                pct(1.0 - parallel)
+            ),
+            "the work divides evenly among the workers and shares no state".into(),
+            format!("worker start-up {WORKER_STARTUP_S} s each (estimate)"),
+            "pickling of arguments and results not measured: assumed small (estimate)".into(),
+            format!(
+                "a free-threaded build runs Python at about {} of the default build's speed (estimate)",
+                pct(FREE_THREADED_EFFICIENCY)
+            ),
+        ],
+    }
+}
+
+pub(super) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Share of the run's windows in which, on average, at least two threads wanted a CPU
+/// (held or waited for the GIL, or ran native code): the part that can spread over cores.
+pub(super) fn parallel_fraction(windows: &[Window], cores: u32) -> f64 {
+    let ticks: u64 = windows.iter().map(|w| w.ticks).sum();
+    if ticks == 0 || cores < 2 {
+        return 0.0;
+    }
+    let parallel: u64 = windows
+        .iter()
+        .filter(|w| {
+            let demand = w.counts.sum_of(&[Gil, GilWait, Native]);
+            w.ticks > 0 && demand as f64 / w.ticks as f64 >= 1.5
+        })
+        .map(|w| w.ticks)
+        .sum();
+    parallel as f64 / ticks as f64
+}
