@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -14,9 +15,9 @@ use crate::model::{Ending, Record};
 use crate::push::{self, Credentials, PushConfig};
 use crate::recording::{self, replay, RecordingWriter};
 use crate::report::{self, PushSummary, Report};
-use crate::sampler::tree::ProcessTree;
-use crate::sampler::{RecordSink, Role, Sampler, SamplerOptions};
-use crate::target::{self, Mode, Signals};
+use crate::sampler::{RecordSink, SamplerOptions};
+use crate::session::{Session, Start};
+use crate::target::{self, Signals};
 use crate::{diagnosis, output, render};
 
 /// Highest sampling rate accepted.
@@ -397,116 +398,55 @@ fn profile(job: Job) -> Result<i32, Error> {
     let sampling = Sampling::from_args(sampling)?;
     check_output_paths(output, recording)?;
     let signals = Signals::install().map_err(Error::Signals)?;
-    let (sampler, mut child, mode) = match source {
-        Source::Attach(pid) => (
-            Sampler::attach(pid, &sampling.options, Role::Root)?,
-            None,
-            Mode::Attached,
-        ),
-        Source::Launch(command) => {
-            let mut child = target::launch(&command)?;
-            let attached = match target::attach_launched(&mut child, &sampling.options) {
-                Ok(attached) => attached,
-                Err(e) => {
-                    target::stop_child(&mut child);
-                    return Err(e);
-                }
-            };
-            match attached {
-                Ok(sampler) => {
-                    let pid = child.id();
-                    (sampler, Some(child), Mode::Launched { pid })
-                }
-                Err(status) => {
-                    eprintln!("gilscope: the target exited before the first sample");
-                    let ending = target::ending_of(status);
-                    let mut aggregator = Aggregator::new();
-                    aggregator.push(&Record::End {
-                        ending: ending.clone(),
-                        duration_s: 0.0,
-                    });
-                    emit(&aggregator.finish(), output, color, None)?;
-                    return Ok(target::exit_code_of(&ending));
-                }
-            }
+    let mut child = None;
+    let session = match start(source, &mut child, &sampling)? {
+        Start::Sampling(session) => session,
+        Start::ExitedFirst(ending) => {
+            eprintln!("gilscope: the target exited before the first sample");
+            let mut aggregator = Aggregator::new();
+            aggregator.push(&Record::End {
+                ending: ending.clone(),
+                duration_s: 0.0,
+            });
+            emit(&aggregator.finish(), output, color, None)?;
+            return Ok(target::exit_code_of(&ending));
         }
     };
 
     let mut aggregator = Aggregator::new();
-    let recording_writer = recording.map(RecordingWriter::create).transpose()?;
     let (live_records, view) = match live {
-        Live::Quiet | Live::Status => (None, None),
         Live::Top => {
-            let (records, received) = mpsc::channel();
-            let quit = signals.quit_flag();
-            let view = std::thread::spawn(move || crate::top::run(received, quit));
+            let (records, view) = start_view(&signals);
             (Some(records), Some(view))
         }
+        Live::Quiet | Live::Status => (None, None),
     };
-    let push = match &push {
-        Some(config) => {
-            let transport = push::http::Http::new(&config.url, config.credentials.clone());
-            let pusher = push::Pusher::start(config, transport).map_err(Error::PushThread)?;
-            Some(push::Feed::new(config, pusher, &mut aggregator))
-        }
-        None => None,
-    };
+    let push = push
+        .as_ref()
+        .map(|config| start_push(config, &mut aggregator))
+        .transpose()?;
     let mut tee = Tee {
         push,
         aggregator: &mut aggregator,
-        recording: recording_writer,
+        recording: recording.map(RecordingWriter::create).transpose()?,
         recording_error: None,
         live: live_records,
         status: (live == Live::Status).then(|| crate::progress::StatusLine::start("sampling")),
     };
-    let rate = sampling.options.rate_hz;
-    let mut tree = ProcessTree::new(sampler, sampling.options.clone());
-    let (mut ending, duration_s) = target::sample_loop(
-        &mut tree,
-        rate,
-        sampling.duration,
-        &mode,
-        &signals,
-        &mut tee,
-    )
-    .map_err(|source| Error::Output {
-        path: recording.map(PathBuf::from).unwrap_or_default(),
-        source,
-    })?;
-    drop(tree);
+    let outcome = session
+        .run(&signals, &mut tee)
+        .map_err(|source| Error::Output {
+            path: recording.map(PathBuf::from).unwrap_or_default(),
+            source,
+        })?;
     if let Some(status) = tee.status.take() {
         status.finish();
     }
     // The view ends when its records do, and gives the terminal back before the report.
     tee.live = None;
     if let Some(view) = view {
-        let failure = match view.join() {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!(": {e}")),
-            Err(_) => Some(String::new()),
-        };
-        if let Some(why) = failure {
-            eprintln!("gilscope: the live view failed{why} (hint: sampling went on and the report below is whole; `gilscope attach` or `run` give it without the live view)");
-        }
+        join_view(view);
     }
-    let mut exit_code = 0;
-    if let Some(child) = &mut child {
-        // Only `wait` tells a launched target's status for sure (and reaps it).
-        if matches!(
-            ending,
-            Ending::TargetGone | Ending::Exited(_) | Ending::Killed(_)
-        ) {
-            if let Ok(status) = child.wait() {
-                ending = target::ending_of(status);
-                exit_code = target::exit_code_of(&ending);
-            }
-        }
-    }
-    tee.record(&Record::End {
-        ending: ending.clone(),
-        duration_s,
-    })
-    .ok();
     // The last window went with the End record; give it a moment to reach the server.
     let push_summary = tee.push.take().map(|feed| feed.finish(push::FLUSH_GRACE));
     let recording_error = tee.recording_error.take();
@@ -515,17 +455,18 @@ fn profile(job: Job) -> Result<i32, Error> {
             eprintln!("gilscope: could not finish the recording: {e}");
         }
     }
-    let analysis = aggregator.finish();
-    let report = emit(&analysis, output, color, push_summary)?;
+    let report = emit(&aggregator.finish(), output, color, push_summary)?;
     if let (Some(e), Some(path)) = (recording_error, recording) {
         return Err(Error::Output {
             path: path.to_path_buf(),
             source: e,
         });
     }
-    // `run` with --duration: the report is out; now wait for the target and pass its status on.
+    // `run` passes the target's status on (with --duration, once it exits); `attach` exits 0.
+    let mut exit_code = 0;
     if let Some(child) = &mut child {
-        if !matches!(ending, Ending::Exited(_) | Ending::Killed(_)) {
+        exit_code = target::exit_code_of(&outcome.ending);
+        if !matches!(outcome.ending, Ending::Exited(_) | Ending::Killed(_)) {
             if let Ok(status) = child.wait() {
                 exit_code = target::exit_code_of(&target::ending_of(status));
             }
@@ -536,6 +477,57 @@ fn profile(job: Job) -> Result<i32, Error> {
         return Ok(GATE_EXIT_CODE);
     }
     Ok(exit_code)
+}
+
+/// Attaches to the target, or launches it (into `child`) and waits for its interpreter. A
+/// launched program that cannot be profiled is stopped: gilscope leaves nothing behind.
+fn start<'a>(
+    source: Source,
+    child: &'a mut Option<Child>,
+    sampling: &Sampling,
+) -> Result<Start<'a>, Error> {
+    match source {
+        Source::Attach(pid) => Session::attach(pid, &sampling.options, sampling.duration)
+            .map(|session| Start::Sampling(Box::new(session))),
+        Source::Launch(command) => {
+            let launched = child.insert(target::launch(&command)?);
+            let pid = launched.id();
+            let started = Session::launched(launched, &sampling.options, sampling.duration);
+            if started.is_err() {
+                target::stop_pid(pid);
+            }
+            started
+        }
+    }
+}
+
+/// `gilscope top`'s screen, on its own thread, fed a copy of the records.
+fn start_view(signals: &Signals) -> (mpsc::Sender<Record>, ViewThread) {
+    let (records, received) = mpsc::channel();
+    let quit = signals.quit_flag();
+    let view = std::thread::spawn(move || crate::top::run(received, quit));
+    (records, view)
+}
+
+type ViewThread = std::thread::JoinHandle<std::io::Result<()>>;
+
+/// Waits for the live view to give the terminal back; its failure is said once, with a hint.
+fn join_view(view: ViewThread) {
+    let failure = match view.join() {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!(": {e}")),
+        Err(_) => Some(String::new()),
+    };
+    if let Some(why) = failure {
+        eprintln!("gilscope: the live view failed{why} (hint: sampling went on and the report below is whole; `gilscope attach` or `run` give it without the live view)");
+    }
+}
+
+/// `--pyroscope`: the push thread, and the feed that cuts the records into its windows.
+fn start_push(config: &PushConfig, aggregator: &mut Aggregator) -> Result<push::Feed, Error> {
+    let transport = push::http::Http::new(&config.url, config.credentials.clone());
+    let pusher = push::Pusher::start(config, transport).map_err(Error::PushThread)?;
+    Ok(push::Feed::new(config, pusher, aggregator))
 }
 
 /// Fails before sampling when an output cannot be written, so no run is wasted.

@@ -22,6 +22,7 @@ pub mod recording;
 pub mod render;
 pub mod report;
 pub mod sampler;
+pub mod session;
 pub mod target;
 pub mod top;
 pub mod words;

@@ -276,6 +276,17 @@ pub enum Ending {
     PidReused,
 }
 
+impl Ending {
+    /// The ending a wait status (as `waitpid` gives it, or the kernel's exit code) means.
+    pub fn of_wait_status(status: i32) -> Ending {
+        if status & 0x7f == 0 {
+            Ending::Exited((status >> 8) & 0xff)
+        } else {
+            Ending::Killed(status & 0x7f)
+        }
+    }
+}
+
 /// The sampler's output stream, also the unit of the recording file. The variant index is part
 /// of the file format: add new variants at the end, never in between.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

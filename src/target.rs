@@ -99,19 +99,22 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a launched program may run without mapping Python (e.g. `env python3` exec'ing).
 const NOT_PYTHON_GRACE: Duration = Duration::from_secs(1);
 
+/// What waiting for a launched program's interpreter gave.
+pub enum Launched {
+    Sampler(Box<Sampler>),
+    /// It exited first.
+    ExitedFirst(ExitStatus),
+}
+
 /// Attaches to a program gilscope launched, waiting for its interpreter to start.
-/// `Ok(Err(status))` when it exited first.
-pub fn attach_launched(
-    child: &mut Child,
-    options: &SamplerOptions,
-) -> Result<Result<Sampler, ExitStatus>, Error> {
+pub fn attach_launched(child: &mut Child, options: &SamplerOptions) -> Result<Launched, Error> {
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Ok(Err(status));
+            return Ok(Launched::ExitedFirst(status));
         }
         let err = match Sampler::attach(child.id(), options, Role::Root) {
-            Ok(sampler) => return Ok(Ok(sampler)),
+            Ok(sampler) => return Ok(Launched::Sampler(Box::new(sampler))),
             Err(e) => e,
         };
         let retry = match &err {
@@ -127,7 +130,7 @@ pub fn attach_launched(
                         "the launched program is not Python: its Python descendants are sampled"
                             .into(),
                     )
-                    .map(Ok);
+                    .map(|sampler| Launched::Sampler(Box::new(sampler)));
                 }
             }
             Error::NotPython { .. } => started.elapsed() < NOT_PYTHON_GRACE,
@@ -138,7 +141,7 @@ pub fn attach_launched(
         };
         if !retry {
             if let Ok(Some(status)) = child.try_wait() {
-                return Ok(Err(status));
+                return Ok(Launched::ExitedFirst(status));
             }
             return Err(err);
         }
@@ -147,28 +150,33 @@ pub fn attach_launched(
 }
 
 /// Ends a launched child gilscope cannot profile: politely, then firmly, and reaps it.
-pub fn stop_child(child: &mut Child) {
+pub fn stop_pid(pid: u32) {
+    let pid = pid as libc::pid_t;
+    let reaped = || {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, with a valid pointer to a local.
+        unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == pid }
+    };
     // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
+        if reaped() {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
 }
 
 /// The ending that an exit status means.
 pub fn ending_of(status: ExitStatus) -> Ending {
     use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Ending::Exited(code),
-        (None, Some(sig)) => Ending::Killed(sig),
-        _ => Ending::TargetGone,
-    }
+    Ending::of_wait_status(status.into_raw())
 }
 
 /// The exit status gilscope passes on for a target's ending: its code, or 128 + signal.

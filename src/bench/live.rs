@@ -11,9 +11,9 @@ use super::{BenchPlan, Evidence, Executor, Mode, RunFailure, RunOutcome};
 use crate::analysis::Aggregator;
 use crate::diagnosis::diagnose;
 use crate::model::ThreadState;
-use crate::sampler::tree::ProcessTree;
 use crate::sampler::SamplerOptions;
-use crate::target::{self, Signals};
+use crate::session::{Session, Start};
+use crate::target::Signals;
 
 const DRIVER: &str = include_str!("driver.py");
 /// Evidence is sampled at this rate: the sampled run is an untimed warm-up, and short runs
@@ -94,20 +94,12 @@ fn sample(child: &mut Child, signals: &Signals, deadline: Instant) -> Option<Evi
         blocking: false,
         subprocesses: false,
     };
-    let sampler = target::attach_launched(child, &options).ok()?.ok()?;
-    let mut tree = ProcessTree::new(sampler, options);
-    let mut aggregator = Aggregator::new();
     let budget = deadline.saturating_duration_since(Instant::now());
-    let mode = target::Mode::Launched { pid: child.id() };
-    target::sample_loop(
-        &mut tree,
-        EVIDENCE_RATE_HZ,
-        Some(budget),
-        &mode,
-        signals,
-        &mut aggregator,
-    )
-    .ok()?;
+    let Start::Sampling(session) = Session::launched(child, &options, Some(budget)).ok()? else {
+        return None;
+    };
+    let mut aggregator = Aggregator::new();
+    session.run(signals, &mut aggregator).ok()?;
     let analysis = aggregator.finish();
     let verdict = diagnose(&analysis);
     // The threads that ran tasks: those that held or wanted the GIL or ran native code.

@@ -953,18 +953,9 @@ pub fn still_our_target(
         None => Err(Ending::TargetGone),
         Some(s) if s.state == b'Z' || s.state == b'X' => Err(s
             .exit_code
-            .map_or(Ending::TargetGone, ending_of_wait_status)),
+            .map_or(Ending::TargetGone, Ending::of_wait_status)),
         Some(s) if s.start_ticks != start_ticks => Err(Ending::PidReused),
         Some(s) => Ok(s),
-    }
-}
-
-/// The ending a wait status (as `waitpid` gives it) means.
-pub fn ending_of_wait_status(status: i32) -> Ending {
-    if status & 0x7f == 0 {
-        Ending::Exited((status >> 8) & 0xff)
-    } else {
-        Ending::Killed(status & 0x7f)
     }
 }
 

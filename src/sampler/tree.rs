@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::exits::ExitWatcher;
-use super::{ending_of_wait_status, procfs, Interner, RecordSink, Role, Sampler, SamplerOptions};
+use super::{procfs, Interner, RecordSink, Role, Sampler, SamplerOptions};
 use crate::error::Error;
 use crate::model::{Ending, ProcessInfo, Record};
 
@@ -121,7 +121,7 @@ impl ProcessTree {
             let status = self.exits.as_mut().and_then(|e| e.take(pid));
             if let (Ending::TargetGone, Some(status)) = (&ending, status) {
                 // Reaped by its parent before gilscope saw the zombie: the kernel's record.
-                ending = ending_of_wait_status(status);
+                ending = Ending::of_wait_status(status);
             }
             if let Some(sampler) = self.descendants.remove(&pid) {
                 add_stack_errors(&mut self.stack_errors, &sampler);
