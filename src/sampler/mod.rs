@@ -5,8 +5,6 @@
 
 pub mod cpython;
 pub mod exits;
-pub mod frames;
-pub mod gil;
 pub mod memory;
 pub mod namespace;
 pub mod procfs;
@@ -26,9 +24,9 @@ use crate::model::{
     ThreadSample,
 };
 use cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
+use cpython::frames::{self, FrameWalker, Layout};
+use cpython::gil::{GilLocator, ThreadIdField, ThreadRef};
 use cpython::objects::ObjectReader;
-use frames::{FrameWalker, Layout};
-use gil::{GilLocator, ThreadIdField, ThreadRef};
 use memory::ProcessMemory;
 use namespace::TidMap;
 use procfs::{CpuUse, ProcFile, ThreadFiles, ThreadKernelState};

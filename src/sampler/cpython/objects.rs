@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 
 use super::debug_offsets::DebugOffsets;
+use super::frames::{read_string, StrLayout};
 use crate::model::ExtensionModule;
-use crate::sampler::frames::{read_string, StrLayout};
 use crate::sampler::memory::ReadMemory;
 
 /// At most this many entries are read from any one dictionary of the target.

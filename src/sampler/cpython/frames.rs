@@ -9,10 +9,10 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 
-use super::cpython::debug_offsets::DebugOffsets;
+use super::debug_offsets::DebugOffsets;
 use super::gil::{ThreadIdField, ThreadRef};
-use super::memory::ReadMemory;
 use crate::model::Frame;
+use crate::sampler::memory::ReadMemory;
 
 /// Frames past this are counted but not named (py-spy refuses stacks deeper than 4096).
 pub const MAX_FRAMES_WALKED: usize = 4096;

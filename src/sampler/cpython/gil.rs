@@ -6,8 +6,8 @@
 
 use std::io;
 
-use super::cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
-use super::memory::ReadMemory;
+use super::debug_offsets::{DebugOffsets, DebugOffsetsError};
+use crate::sampler::memory::ReadMemory;
 
 /// Field offsets inside `struct _gil_runtime_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl ThreadIdField {
 }
 
 /// A thread as a thread state names it: the kernel tid itself, or a `pthread_t` that must be
-/// mapped to one (see [`super::pthread`]).
+/// mapped to one (see [`crate::sampler::pthread`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadRef {
     Tid(u32),
@@ -276,7 +276,7 @@ fn nonzero(addr: u64) -> io::Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::memory::fake::FakeMemory;
+    use crate::sampler::memory::fake::FakeMemory;
     use super::*;
 
     #[test]
