@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::model::{Ending, Record};
 use crate::sampler::tree::ProcessTree;
-use crate::sampler::{RecordSink, Role, Sampler, SamplerOptions};
+use crate::sampler::{ProcessSampler, RecordSink, Role, SamplerOptions};
 use crate::target::{self, Launched, Mode, Signals};
 
 /// A target being sampled.
@@ -42,7 +42,7 @@ impl<'a> Session<'a> {
         options: &SamplerOptions,
         duration: Option<Duration>,
     ) -> Result<Session<'a>, Error> {
-        let sampler = Sampler::attach(pid, options, Role::Root)?;
+        let sampler = ProcessSampler::attach(pid, options, Role::Root)?;
         Ok(Session::new(
             sampler,
             None,
@@ -60,7 +60,7 @@ impl<'a> Session<'a> {
         duration: Option<Duration>,
     ) -> Result<Start<'a>, Error> {
         match target::attach_launched(child, options) {
-            Ok(Launched::Sampler(sampler)) => {
+            Ok(Launched::ProcessSampler(sampler)) => {
                 let mode = Mode::Launched { pid: child.id() };
                 Ok(Start::Sampling(Box::new(Session::new(
                     *sampler,
@@ -76,7 +76,7 @@ impl<'a> Session<'a> {
     }
 
     fn new(
-        sampler: Sampler,
+        sampler: ProcessSampler,
         child: Option<&'a mut Child>,
         mode: Mode,
         options: &SamplerOptions,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::model::{Ending, Record};
 use crate::sampler::tree::ProcessTree;
-use crate::sampler::{RecordSink, Role, Sampler, SamplerOptions};
+use crate::sampler::{ProcessSampler, RecordSink, Role, SamplerOptions};
 
 /// Signals received by gilscope, as flags the loop polls.
 pub struct Signals {
@@ -101,7 +101,7 @@ const NOT_PYTHON_GRACE: Duration = Duration::from_secs(1);
 
 /// What waiting for a launched program's interpreter gave.
 pub enum Launched {
-    Sampler(Box<Sampler>),
+    ProcessSampler(Box<ProcessSampler>),
     /// It exited first.
     ExitedFirst(ExitStatus),
 }
@@ -113,8 +113,8 @@ pub fn attach_launched(child: &mut Child, options: &SamplerOptions) -> Result<La
         if let Ok(Some(status)) = child.try_wait() {
             return Ok(Launched::ExitedFirst(status));
         }
-        let err = match Sampler::attach(child.id(), options, Role::Root) {
-            Ok(sampler) => return Ok(Launched::Sampler(Box::new(sampler))),
+        let err = match ProcessSampler::attach(child.id(), options, Role::Root) {
+            Ok(sampler) => return Ok(Launched::ProcessSampler(Box::new(sampler))),
             Err(e) => e,
         };
         let retry = match &err {
@@ -123,14 +123,14 @@ pub fn attach_launched(child: &mut Child, options: &SamplerOptions) -> Result<La
                     true
                 } else {
                     // A shell or launcher: its Python descendants are what matters.
-                    return Sampler::attach_without_python(
+                    return ProcessSampler::attach_without_python(
                         child.id(),
                         options,
                         Role::Root,
                         "the launched program is not Python: its Python descendants are sampled"
                             .into(),
                     )
-                    .map(|sampler| Launched::Sampler(Box::new(sampler)));
+                    .map(|sampler| Launched::ProcessSampler(Box::new(sampler)));
                 }
             }
             Error::NotPython { .. } => started.elapsed() < NOT_PYTHON_GRACE,

@@ -1,6 +1,6 @@
 //! The one place that talks to the target: `/proc`, its memory, and py-spy.
 //!
-//! [`Sampler::tick`] reads every thread's kernel state, the GIL, and the Python stacks, and
+//! [`ProcessSampler::tick`] reads every thread's kernel state, the GIL, and the Python stacks, and
 //! turns them into [`Record`]s. Interpretation happens later, on the records.
 
 pub mod cpython;
@@ -145,6 +145,24 @@ pub enum Role {
     Descendant,
 }
 
+impl Role {
+    /// One tick of process `pid`, as this role sends it.
+    fn sample(self, pid: u32, sample: Sample) -> Record {
+        match self {
+            Role::Root => Record::Sample(sample),
+            Role::Descendant => Record::ProcessSample { pid, sample },
+        }
+    }
+
+    /// Process `pid`'s GIL ranges, as this role sends them.
+    fn gil_ranges(self, pid: u32, ranges: Vec<(u64, u64)>) -> Record {
+        match self {
+            Role::Root => Record::GilRanges(ranges),
+            Role::Descendant => Record::ProcessGilRanges { pid, ranges },
+        }
+    }
+}
+
 /// Receives the sampler's records: the aggregator, a recording file, or both.
 pub trait RecordSink {
     fn record(&mut self, record: &Record) -> std::io::Result<()>;
@@ -154,13 +172,23 @@ pub trait RecordSink {
 struct PythonReader {
     /// `None` where py-spy cannot read the build (free-threaded ones).
     spy: Option<PythonSpy>,
+    /// gilscope's own stack walk, where the layout is known and the target is not paused.
     walker: Option<FrameWalker>,
     /// Reads Python objects (3.13+): thread names where py-spy cannot, and the modules that
     /// turn a free-threaded build's GIL on.
     objects: Option<ObjectReader>,
+    /// The main interpreter's address.
     interpreter: u64,
     gil: GilLocator,
+    /// The main interpreter's GIL, re-read with the GIL ranges.
     main_gil: Option<u64>,
+    /// Every interpreter's GIL struct, as last sent, and when it was read.
+    gil_ranges: Vec<(u64, u64)>,
+    gil_ranges_read: Option<Instant>,
+    /// Whether the last reading found a free-threaded build's GIL enabled.
+    gil_was_enabled: Option<bool>,
+    /// When it was found enabled, while the modules that did it are looked for.
+    gil_enabled_at: Option<(u64, Instant)>,
     pthread_tid: Option<PthreadTidOffset>,
 }
 
@@ -304,34 +332,19 @@ fn describe(pid: u32, options: &SamplerOptions) -> TargetInfo {
 }
 
 /// An attached process.
-pub struct Sampler {
+pub struct ProcessSampler {
     pid: u32,
     role: Role,
     /// `None` for a process without Python: its threads' kernel states only.
-    spy: Option<PythonSpy>,
-    /// gilscope's own stack walk, where the layout is known and the target is not paused.
-    walker: Option<FrameWalker>,
-    /// See [`PythonReader::objects`].
-    objects: Option<ObjectReader>,
-    /// Whether the last reading found a free-threaded build's GIL enabled.
-    gil_was_enabled: Option<bool>,
-    /// When it was found enabled, while the modules that did it are looked for.
-    gil_enabled_at: Option<(u64, Instant)>,
-    /// The main interpreter's address.
-    interpreter: u64,
-    /// When the Python thread names were last read (by py-spy's walk, or by `objects`).
-    names_read: Option<Instant>,
-    /// Threads appeared since the names were last read.
-    names_stale: bool,
+    python: Option<PythonReader>,
+    /// When the Python thread names are due to be read again.
+    name_clock: NameClock,
     /// This tick's threads that have not run since the last one (see
     /// [`PreviousTick::unchanged`]; reused from tick to tick).
     did_not_run: HashSet<u32>,
     /// This tick's kernel states, one per thread (reused from tick to tick).
     kernels: Vec<ThreadKernelState>,
     mem: ProcessMemory,
-    gil: Option<GilLocator>,
-    main_gil: Option<u64>,
-    pthread_tid: Option<PthreadTidOffset>,
     start_ticks: u64,
     process_stat: ProcFile,
     ns_per_tick: u64,
@@ -339,8 +352,6 @@ pub struct Sampler {
     tids: Vec<u32>,
     pthread_cache: HashMap<u64, u32>,
     names: HashMap<u32, String>,
-    gil_ranges: Vec<(u64, u64)>,
-    gil_ranges_read: Option<Instant>,
     info: TargetInfo,
     buf: Vec<u8>,
     stack_errors: u32,
@@ -350,6 +361,35 @@ pub struct Sampler {
     relist: bool,
     /// The target's thread ids to gilscope's, across PID namespaces.
     tid_map: TidMap,
+}
+
+/// When the Python thread names (read by py-spy's walk, or by the object reader) are due.
+#[derive(Debug, Default)]
+struct NameClock {
+    read_at: Option<Instant>,
+    /// Threads appeared since the names were last read.
+    stale: bool,
+}
+
+impl NameClock {
+    /// Whether to read the names at this tick. A new thread's name is due soon after it
+    /// appears, even if no thread changes after it: until then it carries its OS name, which
+    /// on 3.14+ is its creator's for a moment.
+    fn due(&mut self, threads_changed: bool) -> bool {
+        self.stale |= threads_changed;
+        let since = self.read_at.map(|at| at.elapsed());
+        let due = since.is_none_or(|since| {
+            since >= THREAD_NAMES_REFRESH || (self.stale && since >= NEW_THREAD_NAMES_DELAY)
+        });
+        if due {
+            self.stale = false;
+        }
+        due
+    }
+
+    fn read_now(&mut self) {
+        self.read_at = Some(Instant::now());
+    }
 }
 
 /// What the last tick saw: each thread's kernel state and stack, and the GIL.
@@ -393,9 +433,9 @@ impl PreviousTick {
     }
 }
 
-impl Sampler {
+impl ProcessSampler {
     /// Attaches to the Python process `pid` without pausing it.
-    pub fn attach(pid: u32, options: &SamplerOptions, role: Role) -> Result<Sampler, Error> {
+    pub fn attach(pid: u32, options: &SamplerOptions, role: Role) -> Result<ProcessSampler, Error> {
         check_python_maps(pid)?;
         let mem = ProcessMemory { pid };
         // py-spy first: it fails (and the caller retries) until the interpreter is loaded.
@@ -437,6 +477,10 @@ impl Sampler {
         let python = PythonReader {
             pthread_tid: PthreadTidOffset::find(pid, &mem),
             main_gil: gil.main_gil(&mem).ok(),
+            gil_ranges: Vec::new(),
+            gil_ranges_read: None,
+            gil_was_enabled: None,
+            gil_enabled_at: None,
             spy,
             walker,
             objects,
@@ -454,7 +498,7 @@ impl Sampler {
             python: version_text,
             ..describe(pid, options)
         };
-        Sampler::new(pid, role, info, Some(python))
+        ProcessSampler::new(pid, role, info, Some(python))
     }
 
     /// Attaches to a process that does not run Python: its threads' kernel states, no stacks.
@@ -463,12 +507,12 @@ impl Sampler {
         options: &SamplerOptions,
         role: Role,
         note: String,
-    ) -> Result<Sampler, Error> {
+    ) -> Result<ProcessSampler, Error> {
         let info = TargetInfo {
             notes: vec![note],
             ..describe(pid, options)
         };
-        Sampler::new(pid, role, info, None)
+        ProcessSampler::new(pid, role, info, None)
     }
 
     fn new(
@@ -476,7 +520,7 @@ impl Sampler {
         role: Role,
         info: TargetInfo,
         python: Option<PythonReader>,
-    ) -> Result<Sampler, Error> {
+    ) -> Result<ProcessSampler, Error> {
         let tid_map = TidMap::for_process(pid);
         let mut info = info;
         if tid_map.translates() {
@@ -491,35 +535,14 @@ impl Sampler {
             .and_then(procfs::parse_stat)
             .ok_or(Error::NoSuchProcess(pid))?
             .start_ticks;
-        let (spy, walker, objects, interpreter, gil, main_gil, pthread_tid) = match python {
-            Some(p) => (
-                p.spy,
-                p.walker,
-                p.objects,
-                p.interpreter,
-                Some(p.gil),
-                p.main_gil,
-                p.pthread_tid,
-            ),
-            None => (None, None, None, 0, None, None, None),
-        };
-        Ok(Sampler {
+        Ok(ProcessSampler {
             pid,
             role,
-            spy,
-            walker,
-            objects,
-            gil_was_enabled: None,
-            gil_enabled_at: None,
-            interpreter,
-            names_read: None,
-            names_stale: false,
+            python,
+            name_clock: NameClock::default(),
             did_not_run: HashSet::new(),
             kernels: Vec::new(),
             mem: ProcessMemory { pid },
-            gil,
-            main_gil,
-            pthread_tid,
             start_ticks,
             process_stat,
             ns_per_tick: procfs::ns_per_tick(),
@@ -527,8 +550,6 @@ impl Sampler {
             tids: Vec::new(),
             pthread_cache: HashMap::new(),
             names: HashMap::new(),
-            gil_ranges: Vec::new(),
-            gil_ranges_read: None,
             info,
             buf,
             stack_errors: 0,
@@ -548,7 +569,7 @@ impl Sampler {
     }
 
     pub fn is_python(&self) -> bool {
-        self.gil.is_some()
+        self.python.is_some()
     }
 
     /// Takes one sample at `t_ns`, sending it and any newly seen frames, stacks and names.
@@ -627,14 +648,11 @@ impl Sampler {
         self.note_gil_enabled(t_ns, gil, sink)?;
         self.previous.remember(&threads, &kernels, gil);
         self.kernels = kernels;
+        // A thread's OS name until its Python name is read.
         for t in &threads {
             if !self.names.contains_key(&t.tid) {
                 let name = procfs::thread_comm(self.pid, t.tid).unwrap_or_default();
-                sink.record(&Record::ThreadName {
-                    tid: t.tid,
-                    name: name.clone(),
-                })?;
-                self.names.insert(t.tid, name);
+                self.note_thread_name(t.tid, name, sink)?;
             }
         }
         let sample = Sample {
@@ -643,13 +661,7 @@ impl Sampler {
             gil,
             threads,
         };
-        sink.record(&match self.role {
-            Role::Root => Record::Sample(sample),
-            Role::Descendant => Record::ProcessSample {
-                pid: self.pid,
-                sample,
-            },
-        })?;
+        sink.record(&self.role.sample(self.pid, sample))?;
         Ok(None)
     }
 
@@ -662,16 +674,7 @@ impl Sampler {
         interner: &mut Interner,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<()> {
-        let since = self.names_read.map(|at| at.elapsed());
-        // A new thread's name is due soon after it appears, even if no thread changes after
-        // it: until then it carries its OS name, which on 3.14+ is its creator's for a moment.
-        self.names_stale |= threads_changed;
-        let names_due = since.is_none_or(|since| {
-            since >= THREAD_NAMES_REFRESH || (self.names_stale && since >= NEW_THREAD_NAMES_DELAY)
-        });
-        if names_due {
-            self.names_stale = false;
-        }
+        let names_due = self.name_clock.due(threads_changed);
         // Only a thread changes its own frames: those that did not run are not walked.
         let (did_not_run, pthreads) = (&self.did_not_run, &self.pthread_cache);
         let unchanged = |thread| match thread {
@@ -680,10 +683,12 @@ impl Sampler {
                 .get(&p)
                 .is_some_and(|tid| did_not_run.contains(tid)),
         };
-        let walked = match &mut self.walker {
-            Some(walker) if !names_due || self.spy.is_none() => {
-                walker.walk(&self.mem, MAX_STACK_DEPTH, unchanged)
-            }
+        let walked = match self.python.as_mut() {
+            Some(PythonReader {
+                walker: Some(walker),
+                spy,
+                ..
+            }) if !names_due || spy.is_none() => walker.walk(&self.mem, MAX_STACK_DEPTH, unchanged),
             _ => return self.walk_stacks_with_py_spy(threads, interner, sink),
         };
         if names_due {
@@ -712,10 +717,7 @@ impl Sampler {
                 Some(walked) => interner.stack(self.pid, walked.frames, walked.depth, sink)?,
                 None => self.previous.stack_of(tid).1,
             };
-            if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
-                threads[i].python = true;
-                threads[i].stack = stack;
-            }
+            fill_in(threads, tid, stack);
         }
         if !flags.is_empty() && self.role == Role::Root {
             sink.record(&Record::CpythonGilFlags(flags))?;
@@ -733,27 +735,27 @@ impl Sampler {
         gil: Option<GilReading>,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<()> {
-        if self.role != Role::Root {
-            return Ok(());
-        }
-        if let Some(enabled) = gil.and_then(|g| g.enabled) {
-            if enabled && self.gil_was_enabled != Some(true) {
-                self.gil_enabled_at = Some((t_ns, Instant::now()));
-            }
-            self.gil_was_enabled = Some(enabled);
-        }
-        let Some((at_ns, since)) = self.gil_enabled_at else {
+        let (Role::Root, Some(python)) = (self.role, &mut self.python) else {
             return Ok(());
         };
-        let modules = self
+        if let Some(enabled) = gil.and_then(|g| g.enabled) {
+            if enabled && python.gil_was_enabled != Some(true) {
+                python.gil_enabled_at = Some((t_ns, Instant::now()));
+            }
+            python.gil_was_enabled = Some(enabled);
+        }
+        let Some((at_ns, since)) = python.gil_enabled_at else {
+            return Ok(());
+        };
+        let modules = python
             .objects
             .as_ref()
-            .map(|objects| objects.gil_users(&self.mem, self.interpreter))
+            .map(|objects| objects.gil_users(&self.mem, python.interpreter))
             .unwrap_or_default();
         if modules.is_empty() && since.elapsed() < GIL_USERS_WAIT {
             return Ok(());
         }
-        self.gil_enabled_at = None;
+        python.gil_enabled_at = None;
         sink.record(&Record::GilEnabled {
             t_ns: at_ns,
             modules,
@@ -762,11 +764,18 @@ impl Sampler {
 
     /// Reads the thread names with gilscope's own reader, where py-spy cannot.
     fn read_thread_names(&mut self, sink: &mut impl RecordSink) -> std::io::Result<()> {
-        let (None, Some(reader)) = (&self.spy, &self.objects) else {
+        let Some(PythonReader {
+            spy: None,
+            objects: Some(reader),
+            interpreter,
+            ..
+        }) = &self.python
+        else {
             return Ok(());
         };
-        self.names_read = Some(Instant::now());
-        for (target_tid, name) in reader.thread_names(&self.mem, self.interpreter) {
+        let names = reader.thread_names(&self.mem, *interpreter);
+        self.name_clock.read_now();
+        for (target_tid, name) in names {
             let Some(tid) = self.resolve(ThreadRef::Tid(target_tid)) else {
                 continue;
             };
@@ -803,10 +812,10 @@ impl Sampler {
         interner: &mut Interner,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<()> {
-        let Some(spy) = &mut self.spy else {
+        let Some(spy) = self.python.as_mut().and_then(|p| p.spy.as_mut()) else {
             return Ok(());
         };
-        self.names_read = Some(Instant::now());
+        self.name_clock.read_now();
         let traces = match spy.get_stack_traces() {
             Ok(traces) => traces,
             Err(e) => {
@@ -834,10 +843,7 @@ impl Sampler {
             if let Some(name) = trace.thread_name {
                 self.note_thread_name(tid, name, sink)?;
             }
-            if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
-                threads[i].python = true;
-                threads[i].stack = stack;
-            }
+            fill_in(threads, tid, stack);
         }
         Ok(())
     }
@@ -859,7 +865,7 @@ impl Sampler {
                 }
             }
         }
-        if let (true, Some(spy)) = (changed, &mut self.spy) {
+        if let (true, Some(spy)) = (changed, self.python.as_mut().and_then(|p| p.spy.as_mut())) {
             // py-spy caches names by pthread_t, which a new thread reuses from an exited one.
             spy.python_thread_names.clear();
         }
@@ -873,38 +879,31 @@ impl Sampler {
     }
 
     fn refresh_gil_ranges(&mut self, sink: &mut impl RecordSink) -> std::io::Result<()> {
-        let Some(locator) = &self.gil else {
+        let Some(python) = &mut self.python else {
             return Ok(());
         };
-        if self
+        if python
             .gil_ranges_read
             .is_some_and(|at| at.elapsed() < GIL_RANGES_REFRESH)
         {
             return Ok(());
         }
-        self.gil_ranges_read = Some(Instant::now());
-        if let Ok(ranges) = locator.ranges(&self.mem) {
-            self.main_gil = ranges.first().map(|r| r.0);
-            if ranges != self.gil_ranges {
-                sink.record(&match self.role {
-                    Role::Root => Record::GilRanges(ranges.clone()),
-                    Role::Descendant => Record::ProcessGilRanges {
-                        pid: self.pid,
-                        ranges: ranges.clone(),
-                    },
-                })?;
-                self.gil_ranges = ranges;
+        python.gil_ranges_read = Some(Instant::now());
+        if let Ok(ranges) = python.gil.ranges(&self.mem) {
+            python.main_gil = ranges.first().map(|r| r.0);
+            if ranges != python.gil_ranges {
+                sink.record(&self.role.gil_ranges(self.pid, ranges.clone()))?;
+                python.gil_ranges = ranges;
             }
         }
         Ok(())
     }
 
     fn read_gil(&mut self) -> Option<GilReading> {
-        let locator = self.gil.as_ref()?;
-        let raw = locator.read(&self.mem, self.main_gil?).ok()?;
-        let holder_tid = locator
-            .holder(&self.mem, &raw)
-            .and_then(|thread| self.resolve(thread));
+        let python = self.python.as_ref()?;
+        let raw = python.gil.read(&self.mem, python.main_gil?).ok()?;
+        let holder = python.gil.holder(&self.mem, &raw);
+        let holder_tid = holder.and_then(|thread| self.resolve(thread));
         Some(GilReading {
             locked: raw.locked,
             holder_tid,
@@ -929,13 +928,26 @@ impl Sampler {
         if let Some(&tid) = self.pthread_cache.get(&pthread) {
             return Some(tid);
         }
-        let tid = self.pthread_tid?.tid(&self.mem, pthread).ok()?;
+        let tid = self
+            .python
+            .as_ref()?
+            .pthread_tid?
+            .tid(&self.mem, pthread)
+            .ok()?;
         let tid = self.tid_map.to_ours(tid)?;
         if self.tids.binary_search(&tid).is_err() {
             return None;
         }
         self.pthread_cache.insert(pthread, tid);
         Some(tid)
+    }
+}
+
+/// Marks thread `tid` (in `threads`, sorted by tid) as a Python thread with this stack.
+fn fill_in(threads: &mut [ThreadSample], tid: u32, stack: Option<u32>) {
+    if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
+        threads[i].python = true;
+        threads[i].stack = stack;
     }
 }
 

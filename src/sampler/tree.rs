@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::exits::ExitWatcher;
-use super::{procfs, Interner, RecordSink, Role, Sampler, SamplerOptions};
+use super::{procfs, Interner, ProcessSampler, RecordSink, Role, SamplerOptions};
 use crate::error::Error;
 use crate::model::{Ending, ProcessInfo, Record};
 
@@ -38,10 +38,10 @@ impl Pending {
 
 /// The processes of one run.
 pub struct ProcessTree {
-    root: Sampler,
+    root: ProcessSampler,
     options: SamplerOptions,
     interner: Interner,
-    descendants: HashMap<u32, Sampler>,
+    descendants: HashMap<u32, ProcessSampler>,
     pending: HashMap<u32, Pending>,
     /// When the tree was last walked, on the run's clock.
     last_discovery: Option<u64>,
@@ -54,7 +54,7 @@ pub struct ProcessTree {
 }
 
 impl ProcessTree {
-    pub fn new(root: Sampler, options: SamplerOptions) -> ProcessTree {
+    pub fn new(root: ProcessSampler, options: SamplerOptions) -> ProcessTree {
         let children_files =
             std::path::Path::new(&format!("/proc/{0}/task/{0}/children", root.pid)).exists();
         ProcessTree {
@@ -70,7 +70,7 @@ impl ProcessTree {
         }
     }
 
-    pub fn root(&self) -> &Sampler {
+    pub fn root(&self) -> &ProcessSampler {
         &self.root
     }
 
@@ -211,7 +211,7 @@ impl ProcessTree {
                 self.pending.remove(&pid);
                 continue;
             }
-            let attached = match Sampler::attach(pid, &self.options, Role::Descendant) {
+            let attached = match ProcessSampler::attach(pid, &self.options, Role::Descendant) {
                 Ok(sampler) => Some(sampler),
                 Err(Error::PythonUnreadable { .. })
                     if pending.age(t_ns) < PYTHON_STARTUP_TIMEOUT =>
@@ -224,7 +224,13 @@ impl ProcessTree {
                         Error::NotPython { .. } => "not Python: threads without stacks".into(),
                         other => format!("stacks unreadable ({other}): threads without stacks"),
                     };
-                    Sampler::attach_without_python(pid, &self.options, Role::Descendant, note).ok()
+                    ProcessSampler::attach_without_python(
+                        pid,
+                        &self.options,
+                        Role::Descendant,
+                        note,
+                    )
+                    .ok()
                 }
             };
             let Some(pending) = self.pending.remove(&pid) else {
@@ -250,7 +256,7 @@ impl ProcessTree {
 }
 
 /// Adds a sampler's stack errors to a run's (count, last reason).
-fn add_stack_errors(total: &mut (u32, String), sampler: &Sampler) {
+fn add_stack_errors(total: &mut (u32, String), sampler: &ProcessSampler) {
     if sampler.stack_errors > 0 {
         total.0 = total.0.saturating_add(sampler.stack_errors);
         total.1 = sampler.last_stack_error.clone();

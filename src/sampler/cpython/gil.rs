@@ -276,8 +276,8 @@ fn nonzero(addr: u64) -> io::Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use crate::sampler::memory::fake::FakeMemory;
     use super::*;
+    use crate::sampler::memory::fake::FakeMemory;
 
     #[test]
     fn fixed_offsets_before_312() {
