@@ -5,6 +5,7 @@
 use std::io::{self, Write};
 
 use super::words::{self, pct};
+use crate::diagnosis::{Prediction, Verdict};
 use crate::model::ThreadState;
 use crate::report::{HotFunction, LineGil, Report};
 
@@ -176,6 +177,29 @@ fn gil_lines_section(out: &mut impl Write, lines: &[LineGil]) -> io::Result<()> 
 
 /// Renders `report` for a person.
 pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result<()> {
+    header(out, report, style)?;
+    if let Some(v) = &report.verdict {
+        verdict_section(out, v, style)?;
+    }
+    process_line(out, report)?;
+    threads_table(out, report, style)?;
+    hot_section(out, "Holding the GIL", &report.hot.gil)?;
+    hot_section(out, "Waiting for the GIL", &report.hot.gil_wait)?;
+    hot_section(out, "Native code without the GIL", &report.hot.native)?;
+    gil_lines_section(out, &report.gil_by_line)?;
+    event_loop_section(out, report)?;
+    if report.late_samples > 0 {
+        writeln!(
+            out,
+            "warning: {} samples were late (the sampler could not keep up with --rate {})",
+            report.late_samples, report.rate_hz
+        )?;
+    }
+    Ok(())
+}
+
+/// The target, the run's length and end, the notes and the push.
+fn header(out: &mut impl Write, report: &Report, style: Style) -> io::Result<()> {
     let t = &report.target;
     writeln!(
         out,
@@ -199,68 +223,77 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
     if let Some(push) = &report.push {
         wrapped(out, "  pyroscope: ", "    ", &words::push_summary(push))?;
     }
-    writeln!(out)?;
+    writeln!(out)
+}
 
-    if let Some(v) = &report.verdict {
-        let mut headline = Vec::new();
-        wrapped(&mut headline, "", "  ", &v.headline)?;
-        write!(
-            out,
-            "{}",
-            style.paint("1", &String::from_utf8_lossy(&headline))
-        )?;
-        for line in &v.evidence {
-            wrapped(out, "  ", "    ", line)?;
-        }
-        for phase in &v.phases {
-            writeln!(
-                out,
-                "  phase {:>5.1}-{:<5.1} s: {} ({})",
-                phase.start_s,
-                phase.end_s,
-                phase.headline,
-                phase.kind.name()
-            )?;
-        }
-        if !v.advice.is_empty() {
-            writeln!(out)?;
-            writeln!(out, "{}", style.paint("1", "What to do"))?;
-            for line in &v.advice {
-                let (first, rest) = if line.starts_with("- ") {
-                    ("    ", "      ")
-                } else {
-                    ("  ", "    ")
-                };
-                wrapped(out, first, rest, line)?;
-            }
-        }
-        if let Some(snippet) = &v.snippet {
-            writeln!(out)?;
-            for line in snippet.lines() {
-                writeln!(out, "    {}", style.paint("2", line))?;
-            }
-        }
-        if let Some(p) = &v.predicted_speedup {
-            let fmt = |label: &str, x: Option<f64>| x.map(|x| format!("{label} {x:.1}x"));
-            let parts: Vec<String> = [
-                fmt("processes", p.processes),
-                fmt("more threads", p.threads),
-                fmt("free-threaded", p.free_threaded),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            if !parts.is_empty() {
-                writeln!(out)?;
-                writeln!(out, "Predicted speedup: {}", parts.join(" · "))?;
-                for a in &p.assumptions {
-                    wrapped(out, "  assuming ", "    ", a)?;
-                }
-            }
-        }
-        writeln!(out)?;
+/// The verdict: headline, evidence, phases, what to do, the snippet and the prediction.
+fn verdict_section(out: &mut impl Write, v: &Verdict, style: Style) -> io::Result<()> {
+    let mut headline = Vec::new();
+    wrapped(&mut headline, "", "  ", &v.headline)?;
+    write!(
+        out,
+        "{}",
+        style.paint("1", &String::from_utf8_lossy(&headline))
+    )?;
+    for line in &v.evidence {
+        wrapped(out, "  ", "    ", line)?;
     }
+    for phase in &v.phases {
+        writeln!(
+            out,
+            "  phase {:>5.1}-{:<5.1} s: {} ({})",
+            phase.start_s,
+            phase.end_s,
+            phase.headline,
+            phase.kind.name()
+        )?;
+    }
+    if !v.advice.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", style.paint("1", "What to do"))?;
+        for line in &v.advice {
+            let (first, rest) = if line.starts_with("- ") {
+                ("    ", "      ")
+            } else {
+                ("  ", "    ")
+            };
+            wrapped(out, first, rest, line)?;
+        }
+    }
+    if let Some(snippet) = &v.snippet {
+        writeln!(out)?;
+        for line in snippet.lines() {
+            writeln!(out, "    {}", style.paint("2", line))?;
+        }
+    }
+    if let Some(p) = &v.predicted_speedup {
+        prediction_lines(out, p)?;
+    }
+    writeln!(out)
+}
 
+fn prediction_lines(out: &mut impl Write, p: &Prediction) -> io::Result<()> {
+    let fmt = |label: &str, x: Option<f64>| x.map(|x| format!("{label} {x:.1}x"));
+    let parts: Vec<String> = [
+        fmt("processes", p.processes),
+        fmt("more threads", p.threads),
+        fmt("free-threaded", p.free_threaded),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !parts.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Predicted speedup: {}", parts.join(" · "))?;
+        for a in &p.assumptions {
+            wrapped(out, "  assuming ", "    ", a)?;
+        }
+    }
+    Ok(())
+}
+
+/// The process (or tree) line: cores, the GIL held, hand-offs; a tree's processes below it.
+fn process_line(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let p = &report.process;
     let tree = report.processes.len() > 1;
     let mut line = if tree {
@@ -284,8 +317,11 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
     if tree {
         processes_section(out, report)?;
     }
-    writeln!(out)?;
+    writeln!(out)
+}
 
+/// One row per thread, busiest first: a bar of its states and their shares, and a legend.
+fn threads_table(out: &mut impl Write, report: &Report, style: Style) -> io::Result<()> {
     writeln!(
         out,
         "  {:<18} {:<w$} {:>5}{:>5}{:>5}{:>5}{:>5}{:>5} {:>6}",
@@ -348,20 +384,7 @@ pub fn render(report: &Report, style: Style, out: &mut impl Write) -> io::Result
         })
         .collect();
     writeln!(out, "  {}", legend.join("  "))?;
-    writeln!(out)?;
-    hot_section(out, "Holding the GIL", &report.hot.gil)?;
-    hot_section(out, "Waiting for the GIL", &report.hot.gil_wait)?;
-    hot_section(out, "Native code without the GIL", &report.hot.native)?;
-    gil_lines_section(out, &report.gil_by_line)?;
-    event_loop_section(out, report)?;
-    if report.late_samples > 0 {
-        writeln!(
-            out,
-            "warning: {} samples were late (the sampler could not keep up with --rate {})",
-            report.late_samples, report.rate_hz
-        )?;
-    }
-    Ok(())
+    writeln!(out)
 }
 
 /// One line per process of a tree: role, lifetime, cores, GIL, how it ended.
