@@ -9,7 +9,8 @@ pub mod queries;
 use crate::classify::{classify, is_transit_candidate, resolve_transit, Observation};
 use crate::known_frames::{descendant_role, loop_position, LoopPosition, ProcessRole};
 use crate::model::{
-    Ending, ExtensionModule, Frame, PerState, ProcessInfo, Record, Sample, TargetInfo, ThreadState,
+    Ending, ExtensionModule, Frame, GilReading, PerState, ProcessInfo, Record, Sample, TargetInfo,
+    ThreadSample, ThreadState,
 };
 use crate::sampler::RecordSink;
 
@@ -409,6 +410,35 @@ impl LoopPositions {
 }
 
 impl ThreadAcc {
+    /// A thread first seen at `t` (named, when its name is already known).
+    fn new(pid: u32, tid: u32, t: u64, names: &HashMap<u32, String>) -> ThreadAcc {
+        ThreadAcc {
+            summary: ThreadSummary {
+                pid,
+                tid,
+                name: names.get(&tid).cloned().unwrap_or_default(),
+                python: false,
+                samples: 0,
+                cpu_s: 0.0,
+                counts: PerState::default(),
+                time_ns: PerState::default(),
+                stacks: HashMap::new(),
+                first_t_ns: t,
+                last_t_ns: t,
+                timeline: Vec::new(),
+                event_loop: None,
+                cpython_flags: None,
+                gil_wait_holders: HashMap::new(),
+                line_time_ns: HashMap::new(),
+            },
+            last_cpu_ns: None,
+            previous: None,
+            pending: None,
+            stall: None,
+            seen_at_tick: 0,
+        }
+    }
+
     fn count(&mut self, totals: &mut Totals, at: Pending, state: ThreadState) {
         self.count_loop(at, state);
         let s = &mut self.summary;
@@ -572,7 +602,6 @@ struct Shared<'a> {
 
 impl ProcessAcc {
     fn push_sample(&mut self, sample: &Sample, shared: &mut Shared) {
-        let interval_ns = shared.interval_ns;
         let t = sample.t_ns;
         if self.last_t_ns.is_some_and(|last| t < last) {
             return; // out of order: a corrupt or concatenated file
@@ -583,151 +612,157 @@ impl ProcessAcc {
         if shared.root {
             window.ticks += 1;
         }
-
         if let Some(gil) = sample.gil {
-            self.gil_readings += 1;
-            if shared.root {
-                window.gil_readings += 1;
-            }
-            if gil.locked {
-                self.gil_locked += 1;
-                if shared.root {
-                    window.gil_locked += 1;
-                }
-            }
-            if let Some(n) = gil.switch_number {
-                let first = self.switches.map_or((t, n), |(first, _)| first);
-                self.switches = Some((first, (t, n)));
-                if let (Some(last), true) = (self.last_switch_number, shared.root) {
-                    window.switches += n.saturating_sub(last);
-                }
-                self.last_switch_number = Some(n);
-            }
-            let holder = if gil.locked { gil.holder_tid } else { None };
-            match self.gil_timeline.last_mut() {
-                Some(last) if last.locked == gil.locked && last.holder == holder => last.end_ns = t,
-                last => {
-                    if let Some(last) = last {
-                        last.end_ns = t;
-                    }
-                    if *shared.totals.segments < MAX_TIMELINE_SEGMENTS {
-                        *shared.totals.segments += 1;
-                        self.gil_timeline.push(GilSegment {
-                            start_ns: t,
-                            end_ns: t,
-                            locked: gil.locked,
-                            holder,
-                        });
-                    }
-                }
-            }
+            self.count_gil(t, gil, shared);
         }
         if let Some(cpu) = sample.process_cpu_ns {
             let first = self.process_cpu.map_or((t, cpu), |(first, _)| first);
             self.process_cpu = Some((first, (t, cpu)));
         }
-
         let holder = sample
             .gil
             .and_then(|g| if g.locked { g.holder_tid } else { None });
-        let locked = sample.gil.is_some_and(|g| g.locked);
         let top_frame = |stack: Option<u32>| shared.stacks.get(stack? as usize)?.first().copied();
-        let holding = holder.and_then(|tid| sample.threads.iter().find(|ts| ts.tid == tid));
-        let holding = holding.map(|ts| Holder {
-            tid: ts.tid,
-            frame: top_frame(ts.stack),
-        });
-        for ts in &sample.threads {
-            let acc = self.live.entry(ts.tid).or_insert_with(|| ThreadAcc {
-                summary: ThreadSummary {
-                    pid: self.pid,
-                    tid: ts.tid,
-                    name: shared.names.get(&ts.tid).cloned().unwrap_or_default(),
-                    python: false,
-                    samples: 0,
-                    cpu_s: 0.0,
-                    counts: PerState::default(),
-                    time_ns: PerState::default(),
-                    stacks: HashMap::new(),
-                    first_t_ns: t,
-                    last_t_ns: t,
-                    timeline: Vec::new(),
-                    event_loop: None,
-                    cpython_flags: None,
-                    gil_wait_holders: HashMap::new(),
-                    line_time_ns: HashMap::new(),
-                },
-                last_cpu_ns: None,
-                previous: None,
-                pending: None,
-                stall: None,
-                seen_at_tick: 0,
+        let holding = holder
+            .and_then(|tid| sample.threads.iter().find(|ts| ts.tid == tid))
+            .map(|ts| Holder {
+                tid: ts.tid,
+                frame: top_frame(ts.stack),
             });
-            acc.seen_at_tick = self.ticks;
-            let dt = t.saturating_sub(acc.summary.last_t_ns);
-            let cpu_delta = match (acc.last_cpu_ns, ts.cpu_ns) {
-                (Some(before), Some(now)) if now >= before => Some(now - before),
-                _ => None,
-            };
-            let cpu_share = cpu_delta.filter(|_| dt > 0).map(|d| d as f64 / dt as f64);
-            let obs = Observation {
-                syscall: ts.syscall,
-                cpu_share,
-                holds_gil: holder == Some(ts.tid),
-                other_holds_gil: locked && holder != Some(ts.tid),
-                gil_ranges: &self.gil_ranges,
-                previous: acc.previous,
-                arch: shared.arch,
-            };
-            let state = classify(&obs);
-            acc.settle(&mut shared.totals, Some(state));
-            let at = Pending {
-                stack: ts.stack,
-                t_ns: t,
-                weight_ns: if dt > 0 { dt } else { interval_ns },
-                loop_position: ts
-                    .stack
-                    .map(|stack| shared.loops.of(stack, shared.frames, shared.stacks)),
-                top_frame: top_frame(ts.stack),
-                holder: holding.filter(|h| h.tid != ts.tid),
-            };
-            if is_transit_candidate(&obs, state) {
-                acc.pending = Some(at);
-            } else {
-                acc.count(&mut shared.totals, at, state);
-            }
-            let s = &mut acc.summary;
-            s.python |= ts.python;
-            s.last_t_ns = t;
-            if let Some(d) = cpu_delta {
-                s.cpu_s += d as f64 / 1e9;
-                self.thread_cpu_ns += d;
-                if let Some(w) = shared.totals.windows.existing(t) {
-                    w.cpu_ns += d;
-                }
-            }
-            if ts.cpu_ns.is_some() {
-                acc.last_cpu_ns = ts.cpu_ns;
-            }
-            acc.previous = Some(state);
+        let locked = sample.gil.is_some_and(|g| g.locked);
+        for ts in &sample.threads {
+            self.count_thread(ts, t, holder, holding, locked, shared);
         }
         self.gil_unmapped += u64::from(locked && holding.is_none());
         if self.live.len() != sample.threads.len() {
-            // Threads missing from this sample ended (a tid that comes back is a new thread).
-            let ended: Vec<u32> = self
-                .live
-                .iter()
-                .filter(|(_, acc)| acc.seen_at_tick != self.ticks)
-                .map(|(&tid, _)| tid)
-                .collect();
-            for tid in ended {
-                if let Some(acc) = self.live.remove(&tid) {
-                    self.finished
-                        .push(acc.close(&mut shared.totals, interval_ns));
+            self.close_vanished_threads(shared);
+        }
+        self.last_t_ns = Some(t);
+    }
+
+    /// One GIL reading: held or not, its hand-offs, the GIL's own timeline.
+    fn count_gil(&mut self, t: u64, gil: GilReading, shared: &mut Shared) {
+        let window = shared.totals.windows.at_time(t);
+        self.gil_readings += 1;
+        if shared.root {
+            window.gil_readings += 1;
+        }
+        if gil.locked {
+            self.gil_locked += 1;
+            if shared.root {
+                window.gil_locked += 1;
+            }
+        }
+        if let Some(n) = gil.switch_number {
+            let first = self.switches.map_or((t, n), |(first, _)| first);
+            self.switches = Some((first, (t, n)));
+            if let (Some(last), true) = (self.last_switch_number, shared.root) {
+                window.switches += n.saturating_sub(last);
+            }
+            self.last_switch_number = Some(n);
+        }
+        let holder = if gil.locked { gil.holder_tid } else { None };
+        match self.gil_timeline.last_mut() {
+            Some(last) if last.locked == gil.locked && last.holder == holder => last.end_ns = t,
+            last => {
+                if let Some(last) = last {
+                    last.end_ns = t;
+                }
+                if *shared.totals.segments < MAX_TIMELINE_SEGMENTS {
+                    *shared.totals.segments += 1;
+                    self.gil_timeline.push(GilSegment {
+                        start_ns: t,
+                        end_ns: t,
+                        locked: gil.locked,
+                        holder,
+                    });
                 }
             }
         }
-        self.last_t_ns = Some(t);
+    }
+
+    /// One thread at one tick: classified (or held for the next tick), counted, its CPU added.
+    fn count_thread(
+        &mut self,
+        ts: &ThreadSample,
+        t: u64,
+        holder: Option<u32>,
+        holding: Option<Holder>,
+        locked: bool,
+        shared: &mut Shared,
+    ) {
+        let pid = self.pid;
+        let ticks = self.ticks;
+        let acc = self
+            .live
+            .entry(ts.tid)
+            .or_insert_with(|| ThreadAcc::new(pid, ts.tid, t, shared.names));
+        acc.seen_at_tick = ticks;
+        let dt = t.saturating_sub(acc.summary.last_t_ns);
+        let cpu_delta = match (acc.last_cpu_ns, ts.cpu_ns) {
+            (Some(before), Some(now)) if now >= before => Some(now - before),
+            _ => None,
+        };
+        let cpu_share = cpu_delta.filter(|_| dt > 0).map(|d| d as f64 / dt as f64);
+        let obs = Observation {
+            syscall: ts.syscall,
+            cpu_share,
+            holds_gil: holder == Some(ts.tid),
+            other_holds_gil: locked && holder != Some(ts.tid),
+            gil_ranges: &self.gil_ranges,
+            previous: acc.previous,
+            arch: shared.arch,
+        };
+        let state = classify(&obs);
+        acc.settle(&mut shared.totals, Some(state));
+        let top_frame = ts
+            .stack
+            .and_then(|stack| shared.stacks.get(stack as usize)?.first().copied());
+        let at = Pending {
+            stack: ts.stack,
+            t_ns: t,
+            weight_ns: if dt > 0 { dt } else { shared.interval_ns },
+            loop_position: ts
+                .stack
+                .map(|stack| shared.loops.of(stack, shared.frames, shared.stacks)),
+            top_frame,
+            holder: holding.filter(|h| h.tid != ts.tid),
+        };
+        if is_transit_candidate(&obs, state) {
+            acc.pending = Some(at);
+        } else {
+            acc.count(&mut shared.totals, at, state);
+        }
+        let s = &mut acc.summary;
+        s.python |= ts.python;
+        s.last_t_ns = t;
+        if let Some(d) = cpu_delta {
+            s.cpu_s += d as f64 / 1e9;
+            self.thread_cpu_ns += d;
+            if let Some(w) = shared.totals.windows.existing(t) {
+                w.cpu_ns += d;
+            }
+        }
+        if ts.cpu_ns.is_some() {
+            acc.last_cpu_ns = ts.cpu_ns;
+        }
+        acc.previous = Some(state);
+    }
+
+    /// Threads missing from this tick ended (a tid that comes back is a new thread).
+    fn close_vanished_threads(&mut self, shared: &mut Shared) {
+        let ended: Vec<u32> = self
+            .live
+            .iter()
+            .filter(|(_, acc)| acc.seen_at_tick != self.ticks)
+            .map(|(&tid, _)| tid)
+            .collect();
+        for tid in ended {
+            if let Some(acc) = self.live.remove(&tid) {
+                self.finished
+                    .push(acc.close(&mut shared.totals, shared.interval_ns));
+            }
+        }
     }
 
     /// Closes every thread and sums the process up.
