@@ -11,6 +11,7 @@ use super::colors::style;
 use super::stacks::{frame_label, thread_label};
 use super::words::{self, pct};
 use crate::analysis::Analysis;
+use crate::diagnosis::Verdict;
 use crate::model::{PerState, ThreadState};
 use crate::report::{HotFunction, LineGil, Report};
 
@@ -93,6 +94,41 @@ pub fn render(
     out: &mut impl Write,
 ) -> io::Result<()> {
     let mut h = String::new();
+    head(&mut h, report);
+    if let Some(v) = &report.verdict {
+        verdict(&mut h, v);
+    }
+    threads(&mut h, report);
+    h.push_str("<section id=\"timeline-section\"><h2>Timeline</h2><p class=\"meta\">Wheel to zoom, drag to pan, double-click to reset. The top row is the GIL, coloured while held. Open with <code>#timeline-only</code> to see just this.</p>\n");
+    timeline(&mut h, analysis);
+    h.push_str("</section>\n");
+
+    h.push_str("<h2>Hot functions</h2>");
+    for (title, hot) in [
+        ("Holding the GIL", &report.hot.gil),
+        ("Waiting for the GIL", &report.hot.gil_wait),
+        ("Native code without the GIL", &report.hot.native),
+        ("In I/O", &report.hot.io),
+        ("Waiting on a lock", &report.hot.lock),
+    ] {
+        hot_table(&mut h, title, hot);
+    }
+    gil_lines_table(&mut h, &report.gil_by_line);
+
+    // The flame graph is its own SVG document (its script expects to be the root), so it goes
+    // in a frame, as a data: URL the page's policy allows and nothing else.
+    let _ = writeln!(
+        h,
+        "<h2>Flame graph</h2><p class=\"meta\">Click a frame to zoom, Ctrl-F to search.</p>\
+         <iframe title=\"flame graph\" sandbox=\"allow-scripts\" src=\"data:image/svg+xml;base64,{}\"></iframe>",
+        base64::engine::general_purpose::STANDARD.encode(flamegraph_svg)
+    );
+    let _ = write!(h, "<script>{SCRIPT_TAIL}</script>\n</body></html>\n");
+    out.write_all(h.as_bytes())
+}
+
+/// The page's head, the run's line and its notes.
+fn head(h: &mut String, report: &Report) {
     let t = &report.target;
     let title = format!("gilscope: {}", t.command);
     let _ = write!(
@@ -128,60 +164,71 @@ pub fn render(
     for note in &t.notes {
         let _ = write!(h, "<p class=\"meta\">Note: {}</p>", escape(note));
     }
-
-    if let Some(v) = &report.verdict {
+    if let Some(push) = &report.push {
         let _ = write!(
             h,
-            "<section class=\"verdict\" id=\"verdict\" data-kind=\"{}\"><div class=\"headline\">{}</div><ul>",
-            v.kind.name(),
-            escape(&v.headline)
+            "<p class=\"meta\">Pyroscope: {}</p>",
+            escape(&super::words::push_summary(push))
         );
-        for e in &v.evidence {
-            let _ = write!(h, "<li>{}</li>", escape(e));
+    }
+}
+
+/// The verdict: headline, evidence, what to do, the snippet, the prediction and the phases.
+fn verdict(h: &mut String, v: &Verdict) {
+    let _ = write!(
+        h,
+        "<section class=\"verdict\" id=\"verdict\" data-kind=\"{}\"><div class=\"headline\">{}</div><ul>",
+        v.kind.name(),
+        escape(&v.headline)
+    );
+    for e in &v.evidence {
+        let _ = write!(h, "<li>{}</li>", escape(e));
+    }
+    h.push_str("</ul>");
+    if !v.advice.is_empty() {
+        h.push_str("<b>What to do</b><ul>");
+        for a in &v.advice {
+            let _ = write!(h, "<li>{}</li>", escape(a.trim_start_matches("- ")));
         }
         h.push_str("</ul>");
-        if !v.advice.is_empty() {
-            h.push_str("<b>What to do</b><ul>");
-            for a in &v.advice {
-                let _ = write!(h, "<li>{}</li>", escape(a.trim_start_matches("- ")));
-            }
-            h.push_str("</ul>");
-        }
-        if let Some(snippet) = &v.snippet {
-            let _ = write!(h, "<pre>{}</pre>", escape(snippet));
-        }
-        if let Some(p) = &v.predicted_speedup {
-            let parts: Vec<String> = [
-                ("processes", p.processes),
-                ("more threads", p.threads),
-                ("free-threaded", p.free_threaded),
-            ]
-            .iter()
-            .filter_map(|(label, x)| x.map(|x| format!("{label} {x:.1}x")))
-            .collect();
-            let _ = write!(
-                h,
-                "<p><b>Predicted speedup:</b> {}</p><ul class=\"meta\">",
-                parts.join(" · ")
-            );
-            for a in &p.assumptions {
-                let _ = write!(h, "<li>assuming {}</li>", escape(a));
-            }
-            h.push_str("</ul>");
-        }
-        for phase in &v.phases {
-            let _ = write!(
-                h,
-                "<p>Phase {:.1}–{:.1} s: {} ({})</p>",
-                phase.start_s,
-                phase.end_s,
-                escape(&phase.headline),
-                phase.kind.name()
-            );
-        }
-        h.push_str("</section>\n");
     }
+    if let Some(snippet) = &v.snippet {
+        let _ = write!(h, "<pre>{}</pre>", escape(snippet));
+    }
+    if let Some(p) = &v.predicted_speedup {
+        let parts: Vec<String> = [
+            ("processes", p.processes),
+            ("more threads", p.threads),
+            ("free-threaded", p.free_threaded),
+        ]
+        .iter()
+        .filter_map(|(label, x)| x.map(|x| format!("{label} {x:.1}x")))
+        .collect();
+        let _ = write!(
+            h,
+            "<p><b>Predicted speedup:</b> {}</p><ul class=\"meta\">",
+            parts.join(" · ")
+        );
+        for a in &p.assumptions {
+            let _ = write!(h, "<li>assuming {}</li>", escape(a));
+        }
+        h.push_str("</ul>");
+    }
+    for phase in &v.phases {
+        let _ = write!(
+            h,
+            "<p>Phase {:.1}–{:.1} s: {} ({})</p>",
+            phase.start_s,
+            phase.end_s,
+            escape(&phase.headline),
+            phase.kind.name()
+        );
+    }
+    h.push_str("</section>\n");
+}
 
+/// One bar per thread, its states' shares as coloured segments.
+fn threads(h: &mut String, report: &Report) {
     h.push_str("<h2>Threads</h2><div class=\"legend\">");
     for state in ThreadState::ALL {
         let s = style(state);
@@ -220,33 +267,6 @@ pub fn render(
         );
     }
     h.push_str("</div>\n");
-
-    h.push_str("<section id=\"timeline-section\"><h2>Timeline</h2><p class=\"meta\">Wheel to zoom, drag to pan, double-click to reset. The top row is the GIL, coloured while held. Open with <code>#timeline-only</code> to see just this.</p>\n");
-    timeline(&mut h, analysis);
-    h.push_str("</section>\n");
-
-    h.push_str("<h2>Hot functions</h2>");
-    for (title, hot) in [
-        ("Holding the GIL", &report.hot.gil),
-        ("Waiting for the GIL", &report.hot.gil_wait),
-        ("Native code without the GIL", &report.hot.native),
-        ("In I/O", &report.hot.io),
-        ("Waiting on a lock", &report.hot.lock),
-    ] {
-        hot_table(&mut h, title, hot);
-    }
-    gil_lines_table(&mut h, &report.gil_by_line);
-
-    // The flame graph is its own SVG document (its script expects to be the root), so it goes
-    // in a frame, as a data: URL the page's policy allows and nothing else.
-    let _ = writeln!(
-        h,
-        "<h2>Flame graph</h2><p class=\"meta\">Click a frame to zoom, Ctrl-F to search.</p>\
-         <iframe title=\"flame graph\" sandbox=\"allow-scripts\" src=\"data:image/svg+xml;base64,{}\"></iframe>",
-        base64::engine::general_purpose::STANDARD.encode(flamegraph_svg)
-    );
-    let _ = write!(h, "<script>{SCRIPT_TAIL}</script>\n</body></html>\n");
-    out.write_all(h.as_bytes())
 }
 
 fn hot_table(h: &mut String, title: &str, hot: &[HotFunction]) {
