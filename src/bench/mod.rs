@@ -8,7 +8,7 @@
 pub mod live;
 pub mod output;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -226,181 +226,52 @@ pub const LARGE_ARGS_BYTES: u64 = 1 << 20;
 /// Runs the plan. Pure given the executor.
 pub fn run_benchmark(plan: &BenchPlan, executor: &mut dyn Executor) -> BenchReport {
     let mut results = Vec::new();
-    let mut warnings = Vec::new();
-    let mut errors = Vec::new();
+    let mut notes = Notes::default();
     let mut threads_verdict = None;
     let mut tasks_run = plan.tasks;
-    if let Some(python) = plan.pythons.first() {
-        let lines = executor.unguarded_lines(python);
-        if !lines.is_empty() {
-            warnings.push(format!(
-                "{} runs code at import (line {}): if that code starts work or processes, put it under `if __name__ == \"__main__\":`",
-                plan.target.split(':').next().unwrap_or(""),
-                lines.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
-            ));
-        }
+    if let Some(warning) = import_time_warning(plan, executor) {
+        notes.warnings.push(warning);
     }
     for python in &plan.pythons {
         let label = python.display().to_string();
         let mut rows: Vec<(BenchResult, Option<String>)> = Vec::new();
         for &mode in &plan.modes {
-            let mut times = Vec::new();
-            let mut cores = Vec::new();
-            let mut digest = None;
-            let mut evidence = None;
-            let mut version = String::new();
-            let mut free_threaded = false;
-            let mut failure = None;
-            for i in 0..plan.warmup + plan.runs {
-                let sampled = plan.evidence
-                    && i == 0
-                    && mode != Mode::Processes
-                    && mode != Mode::Interpreters;
-                let number = RunNumber {
-                    index: i + 1,
-                    warmups: plan.warmup,
-                    runs: plan.runs,
-                };
-                executor.starting(python, mode, number);
-                match executor.run(python, mode, sampled) {
-                    Ok(run) => {
-                        version = run.python_version.clone();
-                        free_threaded = run.free_threaded;
-                        if let Some(e) = run.evidence.clone() {
-                            evidence = Some(e);
-                        }
-                        if i == 0 {
-                            tasks_run = run.tasks;
-                            if let (Mode::Processes, Some(method)) = (mode, &run.start_method) {
-                                if method != "fork" {
-                                    warnings.push(format!(
-                                        "processes on {label} start their workers with `{method}` (multiprocessing's default there): each worker starts a fresh interpreter, and the measured time includes it"
-                                    ));
-                                }
-                            }
-                            if mode == Mode::Processes && run.tasks > 0 {
-                                let per_task = run.arg_bytes / run.tasks as u64;
-                                if per_task >= LARGE_ARGS_BYTES {
-                                    warnings.push(format!(
-                                        "each task's arguments pickle to {:.1} MB ({:.1} ms per task to pickle, measured): processes pay this for every task; pass file paths or use multiprocessing.shared_memory",
-                                        per_task as f64 / 1e6,
-                                        run.pickle_s / run.tasks as f64 * 1e3
-                                    ));
-                                }
-                            }
-                        }
-                        if i >= plan.warmup {
-                            times.push(run.elapsed_s);
-                            if run.elapsed_s >= MIN_CPU_MEASURE_S {
-                                cores.push(run.cores_used);
-                            }
-                        }
-                        digest = Some(run.digest);
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
+            let runs = run_mode(plan, executor, python, mode, &mut notes);
+            if let Some(tasks) = runs.tasks {
+                tasks_run = tasks;
             }
-            if let Some(e @ RunFailure::Unavailable { .. }) = &failure {
+            if let Some(e @ RunFailure::Unavailable { .. }) = &runs.failure {
                 if !plan.optional_modes.contains(&mode) {
-                    warnings.push(format!("{e}: skipped"));
+                    notes.warnings.push(format!("{e}: skipped"));
                 }
                 continue;
             }
-            let error = failure.as_ref().map(|e| format!("{e}"));
-            if let Some(e) = &failure {
+            if let Some(e) = &runs.failure {
                 let line = format!("{} on {label}: {e} (hint: {})", mode.name(), e.hint());
                 // A mode the user did not ask for (interpreters, where available) that fails
                 // is a warning: the modes asked for still answer the question.
                 if plan.optional_modes.contains(&mode) {
-                    warnings.push(format!("{line}; left out"));
+                    notes.warnings.push(format!("{line}; left out"));
                 } else {
-                    errors.push(line);
+                    notes.errors.push(line);
                 }
             }
-            // Without a sequential baseline there is nothing to compare: stop here.
-            let baseline_failed = mode == Mode::Sequential && failure.is_some();
-            times.sort_by(f64::total_cmp);
-            cores.sort_by(f64::total_cmp);
-            let stat = |f: fn(&[f64]) -> f64| (!times.is_empty()).then(|| f(&times));
-            rows.push((
-                BenchResult {
-                    python: label.clone(),
-                    python_version: version,
-                    free_threaded,
-                    mode,
-                    workers: if mode == Mode::Sequential {
-                        1
-                    } else {
-                        plan.workers
-                    },
-                    median_s: stat(median),
-                    min_s: stat(|t| t[0]),
-                    max_s: stat(|t| t[t.len() - 1]),
-                    speedup: None,
-                    speedup_min: None,
-                    speedup_max: None,
-                    cores_used: (!cores.is_empty()).then(|| median(&cores)),
-                    gil_held: evidence.as_ref().and_then(|e| e.gil_held),
-                    gil_wait: evidence.as_ref().map(|e| e.gil_wait),
-                    correct: None,
-                    error,
-                    times_s: times,
-                },
-                if failure.is_none() { digest } else { None },
-            ));
-            if let (Mode::Threads, Some(e), None) = (mode, &evidence, &threads_verdict) {
+            if let (Mode::Threads, Some(e), None) = (mode, &runs.evidence, &threads_verdict) {
                 threads_verdict = Some(format!(
                     "{} ({})",
                     e.verdict_headline,
                     e.verdict_kind.name()
                 ));
             }
+            // Without a sequential baseline there is nothing to compare: stop here.
+            let baseline_failed = mode == Mode::Sequential && runs.failure.is_some();
+            rows.push(runs.into_row(plan, &label, mode));
             if baseline_failed {
                 break;
             }
         }
-        // Speedups and correctness against this interpreter's sequential row.
-        let seq = rows.iter().find(|r| r.0.mode == Mode::Sequential).cloned();
-        for (row, digest) in &mut rows {
-            if let (Some((s, seq_digest)), Some(m)) = (&seq, row.median_s) {
-                if let (Some(sm), Some(smin), Some(smax), Some(min), Some(max)) =
-                    (s.median_s, s.min_s, s.max_s, row.min_s, row.max_s)
-                {
-                    row.speedup = Some(sm / m);
-                    row.speedup_min = Some(smin / max);
-                    row.speedup_max = Some(smax / min);
-                }
-                if let (Some(a), Some(b)) = (digest.as_ref(), seq_digest.as_ref()) {
-                    row.correct = Some(a == b);
-                    if a != b {
-                        errors.push(format!(
-                            "{} on {label}: the results differ from sequential (hint: the function depends on shared state or order; fix that before trusting any speedup)",
-                            row.mode.name()
-                        ));
-                    }
-                }
-            }
-        }
-        // Noise: modes whose time ranges overlap cannot be told apart.
-        for i in 0..rows.len() {
-            for j in i + 1..rows.len() {
-                let (a, b) = (&rows[i].0, &rows[j].0);
-                if let (Some(amin), Some(amax), Some(bmin), Some(bmax)) =
-                    (a.min_s, a.max_s, b.min_s, b.max_s)
-                {
-                    if amin <= bmax && bmin <= amax {
-                        warnings.push(format!(
-                            "{} and {} on {label} are within noise of each other (their times overlap); more --runs would tell them apart",
-                            a.mode.name(),
-                            b.mode.name()
-                        ));
-                    }
-                }
-            }
-        }
+        compare_to_sequential(&mut rows, &label, &mut notes.errors);
+        notes.warnings.extend(noise_warnings(&rows, &label));
         results.extend(rows.into_iter().map(|(r, _)| r));
     }
     let recommendation = recommend(&results).map(|r| Recommendation {
@@ -417,9 +288,211 @@ pub fn run_benchmark(plan: &BenchPlan, executor: &mut dyn Executor) -> BenchRepo
         warmup: plan.warmup,
         results,
         recommendation,
-        warnings,
-        errors,
+        warnings: notes.warnings,
+        errors: notes.errors,
     }
+}
+
+/// What a benchmark says besides its results.
+#[derive(Default)]
+struct Notes {
+    warnings: Vec<String>,
+    errors: Vec<String>,
+}
+
+/// Code the target runs at import, which every worker process runs again.
+fn import_time_warning(plan: &BenchPlan, executor: &mut dyn Executor) -> Option<String> {
+    let lines = executor.unguarded_lines(plan.pythons.first()?);
+    (!lines.is_empty()).then(|| {
+        format!(
+            "{} runs code at import (line {}): if that code starts work or processes, put it under `if __name__ == \"__main__\":`",
+            plan.target.split(':').next().unwrap_or(""),
+            lines.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// The runs of one mode on one interpreter.
+#[derive(Default)]
+struct ModeRuns {
+    times: Vec<f64>,
+    cores: Vec<f64>,
+    digest: Option<String>,
+    evidence: Option<Evidence>,
+    version: String,
+    free_threaded: bool,
+    failure: Option<RunFailure>,
+    /// The tasks the first run did.
+    tasks: Option<usize>,
+}
+
+/// Runs one mode `warmup + runs` times (the first sampled for evidence, where it applies),
+/// stopping at the first failure.
+fn run_mode(
+    plan: &BenchPlan,
+    executor: &mut dyn Executor,
+    python: &Path,
+    mode: Mode,
+    notes: &mut Notes,
+) -> ModeRuns {
+    let label = python.display().to_string();
+    let mut runs = ModeRuns::default();
+    for i in 0..plan.warmup + plan.runs {
+        let sampled =
+            plan.evidence && i == 0 && mode != Mode::Processes && mode != Mode::Interpreters;
+        let number = RunNumber {
+            index: i + 1,
+            warmups: plan.warmup,
+            runs: plan.runs,
+        };
+        executor.starting(python, mode, number);
+        let run = match executor.run(python, mode, sampled) {
+            Ok(run) => run,
+            Err(e) => {
+                runs.failure = Some(e);
+                break;
+            }
+        };
+        runs.version = run.python_version.clone();
+        runs.free_threaded = run.free_threaded;
+        if let Some(e) = run.evidence.clone() {
+            runs.evidence = Some(e);
+        }
+        if i == 0 {
+            runs.tasks = Some(run.tasks);
+            notes
+                .warnings
+                .extend(first_run_warnings(&label, mode, &run));
+        }
+        if i >= plan.warmup {
+            runs.times.push(run.elapsed_s);
+            if run.elapsed_s >= MIN_CPU_MEASURE_S {
+                runs.cores.push(run.cores_used);
+            }
+        }
+        runs.digest = Some(run.digest);
+    }
+    runs
+}
+
+/// What the first run of processes tells about their cost: a start method that starts fresh
+/// interpreters, arguments that are large to pickle.
+fn first_run_warnings(label: &str, mode: Mode, run: &RunOutcome) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if mode != Mode::Processes {
+        return warnings;
+    }
+    if let Some(method) = run.start_method.as_deref().filter(|m| *m != "fork") {
+        warnings.push(format!(
+            "processes on {label} start their workers with `{method}` (multiprocessing's default there): each worker starts a fresh interpreter, and the measured time includes it"
+        ));
+    }
+    if run.tasks > 0 {
+        let per_task = run.arg_bytes / run.tasks as u64;
+        if per_task >= LARGE_ARGS_BYTES {
+            warnings.push(format!(
+                "each task's arguments pickle to {:.1} MB ({:.1} ms per task to pickle, measured): processes pay this for every task; pass file paths or use multiprocessing.shared_memory",
+                per_task as f64 / 1e6,
+                run.pickle_s / run.tasks as f64 * 1e3
+            ));
+        }
+    }
+    warnings
+}
+
+impl ModeRuns {
+    /// The result row, with the digest to check against sequential (none after a failure).
+    fn into_row(
+        mut self,
+        plan: &BenchPlan,
+        label: &str,
+        mode: Mode,
+    ) -> (BenchResult, Option<String>) {
+        let times = &mut self.times;
+        times.sort_by(f64::total_cmp);
+        self.cores.sort_by(f64::total_cmp);
+        let stat = |f: fn(&[f64]) -> f64| (!times.is_empty()).then(|| f(times));
+        let row = BenchResult {
+            python: label.to_string(),
+            python_version: self.version,
+            free_threaded: self.free_threaded,
+            mode,
+            workers: if mode == Mode::Sequential {
+                1
+            } else {
+                plan.workers
+            },
+            median_s: stat(median),
+            min_s: stat(|t| t[0]),
+            max_s: stat(|t| t[t.len() - 1]),
+            speedup: None,
+            speedup_min: None,
+            speedup_max: None,
+            cores_used: (!self.cores.is_empty()).then(|| median(&self.cores)),
+            gil_held: self.evidence.as_ref().and_then(|e| e.gil_held),
+            gil_wait: self.evidence.as_ref().map(|e| e.gil_wait),
+            correct: None,
+            error: self.failure.as_ref().map(|e| format!("{e}")),
+            times_s: self.times,
+        };
+        let digest = if self.failure.is_none() {
+            self.digest
+        } else {
+            None
+        };
+        (row, digest)
+    }
+}
+
+/// Speedups and correctness against this interpreter's sequential row.
+fn compare_to_sequential(
+    rows: &mut [(BenchResult, Option<String>)],
+    label: &str,
+    errors: &mut Vec<String>,
+) {
+    let seq = rows.iter().find(|r| r.0.mode == Mode::Sequential).cloned();
+    for (row, digest) in rows.iter_mut() {
+        if let (Some((s, seq_digest)), Some(m)) = (&seq, row.median_s) {
+            if let (Some(sm), Some(smin), Some(smax), Some(min), Some(max)) =
+                (s.median_s, s.min_s, s.max_s, row.min_s, row.max_s)
+            {
+                row.speedup = Some(sm / m);
+                row.speedup_min = Some(smin / max);
+                row.speedup_max = Some(smax / min);
+            }
+            if let (Some(a), Some(b)) = (digest.as_ref(), seq_digest.as_ref()) {
+                row.correct = Some(a == b);
+                if a != b {
+                    errors.push(format!(
+                        "{} on {label}: the results differ from sequential (hint: the function depends on shared state or order; fix that before trusting any speedup)",
+                        row.mode.name()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Modes whose time ranges overlap cannot be told apart.
+fn noise_warnings(rows: &[(BenchResult, Option<String>)], label: &str) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for i in 0..rows.len() {
+        for j in i + 1..rows.len() {
+            let (a, b) = (&rows[i].0, &rows[j].0);
+            if let (Some(amin), Some(amax), Some(bmin), Some(bmax)) =
+                (a.min_s, a.max_s, b.min_s, b.max_s)
+            {
+                if amin <= bmax && bmin <= amax {
+                    warnings.push(format!(
+                        "{} and {} on {label} are within noise of each other (their times overlap); more --runs would tell them apart",
+                        a.mode.name(),
+                        b.mode.name()
+                    ));
+                }
+            }
+        }
+    }
+    warnings
 }
 
 /// The fastest correct mode over all interpreters.
