@@ -285,8 +285,8 @@ fn a_dead_or_silent_server_costs_the_run_nothing() {
             "{url}: {push}"
         );
         assert!(push["last_error"].is_string(), "{url}: {push}");
-        // The run ends within the flush grace (5 s) of its duration.
-        assert!(took < Duration::from_secs(13), "{url}: took {took:?}");
+        // The run ends within the flush grace (5 s) of its duration (and the attach's start-up).
+        assert!(took < Duration::from_secs(16), "{url}: took {took:?}");
     }
 }
 
@@ -331,6 +331,8 @@ fn thousands_of_pushes_leak_no_descriptor_or_thread() {
     use gilscope::analysis::{ProfileWindow, WindowStack};
     use gilscope::model::{Frame, ThreadState};
     use gilscope::push::{http::Http, Batch, Credentials, PushConfig, Pusher, Retry};
+    // Alone: the other tests of this binary open descriptors and start threads of their own.
+    let _live = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let count = |dir: &str| std::fs::read_dir(dir).unwrap().count();
     for answer in [Answer::Ok, Answer::OkAndClose] {
         let server = Capture::start(answer);
