@@ -466,8 +466,9 @@ impl Feed {
         if window.stacks.is_empty() {
             return;
         }
+        let since_start = i64::try_from(start).unwrap_or(i64::MAX);
         self.pusher.offer(Batch {
-            start_unix_ns: (self.started_unix_s * 1e9) as i64 + start as i64,
+            start_unix_ns: ((self.started_unix_s * 1e9) as i64).saturating_add(since_start),
             duration_ns: end_ns.saturating_sub(start) as i64,
             window,
             series_labels: self.series_labels.clone(),
