@@ -108,6 +108,29 @@ struct Tee<'a> {
     push: Option<push::Feed>,
 }
 
+impl Tee<'_> {
+    /// Ends everything beside the aggregator once the run has ended: the status line, the live
+    /// view (which gives the terminal back before the report), the push (its last window went
+    /// with the End record: it gets a moment to reach the server) and the recording. Returns
+    /// what the push delivered and the recording's first write error.
+    fn close(&mut self, view: Option<ViewThread>) -> (Option<PushSummary>, Option<std::io::Error>) {
+        if let Some(status) = self.status.take() {
+            status.finish();
+        }
+        self.live = None;
+        if let Some(view) = view {
+            join_view(view);
+        }
+        let push_summary = self.push.take().map(|feed| feed.finish(push::FLUSH_GRACE));
+        if let Some(writer) = self.recording.take() {
+            if let Err(e) = writer.finish() {
+                eprintln!("gilscope: could not finish the recording: {e}");
+            }
+        }
+        (push_summary, self.recording_error.take())
+    }
+}
+
 impl RecordSink for Tee<'_> {
     fn record(&mut self, record: &Record) -> std::io::Result<()> {
         self.aggregator.push(record);
@@ -439,22 +462,7 @@ fn profile(job: Job) -> Result<i32, Error> {
             path: recording.map(PathBuf::from).unwrap_or_default(),
             source,
         })?;
-    if let Some(status) = tee.status.take() {
-        status.finish();
-    }
-    // The view ends when its records do, and gives the terminal back before the report.
-    tee.live = None;
-    if let Some(view) = view {
-        join_view(view);
-    }
-    // The last window went with the End record; give it a moment to reach the server.
-    let push_summary = tee.push.take().map(|feed| feed.finish(push::FLUSH_GRACE));
-    let recording_error = tee.recording_error.take();
-    if let Some(writer) = tee.recording.take() {
-        if let Err(e) = writer.finish() {
-            eprintln!("gilscope: could not finish the recording: {e}");
-        }
-    }
+    let (push_summary, recording_error) = tee.close(view);
     let report = emit(&aggregator.finish(), output, color, push_summary)?;
     if let (Some(e), Some(path)) = (recording_error, recording) {
         return Err(Error::Output {
