@@ -1,6 +1,12 @@
 //! The rule for an asyncio event loop that stalls.
 
-use super::*;
+use crate::analysis::queries::loop_culprits;
+use crate::analysis::{Analysis, EventLoop, ThreadSummary};
+use crate::words::{pct, place};
+
+use super::facts::Facts;
+use super::text::base;
+use super::{Verdict, VerdictKind};
 
 /// An event loop is blocked when it ran (outside its selector) at least this share of its
 /// time, with a stall of at least [`LOOP_STALL_MIN_S`].

@@ -1,6 +1,10 @@
 //! The evidence the rules read, computed once per run.
 
-use super::*;
+use crate::analysis::{Analysis, ThreadSummary};
+use crate::model::ThreadState::{Gil, GilWait, Io, Native, Sleep};
+use crate::model::{Frame, ThreadState};
+
+use super::{OWN_WORK_MIN, PARTICIPATION_MIN};
 
 /// The evidence the rules read, computed once.
 pub(super) struct Facts<'a> {

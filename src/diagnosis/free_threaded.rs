@@ -1,6 +1,15 @@
 //! The rules for a free-threaded build, and for its GIL coming back on.
 
-use super::*;
+use crate::model::ThreadState::{Gil, GilWait, Lock, Native};
+use crate::words::pct;
+
+use super::facts::Facts;
+use super::phases::phase_headline;
+use super::text::base;
+use super::{
+    Phase, Verdict, VerdictKind, BUSY_MIN, CONTENTION_GIL_HELD_MIN, CONTENTION_WAIT_MIN,
+    LOCK_SHARE_MIN,
+};
 
 pub(super) fn free_threaded(f: &Facts) -> Verdict {
     if let Some(enabling) = &f.analysis.gil_enabled {

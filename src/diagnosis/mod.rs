@@ -18,21 +18,18 @@ mod threads;
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::HashMap;
+use crate::analysis::Analysis;
+use crate::model::{GilMode, ThreadState};
 
-use crate::analysis::queries::{hot_functions, loop_culprits};
-use crate::analysis::{Analysis, EventLoop, ThreadSummary, Window};
-use crate::known_frames::{is_ipc, is_result_handler, ProcessRole};
-use crate::model::{Frame, GilMode, ThreadState};
-
-use event_loops::*;
-use facts::*;
-use free_threaded::*;
-use phases::*;
-use pools::*;
-use prediction::*;
-use text::*;
-use threads::*;
+use event_loops::{blocked_loop, event_loop_blocked};
+use facts::{mean_of, Facts};
+use free_threaded::free_threaded;
+use phases::phases;
+use pools::{diagnose_pool, PoolFacts};
+use threads::{
+    cpu_saturated, gil_contention, idle, io_bound, lock_contention, mixed, native_parallel,
+    no_rule_fits, single_thread_cpu, unmapped_holder,
+};
 use ThreadState::*;
 
 /// Fewer samples than this, or a shorter run, is not enough evidence for a verdict.

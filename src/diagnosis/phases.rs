@@ -1,6 +1,10 @@
 //! A run that changes character over time, split into phases.
 
-use super::*;
+use crate::analysis::{Analysis, Window};
+use crate::model::ThreadState;
+use crate::model::ThreadState::{Gil, GilWait, Io, Lock, Native, Sleep};
+
+use super::{Phase, VerdictKind, MIN_PHASE_WINDOWS};
 
 /// A window's character, from process-wide counts.
 pub(super) fn window_kind(w: &Window) -> Option<VerdictKind> {

@@ -1,6 +1,17 @@
 //! The rules for a process pool, judged over every process of the run.
 
-use super::*;
+use std::collections::HashMap;
+
+use crate::analysis::{Analysis, ThreadSummary};
+use crate::known_frames::{is_ipc, is_result_handler, ProcessRole};
+use crate::model::Frame;
+use crate::model::ThreadState::{Gil, GilWait, Native};
+use crate::words::{file_name, pct};
+
+use super::facts::is_thread_machinery;
+use super::prediction::round2;
+use super::text::{base, hot_lines};
+use super::{Prediction, Verdict, VerdictKind, BUSY_MIN};
 
 /// A pool whose workers are busy at least this share of the time they could be (the lesser
 /// of the cores and the workers) is working.

@@ -1,6 +1,11 @@
 //! How much faster the fix should make the run: Amdahl's law on what was measured.
 
-use super::*;
+use crate::analysis::{ThreadSummary, Window};
+use crate::model::ThreadState::{Gil, GilWait, Native};
+use crate::words::pct;
+
+use super::facts::{mean_of, Facts};
+use super::{Prediction, FREE_THREADED_EFFICIENCY, WORKER_STARTUP_S};
 
 /// Amdahl's law on the measured run: the part of the run where several threads were busy is
 /// spread over the cores; the rest stays serial.

@@ -1,7 +1,12 @@
 //! The words the rules share: one place for each sentence more than one rule says.
 
-use super::*;
-pub(super) use crate::words::{file_name, pct, place, thread_name};
+use crate::analysis::queries::hot_functions;
+use crate::analysis::{Analysis, ThreadSummary};
+use crate::model::{Frame, ThreadState};
+use crate::words::{file_name, pct, place};
+
+use super::facts::{entry_point, Facts};
+use super::{Confidence, Verdict, VerdictKind};
 
 pub(super) fn base(kind: VerdictKind, headline: String, evidence: Vec<String>) -> Verdict {
     Verdict {

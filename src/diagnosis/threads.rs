@@ -1,6 +1,16 @@
 //! The rules for the threads of one process: who holds the GIL, who waits, on what.
 
-use super::*;
+use crate::analysis::ThreadSummary;
+use crate::model::ThreadState::{Gil, GilWait, Io, Lock, Native, Sleep};
+use crate::words::{pct, thread_name};
+
+use super::facts::{entry_point, mean_of, uses_executor, Facts};
+use super::prediction::predict;
+use super::text::{base, entry_points, gil_and_cores, hot_lines, location};
+use super::{
+    Confidence, Prediction, Verdict, VerdictKind, FREE_THREADED_EFFICIENCY, LOCK_SHARE_MIN,
+    SATURATION_MIN,
+};
 
 /// The GIL held for at least this share of the samples by a thread that could not be mapped
 /// (and for most of the time it was held) leaves every GIL-based rule without evidence.
