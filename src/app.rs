@@ -337,18 +337,7 @@ fn bench(args: &crate::cli::BenchArgs) -> Result<i32, Error> {
         );
     }
     for path in args.export_json.iter().chain(&args.export_markdown) {
-        if path
-            .parent()
-            .is_some_and(|p| !p.as_os_str().is_empty() && !p.is_dir())
-        {
-            return Err(Error::Output {
-                path: path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the directory does not exist",
-                ),
-            });
-        }
+        output::check_dir(path)?;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let plan = crate::bench::BenchPlan {

@@ -59,8 +59,8 @@ impl<'a> Session<'a> {
         options: &SamplerOptions,
         duration: Option<Duration>,
     ) -> Result<Start<'a>, Error> {
-        match target::attach_launched(child, options) {
-            Ok(Launched::ProcessSampler(sampler)) => {
+        match target::attach_launched(child, options)? {
+            Launched::Attached(sampler) => {
                 let mode = Mode::Launched { pid: child.id() };
                 Ok(Start::Sampling(Box::new(Session::new(
                     *sampler,
@@ -70,8 +70,7 @@ impl<'a> Session<'a> {
                     duration,
                 ))))
             }
-            Ok(Launched::ExitedFirst(status)) => Ok(Start::ExitedFirst(target::ending_of(status))),
-            Err(e) => Err(e),
+            Launched::ExitedFirst(status) => Ok(Start::ExitedFirst(target::ending_of(status))),
         }
     }
 

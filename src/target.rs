@@ -101,7 +101,7 @@ const NOT_PYTHON_GRACE: Duration = Duration::from_secs(1);
 
 /// What waiting for a launched program's interpreter gave.
 pub enum Launched {
-    ProcessSampler(Box<ProcessSampler>),
+    Attached(Box<ProcessSampler>),
     /// It exited first.
     ExitedFirst(ExitStatus),
 }
@@ -114,7 +114,7 @@ pub fn attach_launched(child: &mut Child, options: &SamplerOptions) -> Result<La
             return Ok(Launched::ExitedFirst(status));
         }
         let err = match ProcessSampler::attach(child.id(), options, Role::Root) {
-            Ok(sampler) => return Ok(Launched::ProcessSampler(Box::new(sampler))),
+            Ok(sampler) => return Ok(Launched::Attached(Box::new(sampler))),
             Err(e) => e,
         };
         let retry = match &err {
@@ -130,7 +130,7 @@ pub fn attach_launched(child: &mut Child, options: &SamplerOptions) -> Result<La
                         "the launched program is not Python: its Python descendants are sampled"
                             .into(),
                     )
-                    .map(|sampler| Launched::ProcessSampler(Box::new(sampler)));
+                    .map(|sampler| Launched::Attached(Box::new(sampler)));
                 }
             }
             Error::NotPython { .. } => started.elapsed() < NOT_PYTHON_GRACE,
