@@ -267,13 +267,18 @@ fn read_runtime(
 }
 
 /// py-spy where it reads the build, and the version (text and minor): from py-spy, or from
-/// the debug offsets where py-spy cannot read the build (free-threaded ones).
+/// the debug offsets where py-spy cannot read the build. py-spy does not know the
+/// free-threaded object layout, yet its attach sometimes passes its checks on such a build
+/// (then it reads no thread names): it is never used there.
 fn identify(
     pid: u32,
     spy: anyhow::Result<PythonSpy>,
     described: Option<&DebugOffsets>,
 ) -> Result<(Option<PythonSpy>, String, u64), Error> {
     match (spy, described) {
+        (_, Some(offsets)) if offsets.free_threaded => {
+            Ok((None, offsets.version.to_string(), offsets.version.minor))
+        }
         (Ok(spy), _) => {
             let v = &spy.version;
             let text = format!("{}.{}.{}", v.major, v.minor, v.patch);
