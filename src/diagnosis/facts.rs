@@ -1,10 +1,15 @@
 //! The evidence the rules read, computed once per run.
 
+use crate::analysis::queries::{hot_functions, HotFunction};
 use crate::analysis::{Analysis, ThreadSummary};
 use crate::model::ThreadState::{Gil, GilWait, Io, Native, Sleep};
 use crate::model::{Frame, ThreadState};
 
+use super::findings::Load;
 use super::{OWN_WORK_MIN, PARTICIPATION_MIN};
+
+/// Hot functions below this share are too rare to name.
+const HOT_MIN: f64 = 0.005;
 
 /// The evidence the rules read, computed once.
 pub(super) struct Facts<'a> {
@@ -59,8 +64,12 @@ impl<'a> Facts<'a> {
         self.analysis.cpu_cores_used
     }
 
-    pub(super) fn core_line(&self) -> String {
-        format!("{:.1} of {} cores used", self.cores_used(), self.cores)
+    pub(super) fn load(&self) -> Load {
+        Load {
+            gil_held: self.gil_held,
+            cores_used: self.cores_used(),
+            cores: self.cores,
+        }
     }
 }
 
@@ -101,6 +110,22 @@ pub(super) fn entry_point<'a>(analysis: &'a Analysis, thread: &ThreadSummary) ->
         .rev()
         .copied()
         .find(|f| !is_thread_machinery(f) && !f.file.is_empty())
+}
+
+/// The (at most three) functions most often seen in `state`, the rare ones left out.
+pub(super) fn hot(analysis: &Analysis, state: ThreadState) -> Vec<HotFunction> {
+    let mut hot = hot_functions(analysis, state, 3);
+    hot.retain(|h| h.fraction >= HOT_MIN);
+    hot
+}
+
+/// The functions `threads` run (see [`entry_point`]).
+pub(super) fn entry_points(analysis: &Analysis, threads: &[&ThreadSummary]) -> Vec<Frame> {
+    threads
+        .iter()
+        .filter_map(|t| entry_point(analysis, t))
+        .cloned()
+        .collect()
 }
 
 pub(super) fn uses_executor(analysis: &Analysis, threads: &[&ThreadSummary]) -> bool {

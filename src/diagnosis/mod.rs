@@ -4,11 +4,12 @@
 //! [`diagnose`] computes the [`facts`] once and asks the rules in order of precedence: the
 //! families are [`threads`] (one process's threads), [`pools`], [`event_loops`] and
 //! [`free_threaded`] builds; [`phases`] splits a run that changed character and [`prediction`]
-//! says how much faster the fix should be. The sentences more than one rule says are in
-//! [`text`].
+//! says how much faster the fix should be. A rule writes no words: it returns a typed
+//! [`findings::Finding`], and [`text`] alone turns findings into the verdict's sentences.
 
 mod event_loops;
 mod facts;
+mod findings;
 mod free_threaded;
 mod phases;
 mod pools;
@@ -23,7 +24,8 @@ use crate::model::{GilMode, ThreadState};
 
 use event_loops::{blocked_loop, event_loop_blocked};
 use facts::{mean_of, Facts};
-use free_threaded::free_threaded;
+use findings::{Diagnosis, Finding};
+use free_threaded::{free_threaded, gil_phases};
 use phases::phases;
 use pools::{diagnose_pool, PoolFacts};
 use threads::{
@@ -146,18 +148,6 @@ pub struct Prediction {
     pub assumptions: Vec<String>,
 }
 
-impl Prediction {
-    /// No fix speeds the run up, for the reason given.
-    fn unchanged(assumption: impl Into<String>) -> Prediction {
-        Prediction {
-            processes: Some(1.0),
-            threads: Some(1.0),
-            free_threaded: Some(1.0),
-            assumptions: vec![assumption.into()],
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
     pub start_s: f64,
@@ -182,11 +172,30 @@ pub struct Verdict {
 
 /// Decides the verdict for a whole run.
 pub fn diagnose(analysis: &Analysis) -> Verdict {
+    text::verdict(&find(analysis))
+}
+
+/// What the rules find about a run.
+fn find(analysis: &Analysis) -> Diagnosis {
+    let alone = |finding| Diagnosis {
+        finding,
+        during: None,
+        within: None,
+        phases: Vec::new(),
+    };
     if analysis.ticks < MIN_SAMPLES || analysis.duration_s < MIN_DURATION_S {
-        return not_enough_evidence(analysis);
+        let rate_hz = analysis
+            .target
+            .as_ref()
+            .map_or(100.0, |t| t.rate_hz.max(1.0));
+        return alone(Finding::NotEnoughEvidence {
+            samples: analysis.ticks,
+            duration_s: analysis.duration_s,
+            needed_s: (MIN_SAMPLES as f64 / rate_hz).max(MIN_DURATION_S),
+        });
     }
     if let Some(pool) = PoolFacts::new(analysis) {
-        return diagnose_pool(&pool);
+        return alone(diagnose_pool(&pool));
     }
     // Without a pool, the process that did the most is judged on its own: its threads share
     // one GIL, other processes' do not.
@@ -196,65 +205,35 @@ pub fn diagnose(analysis: &Analysis) -> Verdict {
         .filter(|p| p.python.is_some())
         .max_by(|a, b| a.cpu_s.total_cmp(&b.cpu_s));
     if let (Some(process), true) = (busiest, analysis.processes.len() > 1) {
-        let mut verdict = diagnose(&analysis.only_process(process.pid));
+        let mut diagnosis = find(&analysis.only_process(process.pid));
         if process.parent.is_some() {
-            verdict.headline = format!(
-                "In PID {} ({}): {}",
-                process.pid,
-                process.command.join(" "),
-                verdict.headline
-            );
+            diagnosis.within = Some((process.pid, process.command.join(" ")));
         }
-        return verdict;
+        return diagnosis;
     }
     let facts = Facts::new(analysis);
     let phases = phases(analysis);
-    let mut verdict = decide(&facts);
+    let mut finding = decide(&facts);
+    let mut during = None;
     // Phases that did not overlap are not a mix: judge the run by its CPU-bound phase.
     let cpu_phase = phases.iter().find(|p| p.kind == VerdictKind::GilContention);
-    if let (VerdictKind::Mixed, Some(phase)) = (verdict.kind, cpu_phase) {
+    if let (Finding::Mixed { .. }, Some(phase)) = (&finding, cpu_phase) {
         let python = facts.doing(&[Gil]);
         if python.len() >= 2 {
-            verdict = gil_contention(&facts, &python);
-            verdict.headline = format!(
-                "From {:.0} s to {:.0} s: {}",
-                phase.start_s, phase.end_s, verdict.headline
-            );
+            finding = gil_contention(&facts, &python);
+            during = Some((phase.start_s, phase.end_s));
         }
     }
-    if verdict.phases.is_empty() {
-        verdict.phases = phases;
-    }
-    verdict
-}
-
-fn not_enough_evidence(analysis: &Analysis) -> Verdict {
-    let needed = (MIN_SAMPLES as f64
-        / analysis
-            .target
-            .as_ref()
-            .map_or(100.0, |t| t.rate_hz.max(1.0)))
-    .max(MIN_DURATION_S);
-    Verdict {
-        kind: VerdictKind::Idle,
-        headline: format!(
-            "Not enough evidence: {} samples over {:.2} s; sample at least {:.1} s",
-            analysis.ticks, analysis.duration_s, needed
-        ),
-        evidence: vec![format!(
-            "{} samples, {:.2} s: a verdict needs {} samples and {:.1} s",
-            analysis.ticks, analysis.duration_s, MIN_SAMPLES, MIN_DURATION_S
-        )],
-        advice: vec!["run the program for longer, or attach while it does its slow part".into()],
-        snippet: None,
-        predicted_speedup: None,
-        confidence: Confidence::Low,
-        phases: Vec::new(),
+    Diagnosis {
+        phases: gil_phases(&finding, analysis.duration_s).unwrap_or(phases),
+        finding,
+        during,
+        within: None,
     }
 }
 
 /// The rules, in order of precedence.
-fn decide(f: &Facts) -> Verdict {
+fn decide(f: &Facts) -> Finding {
     if f.analysis
         .target
         .as_ref()

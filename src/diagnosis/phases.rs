@@ -4,7 +4,8 @@ use crate::analysis::{Analysis, Window};
 use crate::model::ThreadState;
 use crate::model::ThreadState::{Gil, GilWait, Io, Lock, Native, Sleep};
 
-use super::{Phase, VerdictKind, MIN_PHASE_WINDOWS};
+use super::findings::{PhaseLabel, PhaseSpan};
+use super::{VerdictKind, MIN_PHASE_WINDOWS};
 
 /// A window's character, from process-wide counts.
 pub(super) fn window_kind(w: &Window) -> Option<VerdictKind> {
@@ -36,19 +37,8 @@ pub(super) fn window_kind(w: &Window) -> Option<VerdictKind> {
     })
 }
 
-pub(super) fn phase_headline(kind: VerdictKind) -> &'static str {
-    match kind {
-        VerdictKind::GilContention => "Python threads contend for the GIL",
-        VerdictKind::SingleThreadCpu => "one thread runs Python",
-        VerdictKind::NativeParallel => "native code runs without the GIL",
-        VerdictKind::IoBound => "threads wait on I/O or sleep",
-        VerdictKind::LockContention => "threads wait on the program's locks",
-        _ => "mostly idle",
-    }
-}
-
 /// Splits the run into phases of different character; empty when it kept one character.
-pub(super) fn phases(analysis: &Analysis) -> Vec<Phase> {
+pub(super) fn phases(analysis: &Analysis) -> Vec<PhaseSpan> {
     let mut runs: Vec<(VerdictKind, usize, usize)> = Vec::new();
     for (i, w) in analysis.windows.iter().enumerate() {
         let Some(kind) = window_kind(w) else { continue };
@@ -90,7 +80,7 @@ pub(super) fn phases(analysis: &Analysis) -> Vec<Phase> {
     let origin = t(0);
     merged
         .into_iter()
-        .map(|(kind, start, end)| Phase {
+        .map(|(kind, start, end)| PhaseSpan {
             start_s: t(start) - origin,
             end_s: (if end < analysis.windows.len() {
                 t(end)
@@ -99,7 +89,7 @@ pub(super) fn phases(analysis: &Analysis) -> Vec<Phase> {
             } - origin)
                 .min(analysis.duration_s),
             kind,
-            headline: phase_headline(kind).into(),
+            label: PhaseLabel::Character,
         })
         .collect()
 }

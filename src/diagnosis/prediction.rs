@@ -2,14 +2,14 @@
 
 use crate::analysis::{ThreadSummary, Window};
 use crate::model::ThreadState::{Gil, GilWait, Native};
-use crate::words::pct;
 
 use super::facts::{mean_of, Facts};
-use super::{Prediction, FREE_THREADED_EFFICIENCY, WORKER_STARTUP_S};
+use super::findings::{Assumption, Forecast};
+use super::{FREE_THREADED_EFFICIENCY, WORKER_STARTUP_S};
 
 /// Amdahl's law on the measured run: the part of the run where several threads were busy is
 /// spread over the cores; the rest stays serial.
-pub(super) fn predict(f: &Facts, python: &[&ThreadSummary]) -> Prediction {
+pub(super) fn predict(f: &Facts, python: &[&ThreadSummary]) -> Forecast {
     let a = f.analysis;
     let cores = f.cores as f64;
     let n = python.len().max(1) as f64;
@@ -32,24 +32,16 @@ pub(super) fn predict(f: &Facts, python: &[&ThreadSummary]) -> Prediction {
     let python_share = mean_of(python, &[Gil]) / mean_of(python, &[Gil, Native]).max(1e-9);
     let ft_work = work_core_s * (1.0 + python_share * (1.0 / FREE_THREADED_EFFICIENCY - 1.0));
     let free_threaded = total / (serial + (ft_work / cores).max(longest_thread));
-    Prediction {
+    Forecast {
         processes: Some(round2(processes)),
         threads: Some(1.0),
         free_threaded: Some(round2(free_threaded)),
         assumptions: vec![
-            format!(
-                "{} of the run had several busy threads and is spread over {} cores; the other {} stays serial",
-                pct(parallel),
-                workers,
-                pct(1.0 - parallel)
-            ),
-            "the work divides evenly among the workers and shares no state".into(),
-            format!("worker start-up {WORKER_STARTUP_S} s each (estimate)"),
-            "pickling of arguments and results not measured: assumed small (estimate)".into(),
-            format!(
-                "a free-threaded build runs Python at about {} of the default build's speed (estimate)",
-                pct(FREE_THREADED_EFFICIENCY)
-            ),
+            Assumption::ParallelShare { parallel, workers },
+            Assumption::EvenSplit,
+            Assumption::WorkerStartup,
+            Assumption::PicklingUnmeasured,
+            Assumption::FreeThreadedSpeed,
         ],
     }
 }

@@ -1,44 +1,772 @@
-//! The words the rules share: one place for each sentence more than one rule says.
+//! The one place where findings become words: each [`Finding`] gets its headline, evidence,
+//! advice and code snippet here, and each [`Forecast`] its assumptions.
 
-use crate::analysis::queries::hot_functions;
-use crate::analysis::{Analysis, ThreadSummary};
-use crate::model::{Frame, ThreadState};
+use crate::analysis::queries::{HotFunction, LoopCulprit};
+use crate::model::{ExtensionModule, Frame};
 use crate::words::{file_name, pct, place};
 
-use super::facts::{entry_point, Facts};
-use super::{Confidence, Verdict, VerdictKind};
+use super::findings::{
+    Assumption, Diagnosis, Finding, Forecast, FreeThreadedCase, Load, PhaseLabel, PhaseSpan,
+    PoolLoad, Span,
+};
+use super::{
+    Phase, Prediction, Verdict, VerdictKind, FREE_THREADED_EFFICIENCY, MIN_DURATION_S, MIN_SAMPLES,
+    WORKER_STARTUP_S,
+};
 
-pub(super) fn base(kind: VerdictKind, headline: String, evidence: Vec<String>) -> Verdict {
-    Verdict {
-        kind,
-        headline,
-        evidence,
+/// The verdict, in words, of what the rules found.
+pub(super) fn verdict(d: &Diagnosis) -> Verdict {
+    let mut v = finding(&d.finding);
+    if let Some((start_s, end_s)) = d.during {
+        v.headline = format!("From {start_s:.0} s to {end_s:.0} s: {}", v.headline);
+    }
+    if let Some((pid, command)) = &d.within {
+        v.headline = format!("In PID {pid} ({command}): {}", v.headline);
+    }
+    v.phases = d.phases.iter().map(phase).collect();
+    v
+}
+
+fn finding(f: &Finding) -> Verdict {
+    let mut v = Verdict {
+        kind: f.kind(),
+        headline: String::new(),
+        evidence: Vec::new(),
         advice: Vec::new(),
         snippet: None,
         predicted_speedup: None,
-        confidence: Confidence::High,
+        confidence: f.confidence(),
         phases: Vec::new(),
+    };
+    match f {
+        Finding::NotEnoughEvidence {
+            samples,
+            duration_s,
+            needed_s,
+        } => not_enough_evidence(&mut v, *samples, *duration_s, *needed_s),
+        Finding::UnmappedHolder { unmapped, load } => unmapped_holder(&mut v, *unmapped, load),
+        Finding::NoRuleFits {
+            threads,
+            shares,
+            load,
+        } => {
+            let shares: Vec<String> = shares
+                .iter()
+                .map(|(state, share)| format!("{} {}", state.name(), pct(*share)))
+                .collect();
+            v.headline =
+                "No clear bottleneck: the threads' time is spread over several states".into();
+            v.evidence = vec![
+                format!(
+                    "{threads} busy threads spend on average: {}",
+                    shares.join(", ")
+                ),
+                gil_and_cores(load),
+            ];
+            v.advice.push("Sample a longer stretch of the slow part, or look at the per-thread table and the hot functions below".into());
+        }
+        Finding::GilContention {
+            threads,
+            wait,
+            load,
+            switches_per_s,
+            executor,
+            hot,
+            entries,
+            forecast,
+        } => {
+            v.headline = format!(
+                "GIL contention: {threads} Python threads take turns on one GIL, so they run one at a time"
+            );
+            v.evidence.push(format!(
+                "{threads} threads ran Python; the GIL was held {} of the time; each waited {} of its time for it; {}",
+                pct(load.gil_held),
+                pct(*wait),
+                core_line(load)
+            ));
+            if let Some(rate) = switches_per_s {
+                v.evidence
+                    .push(format!("the GIL changed hands {rate:.0} times a second"));
+            }
+            gil_contention_advice(&mut v, *executor, hot, entries);
+            v.predicted_speedup = Some(prediction(forecast));
+        }
+        Finding::Mixed {
+            io_threads,
+            io_wait,
+            python_threads,
+            python_wait,
+            load,
+            hot,
+            forecast,
+        } => {
+            v.headline = format!(
+                "Mixed: {io_threads} threads wait on I/O while {python_threads} run Python and hold the GIL"
+            );
+            v.evidence = vec![
+                format!(
+                    "{io_threads} threads do I/O or sleep, yet wait {} of their time for the GIL; {python_threads} threads ran Python, waiting {} for it",
+                    pct(*io_wait),
+                    pct(*python_wait)
+                ),
+                gil_and_cores(load),
+            ];
+            v.advice.push("Keep the I/O in threads (or asyncio), and send the CPU-bound Python work to a process pool: chain a ThreadPoolExecutor that fetches into a ProcessPoolExecutor that computes".into());
+            v.advice.extend(hot_lines(hot, "GIL-holding time"));
+            v.snippet = Some("import asyncio\nfrom concurrent.futures import ProcessPoolExecutor\n\nasync def handle(item, pool):\n    data = await fetch(item)  # I/O stays in threads or the loop\n    loop = asyncio.get_running_loop()\n    # the CPU-bound part goes to a process\n    return await loop.run_in_executor(pool, compute, data)".into());
+            v.predicted_speedup = forecast.as_ref().map(prediction);
+        }
+        Finding::NativeParallel {
+            threads,
+            native,
+            wait,
+            oversubscribed,
+            load,
+            hot,
+            forecast,
+        } => {
+            v.headline = format!(
+                "Threads already work: {threads} threads run native code with the GIL released, filling {:.1} of {} cores",
+                load.cores_used, load.cores
+            );
+            v.evidence = vec![
+                format!(
+                    "{threads} threads spent {} of their time in native code without the GIL; they waited {} for it",
+                    pct(*native),
+                    pct(*wait)
+                ),
+                gil_and_cores(load),
+            ];
+            v.advice.push("Threads already run in parallel here: processes would add start-up and pickling costs for no gain".into());
+            if *oversubscribed {
+                v.advice.push(format!(
+                    "Every core is busy: more workers will not help; {} workers (one per core) is enough",
+                    load.cores
+                ));
+            }
+            v.advice.extend(hot_lines(hot, "native time"));
+            v.predicted_speedup = Some(prediction(forecast));
+        }
+        Finding::SingleThreadCpu {
+            thread,
+            on_cpu,
+            holding,
+            others,
+            load,
+            entry,
+            hot,
+            forecast,
+        } => {
+            v.headline =
+                format!("One thread does all the work: {thread} is busy while the others wait");
+            v.evidence = vec![
+                format!(
+                    "{thread} was on the CPU {} of its time ({} holding the GIL); {others} other threads took part",
+                    pct(*on_cpu),
+                    pct(*holding)
+                ),
+                core_line(load),
+            ];
+            v.advice.push("Split the work into independent parts first; then run the parts in a process pool (threads would only take turns on the GIL)".into());
+            if let Some(entry) = entry {
+                v.advice
+                    .push(format!("The busy thread runs {}", location(entry)));
+            }
+            v.advice.extend(hot_lines(hot, "GIL-holding time"));
+            v.predicted_speedup = Some(prediction(forecast));
+        }
+        Finding::LockContention {
+            waiters,
+            lock,
+            wait,
+            load,
+            sites,
+            entries,
+            forecast,
+        } => {
+            v.headline = format!(
+                "Lock contention: {waiters} threads wait on a lock of the program's own, not on the GIL"
+            );
+            v.evidence = vec![
+                format!(
+                    "the threads spent {} of their time waiting on a lock, condition, queue or event, and {} waiting for the GIL",
+                    pct(*lock),
+                    pct(*wait)
+                ),
+                gil_and_cores(load),
+            ];
+            v.advice.push("The GIL is not the limit: the program's own locking serialises the threads. Hold locks for less time (never across I/O or sleep), or split the data so threads do not share a lock".into());
+            let sites = hot_lines(sites, "lock-waiting time");
+            if !sites.is_empty() {
+                v.advice.push("Where the threads wait:".into());
+                v.advice.extend(sites);
+            }
+            let entries = entry_points(entries);
+            if !entries.is_empty() {
+                v.advice
+                    .push(format!("Waiting threads run: {}", entries.join(", ")));
+            }
+            v.predicted_speedup = Some(prediction(forecast));
+        }
+        Finding::IoBound {
+            threads,
+            io,
+            wait,
+            load,
+            loops,
+            hot,
+            forecast,
+        } => io_bound(&mut v, (*threads, *io, *wait), load, loops, hot, forecast),
+        Finding::CpuSaturated {
+            wait,
+            load,
+            forecast,
+        } => {
+            v.headline = format!(
+                "CPU saturated: the process keeps all {} cores busy",
+                load.cores
+            );
+            v.evidence = vec![
+                core_line(load),
+                format!(
+                    "the GIL was held {}; threads waited {} for it",
+                    pct(load.gil_held),
+                    pct(*wait)
+                ),
+            ];
+            v.advice.push(
+                "Nothing to gain from more workers: make the work itself cheaper, or run on more cores"
+                    .into(),
+            );
+            v.predicted_speedup = Some(prediction(forecast));
+        }
+        Finding::Idle { load } => {
+            v.headline = "Idle: the program was mostly waiting, with no thread busy".into();
+            v.evidence = vec![core_line(load)];
+            v.advice.push(
+                "Nothing to speed up in this window: sample while the program does its slow part"
+                    .into(),
+            );
+        }
+        Finding::EventLoopBlocked {
+            thread,
+            blocking,
+            busy,
+            longest_s,
+            blocked,
+            culprits,
+        } => event_loop_blocked(
+            &mut v,
+            thread,
+            *blocking,
+            (*busy, *longest_s, *blocked),
+            culprits,
+        ),
+        Finding::IpcOverhead {
+            ipc_share,
+            pool,
+            hot,
+        } => {
+            v.headline = format!(
+                "IPC overhead: {} of the CPU time goes to pickling and sending data between processes, not to the work",
+                pct(*ipc_share)
+            );
+            v.evidence = vec![
+                format!(
+                    "{} of the on-CPU samples of the parent and the workers were in pickle or multiprocessing's send/receive code",
+                    pct(*ipc_share)
+                ),
+                pool_line(pool),
+            ];
+            v.advice.push("Send less: pass file paths, database keys or index ranges and let each worker load its own data, or put large arrays in `multiprocessing.shared_memory`".into());
+            v.advice.push("Send fewer, bigger tasks: a `chunksize` on `map`/`imap_unordered` (or group items yourself), so each task does more work per pickled byte".into());
+            v.advice.push("Return less: reduce the result inside the worker (a sum, a count, a file written) instead of sending the data back".into());
+            let hot = hot_lines(hot, "GIL-holding time");
+            if !hot.is_empty() {
+                v.advice.push("Where the processes hold their GILs:".into());
+                v.advice.extend(hot);
+            }
+            v.snippet = Some("# before: each task pickles a large list\npool.map(total, [big_list] * n)\n\n# after: send what to load, not the data\ndef total_of(path):\n    return sum(load(path))\n\npool.imap_unordered(total_of, paths, chunksize=16)".into());
+        }
+        Finding::ResultBottleneck {
+            thread,
+            tid,
+            busy,
+            pool,
+        } => {
+            v.headline = format!(
+                "Result bottleneck: the parent's result thread ({thread}) is busy {} of the time receiving and unpickling, and the workers wait on it",
+                pct(*busy)
+            );
+            v.evidence = vec![
+                format!(
+                    "{thread} ({tid}) was on a CPU or waiting for the parent's GIL {} of its time",
+                    pct(*busy)
+                ),
+                pool_line(pool),
+            ];
+            v.advice.push("Return less from each task: reduce inside the worker, or write large results to files and return their paths".into());
+            v.advice.push("Keep the parent's other threads from holding its GIL while results arrive (move the parent's own CPU work out of it)".into());
+        }
+        Finding::PoolUnderused {
+            pool,
+            utilisation,
+            few_workers,
+            parent_busy,
+            forecast,
+        } => pool_underused(
+            &mut v,
+            pool,
+            *utilisation,
+            *few_workers,
+            *parent_busy,
+            forecast,
+        ),
+        Finding::PoolParallel {
+            pool,
+            ipc_share,
+            tasks,
+            forecast,
+        } => {
+            v.headline = format!(
+                "The process pool works: {:.1} workers busy in parallel on {} cores ({:.1}× one core)",
+                pool.busy_workers, pool.cores, pool.cores_used
+            );
+            v.evidence = vec![
+                pool_line(pool),
+                format!(
+                    "only {} of the on-CPU time went to pickling and sending data",
+                    pct(*ipc_share)
+                ),
+            ];
+            if !tasks.is_empty() {
+                let tasks: Vec<String> = tasks
+                    .iter()
+                    .map(|(function, file)| format!("{function} ({})", file_name(file)))
+                    .collect();
+                v.evidence
+                    .push(format!("the workers run {}", tasks.join(", ")));
+            }
+            v.advice.push("Nothing to fix: the work runs in parallel on every core. More workers than cores would not help".into());
+            v.predicted_speedup = Some(prediction(forecast));
+        }
+        Finding::FreeThreaded { load, case } => free_threaded(&mut v, load, *case),
+        Finding::GilTurnedOn {
+            modules,
+            at_s,
+            contended,
+            before,
+            after,
+            cores,
+        } => gil_turned_on(
+            &mut v,
+            modules,
+            (*at_s, *contended),
+            (before.as_ref(), after),
+            *cores,
+        ),
+    }
+    v
+}
+
+fn not_enough_evidence(v: &mut Verdict, samples: u64, duration_s: f64, needed_s: f64) {
+    v.headline = format!(
+        "Not enough evidence: {samples} samples over {duration_s:.2} s; sample at least {needed_s:.1} s"
+    );
+    v.evidence = vec![format!(
+        "{samples} samples, {duration_s:.2} s: a verdict needs {MIN_SAMPLES} samples and {MIN_DURATION_S:.1} s"
+    )];
+    v.advice
+        .push("run the program for longer, or attach while it does its slow part".into());
+}
+
+fn unmapped_holder(v: &mut Verdict, unmapped: f64, load: &Load) {
+    v.headline = format!(
+        "Cannot tell: the GIL was held {} of the time by a thread gilscope could not map",
+        pct(unmapped)
+    );
+    v.evidence = vec![
+        "CPython names the GIL's holder by a thread id from its own memory; that id matched none of the target's threads, so no thread can be shown holding the GIL and GIL-based verdicts would be guesses".into(),
+        core_line(load),
+    ];
+    v.advice.push("The likely cause is a PID namespace gilscope could not translate (a container): run gilscope in the target's PID namespace (`gilscope run` inside the container, or a sidecar started with `--pid=container:NAME`)".into());
+    v.advice.push("If the target is on the host, please report this with the Python build and `cat /proc/PID/status`".into());
+}
+
+fn gil_contention_advice(v: &mut Verdict, executor: bool, hot: &[HotFunction], entries: &[Frame]) {
+    v.advice.push(format!(
+        "Move the CPU-bound Python work to processes: {}",
+        if executor {
+            "replace ThreadPoolExecutor with ProcessPoolExecutor"
+        } else {
+            "replace threading.Thread with multiprocessing.Pool (or ProcessPoolExecutor)"
+        }
+    ));
+    let hot = hot_lines(hot, "GIL-holding time");
+    if !hot.is_empty() {
+        v.advice.push("The functions holding the GIL:".into());
+        v.advice.extend(hot);
+    }
+    let entries = entry_points(entries);
+    if !entries.is_empty() {
+        v.advice.push(format!(
+            "They run in the threads started at: {}",
+            entries.join(", ")
+        ));
+    }
+    v.advice.push(
+        "Keep the pool's creation under `if __name__ == \"__main__\":`, and pass small arguments (paths, ranges) rather than large data".into(),
+    );
+    v.advice.push(
+        "Alternatively, a free-threaded CPython (3.13t or later) runs these threads in parallel"
+            .into(),
+    );
+    v.snippet = Some(if executor {
+        "# before\nwith ThreadPoolExecutor(max_workers=n) as pool:\n    results = list(pool.map(work, tasks))\n\n# after\nfrom concurrent.futures import ProcessPoolExecutor\n\nif __name__ == \"__main__\":\n    with ProcessPoolExecutor(max_workers=n) as pool:\n        results = list(pool.map(work, tasks))".into()
+    } else {
+        "# before\nthreads = [threading.Thread(target=work, args=(t,)) for t in tasks]\n\n# after\nimport multiprocessing\n\nif __name__ == \"__main__\":\n    with multiprocessing.Pool() as pool:\n        results = pool.map(work, tasks)".into()
+    });
+}
+
+/// `shares` is (threads, I/O or sleep, GIL wait).
+fn io_bound(
+    v: &mut Verdict,
+    (threads, io, wait): (usize, f64, f64),
+    load: &Load,
+    loops: &[(String, f64)],
+    hot: &[HotFunction],
+    forecast: &Forecast,
+) {
+    v.headline = format!(
+        "I/O-bound: {threads} threads spend most of their time waiting on I/O, not on the GIL"
+    );
+    v.evidence = vec![
+        format!(
+            "the threads waited on I/O or slept {} of their time and for the GIL {}",
+            pct(io),
+            pct(wait)
+        ),
+        gil_and_cores(load),
+    ];
+    for (thread, waiting) in loops {
+        v.evidence.push(format!(
+            "the asyncio loop in {} waited for events {} of its time: it is not blocked",
+            thread_or_its(thread),
+            pct(*waiting)
+        ));
+    }
+    if loops.is_empty() {
+        v.advice.push("Threads are the right tool here: the GIL is released while they wait. More threads give more concurrent waits".into());
+        v.advice.push("asyncio pays once you need many hundreds of concurrent waits (connections, requests); below that, threads are simpler".into());
+    } else {
+        v.headline =
+            "I/O-bound: the asyncio loop waits on I/O nearly all the time, not on the GIL or the CPU"
+                .into();
+        v.advice.push("asyncio is the right tool here: the loop spends its time waiting for I/O. More concurrent tasks give more concurrent waits".into());
+    }
+    v.advice.extend(hot_lines(hot, "I/O time"));
+    v.predicted_speedup = Some(prediction(forecast));
+}
+
+/// `shares` is (busy, longest stall in seconds, blocked share of the busy time).
+fn event_loop_blocked(
+    v: &mut Verdict,
+    thread: &str,
+    blocking: bool,
+    (busy, longest_s, blocked): (f64, f64, f64),
+    culprits: &[LoopCulprit],
+) {
+    v.headline = format!(
+        "Blocked event loop: the asyncio loop in {} {} {} of the time, stalling every task (longest stretch without waiting for events: {:.0} ms)",
+        thread_or_its(thread),
+        if blocking { "sat in blocking calls" } else { "ran CPU-bound code" },
+        pct(busy),
+        longest_s * 1000.0
+    );
+    v.evidence = vec![format!(
+        "the loop waited for events {} of its time; {} was spent in callbacks and coroutine steps, {} of it blocked rather than on a CPU",
+        pct(1.0 - busy),
+        pct(busy),
+        pct(blocked)
+    )];
+    if blocking {
+        v.advice.push("Move the blocking calls off the loop: `await asyncio.to_thread(f, ...)` (3.9+) or `await loop.run_in_executor(None, f, ...)`; use `await asyncio.sleep()` instead of `time.sleep()`, and async libraries (aiohttp, httpx, aiofiles) instead of requests or plain file reads".into());
+        v.snippet = Some("# before: blocks every task on the loop\ntime.sleep(delay)\ndata = requests.get(url).content\n\n# after\nawait asyncio.sleep(delay)\ndata = await asyncio.to_thread(lambda: requests.get(url).content)".into());
+    } else {
+        v.advice.push("Move the CPU-bound work to a process pool: `await loop.run_in_executor(pool, f, ...)` with a `ProcessPoolExecutor`, so the loop keeps serving other tasks".into());
+        v.snippet = Some("from concurrent.futures import ProcessPoolExecutor\n\npool = ProcessPoolExecutor()\n\nasync def handle(item):\n    loop = asyncio.get_running_loop()\n    return await loop.run_in_executor(pool, compute, item)".into());
+    }
+    if !culprits.is_empty() {
+        v.advice.push("Where the loop's time went:".into());
+        v.advice
+            .extend(culprits.iter().map(|c| format!("- {}", culprit(c))));
+    }
+}
+
+fn culprit(c: &LoopCulprit) -> String {
+    let site = place(&c.function, &c.file, c.line);
+    let site = if c.function == c.coroutine {
+        site
+    } else {
+        format!("{site} in coroutine {}", c.coroutine)
+    };
+    format!(
+        "{site}: {} of the loop's time, {}",
+        pct(c.share),
+        if c.blocked >= 0.5 {
+            "blocked"
+        } else {
+            "on a CPU"
+        }
+    )
+}
+
+fn pool_underused(
+    v: &mut Verdict,
+    pool: &PoolLoad,
+    utilisation: f64,
+    few_workers: bool,
+    parent_busy: Option<f64>,
+    forecast: &Forecast,
+) {
+    v.headline = if few_workers {
+        let workers = pool.concurrent_workers.round().max(1.0);
+        format!(
+            "Under-used pool: {workers:.0} worker{} for {} cores, so {:.1} cores stay idle",
+            if workers == 1.0 { "" } else { "s" },
+            pool.cores,
+            (pool.cores as f64 - pool.cores_used).max(0.0)
+        )
+    } else {
+        format!(
+            "Under-used pool: the workers are busy only {} of the time; they wait for tasks",
+            pct(utilisation)
+        )
+    };
+    v.evidence = vec![pool_line(pool)];
+    if few_workers {
+        v.advice.push(format!(
+            "Create the pool with one worker per core: `Pool({})` or `ProcessPoolExecutor(max_workers={})` (the default is `os.cpu_count()`)",
+            pool.cores, pool.cores
+        ));
+    }
+    v.advice.push("If the parent produces tasks one at a time (a loop of `apply_async`/`submit` that waits on each result), submit them all first and collect later, or use `imap_unordered`".into());
+    v.advice.push("Give each task more work (a `chunksize`, or grouped items) so workers do not wait between tasks".into());
+    if let Some(busy) = parent_busy {
+        v.evidence.push(format!(
+            "the parent's main thread was busy {} of the time: it may not produce tasks fast enough",
+            pct(busy)
+        ));
+    }
+    v.predicted_speedup = Some(prediction(forecast));
+}
+
+fn free_threaded(v: &mut Verdict, load: &Load, case: FreeThreadedCase) {
+    v.headline =
+        "Free-threaded CPython: the GIL is disabled and threads run Python in parallel".into();
+    v.evidence = vec![core_line(load)];
+    match case {
+        FreeThreadedCase::GilHeld => {
+            v.headline = "Free-threaded CPython, but the GIL was turned back on".into();
+            v.evidence.push(format!(
+                "the GIL was held {} of the time: an extension module that does not declare free-threading support re-enabled it",
+                pct(load.gil_held)
+            ));
+            v.advice.push("Find the extension that re-enabled the GIL (Python warns at import with `-W default`), upgrade it, or run with PYTHON_GIL=0 if it is safe".into());
+        }
+        FreeThreadedCase::Starved { busy } => {
+            v.headline = format!(
+                "Free-threaded CPython: the GIL is disabled, yet {busy} busy threads use only {:.1} cores",
+                load.cores_used
+            );
+            v.evidence.push(format!(
+                "{busy} threads are on a CPU most of the time, but the process used {:.1} cores: they wait for CPUs other programs hold, or spin",
+                load.cores_used
+            ));
+            v.advice.push("Check what else runs on the machine (`top`); more threads than cores cannot run at once".into());
+        }
+        FreeThreadedCase::Locks { lock } => {
+            v.headline = "Free-threaded CPython: the GIL is disabled, but the threads wait on the program's own locks".into();
+            v.evidence.push(format!(
+                "the threads spend {} of their time waiting on locks, queues or events",
+                pct(lock)
+            ));
+            v.advice
+                .push("Hold locks for less time, or give each thread its own data".into());
+        }
+        FreeThreadedCase::Parallel => {
+            v.advice
+                .push("Threads already run Python in parallel; more cores give more speed".into());
+        }
+    }
+    v.evidence.push("with the GIL disabled, a thread on a CPU runs Python or native code: a free-threaded build cannot tell the two apart, so both show as `native`".into());
+}
+
+fn gil_turned_on(
+    v: &mut Verdict,
+    modules: &[ExtensionModule],
+    (at_s, contended): (f64, bool),
+    (before, after): (Option<&Span>, &Span),
+    cores: u32,
+) {
+    let names: Vec<String> = modules.iter().map(|m| format!("`{}`", m.name)).collect();
+    let culprit = match names.len() {
+        0 => "an extension module gilscope could not name".to_string(),
+        _ => names.join(", "),
+    };
+    let when = if at_s > 0.0 {
+        format!("importing {culprit} turned the GIL back on at {at_s:.1} s")
+    } else {
+        format!("the GIL is on: {culprit} turned it back on before sampling began")
+    };
+    v.headline = format!("Free-threaded CPython, but {when}");
+    if contended {
+        v.headline.push_str(": the threads now take turns on it");
+    }
+    for module in modules {
+        let file = if module.file.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", module.file)
+        };
+        v.evidence.push(format!(
+            "`{}`{file} does not declare free-threading support (no `Py_mod_gil` slot), so importing it enabled the GIL for the whole process",
+            module.name
+        ));
+    }
+    if let Some(b) = before {
+        v.evidence.push(format!(
+            "before: {:.1} s with the GIL disabled, {:.1} of {cores} cores used",
+            b.seconds, b.cores
+        ));
+    }
+    v.evidence.push(format!(
+        "after: the GIL held {} of the time; the busy threads waited {} of their time for it; {:.1} of {cores} cores used",
+        pct(after.gil_held),
+        pct(after.gil_wait),
+        after.cores
+    ));
+    let first = modules
+        .first()
+        .map_or("the extension".to_string(), |m| format!("`{}`", m.name));
+    v.advice.push(format!(
+        "Install a build of {first} made for free-threaded CPython (one that declares `Py_mod_gil`), or replace it"
+    ));
+    v.advice.push("Or keep the GIL off with PYTHON_GIL=0 (or `python -X gil=0`): at your own risk, since the extension was not written for threads running at once".into());
+    if contended {
+        v.advice.push(
+            "Until then, processes (multiprocessing.Pool) run the CPU-bound threads in parallel"
+                .into(),
+        );
+    }
+}
+
+fn phase(p: &PhaseSpan) -> Phase {
+    Phase {
+        start_s: p.start_s,
+        end_s: p.end_s,
+        kind: p.kind,
+        headline: match p.label {
+            PhaseLabel::Character => character(p.kind).into(),
+            PhaseLabel::GilDisabled => "the GIL disabled: threads run in parallel".into(),
+            PhaseLabel::GilOn => format!("the GIL on: {}", character(p.kind)),
+        },
+    }
+}
+
+/// A phase's character in a few words.
+fn character(kind: VerdictKind) -> &'static str {
+    match kind {
+        VerdictKind::GilContention => "Python threads contend for the GIL",
+        VerdictKind::SingleThreadCpu => "one thread runs Python",
+        VerdictKind::NativeParallel => "native code runs without the GIL",
+        VerdictKind::IoBound => "threads wait on I/O or sleep",
+        VerdictKind::LockContention => "threads wait on the program's locks",
+        _ => "mostly idle",
+    }
+}
+
+fn prediction(f: &Forecast) -> Prediction {
+    Prediction {
+        processes: f.processes,
+        threads: f.threads,
+        free_threaded: f.free_threaded,
+        assumptions: f.assumptions.iter().map(|a| assumption(*a)).collect(),
+    }
+}
+
+fn assumption(a: Assumption) -> String {
+    match a {
+        Assumption::ParallelShare { parallel, workers } => format!(
+            "{} of the run had several busy threads and is spread over {workers} cores; the other {} stays serial",
+            pct(parallel),
+            pct(1.0 - parallel)
+        ),
+        Assumption::EvenSplit => "the work divides evenly among the workers and shares no state".into(),
+        Assumption::WorkerStartup => format!("worker start-up {WORKER_STARTUP_S} s each (estimate)"),
+        Assumption::PicklingUnmeasured => {
+            "pickling of arguments and results not measured: assumed small (estimate)".into()
+        }
+        Assumption::FreeThreadedSpeed => format!(
+            "a free-threaded build runs Python at about {} of the default build's speed (estimate)",
+            pct(FREE_THREADED_EFFICIENCY)
+        ),
+        Assumption::SplitFirst { cores } => format!(
+            "an upper bound: the work must first be split into at least {cores} independent parts"
+        ),
+        Assumption::NativeAlreadyParallel => {
+            "the native work already runs without the GIL on every core it can use".into()
+        }
+        Assumption::WaitsOutside => "the waits are outside the process: neither processes nor a free-threaded build shorten them".into(),
+        Assumption::LockStays => "the lock stays as it is: only changing the locking helps".into(),
+        Assumption::EveryCoreBusy => "every core is already busy".into(),
+        Assumption::EveryCoreBusyWithWork => "every core is already busy with the work".into(),
+        Assumption::AllCoresBusy {
+            cores,
+            busy_workers,
+        } => format!(
+            "an upper bound: all {cores} cores kept busy, against {busy_workers:.1} busy workers today"
+        ),
+    }
+}
+
+/// "1.0 of 2 cores used".
+fn core_line(load: &Load) -> String {
+    format!("{:.1} of {} cores used", load.cores_used, load.cores)
+}
+
+/// "the GIL was held 95% of the time; 1.0 of 2 cores used", which most rules give.
+fn gil_and_cores(load: &Load) -> String {
+    format!(
+        "the GIL was held {} of the time; {}",
+        pct(load.gil_held),
+        core_line(load)
+    )
+}
+
+fn pool_line(pool: &PoolLoad) -> String {
+    format!(
+        "{:.1} workers alive on average, {:.1} of them busy on a CPU; {:.1} of {} cores used by the whole process tree",
+        pool.concurrent_workers, pool.busy_workers, pool.cores_used, pool.cores
+    )
+}
+
+/// "the asyncio loop in MainThread", or "in its thread" for a nameless one.
+fn thread_or_its(thread: &str) -> &str {
+    if thread.is_empty() {
+        "its thread"
+    } else {
+        thread
     }
 }
 
 /// `function (file:line)`, the file's directory dropped.
-pub(super) fn location(frame: &Frame) -> String {
+fn location(frame: &Frame) -> String {
     place(&frame.function, &frame.file, frame.line)
 }
 
-/// "the GIL was held 95% of the time; 1.0 of 2 cores used", which most rules give.
-pub(super) fn gil_and_cores(f: &Facts) -> String {
-    format!(
-        "the GIL was held {} of the time; {}",
-        pct(f.gil_held),
-        f.core_line()
-    )
-}
-
-pub(super) fn hot_lines(analysis: &Analysis, state: ThreadState, what: &str) -> Vec<String> {
-    hot_functions(analysis, state, 3)
-        .into_iter()
-        .filter(|h| h.fraction >= 0.005)
+fn hot_lines(hot: &[HotFunction], what: &str) -> Vec<String> {
+    hot.iter()
         .map(|h| {
             format!(
                 "- {}:{} `{}` ({} of {what})",
@@ -51,13 +779,166 @@ pub(super) fn hot_lines(analysis: &Analysis, state: ThreadState, what: &str) -> 
         .collect()
 }
 
-pub(super) fn entry_points(analysis: &Analysis, threads: &[&ThreadSummary]) -> Vec<String> {
-    let mut names: Vec<String> = threads
-        .iter()
-        .filter_map(|t| entry_point(analysis, t))
-        .map(location)
-        .collect();
+/// The entry points' places, sorted, each once.
+fn entry_points(entries: &[Frame]) -> Vec<String> {
+    let mut names: Vec<String> = entries.iter().map(location).collect();
     names.sort();
     names.dedup();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::Confidence;
+
+    fn load() -> Load {
+        Load {
+            gil_held: 0.97,
+            cores_used: 1.04,
+            cores: 2,
+        }
+    }
+
+    fn alone(finding: Finding) -> Diagnosis {
+        Diagnosis {
+            finding,
+            during: None,
+            within: None,
+            phases: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_child_judged_in_a_phase_names_both_in_order() {
+        let mut d = alone(Finding::Idle { load: load() });
+        d.during = Some((1.2, 3.6));
+        d.within = Some((42, "python app.py".into()));
+        let v = verdict(&d);
+        assert_eq!(
+            v.headline,
+            "In PID 42 (python app.py): From 1 s to 4 s: Idle: the program was mostly waiting, with no thread busy"
+        );
+        assert_eq!(v.evidence, ["1.0 of 2 cores used"]);
+    }
+
+    #[test]
+    fn more_native_threads_than_busy_cores_is_saturation() {
+        let native = |oversubscribed| {
+            verdict(&alone(Finding::NativeParallel {
+                threads: 4,
+                native: 0.9,
+                wait: 0.01,
+                oversubscribed,
+                load: load(),
+                hot: Vec::new(),
+                forecast: Forecast::unchanged(Assumption::NativeAlreadyParallel),
+            }))
+        };
+        let (fits, over) = (native(false), native(true));
+        assert_eq!(fits.kind, VerdictKind::NativeParallel);
+        assert_eq!(over.kind, VerdictKind::CpuSaturated);
+        assert_eq!(over.advice.len(), fits.advice.len() + 1);
+        assert!(over.advice[1].contains("2 workers (one per core)"));
+    }
+
+    #[test]
+    fn no_rule_fits_lists_the_spread_and_is_not_trusted() {
+        let v = verdict(&alone(Finding::NoRuleFits {
+            threads: 3,
+            shares: vec![
+                (crate::model::ThreadState::Io, 0.31),
+                (crate::model::ThreadState::Lock, 0.25),
+            ],
+            load: load(),
+        }));
+        assert_eq!(v.kind, VerdictKind::Inconclusive);
+        assert_eq!(v.confidence, Confidence::Low);
+        assert!(v.predicted_speedup.is_none());
+        assert_eq!(
+            v.evidence[0],
+            "3 busy threads spend on average: io 31%, lock 25%"
+        );
+    }
+
+    #[test]
+    fn a_gil_turned_on_mid_run_splits_the_phases_in_words() {
+        let d = Diagnosis {
+            phases: vec![
+                PhaseSpan {
+                    start_s: 0.0,
+                    end_s: 1.5,
+                    kind: VerdictKind::FreeThreaded,
+                    label: PhaseLabel::GilDisabled,
+                },
+                PhaseSpan {
+                    start_s: 1.5,
+                    end_s: 3.0,
+                    kind: VerdictKind::GilContention,
+                    label: PhaseLabel::GilOn,
+                },
+            ],
+            ..alone(Finding::GilTurnedOn {
+                modules: vec![ExtensionModule {
+                    name: "gil_ext".into(),
+                    file: String::new(),
+                }],
+                at_s: 1.5,
+                contended: true,
+                before: None,
+                after: Span {
+                    seconds: 1.5,
+                    cores: 1.0,
+                    gil_held: 0.99,
+                    gil_wait: 0.6,
+                },
+                cores: 2,
+            })
+        };
+        let v = verdict(&d);
+        assert_eq!(v.kind, VerdictKind::GilContention);
+        assert_eq!(v.headline, "Free-threaded CPython, but importing `gil_ext` turned the GIL back on at 1.5 s: the threads now take turns on it");
+        let phases: Vec<&str> = v.phases.iter().map(|p| p.headline.as_str()).collect();
+        assert_eq!(
+            phases,
+            [
+                "the GIL disabled: threads run in parallel",
+                "the GIL on: Python threads contend for the GIL"
+            ]
+        );
+        // No "before" span: the GIL was on from the first window.
+        assert_eq!(v.evidence.len(), 2);
+    }
+
+    #[test]
+    fn every_assumption_is_a_sentence_of_its_own() {
+        let all = [
+            Assumption::ParallelShare {
+                parallel: 0.9,
+                workers: 2.0,
+            },
+            Assumption::EvenSplit,
+            Assumption::WorkerStartup,
+            Assumption::PicklingUnmeasured,
+            Assumption::FreeThreadedSpeed,
+            Assumption::SplitFirst { cores: 2 },
+            Assumption::NativeAlreadyParallel,
+            Assumption::WaitsOutside,
+            Assumption::LockStays,
+            Assumption::EveryCoreBusy,
+            Assumption::EveryCoreBusyWithWork,
+            Assumption::AllCoresBusy {
+                cores: 2,
+                busy_workers: 0.96,
+            },
+        ];
+        let words: std::collections::HashSet<String> = all.iter().map(|a| assumption(*a)).collect();
+        assert_eq!(words.len(), all.len());
+        assert!(words.contains(
+            "90% of the run had several busy threads and is spread over 2 cores; the other 10% stays serial"
+        ));
+        assert!(
+            words.contains("an upper bound: all 2 cores kept busy, against 1.0 busy workers today")
+        );
+    }
 }
