@@ -4,7 +4,7 @@ use crate::analysis::queries::loop_culprits;
 use crate::analysis::{Analysis, EventLoop, ThreadSummary};
 
 use super::facts::Facts;
-use super::findings::Finding;
+use super::findings::{EventLoopBlocked, Finding};
 
 /// An event loop is blocked when it ran (outside its selector) at least this share of its
 /// time, with a stall of at least [`LOOP_STALL_MIN_S`].
@@ -32,7 +32,7 @@ pub(super) fn blocked_loop(analysis: &Analysis) -> Option<(&ThreadSummary, &Even
 pub(super) fn event_loop_blocked(f: &Facts, thread: &ThreadSummary, lp: &EventLoop) -> Finding {
     let mut culprits = loop_culprits(f.analysis, lp);
     culprits.retain(|c| c.share >= CULPRIT_MIN);
-    Finding::EventLoopBlocked {
+    Finding::EventLoopBlocked(EventLoopBlocked {
         thread: thread.name.clone(),
         blocking: lp.blocked_ns * 2 >= lp.running_ns,
         busy: lp.busy_share(),
@@ -46,5 +46,5 @@ pub(super) fn event_loop_blocked(f: &Facts, thread: &ThreadSummary, lp: &EventLo
             lp.blocked_ns as f64 / lp.running_ns as f64
         },
         culprits,
-    }
+    })
 }

@@ -101,180 +101,225 @@ pub(super) enum Assumption {
 /// What one rule found.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Finding {
-    NotEnoughEvidence {
-        samples: u64,
-        duration_s: f64,
-        needed_s: f64,
-    },
-    /// The GIL held mostly by a thread gilscope could not map.
-    UnmappedHolder {
-        unmapped: f64,
-        load: Load,
-    },
-    /// Busy threads whose time spreads over several states.
-    NoRuleFits {
-        threads: usize,
-        shares: Vec<(ThreadState, f64)>,
-        load: Load,
-    },
-    GilContention {
-        threads: usize,
-        /// Each Python thread's mean share waiting for the GIL.
-        wait: f64,
-        load: Load,
-        switches_per_s: Option<f64>,
-        /// The threads come from a `ThreadPoolExecutor`.
-        executor: bool,
-        hot: Vec<HotFunction>,
-        entries: Vec<Frame>,
-        forecast: Forecast,
-    },
-    Mixed {
-        io_threads: usize,
-        io_wait: f64,
-        python_threads: usize,
-        python_wait: f64,
-        load: Load,
-        hot: Vec<HotFunction>,
-        forecast: Option<Forecast>,
-    },
-    NativeParallel {
-        threads: usize,
-        native: f64,
-        wait: f64,
-        /// More native threads than cores, on every core: the verdict is `cpu_saturated`.
-        oversubscribed: bool,
-        load: Load,
-        hot: Vec<HotFunction>,
-        forecast: Forecast,
-    },
-    SingleThreadCpu {
-        thread: String,
-        on_cpu: f64,
-        holding: f64,
-        others: usize,
-        load: Load,
-        entry: Option<Frame>,
-        hot: Vec<HotFunction>,
-        forecast: Forecast,
-    },
-    LockContention {
-        waiters: usize,
-        lock: f64,
-        wait: f64,
-        load: Load,
-        sites: Vec<HotFunction>,
-        entries: Vec<Frame>,
-        forecast: Forecast,
-    },
-    IoBound {
-        threads: usize,
-        io: f64,
-        wait: f64,
-        load: Load,
-        /// Each running event loop: its thread's name and its share waiting for events.
-        loops: Vec<(String, f64)>,
-        hot: Vec<HotFunction>,
-        forecast: Forecast,
-    },
-    CpuSaturated {
-        wait: f64,
-        load: Load,
-        forecast: Forecast,
-    },
-    Idle {
-        load: Load,
-    },
-    EventLoopBlocked {
-        thread: String,
-        /// Blocking calls rather than CPU-bound code.
-        blocking: bool,
-        busy: f64,
-        longest_s: f64,
-        /// Of the loop's busy time, the share blocked rather than on a CPU.
-        blocked: f64,
-        culprits: Vec<LoopCulprit>,
-    },
-    IpcOverhead {
-        ipc_share: f64,
-        pool: PoolLoad,
-        hot: Vec<HotFunction>,
-    },
-    ResultBottleneck {
-        thread: String,
-        tid: u32,
-        busy: f64,
-        pool: PoolLoad,
-    },
-    PoolUnderused {
-        pool: PoolLoad,
-        utilisation: f64,
-        /// Fewer workers than cores.
-        few_workers: bool,
-        /// The parent's main thread's busy share, when it may be too slow to feed the pool.
-        parent_busy: Option<f64>,
-        forecast: Forecast,
-    },
-    PoolParallel {
-        pool: PoolLoad,
-        ipc_share: f64,
-        /// The user's functions the workers run: (function, file).
-        tasks: Vec<(String, String)>,
-        forecast: Forecast,
-    },
-    FreeThreaded {
-        load: Load,
-        case: FreeThreadedCase,
-    },
-    /// A free-threaded build's GIL came back on.
-    GilTurnedOn {
-        modules: Vec<ExtensionModule>,
-        at_s: f64,
-        contended: bool,
-        before: Option<Span>,
-        after: Span,
-        cores: u32,
-    },
+    NotEnoughEvidence(NotEnoughEvidence),
+    UnmappedHolder(UnmappedHolder),
+    NoRuleFits(NoRuleFits),
+    GilContention(GilContention),
+    Mixed(Mixed),
+    NativeParallel(NativeParallel),
+    SingleThreadCpu(SingleThreadCpu),
+    LockContention(LockContention),
+    IoBound(IoBound),
+    CpuSaturated(CpuSaturated),
+    Idle(Idle),
+    EventLoopBlocked(EventLoopBlocked),
+    IpcOverhead(IpcOverhead),
+    ResultBottleneck(ResultBottleneck),
+    PoolUnderused(PoolUnderused),
+    PoolParallel(PoolParallel),
+    FreeThreaded(FreeThreaded),
+    GilTurnedOn(GilTurnedOn),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct NotEnoughEvidence {
+    pub(super) samples: u64,
+    pub(super) duration_s: f64,
+    pub(super) needed_s: f64,
+}
+
+/// The GIL held mostly by a thread gilscope could not map.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct UnmappedHolder {
+    pub(super) unmapped: f64,
+    pub(super) load: Load,
+}
+
+/// Busy threads whose time spreads over several states.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct NoRuleFits {
+    pub(super) threads: usize,
+    pub(super) shares: Vec<(ThreadState, f64)>,
+    pub(super) load: Load,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct GilContention {
+    pub(super) threads: usize,
+    /// Each Python thread's mean share waiting for the GIL.
+    pub(super) wait: f64,
+    pub(super) load: Load,
+    pub(super) switches_per_s: Option<f64>,
+    /// The threads come from a `ThreadPoolExecutor`.
+    pub(super) executor: bool,
+    pub(super) hot: Vec<HotFunction>,
+    pub(super) entries: Vec<Frame>,
+    pub(super) forecast: Forecast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Mixed {
+    pub(super) io_threads: usize,
+    pub(super) io_wait: f64,
+    pub(super) python_threads: usize,
+    pub(super) python_wait: f64,
+    pub(super) load: Load,
+    pub(super) hot: Vec<HotFunction>,
+    pub(super) forecast: Option<Forecast>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct NativeParallel {
+    pub(super) threads: usize,
+    pub(super) native: f64,
+    pub(super) wait: f64,
+    /// More native threads than cores, on every core: the verdict is `cpu_saturated`.
+    pub(super) oversubscribed: bool,
+    pub(super) load: Load,
+    pub(super) hot: Vec<HotFunction>,
+    pub(super) forecast: Forecast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct SingleThreadCpu {
+    pub(super) thread: String,
+    pub(super) on_cpu: f64,
+    pub(super) holding: f64,
+    pub(super) others: usize,
+    pub(super) load: Load,
+    pub(super) entry: Option<Frame>,
+    pub(super) hot: Vec<HotFunction>,
+    pub(super) forecast: Forecast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct LockContention {
+    pub(super) waiters: usize,
+    pub(super) lock: f64,
+    pub(super) wait: f64,
+    pub(super) load: Load,
+    pub(super) sites: Vec<HotFunction>,
+    pub(super) entries: Vec<Frame>,
+    pub(super) forecast: Forecast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct IoBound {
+    pub(super) threads: usize,
+    pub(super) io: f64,
+    pub(super) wait: f64,
+    pub(super) load: Load,
+    /// Each running event loop: its thread's name and its share waiting for events.
+    pub(super) loops: Vec<(String, f64)>,
+    pub(super) hot: Vec<HotFunction>,
+    pub(super) forecast: Forecast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct CpuSaturated {
+    pub(super) wait: f64,
+    pub(super) load: Load,
+    pub(super) forecast: Forecast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Idle {
+    pub(super) load: Load,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct EventLoopBlocked {
+    pub(super) thread: String,
+    /// Blocking calls rather than CPU-bound code.
+    pub(super) blocking: bool,
+    pub(super) busy: f64,
+    pub(super) longest_s: f64,
+    /// Of the loop's busy time, the share blocked rather than on a CPU.
+    pub(super) blocked: f64,
+    pub(super) culprits: Vec<LoopCulprit>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct IpcOverhead {
+    pub(super) ipc_share: f64,
+    pub(super) pool: PoolLoad,
+    pub(super) hot: Vec<HotFunction>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ResultBottleneck {
+    pub(super) thread: String,
+    pub(super) tid: u32,
+    pub(super) busy: f64,
+    pub(super) pool: PoolLoad,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct PoolUnderused {
+    pub(super) pool: PoolLoad,
+    pub(super) utilisation: f64,
+    /// Fewer workers than cores.
+    pub(super) few_workers: bool,
+    /// The parent's main thread's busy share, when it may be too slow to feed the pool.
+    pub(super) parent_busy: Option<f64>,
+    pub(super) forecast: Forecast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct PoolParallel {
+    pub(super) pool: PoolLoad,
+    pub(super) ipc_share: f64,
+    /// The user's functions the workers run: (function, file).
+    pub(super) tasks: Vec<(String, String)>,
+    pub(super) forecast: Forecast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct FreeThreaded {
+    pub(super) load: Load,
+    pub(super) case: FreeThreadedCase,
+}
+
+/// A free-threaded build's GIL came back on.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct GilTurnedOn {
+    pub(super) modules: Vec<ExtensionModule>,
+    pub(super) at_s: f64,
+    pub(super) contended: bool,
+    pub(super) before: Option<Span>,
+    pub(super) after: Span,
+    pub(super) cores: u32,
 }
 
 impl Finding {
     pub(super) fn kind(&self) -> VerdictKind {
         match self {
-            Finding::NotEnoughEvidence { .. } | Finding::Idle { .. } => VerdictKind::Idle,
-            Finding::UnmappedHolder { .. } | Finding::NoRuleFits { .. } => {
-                VerdictKind::Inconclusive
-            }
-            Finding::GilContention { .. } => VerdictKind::GilContention,
-            Finding::Mixed { .. } => VerdictKind::Mixed,
-            Finding::NativeParallel {
-                oversubscribed: true,
-                ..
-            }
-            | Finding::CpuSaturated { .. } => VerdictKind::CpuSaturated,
-            Finding::NativeParallel { .. } => VerdictKind::NativeParallel,
-            Finding::SingleThreadCpu { .. } => VerdictKind::SingleThreadCpu,
-            Finding::LockContention { .. } => VerdictKind::LockContention,
-            Finding::IoBound { .. } => VerdictKind::IoBound,
-            Finding::EventLoopBlocked { .. } => VerdictKind::EventLoopBlocked,
-            Finding::IpcOverhead { .. } | Finding::ResultBottleneck { .. } => {
-                VerdictKind::IpcOverhead
-            }
-            Finding::PoolUnderused { .. } => VerdictKind::PoolUnderused,
-            Finding::PoolParallel { .. } => VerdictKind::PoolParallel,
-            Finding::FreeThreaded { .. } => VerdictKind::FreeThreaded,
-            Finding::GilTurnedOn {
-                contended: true, ..
-            } => VerdictKind::GilContention,
-            Finding::GilTurnedOn { .. } => VerdictKind::FreeThreaded,
+            Finding::NotEnoughEvidence(_) | Finding::Idle(_) => VerdictKind::Idle,
+            Finding::UnmappedHolder(_) | Finding::NoRuleFits(_) => VerdictKind::Inconclusive,
+            Finding::GilContention(_) => VerdictKind::GilContention,
+            Finding::Mixed(_) => VerdictKind::Mixed,
+            Finding::NativeParallel(n) if n.oversubscribed => VerdictKind::CpuSaturated,
+            Finding::CpuSaturated(_) => VerdictKind::CpuSaturated,
+            Finding::NativeParallel(_) => VerdictKind::NativeParallel,
+            Finding::SingleThreadCpu(_) => VerdictKind::SingleThreadCpu,
+            Finding::LockContention(_) => VerdictKind::LockContention,
+            Finding::IoBound(_) => VerdictKind::IoBound,
+            Finding::EventLoopBlocked(_) => VerdictKind::EventLoopBlocked,
+            Finding::IpcOverhead(_) | Finding::ResultBottleneck(_) => VerdictKind::IpcOverhead,
+            Finding::PoolUnderused(_) => VerdictKind::PoolUnderused,
+            Finding::PoolParallel(_) => VerdictKind::PoolParallel,
+            Finding::FreeThreaded(_) => VerdictKind::FreeThreaded,
+            Finding::GilTurnedOn(g) if g.contended => VerdictKind::GilContention,
+            Finding::GilTurnedOn(_) => VerdictKind::FreeThreaded,
         }
     }
 
     /// Low where the evidence is too thin or too unclear for a verdict.
     pub(super) fn confidence(&self) -> Confidence {
         match self {
-            Finding::NotEnoughEvidence { .. }
-            | Finding::UnmappedHolder { .. }
-            | Finding::NoRuleFits { .. } => Confidence::Low,
+            Finding::NotEnoughEvidence(_) | Finding::UnmappedHolder(_) | Finding::NoRuleFits(_) => {
+                Confidence::Low
+            }
             _ => Confidence::High,
         }
     }

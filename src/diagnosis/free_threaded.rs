@@ -4,7 +4,9 @@ use crate::analysis::{GilEnabling, Window};
 use crate::model::ThreadState::{Gil, GilWait, Lock, Native};
 
 use super::facts::Facts;
-use super::findings::{Finding, FreeThreadedCase, PhaseLabel, PhaseSpan, Span};
+use super::findings::{
+    Finding, FreeThreaded, FreeThreadedCase, GilTurnedOn, PhaseLabel, PhaseSpan, Span,
+};
 use super::{VerdictKind, BUSY_MIN, CONTENTION_GIL_HELD_MIN, CONTENTION_WAIT_MIN, LOCK_SHARE_MIN};
 
 /// Busy threads on a free-threaded build are starved when they get less than this share of
@@ -27,10 +29,10 @@ pub(super) fn free_threaded(f: &Facts) -> Finding {
     } else {
         FreeThreadedCase::Parallel
     };
-    Finding::FreeThreaded {
+    Finding::FreeThreaded(FreeThreaded {
         load: f.load(),
         case,
-    }
+    })
 }
 
 fn span(windows: &[Window]) -> Span {
@@ -55,7 +57,7 @@ pub(super) fn gil_turned_on(f: &Facts, enabling: &GilEnabling) -> Finding {
         after => after,
     };
     let after = span(after);
-    Finding::GilTurnedOn {
+    Finding::GilTurnedOn(GilTurnedOn {
         modules: enabling.modules.clone(),
         at_s: enabling.at_s,
         contended: after.gil_held >= CONTENTION_GIL_HELD_MIN
@@ -63,12 +65,12 @@ pub(super) fn gil_turned_on(f: &Facts, enabling: &GilEnabling) -> Finding {
         before: (!before.is_empty()).then(|| span(before)),
         after,
         cores: f.cores,
-    }
+    })
 }
 
 /// The run split where the GIL came on, when that was after sampling began.
 pub(super) fn gil_phases(finding: &Finding, duration_s: f64) -> Option<Vec<PhaseSpan>> {
-    let Finding::GilTurnedOn { at_s, .. } = finding else {
+    let Finding::GilTurnedOn(GilTurnedOn { at_s, .. }) = finding else {
         return None;
     };
     (*at_s > 0.0).then(|| {

@@ -24,7 +24,7 @@ use crate::model::{GilMode, ThreadState};
 
 use event_loops::{blocked_loop, event_loop_blocked};
 use facts::{mean_of, Facts};
-use findings::{Diagnosis, Finding};
+use findings::{Diagnosis, Finding, NotEnoughEvidence};
 use free_threaded::{free_threaded, gil_phases};
 use phases::phases;
 use pools::{diagnose_pool, PoolFacts};
@@ -188,11 +188,11 @@ fn find(analysis: &Analysis) -> Diagnosis {
             .target
             .as_ref()
             .map_or(100.0, |t| t.rate_hz.max(1.0));
-        return alone(Finding::NotEnoughEvidence {
+        return alone(Finding::NotEnoughEvidence(NotEnoughEvidence {
             samples: analysis.ticks,
             duration_s: analysis.duration_s,
             needed_s: (MIN_SAMPLES as f64 / rate_hz).max(MIN_DURATION_S),
-        });
+        }));
     }
     if let Some(pool) = PoolFacts::new(analysis) {
         return alone(diagnose_pool(&pool));
@@ -217,7 +217,7 @@ fn find(analysis: &Analysis) -> Diagnosis {
     let mut during = None;
     // Phases that did not overlap are not a mix: judge the run by its CPU-bound phase.
     let cpu_phase = phases.iter().find(|p| p.kind == VerdictKind::GilContention);
-    if let (Finding::Mixed { .. }, Some(phase)) = (&finding, cpu_phase) {
+    if let (Finding::Mixed(_), Some(phase)) = (&finding, cpu_phase) {
         let python = facts.doing(&[Gil]);
         if python.len() >= 2 {
             finding = gil_contention(&facts, &python);

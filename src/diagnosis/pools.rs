@@ -8,7 +8,10 @@ use crate::model::Frame;
 use crate::model::ThreadState::{Gil, GilWait, Native};
 
 use super::facts::{hot, is_thread_machinery};
-use super::findings::{Assumption, Finding, Forecast, PoolLoad};
+use super::findings::{
+    Assumption, Finding, Forecast, IpcOverhead, PoolLoad, PoolParallel, PoolUnderused,
+    ResultBottleneck,
+};
 use super::prediction::round2;
 use super::BUSY_MIN;
 
@@ -159,20 +162,20 @@ pub(super) fn diagnose_pool(p: &PoolFacts) -> Finding {
 }
 
 pub(super) fn ipc_overhead(p: &PoolFacts) -> Finding {
-    Finding::IpcOverhead {
+    Finding::IpcOverhead(IpcOverhead {
         ipc_share: p.ipc_share,
         pool: p.load(),
         hot: hot(p.analysis, Gil),
-    }
+    })
 }
 
 pub(super) fn result_bottleneck(p: &PoolFacts, thread: &ThreadSummary, busy: f64) -> Finding {
-    Finding::ResultBottleneck {
+    Finding::ResultBottleneck(ResultBottleneck {
         thread: thread.name.clone(),
         tid: thread.tid,
         busy,
         pool: p.load(),
-    }
+    })
 }
 
 pub(super) fn pool_underused(p: &PoolFacts) -> Finding {
@@ -182,7 +185,7 @@ pub(super) fn pool_underused(p: &PoolFacts) -> Finding {
         .root()
         .and_then(|root| p.analysis.threads_of(root.pid).find(|t| t.tid == root.pid))
         .map_or(0.0, |t| t.share(&[Gil, Native]));
-    Finding::PoolUnderused {
+    Finding::PoolUnderused(PoolUnderused {
         pool: p.load(),
         utilisation: p.utilisation(),
         few_workers: p.concurrent_workers + 0.5 < cores,
@@ -196,14 +199,14 @@ pub(super) fn pool_underused(p: &PoolFacts) -> Finding {
                 busy_workers: p.busy_workers,
             }],
         },
-    }
+    })
 }
 
 pub(super) fn pool_parallel(p: &PoolFacts) -> Finding {
-    Finding::PoolParallel {
+    Finding::PoolParallel(PoolParallel {
         pool: p.load(),
         ipc_share: p.ipc_share,
         tasks: p.task_functions(),
         forecast: Forecast::unchanged(Assumption::EveryCoreBusyWithWork),
-    }
+    })
 }

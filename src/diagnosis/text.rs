@@ -2,12 +2,14 @@
 //! advice and code snippet here, and each [`Forecast`] its assumptions.
 
 use crate::analysis::queries::{HotFunction, LoopCulprit};
-use crate::model::{ExtensionModule, Frame};
+use crate::model::Frame;
 use crate::words::{file_name, pct, place};
 
 use super::findings::{
-    Assumption, Diagnosis, Finding, Forecast, FreeThreadedCase, Load, PhaseLabel, PhaseSpan,
-    PoolLoad, Span,
+    Assumption, CpuSaturated, Diagnosis, EventLoopBlocked, Finding, Forecast, FreeThreaded,
+    FreeThreadedCase, GilContention, GilTurnedOn, Idle, IoBound, IpcOverhead, Load, LockContention,
+    Mixed, NativeParallel, NoRuleFits, NotEnoughEvidence, PhaseLabel, PhaseSpan, PoolLoad,
+    PoolParallel, PoolUnderused, ResultBottleneck, SingleThreadCpu, UnmappedHolder,
 };
 use super::{
     Phase, Prediction, Verdict, VerdictKind, FREE_THREADED_EFFICIENCY, MIN_DURATION_S, MIN_SAMPLES,
@@ -16,360 +18,56 @@ use super::{
 
 /// The verdict, in words, of what the rules found.
 pub(super) fn verdict(d: &Diagnosis) -> Verdict {
-    let mut v = finding(&d.finding);
+    let mut v = Verdict {
+        kind: d.finding.kind(),
+        headline: String::new(),
+        evidence: Vec::new(),
+        advice: Vec::new(),
+        snippet: None,
+        predicted_speedup: None,
+        confidence: d.finding.confidence(),
+        phases: d.phases.iter().map(phase).collect(),
+    };
+    write(&mut v, &d.finding);
     if let Some((start_s, end_s)) = d.during {
         v.headline = format!("From {start_s:.0} s to {end_s:.0} s: {}", v.headline);
     }
     if let Some((pid, command)) = &d.within {
         v.headline = format!("In PID {pid} ({command}): {}", v.headline);
     }
-    v.phases = d.phases.iter().map(phase).collect();
     v
 }
 
-fn finding(f: &Finding) -> Verdict {
-    let mut v = Verdict {
-        kind: f.kind(),
-        headline: String::new(),
-        evidence: Vec::new(),
-        advice: Vec::new(),
-        snippet: None,
-        predicted_speedup: None,
-        confidence: f.confidence(),
-        phases: Vec::new(),
-    };
-    match f {
-        Finding::NotEnoughEvidence {
-            samples,
-            duration_s,
-            needed_s,
-        } => not_enough_evidence(&mut v, *samples, *duration_s, *needed_s),
-        Finding::UnmappedHolder { unmapped, load } => unmapped_holder(&mut v, *unmapped, load),
-        Finding::NoRuleFits {
-            threads,
-            shares,
-            load,
-        } => {
-            let shares: Vec<String> = shares
-                .iter()
-                .map(|(state, share)| format!("{} {}", state.name(), pct(*share)))
-                .collect();
-            v.headline =
-                "No clear bottleneck: the threads' time is spread over several states".into();
-            v.evidence = vec![
-                format!(
-                    "{threads} busy threads spend on average: {}",
-                    shares.join(", ")
-                ),
-                gil_and_cores(load),
-            ];
-            v.advice.push("Sample a longer stretch of the slow part, or look at the per-thread table and the hot functions below".into());
-        }
-        Finding::GilContention {
-            threads,
-            wait,
-            load,
-            switches_per_s,
-            executor,
-            hot,
-            entries,
-            forecast,
-        } => {
-            v.headline = format!(
-                "GIL contention: {threads} Python threads take turns on one GIL, so they run one at a time"
-            );
-            v.evidence.push(format!(
-                "{threads} threads ran Python; the GIL was held {} of the time; each waited {} of its time for it; {}",
-                pct(load.gil_held),
-                pct(*wait),
-                core_line(load)
-            ));
-            if let Some(rate) = switches_per_s {
-                v.evidence
-                    .push(format!("the GIL changed hands {rate:.0} times a second"));
-            }
-            gil_contention_advice(&mut v, *executor, hot, entries);
-            v.predicted_speedup = Some(prediction(forecast));
-        }
-        Finding::Mixed {
-            io_threads,
-            io_wait,
-            python_threads,
-            python_wait,
-            load,
-            hot,
-            forecast,
-        } => {
-            v.headline = format!(
-                "Mixed: {io_threads} threads wait on I/O while {python_threads} run Python and hold the GIL"
-            );
-            v.evidence = vec![
-                format!(
-                    "{io_threads} threads do I/O or sleep, yet wait {} of their time for the GIL; {python_threads} threads ran Python, waiting {} for it",
-                    pct(*io_wait),
-                    pct(*python_wait)
-                ),
-                gil_and_cores(load),
-            ];
-            v.advice.push("Keep the I/O in threads (or asyncio), and send the CPU-bound Python work to a process pool: chain a ThreadPoolExecutor that fetches into a ProcessPoolExecutor that computes".into());
-            v.advice.extend(hot_lines(hot, "GIL-holding time"));
-            v.snippet = Some("import asyncio\nfrom concurrent.futures import ProcessPoolExecutor\n\nasync def handle(item, pool):\n    data = await fetch(item)  # I/O stays in threads or the loop\n    loop = asyncio.get_running_loop()\n    # the CPU-bound part goes to a process\n    return await loop.run_in_executor(pool, compute, data)".into());
-            v.predicted_speedup = forecast.as_ref().map(prediction);
-        }
-        Finding::NativeParallel {
-            threads,
-            native,
-            wait,
-            oversubscribed,
-            load,
-            hot,
-            forecast,
-        } => {
-            v.headline = format!(
-                "Threads already work: {threads} threads run native code with the GIL released, filling {:.1} of {} cores",
-                load.cores_used, load.cores
-            );
-            v.evidence = vec![
-                format!(
-                    "{threads} threads spent {} of their time in native code without the GIL; they waited {} for it",
-                    pct(*native),
-                    pct(*wait)
-                ),
-                gil_and_cores(load),
-            ];
-            v.advice.push("Threads already run in parallel here: processes would add start-up and pickling costs for no gain".into());
-            if *oversubscribed {
-                v.advice.push(format!(
-                    "Every core is busy: more workers will not help; {} workers (one per core) is enough",
-                    load.cores
-                ));
-            }
-            v.advice.extend(hot_lines(hot, "native time"));
-            v.predicted_speedup = Some(prediction(forecast));
-        }
-        Finding::SingleThreadCpu {
-            thread,
-            on_cpu,
-            holding,
-            others,
-            load,
-            entry,
-            hot,
-            forecast,
-        } => {
-            v.headline =
-                format!("One thread does all the work: {thread} is busy while the others wait");
-            v.evidence = vec![
-                format!(
-                    "{thread} was on the CPU {} of its time ({} holding the GIL); {others} other threads took part",
-                    pct(*on_cpu),
-                    pct(*holding)
-                ),
-                core_line(load),
-            ];
-            v.advice.push("Split the work into independent parts first; then run the parts in a process pool (threads would only take turns on the GIL)".into());
-            if let Some(entry) = entry {
-                v.advice
-                    .push(format!("The busy thread runs {}", location(entry)));
-            }
-            v.advice.extend(hot_lines(hot, "GIL-holding time"));
-            v.predicted_speedup = Some(prediction(forecast));
-        }
-        Finding::LockContention {
-            waiters,
-            lock,
-            wait,
-            load,
-            sites,
-            entries,
-            forecast,
-        } => {
-            v.headline = format!(
-                "Lock contention: {waiters} threads wait on a lock of the program's own, not on the GIL"
-            );
-            v.evidence = vec![
-                format!(
-                    "the threads spent {} of their time waiting on a lock, condition, queue or event, and {} waiting for the GIL",
-                    pct(*lock),
-                    pct(*wait)
-                ),
-                gil_and_cores(load),
-            ];
-            v.advice.push("The GIL is not the limit: the program's own locking serialises the threads. Hold locks for less time (never across I/O or sleep), or split the data so threads do not share a lock".into());
-            let sites = hot_lines(sites, "lock-waiting time");
-            if !sites.is_empty() {
-                v.advice.push("Where the threads wait:".into());
-                v.advice.extend(sites);
-            }
-            let entries = entry_points(entries);
-            if !entries.is_empty() {
-                v.advice
-                    .push(format!("Waiting threads run: {}", entries.join(", ")));
-            }
-            v.predicted_speedup = Some(prediction(forecast));
-        }
-        Finding::IoBound {
-            threads,
-            io,
-            wait,
-            load,
-            loops,
-            hot,
-            forecast,
-        } => io_bound(&mut v, (*threads, *io, *wait), load, loops, hot, forecast),
-        Finding::CpuSaturated {
-            wait,
-            load,
-            forecast,
-        } => {
-            v.headline = format!(
-                "CPU saturated: the process keeps all {} cores busy",
-                load.cores
-            );
-            v.evidence = vec![
-                core_line(load),
-                format!(
-                    "the GIL was held {}; threads waited {} for it",
-                    pct(load.gil_held),
-                    pct(*wait)
-                ),
-            ];
-            v.advice.push(
-                "Nothing to gain from more workers: make the work itself cheaper, or run on more cores"
-                    .into(),
-            );
-            v.predicted_speedup = Some(prediction(forecast));
-        }
-        Finding::Idle { load } => {
-            v.headline = "Idle: the program was mostly waiting, with no thread busy".into();
-            v.evidence = vec![core_line(load)];
-            v.advice.push(
-                "Nothing to speed up in this window: sample while the program does its slow part"
-                    .into(),
-            );
-        }
-        Finding::EventLoopBlocked {
-            thread,
-            blocking,
-            busy,
-            longest_s,
-            blocked,
-            culprits,
-        } => event_loop_blocked(
-            &mut v,
-            thread,
-            *blocking,
-            (*busy, *longest_s, *blocked),
-            culprits,
-        ),
-        Finding::IpcOverhead {
-            ipc_share,
-            pool,
-            hot,
-        } => {
-            v.headline = format!(
-                "IPC overhead: {} of the CPU time goes to pickling and sending data between processes, not to the work",
-                pct(*ipc_share)
-            );
-            v.evidence = vec![
-                format!(
-                    "{} of the on-CPU samples of the parent and the workers were in pickle or multiprocessing's send/receive code",
-                    pct(*ipc_share)
-                ),
-                pool_line(pool),
-            ];
-            v.advice.push("Send less: pass file paths, database keys or index ranges and let each worker load its own data, or put large arrays in `multiprocessing.shared_memory`".into());
-            v.advice.push("Send fewer, bigger tasks: a `chunksize` on `map`/`imap_unordered` (or group items yourself), so each task does more work per pickled byte".into());
-            v.advice.push("Return less: reduce the result inside the worker (a sum, a count, a file written) instead of sending the data back".into());
-            let hot = hot_lines(hot, "GIL-holding time");
-            if !hot.is_empty() {
-                v.advice.push("Where the processes hold their GILs:".into());
-                v.advice.extend(hot);
-            }
-            v.snippet = Some("# before: each task pickles a large list\npool.map(total, [big_list] * n)\n\n# after: send what to load, not the data\ndef total_of(path):\n    return sum(load(path))\n\npool.imap_unordered(total_of, paths, chunksize=16)".into());
-        }
-        Finding::ResultBottleneck {
-            thread,
-            tid,
-            busy,
-            pool,
-        } => {
-            v.headline = format!(
-                "Result bottleneck: the parent's result thread ({thread}) is busy {} of the time receiving and unpickling, and the workers wait on it",
-                pct(*busy)
-            );
-            v.evidence = vec![
-                format!(
-                    "{thread} ({tid}) was on a CPU or waiting for the parent's GIL {} of its time",
-                    pct(*busy)
-                ),
-                pool_line(pool),
-            ];
-            v.advice.push("Return less from each task: reduce inside the worker, or write large results to files and return their paths".into());
-            v.advice.push("Keep the parent's other threads from holding its GIL while results arrive (move the parent's own CPU work out of it)".into());
-        }
-        Finding::PoolUnderused {
-            pool,
-            utilisation,
-            few_workers,
-            parent_busy,
-            forecast,
-        } => pool_underused(
-            &mut v,
-            pool,
-            *utilisation,
-            *few_workers,
-            *parent_busy,
-            forecast,
-        ),
-        Finding::PoolParallel {
-            pool,
-            ipc_share,
-            tasks,
-            forecast,
-        } => {
-            v.headline = format!(
-                "The process pool works: {:.1} workers busy in parallel on {} cores ({:.1}× one core)",
-                pool.busy_workers, pool.cores, pool.cores_used
-            );
-            v.evidence = vec![
-                pool_line(pool),
-                format!(
-                    "only {} of the on-CPU time went to pickling and sending data",
-                    pct(*ipc_share)
-                ),
-            ];
-            if !tasks.is_empty() {
-                let tasks: Vec<String> = tasks
-                    .iter()
-                    .map(|(function, file)| format!("{function} ({})", file_name(file)))
-                    .collect();
-                v.evidence
-                    .push(format!("the workers run {}", tasks.join(", ")));
-            }
-            v.advice.push("Nothing to fix: the work runs in parallel on every core. More workers than cores would not help".into());
-            v.predicted_speedup = Some(prediction(forecast));
-        }
-        Finding::FreeThreaded { load, case } => free_threaded(&mut v, load, *case),
-        Finding::GilTurnedOn {
-            modules,
-            at_s,
-            contended,
-            before,
-            after,
-            cores,
-        } => gil_turned_on(
-            &mut v,
-            modules,
-            (*at_s, *contended),
-            (before.as_ref(), after),
-            *cores,
-        ),
+/// Writes the finding's headline, evidence, advice, snippet and prediction into `v`.
+fn write(v: &mut Verdict, finding: &Finding) {
+    match finding {
+        Finding::NotEnoughEvidence(f) => not_enough_evidence(v, f),
+        Finding::UnmappedHolder(f) => unmapped_holder(v, f),
+        Finding::NoRuleFits(f) => no_rule_fits(v, f),
+        Finding::GilContention(f) => gil_contention(v, f),
+        Finding::Mixed(f) => mixed(v, f),
+        Finding::NativeParallel(f) => native_parallel(v, f),
+        Finding::SingleThreadCpu(f) => single_thread_cpu(v, f),
+        Finding::LockContention(f) => lock_contention(v, f),
+        Finding::IoBound(f) => io_bound(v, f),
+        Finding::CpuSaturated(f) => cpu_saturated(v, f),
+        Finding::Idle(f) => idle(v, f),
+        Finding::EventLoopBlocked(f) => event_loop_blocked(v, f),
+        Finding::IpcOverhead(f) => ipc_overhead(v, f),
+        Finding::ResultBottleneck(f) => result_bottleneck(v, f),
+        Finding::PoolUnderused(f) => pool_underused(v, f),
+        Finding::PoolParallel(f) => pool_parallel(v, f),
+        Finding::FreeThreaded(f) => free_threaded(v, f),
+        Finding::GilTurnedOn(f) => gil_turned_on(v, f),
     }
-    v
 }
 
-fn not_enough_evidence(v: &mut Verdict, samples: u64, duration_s: f64, needed_s: f64) {
+fn not_enough_evidence(v: &mut Verdict, f: &NotEnoughEvidence) {
+    let NotEnoughEvidence {
+        samples,
+        duration_s,
+        needed_s,
+    } = f;
     v.headline = format!(
         "Not enough evidence: {samples} samples over {duration_s:.2} s; sample at least {needed_s:.1} s"
     );
@@ -380,34 +78,66 @@ fn not_enough_evidence(v: &mut Verdict, samples: u64, duration_s: f64, needed_s:
         .push("run the program for longer, or attach while it does its slow part".into());
 }
 
-fn unmapped_holder(v: &mut Verdict, unmapped: f64, load: &Load) {
+fn unmapped_holder(v: &mut Verdict, f: &UnmappedHolder) {
     v.headline = format!(
         "Cannot tell: the GIL was held {} of the time by a thread gilscope could not map",
-        pct(unmapped)
+        pct(f.unmapped)
     );
     v.evidence = vec![
         "CPython names the GIL's holder by a thread id from its own memory; that id matched none of the target's threads, so no thread can be shown holding the GIL and GIL-based verdicts would be guesses".into(),
-        core_line(load),
+        core_line(&f.load),
     ];
     v.advice.push("The likely cause is a PID namespace gilscope could not translate (a container): run gilscope in the target's PID namespace (`gilscope run` inside the container, or a sidecar started with `--pid=container:NAME`)".into());
     v.advice.push("If the target is on the host, please report this with the Python build and `cat /proc/PID/status`".into());
 }
 
-fn gil_contention_advice(v: &mut Verdict, executor: bool, hot: &[HotFunction], entries: &[Frame]) {
+fn no_rule_fits(v: &mut Verdict, f: &NoRuleFits) {
+    let shares: Vec<String> = f
+        .shares
+        .iter()
+        .map(|(state, share)| format!("{} {}", state.name(), pct(*share)))
+        .collect();
+    v.headline = "No clear bottleneck: the threads' time is spread over several states".into();
+    v.evidence = vec![
+        format!(
+            "{} busy threads spend on average: {}",
+            f.threads,
+            shares.join(", ")
+        ),
+        gil_and_cores(&f.load),
+    ];
+    v.advice.push("Sample a longer stretch of the slow part, or look at the per-thread table and the hot functions below".into());
+}
+
+fn gil_contention(v: &mut Verdict, f: &GilContention) {
+    let threads = f.threads;
+    v.headline = format!(
+        "GIL contention: {threads} Python threads take turns on one GIL, so they run one at a time"
+    );
+    v.evidence.push(format!(
+        "{threads} threads ran Python; the GIL was held {} of the time; each waited {} of its time for it; {}",
+        pct(f.load.gil_held),
+        pct(f.wait),
+        core_line(&f.load)
+    ));
+    if let Some(rate) = f.switches_per_s {
+        v.evidence
+            .push(format!("the GIL changed hands {rate:.0} times a second"));
+    }
     v.advice.push(format!(
         "Move the CPU-bound Python work to processes: {}",
-        if executor {
+        if f.executor {
             "replace ThreadPoolExecutor with ProcessPoolExecutor"
         } else {
             "replace threading.Thread with multiprocessing.Pool (or ProcessPoolExecutor)"
         }
     ));
-    let hot = hot_lines(hot, "GIL-holding time");
+    let hot = hot_lines(&f.hot, "GIL-holding time");
     if !hot.is_empty() {
         v.advice.push("The functions holding the GIL:".into());
         v.advice.extend(hot);
     }
-    let entries = entry_points(entries);
+    let entries = entry_points(&f.entries);
     if !entries.is_empty() {
         v.advice.push(format!(
             "They run in the threads started at: {}",
@@ -421,41 +151,127 @@ fn gil_contention_advice(v: &mut Verdict, executor: bool, hot: &[HotFunction], e
         "Alternatively, a free-threaded CPython (3.13t or later) runs these threads in parallel"
             .into(),
     );
-    v.snippet = Some(if executor {
+    v.snippet = Some(if f.executor {
         "# before\nwith ThreadPoolExecutor(max_workers=n) as pool:\n    results = list(pool.map(work, tasks))\n\n# after\nfrom concurrent.futures import ProcessPoolExecutor\n\nif __name__ == \"__main__\":\n    with ProcessPoolExecutor(max_workers=n) as pool:\n        results = list(pool.map(work, tasks))".into()
     } else {
         "# before\nthreads = [threading.Thread(target=work, args=(t,)) for t in tasks]\n\n# after\nimport multiprocessing\n\nif __name__ == \"__main__\":\n    with multiprocessing.Pool() as pool:\n        results = pool.map(work, tasks)".into()
     });
+    v.predicted_speedup = Some(prediction(&f.forecast));
 }
 
-/// `shares` is (threads, I/O or sleep, GIL wait).
-fn io_bound(
-    v: &mut Verdict,
-    (threads, io, wait): (usize, f64, f64),
-    load: &Load,
-    loops: &[(String, f64)],
-    hot: &[HotFunction],
-    forecast: &Forecast,
-) {
+fn mixed(v: &mut Verdict, f: &Mixed) {
+    let (io_threads, python_threads) = (f.io_threads, f.python_threads);
     v.headline = format!(
-        "I/O-bound: {threads} threads spend most of their time waiting on I/O, not on the GIL"
+        "Mixed: {io_threads} threads wait on I/O while {python_threads} run Python and hold the GIL"
+    );
+    v.evidence = vec![
+        format!(
+            "{io_threads} threads do I/O or sleep, yet wait {} of their time for the GIL; {python_threads} threads ran Python, waiting {} for it",
+            pct(f.io_wait),
+            pct(f.python_wait)
+        ),
+        gil_and_cores(&f.load),
+    ];
+    v.advice.push("Keep the I/O in threads (or asyncio), and send the CPU-bound Python work to a process pool: chain a ThreadPoolExecutor that fetches into a ProcessPoolExecutor that computes".into());
+    v.advice.extend(hot_lines(&f.hot, "GIL-holding time"));
+    v.snippet = Some("import asyncio\nfrom concurrent.futures import ProcessPoolExecutor\n\nasync def handle(item, pool):\n    data = await fetch(item)  # I/O stays in threads or the loop\n    loop = asyncio.get_running_loop()\n    # the CPU-bound part goes to a process\n    return await loop.run_in_executor(pool, compute, data)".into());
+    v.predicted_speedup = f.forecast.as_ref().map(prediction);
+}
+
+fn native_parallel(v: &mut Verdict, f: &NativeParallel) {
+    let threads = f.threads;
+    v.headline = format!(
+        "Threads already work: {threads} threads run native code with the GIL released, filling {:.1} of {} cores",
+        f.load.cores_used, f.load.cores
+    );
+    v.evidence = vec![
+        format!(
+            "{threads} threads spent {} of their time in native code without the GIL; they waited {} for it",
+            pct(f.native),
+            pct(f.wait)
+        ),
+        gil_and_cores(&f.load),
+    ];
+    v.advice.push("Threads already run in parallel here: processes would add start-up and pickling costs for no gain".into());
+    if f.oversubscribed {
+        v.advice.push(format!(
+            "Every core is busy: more workers will not help; {} workers (one per core) is enough",
+            f.load.cores
+        ));
+    }
+    v.advice.extend(hot_lines(&f.hot, "native time"));
+    v.predicted_speedup = Some(prediction(&f.forecast));
+}
+
+fn single_thread_cpu(v: &mut Verdict, f: &SingleThreadCpu) {
+    let thread = &f.thread;
+    v.headline = format!("One thread does all the work: {thread} is busy while the others wait");
+    v.evidence = vec![
+        format!(
+            "{thread} was on the CPU {} of its time ({} holding the GIL); {} other threads took part",
+            pct(f.on_cpu),
+            pct(f.holding),
+            f.others
+        ),
+        core_line(&f.load),
+    ];
+    v.advice.push("Split the work into independent parts first; then run the parts in a process pool (threads would only take turns on the GIL)".into());
+    if let Some(entry) = &f.entry {
+        v.advice
+            .push(format!("The busy thread runs {}", location(entry)));
+    }
+    v.advice.extend(hot_lines(&f.hot, "GIL-holding time"));
+    v.predicted_speedup = Some(prediction(&f.forecast));
+}
+
+fn lock_contention(v: &mut Verdict, f: &LockContention) {
+    v.headline = format!(
+        "Lock contention: {} threads wait on a lock of the program's own, not on the GIL",
+        f.waiters
+    );
+    v.evidence = vec![
+        format!(
+            "the threads spent {} of their time waiting on a lock, condition, queue or event, and {} waiting for the GIL",
+            pct(f.lock),
+            pct(f.wait)
+        ),
+        gil_and_cores(&f.load),
+    ];
+    v.advice.push("The GIL is not the limit: the program's own locking serialises the threads. Hold locks for less time (never across I/O or sleep), or split the data so threads do not share a lock".into());
+    let sites = hot_lines(&f.sites, "lock-waiting time");
+    if !sites.is_empty() {
+        v.advice.push("Where the threads wait:".into());
+        v.advice.extend(sites);
+    }
+    let entries = entry_points(&f.entries);
+    if !entries.is_empty() {
+        v.advice
+            .push(format!("Waiting threads run: {}", entries.join(", ")));
+    }
+    v.predicted_speedup = Some(prediction(&f.forecast));
+}
+
+fn io_bound(v: &mut Verdict, f: &IoBound) {
+    v.headline = format!(
+        "I/O-bound: {} threads spend most of their time waiting on I/O, not on the GIL",
+        f.threads
     );
     v.evidence = vec![
         format!(
             "the threads waited on I/O or slept {} of their time and for the GIL {}",
-            pct(io),
-            pct(wait)
+            pct(f.io),
+            pct(f.wait)
         ),
-        gil_and_cores(load),
+        gil_and_cores(&f.load),
     ];
-    for (thread, waiting) in loops {
+    for (thread, waiting) in &f.loops {
         v.evidence.push(format!(
             "the asyncio loop in {} waited for events {} of its time: it is not blocked",
             thread_or_its(thread),
             pct(*waiting)
         ));
     }
-    if loops.is_empty() {
+    if f.loops.is_empty() {
         v.advice.push("Threads are the right tool here: the GIL is released while they wait. More threads give more concurrent waits".into());
         v.advice.push("asyncio pays once you need many hundreds of concurrent waits (connections, requests); below that, threads are simpler".into());
     } else {
@@ -464,42 +280,63 @@ fn io_bound(
                 .into();
         v.advice.push("asyncio is the right tool here: the loop spends its time waiting for I/O. More concurrent tasks give more concurrent waits".into());
     }
-    v.advice.extend(hot_lines(hot, "I/O time"));
-    v.predicted_speedup = Some(prediction(forecast));
+    v.advice.extend(hot_lines(&f.hot, "I/O time"));
+    v.predicted_speedup = Some(prediction(&f.forecast));
 }
 
-/// `shares` is (busy, longest stall in seconds, blocked share of the busy time).
-fn event_loop_blocked(
-    v: &mut Verdict,
-    thread: &str,
-    blocking: bool,
-    (busy, longest_s, blocked): (f64, f64, f64),
-    culprits: &[LoopCulprit],
-) {
+fn cpu_saturated(v: &mut Verdict, f: &CpuSaturated) {
+    v.headline = format!(
+        "CPU saturated: the process keeps all {} cores busy",
+        f.load.cores
+    );
+    v.evidence = vec![
+        core_line(&f.load),
+        format!(
+            "the GIL was held {}; threads waited {} for it",
+            pct(f.load.gil_held),
+            pct(f.wait)
+        ),
+    ];
+    v.advice.push(
+        "Nothing to gain from more workers: make the work itself cheaper, or run on more cores"
+            .into(),
+    );
+    v.predicted_speedup = Some(prediction(&f.forecast));
+}
+
+fn idle(v: &mut Verdict, f: &Idle) {
+    v.headline = "Idle: the program was mostly waiting, with no thread busy".into();
+    v.evidence = vec![core_line(&f.load)];
+    v.advice.push(
+        "Nothing to speed up in this window: sample while the program does its slow part".into(),
+    );
+}
+
+fn event_loop_blocked(v: &mut Verdict, f: &EventLoopBlocked) {
     v.headline = format!(
         "Blocked event loop: the asyncio loop in {} {} {} of the time, stalling every task (longest stretch without waiting for events: {:.0} ms)",
-        thread_or_its(thread),
-        if blocking { "sat in blocking calls" } else { "ran CPU-bound code" },
-        pct(busy),
-        longest_s * 1000.0
+        thread_or_its(&f.thread),
+        if f.blocking { "sat in blocking calls" } else { "ran CPU-bound code" },
+        pct(f.busy),
+        f.longest_s * 1000.0
     );
     v.evidence = vec![format!(
         "the loop waited for events {} of its time; {} was spent in callbacks and coroutine steps, {} of it blocked rather than on a CPU",
-        pct(1.0 - busy),
-        pct(busy),
-        pct(blocked)
+        pct(1.0 - f.busy),
+        pct(f.busy),
+        pct(f.blocked)
     )];
-    if blocking {
+    if f.blocking {
         v.advice.push("Move the blocking calls off the loop: `await asyncio.to_thread(f, ...)` (3.9+) or `await loop.run_in_executor(None, f, ...)`; use `await asyncio.sleep()` instead of `time.sleep()`, and async libraries (aiohttp, httpx, aiofiles) instead of requests or plain file reads".into());
         v.snippet = Some("# before: blocks every task on the loop\ntime.sleep(delay)\ndata = requests.get(url).content\n\n# after\nawait asyncio.sleep(delay)\ndata = await asyncio.to_thread(lambda: requests.get(url).content)".into());
     } else {
         v.advice.push("Move the CPU-bound work to a process pool: `await loop.run_in_executor(pool, f, ...)` with a `ProcessPoolExecutor`, so the loop keeps serving other tasks".into());
         v.snippet = Some("from concurrent.futures import ProcessPoolExecutor\n\npool = ProcessPoolExecutor()\n\nasync def handle(item):\n    loop = asyncio.get_running_loop()\n    return await loop.run_in_executor(pool, compute, item)".into());
     }
-    if !culprits.is_empty() {
+    if !f.culprits.is_empty() {
         v.advice.push("Where the loop's time went:".into());
         v.advice
-            .extend(culprits.iter().map(|c| format!("- {}", culprit(c))));
+            .extend(f.culprits.iter().map(|c| format!("- {}", culprit(c))));
     }
 }
 
@@ -521,15 +358,50 @@ fn culprit(c: &LoopCulprit) -> String {
     )
 }
 
-fn pool_underused(
-    v: &mut Verdict,
-    pool: &PoolLoad,
-    utilisation: f64,
-    few_workers: bool,
-    parent_busy: Option<f64>,
-    forecast: &Forecast,
-) {
-    v.headline = if few_workers {
+fn ipc_overhead(v: &mut Verdict, f: &IpcOverhead) {
+    v.headline = format!(
+        "IPC overhead: {} of the CPU time goes to pickling and sending data between processes, not to the work",
+        pct(f.ipc_share)
+    );
+    v.evidence = vec![
+        format!(
+            "{} of the on-CPU samples of the parent and the workers were in pickle or multiprocessing's send/receive code",
+            pct(f.ipc_share)
+        ),
+        pool_line(&f.pool),
+    ];
+    v.advice.push("Send less: pass file paths, database keys or index ranges and let each worker load its own data, or put large arrays in `multiprocessing.shared_memory`".into());
+    v.advice.push("Send fewer, bigger tasks: a `chunksize` on `map`/`imap_unordered` (or group items yourself), so each task does more work per pickled byte".into());
+    v.advice.push("Return less: reduce the result inside the worker (a sum, a count, a file written) instead of sending the data back".into());
+    let hot = hot_lines(&f.hot, "GIL-holding time");
+    if !hot.is_empty() {
+        v.advice.push("Where the processes hold their GILs:".into());
+        v.advice.extend(hot);
+    }
+    v.snippet = Some("# before: each task pickles a large list\npool.map(total, [big_list] * n)\n\n# after: send what to load, not the data\ndef total_of(path):\n    return sum(load(path))\n\npool.imap_unordered(total_of, paths, chunksize=16)".into());
+}
+
+fn result_bottleneck(v: &mut Verdict, f: &ResultBottleneck) {
+    let thread = &f.thread;
+    v.headline = format!(
+        "Result bottleneck: the parent's result thread ({thread}) is busy {} of the time receiving and unpickling, and the workers wait on it",
+        pct(f.busy)
+    );
+    v.evidence = vec![
+        format!(
+            "{thread} ({}) was on a CPU or waiting for the parent's GIL {} of its time",
+            f.tid,
+            pct(f.busy)
+        ),
+        pool_line(&f.pool),
+    ];
+    v.advice.push("Return less from each task: reduce inside the worker, or write large results to files and return their paths".into());
+    v.advice.push("Keep the parent's other threads from holding its GIL while results arrive (move the parent's own CPU work out of it)".into());
+}
+
+fn pool_underused(v: &mut Verdict, f: &PoolUnderused) {
+    let pool = &f.pool;
+    v.headline = if f.few_workers {
         let workers = pool.concurrent_workers.round().max(1.0);
         format!(
             "Under-used pool: {workers:.0} worker{} for {} cores, so {:.1} cores stay idle",
@@ -540,11 +412,11 @@ fn pool_underused(
     } else {
         format!(
             "Under-used pool: the workers are busy only {} of the time; they wait for tasks",
-            pct(utilisation)
+            pct(f.utilisation)
         )
     };
     v.evidence = vec![pool_line(pool)];
-    if few_workers {
+    if f.few_workers {
         v.advice.push(format!(
             "Create the pool with one worker per core: `Pool({})` or `ProcessPoolExecutor(max_workers={})` (the default is `os.cpu_count()`)",
             pool.cores, pool.cores
@@ -552,20 +424,47 @@ fn pool_underused(
     }
     v.advice.push("If the parent produces tasks one at a time (a loop of `apply_async`/`submit` that waits on each result), submit them all first and collect later, or use `imap_unordered`".into());
     v.advice.push("Give each task more work (a `chunksize`, or grouped items) so workers do not wait between tasks".into());
-    if let Some(busy) = parent_busy {
+    if let Some(busy) = f.parent_busy {
         v.evidence.push(format!(
             "the parent's main thread was busy {} of the time: it may not produce tasks fast enough",
             pct(busy)
         ));
     }
-    v.predicted_speedup = Some(prediction(forecast));
+    v.predicted_speedup = Some(prediction(&f.forecast));
 }
 
-fn free_threaded(v: &mut Verdict, load: &Load, case: FreeThreadedCase) {
+fn pool_parallel(v: &mut Verdict, f: &PoolParallel) {
+    let pool = &f.pool;
+    v.headline = format!(
+        "The process pool works: {:.1} workers busy in parallel on {} cores ({:.1}× one core)",
+        pool.busy_workers, pool.cores, pool.cores_used
+    );
+    v.evidence = vec![
+        pool_line(pool),
+        format!(
+            "only {} of the on-CPU time went to pickling and sending data",
+            pct(f.ipc_share)
+        ),
+    ];
+    if !f.tasks.is_empty() {
+        let tasks: Vec<String> = f
+            .tasks
+            .iter()
+            .map(|(function, file)| format!("{function} ({})", file_name(file)))
+            .collect();
+        v.evidence
+            .push(format!("the workers run {}", tasks.join(", ")));
+    }
+    v.advice.push("Nothing to fix: the work runs in parallel on every core. More workers than cores would not help".into());
+    v.predicted_speedup = Some(prediction(&f.forecast));
+}
+
+fn free_threaded(v: &mut Verdict, f: &FreeThreaded) {
+    let load = &f.load;
     v.headline =
         "Free-threaded CPython: the GIL is disabled and threads run Python in parallel".into();
     v.evidence = vec![core_line(load)];
-    match case {
+    match f.case {
         FreeThreadedCase::GilHeld => {
             v.headline = "Free-threaded CPython, but the GIL was turned back on".into();
             v.evidence.push(format!(
@@ -602,14 +501,9 @@ fn free_threaded(v: &mut Verdict, load: &Load, case: FreeThreadedCase) {
     v.evidence.push("with the GIL disabled, a thread on a CPU runs Python or native code: a free-threaded build cannot tell the two apart, so both show as `native`".into());
 }
 
-fn gil_turned_on(
-    v: &mut Verdict,
-    modules: &[ExtensionModule],
-    (at_s, contended): (f64, bool),
-    (before, after): (Option<&Span>, &Span),
-    cores: u32,
-) {
-    let names: Vec<String> = modules.iter().map(|m| format!("`{}`", m.name)).collect();
+fn gil_turned_on(v: &mut Verdict, f: &GilTurnedOn) {
+    let (at_s, cores) = (f.at_s, f.cores);
+    let names: Vec<String> = f.modules.iter().map(|m| format!("`{}`", m.name)).collect();
     let culprit = match names.len() {
         0 => "an extension module gilscope could not name".to_string(),
         _ => names.join(", "),
@@ -620,10 +514,10 @@ fn gil_turned_on(
         format!("the GIL is on: {culprit} turned it back on before sampling began")
     };
     v.headline = format!("Free-threaded CPython, but {when}");
-    if contended {
+    if f.contended {
         v.headline.push_str(": the threads now take turns on it");
     }
-    for module in modules {
+    for module in &f.modules {
         let file = if module.file.is_empty() {
             String::new()
         } else {
@@ -634,7 +528,7 @@ fn gil_turned_on(
             module.name
         ));
     }
-    if let Some(b) = before {
+    if let Some(b) = &f.before {
         v.evidence.push(format!(
             "before: {:.1} s with the GIL disabled, {:.1} of {cores} cores used",
             b.seconds, b.cores
@@ -642,18 +536,19 @@ fn gil_turned_on(
     }
     v.evidence.push(format!(
         "after: the GIL held {} of the time; the busy threads waited {} of their time for it; {:.1} of {cores} cores used",
-        pct(after.gil_held),
-        pct(after.gil_wait),
-        after.cores
+        pct(f.after.gil_held),
+        pct(f.after.gil_wait),
+        f.after.cores
     ));
-    let first = modules
+    let first = f
+        .modules
         .first()
         .map_or("the extension".to_string(), |m| format!("`{}`", m.name));
     v.advice.push(format!(
         "Install a build of {first} made for free-threaded CPython (one that declares `Py_mod_gil`), or replace it"
     ));
     v.advice.push("Or keep the GIL off with PYTHON_GIL=0 (or `python -X gil=0`): at your own risk, since the extension was not written for threads running at once".into());
-    if contended {
+    if f.contended {
         v.advice.push(
             "Until then, processes (multiprocessing.Pool) run the CPU-bound threads in parallel"
                 .into(),
@@ -790,7 +685,9 @@ fn entry_points(entries: &[Frame]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnosis::findings::Span;
     use crate::diagnosis::Confidence;
+    use crate::model::ExtensionModule;
 
     fn load() -> Load {
         Load {
@@ -811,7 +708,7 @@ mod tests {
 
     #[test]
     fn a_child_judged_in_a_phase_names_both_in_order() {
-        let mut d = alone(Finding::Idle { load: load() });
+        let mut d = alone(Finding::Idle(Idle { load: load() }));
         d.during = Some((1.2, 3.6));
         d.within = Some((42, "python app.py".into()));
         let v = verdict(&d);
@@ -825,7 +722,7 @@ mod tests {
     #[test]
     fn more_native_threads_than_busy_cores_is_saturation() {
         let native = |oversubscribed| {
-            verdict(&alone(Finding::NativeParallel {
+            verdict(&alone(Finding::NativeParallel(NativeParallel {
                 threads: 4,
                 native: 0.9,
                 wait: 0.01,
@@ -833,7 +730,7 @@ mod tests {
                 load: load(),
                 hot: Vec::new(),
                 forecast: Forecast::unchanged(Assumption::NativeAlreadyParallel),
-            }))
+            })))
         };
         let (fits, over) = (native(false), native(true));
         assert_eq!(fits.kind, VerdictKind::NativeParallel);
@@ -844,14 +741,14 @@ mod tests {
 
     #[test]
     fn no_rule_fits_lists_the_spread_and_is_not_trusted() {
-        let v = verdict(&alone(Finding::NoRuleFits {
+        let v = verdict(&alone(Finding::NoRuleFits(NoRuleFits {
             threads: 3,
             shares: vec![
                 (crate::model::ThreadState::Io, 0.31),
                 (crate::model::ThreadState::Lock, 0.25),
             ],
             load: load(),
-        }));
+        })));
         assert_eq!(v.kind, VerdictKind::Inconclusive);
         assert_eq!(v.confidence, Confidence::Low);
         assert!(v.predicted_speedup.is_none());
@@ -878,7 +775,7 @@ mod tests {
                     label: PhaseLabel::GilOn,
                 },
             ],
-            ..alone(Finding::GilTurnedOn {
+            ..alone(Finding::GilTurnedOn(GilTurnedOn {
                 modules: vec![ExtensionModule {
                     name: "gil_ext".into(),
                     file: String::new(),
@@ -893,7 +790,7 @@ mod tests {
                     gil_wait: 0.6,
                 },
                 cores: 2,
-            })
+            }))
         };
         let v = verdict(&d);
         assert_eq!(v.kind, VerdictKind::GilContention);

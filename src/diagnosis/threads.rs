@@ -5,7 +5,10 @@ use crate::model::ThreadState::{Gil, GilWait, Io, Lock, Native, Sleep};
 use crate::words::thread_name;
 
 use super::facts::{entry_point, entry_points, hot, mean_of, uses_executor, Facts};
-use super::findings::{Assumption, Finding, Forecast};
+use super::findings::{
+    Assumption, CpuSaturated, Finding, Forecast, GilContention, Idle, IoBound, LockContention,
+    Mixed, NativeParallel, NoRuleFits, SingleThreadCpu, UnmappedHolder,
+};
 use super::prediction::predict;
 use super::{FREE_THREADED_EFFICIENCY, LOCK_SHARE_MIN, SATURATION_MIN};
 
@@ -22,15 +25,15 @@ pub(super) fn unmapped_holder(f: &Facts) -> Option<Finding> {
     if unmapped < UNMAPPED_HOLDER_MIN || unmapped < 0.5 * f.gil_held {
         return None;
     }
-    Some(Finding::UnmappedHolder {
+    Some(Finding::UnmappedHolder(UnmappedHolder {
         unmapped,
         load: f.load(),
-    })
+    }))
 }
 
 /// Busy threads that fit no rule: what was seen, without a verdict.
 pub(super) fn no_rule_fits(f: &Facts) -> Finding {
-    Finding::NoRuleFits {
+    Finding::NoRuleFits(NoRuleFits {
         threads: f.workers.len(),
         shares: [Gil, GilWait, Native, Io, Sleep, Lock]
             .into_iter()
@@ -38,12 +41,12 @@ pub(super) fn no_rule_fits(f: &Facts) -> Finding {
             .filter(|&(_, share)| share >= SPREAD_MIN)
             .collect(),
         load: f.load(),
-    }
+    })
 }
 
 pub(super) fn gil_contention(f: &Facts, python: &[&ThreadSummary]) -> Finding {
     let a = f.analysis;
-    Finding::GilContention {
+    Finding::GilContention(GilContention {
         threads: python.len(),
         wait: mean_of(python, &[GilWait]),
         load: f.load(),
@@ -52,7 +55,7 @@ pub(super) fn gil_contention(f: &Facts, python: &[&ThreadSummary]) -> Finding {
         hot: hot(a, Gil),
         entries: entry_points(a, python),
         forecast: predict(f, python),
-    }
+    })
 }
 
 pub(super) fn mixed(
@@ -60,7 +63,7 @@ pub(super) fn mixed(
     python: &[&ThreadSummary],
     io_threads: &[&ThreadSummary],
 ) -> Finding {
-    Finding::Mixed {
+    Finding::Mixed(Mixed {
         io_threads: io_threads.len(),
         io_wait: mean_of(io_threads, &[GilWait]),
         python_threads: python.len(),
@@ -68,12 +71,12 @@ pub(super) fn mixed(
         load: f.load(),
         hot: hot(f.analysis, Gil),
         forecast: (!python.is_empty()).then(|| predict(f, python)),
-    }
+    })
 }
 
 pub(super) fn native_parallel(f: &Facts, native_threads: usize) -> Finding {
     let saturated = f.cores_used() >= SATURATION_MIN * f.cores as f64;
-    Finding::NativeParallel {
+    Finding::NativeParallel(NativeParallel {
         threads: native_threads,
         native: f.mean(&[Native]),
         wait: f.mean(&[GilWait]),
@@ -86,13 +89,13 @@ pub(super) fn native_parallel(f: &Facts, native_threads: usize) -> Finding {
             free_threaded: Some(1.0),
             assumptions: vec![Assumption::NativeAlreadyParallel],
         },
-    }
+    })
 }
 
 pub(super) fn single_thread_cpu(f: &Facts, busy: &ThreadSummary) -> Finding {
     let a = f.analysis;
     let cores = f.cores as f64;
-    Finding::SingleThreadCpu {
+    Finding::SingleThreadCpu(SingleThreadCpu {
         thread: thread_name(&busy.name, busy.tid),
         on_cpu: busy.share(&[Gil, Native]),
         holding: busy.fraction(Gil),
@@ -109,7 +112,7 @@ pub(super) fn single_thread_cpu(f: &Facts, busy: &ThreadSummary) -> Finding {
                 Assumption::FreeThreadedSpeed,
             ],
         },
-    }
+    })
 }
 
 pub(super) fn lock_contention(f: &Facts) -> Finding {
@@ -120,7 +123,7 @@ pub(super) fn lock_contention(f: &Facts) -> Finding {
         .copied()
         .filter(|t| t.fraction(Lock) >= LOCK_SHARE_MIN)
         .collect();
-    Finding::LockContention {
+    Finding::LockContention(LockContention {
         waiters: waiters.len(),
         lock: f.mean(&[Lock]),
         wait: f.mean(&[GilWait]),
@@ -128,7 +131,7 @@ pub(super) fn lock_contention(f: &Facts) -> Finding {
         sites: hot(a, Lock),
         entries: entry_points(a, &waiters),
         forecast: Forecast::unchanged(Assumption::LockStays),
-    }
+    })
 }
 
 pub(super) fn io_bound(f: &Facts) -> Finding {
@@ -141,7 +144,7 @@ pub(super) fn io_bound(f: &Facts) -> Finding {
             Some((t.name.clone(), 1.0 - lp.busy_share()))
         })
         .collect();
-    Finding::IoBound {
+    Finding::IoBound(IoBound {
         threads: f.workers.len(),
         io: f.mean(&[Io, Sleep]),
         wait: f.mean(&[GilWait]),
@@ -154,17 +157,17 @@ pub(super) fn io_bound(f: &Facts) -> Finding {
             free_threaded: Some(1.0),
             assumptions: vec![Assumption::WaitsOutside],
         },
-    }
+    })
 }
 
 pub(super) fn cpu_saturated(f: &Facts) -> Finding {
-    Finding::CpuSaturated {
+    Finding::CpuSaturated(CpuSaturated {
         wait: f.mean(&[GilWait]),
         load: f.load(),
         forecast: Forecast::unchanged(Assumption::EveryCoreBusy),
-    }
+    })
 }
 
 pub(super) fn idle(f: &Facts) -> Finding {
-    Finding::Idle { load: f.load() }
+    Finding::Idle(Idle { load: f.load() })
 }
