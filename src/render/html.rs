@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use super::colors::style;
 use super::stacks::{frame_label, thread_label};
 use super::words::{self, pct};
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, ThreadSummary};
 use crate::diagnosis::Verdict;
 use crate::model::{PerState, ThreadState};
 use crate::report::{HotFunction, LineGil, Report};
@@ -338,32 +338,16 @@ fn gil_lines_table(h: &mut String, lines: &[LineGil]) {
 
 /// The timeline as inline SVG, binned into columns: each column of a row takes the state that
 /// covered most of it, and runs of equal columns become one rectangle.
+/// One column of a timeline row: the state that filled most of it, with its tooltip.
+type Column = Option<(ThreadState, String)>;
+
 fn timeline(h: &mut String, analysis: &Analysis) {
-    let start = analysis
-        .threads
-        .iter()
-        .filter_map(|t| t.timeline.first())
-        .map(|s| s.start_ns)
-        .min();
-    let end = analysis
-        .threads
-        .iter()
-        .filter_map(|t| t.timeline.last())
-        .map(|s| s.end_ns)
-        .max();
-    let (Some(start), Some(end)) = (start, end) else {
+    let Some((start, end)) = timeline_span(analysis) else {
         h.push_str("<p>No samples.</p>");
         return;
     };
     let span = (end - start).max(1) as f64;
-    let mut threads: Vec<_> = analysis
-        .threads
-        .iter()
-        .filter(|t| !t.timeline.is_empty())
-        .collect();
-    threads.sort_by_key(|t| std::cmp::Reverse(t.samples - t.counts[ThreadState::Idle]));
-    threads.truncate(TIMELINE_THREADS);
-    threads.sort_by_key(|t| (t.first_t_ns, t.tid));
+    let threads = timeline_threads(analysis);
     let height = (threads.len() + 1) * ROW;
     let col_ns = span / TIMELINE_COLUMNS as f64;
     h.push_str("<div class=\"tl\"><div class=\"labels\"><div>GIL</div>");
@@ -377,85 +361,121 @@ fn timeline(h: &mut String, analysis: &Analysis) {
          data-span=\"{}\" preserveAspectRatio=\"none\" height=\"{height}\">",
         span / 1e9
     );
-    let row = |h: &mut String, y: usize, label: &str, columns: &[Option<(ThreadState, String)>]| {
-        let mut i = 0;
-        while i < columns.len() {
-            let Some((state, tip)) = &columns[i] else {
-                i += 1;
-                continue;
-            };
-            let mut j = i + 1;
-            while j < columns.len() && columns[j].as_ref().is_some_and(|c| c.0 == *state) {
-                j += 1;
-            }
-            let _ = write!(
-                h,
-                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{} {:.2}–{:.2} s: {}</title></rect>",
-                i,
-                y + 1,
-                j - i,
-                ROW - 2,
-                style(*state).hex,
-                escape(label),
-                i as f64 * col_ns / 1e9,
-                j as f64 * col_ns / 1e9,
-                escape(tip)
-            );
-            i = j;
-        }
-    };
-    // The GIL row: coloured while held.
-    let mut gil_cols: Vec<Option<(ThreadState, String)>> = vec![None; TIMELINE_COLUMNS];
-    let mut gil_held = vec![0f64; TIMELINE_COLUMNS];
-    // The root process's GIL (each process of a tree has its own; the trace shows them all).
-    let root_gil = analysis
-        .root()
-        .map_or(&[][..], |p| p.gil_timeline.as_slice());
-    for seg in root_gil.iter().filter(|s| s.locked) {
-        spread(&mut gil_held, seg.start_ns, seg.end_ns, start, col_ns);
-    }
-    for (c, held) in gil_held.iter().enumerate() {
-        if *held > col_ns / 2.0 {
-            gil_cols[c] = Some((ThreadState::Gil, "held".into()));
-        }
-    }
-    row(h, 0, "GIL", &gil_cols);
+    let gil = gil_columns(analysis, start, col_ns);
+    timeline_row(h, (0, "GIL"), &gil, col_ns);
     for (k, thread) in threads.iter().enumerate() {
-        let mut time = vec![PerState::<f64>::default(); TIMELINE_COLUMNS];
-        let mut tips: Vec<Option<String>> = vec![None; TIMELINE_COLUMNS];
-        for seg in &thread.timeline {
-            let mut per_col = vec![0f64; TIMELINE_COLUMNS];
-            let (first, last) = spread(&mut per_col, seg.start_ns, seg.end_ns, start, col_ns);
-            for c in first..=last {
-                time[c][seg.state] += per_col[c];
-                if tips[c].is_none() {
-                    let frame = seg.stack.and_then(|s| analysis.top_frame(s));
-                    tips[c] = Some(match frame {
-                        Some(f) => format!("{} in {}", style(seg.state).label, frame_label(f)),
-                        None => style(seg.state).label.to_string(),
-                    });
-                }
-            }
-        }
-        let columns: Vec<Option<(ThreadState, String)>> = time
-            .iter()
-            .zip(tips)
-            .map(|(t, tip)| {
-                let (best, &most) = t.iter().max_by(|a, b| a.1.total_cmp(b.1))?;
-                (most > 0.0).then(|| (best, tip.unwrap_or_default()))
-            })
-            .collect();
-        row(
-            h,
-            (k + 1) * ROW,
-            &thread_label(&thread.name, thread.tid),
-            &columns,
-        );
+        let columns = thread_columns(analysis, thread, start, col_ns);
+        let label = thread_label(&thread.name, thread.tid);
+        timeline_row(h, ((k + 1) * ROW, &label), &columns, col_ns);
     }
     h.push_str("</svg><div class=\"axis\" id=\"axis\"></div></div></div>\n");
     if analysis.timeline_truncated {
         h.push_str("<p class=\"meta\">The timeline was cut short: the run had more state changes than gilscope keeps.</p>");
     }
+}
+
+/// The first and last moment any thread's timeline covers.
+fn timeline_span(analysis: &Analysis) -> Option<(u64, u64)> {
+    let timelines = || analysis.threads.iter().map(|t| &t.timeline);
+    let start = timelines()
+        .filter_map(|t| t.first())
+        .map(|s| s.start_ns)
+        .min()?;
+    let end = timelines()
+        .filter_map(|t| t.last())
+        .map(|s| s.end_ns)
+        .max()?;
+    Some((start, end))
+}
+
+/// The busiest threads (at most [`TIMELINE_THREADS`]), in the order they started.
+fn timeline_threads(analysis: &Analysis) -> Vec<&ThreadSummary> {
+    let mut threads: Vec<_> = analysis
+        .threads
+        .iter()
+        .filter(|t| !t.timeline.is_empty())
+        .collect();
+    threads.sort_by_key(|t| std::cmp::Reverse(t.samples - t.counts[ThreadState::Idle]));
+    threads.truncate(TIMELINE_THREADS);
+    threads.sort_by_key(|t| (t.first_t_ns, t.tid));
+    threads
+}
+
+/// One row of rectangles at height `y`, a rectangle per run of columns in one state.
+fn timeline_row(h: &mut String, (y, label): (usize, &str), columns: &[Column], col_ns: f64) {
+    let mut i = 0;
+    while i < columns.len() {
+        let Some((state, tip)) = &columns[i] else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + 1;
+        while j < columns.len() && columns[j].as_ref().is_some_and(|c| c.0 == *state) {
+            j += 1;
+        }
+        let _ = write!(
+            h,
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{} {:.2}–{:.2} s: {}</title></rect>",
+            i,
+            y + 1,
+            j - i,
+            ROW - 2,
+            style(*state).hex,
+            escape(label),
+            i as f64 * col_ns / 1e9,
+            j as f64 * col_ns / 1e9,
+            escape(tip)
+        );
+        i = j;
+    }
+}
+
+/// The GIL row: coloured where the root process's GIL was held most of the column (each
+/// process of a tree has its own; the trace shows them all).
+fn gil_columns(analysis: &Analysis, start: u64, col_ns: f64) -> Vec<Column> {
+    let mut held = vec![0f64; TIMELINE_COLUMNS];
+    let root_gil = analysis
+        .root()
+        .map_or(&[][..], |p| p.gil_timeline.as_slice());
+    for seg in root_gil.iter().filter(|s| s.locked) {
+        spread(&mut held, seg.start_ns, seg.end_ns, start, col_ns);
+    }
+    held.iter()
+        .map(|&held| (held > col_ns / 2.0).then(|| (ThreadState::Gil, "held".to_string())))
+        .collect()
+}
+
+/// A thread's row: each column in the state it spent most of the column in, with the first
+/// frame seen there as its tooltip.
+fn thread_columns(
+    analysis: &Analysis,
+    thread: &ThreadSummary,
+    start: u64,
+    col_ns: f64,
+) -> Vec<Column> {
+    let mut time = vec![PerState::<f64>::default(); TIMELINE_COLUMNS];
+    let mut tips: Vec<Option<String>> = vec![None; TIMELINE_COLUMNS];
+    for seg in &thread.timeline {
+        let mut per_col = vec![0f64; TIMELINE_COLUMNS];
+        let (first, last) = spread(&mut per_col, seg.start_ns, seg.end_ns, start, col_ns);
+        for c in first..=last {
+            time[c][seg.state] += per_col[c];
+            if tips[c].is_none() {
+                let frame = seg.stack.and_then(|s| analysis.top_frame(s));
+                tips[c] = Some(match frame {
+                    Some(f) => format!("{} in {}", style(seg.state).label, frame_label(f)),
+                    None => style(seg.state).label.to_string(),
+                });
+            }
+        }
+    }
+    time.iter()
+        .zip(tips)
+        .map(|(t, tip)| {
+            let (best, &most) = t.iter().max_by(|a, b| a.1.total_cmp(b.1))?;
+            (most > 0.0).then(|| (best, tip.unwrap_or_default()))
+        })
+        .collect()
 }
 
 /// Adds the time of `[from, to)` to the columns it covers; returns the first and last column.
