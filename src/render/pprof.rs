@@ -12,6 +12,7 @@ use prost::Message;
 use super::stacks::{stack_counts, StackCount};
 use super::words::{thread_label, thread_name};
 use crate::analysis::Analysis;
+use crate::model::Frame;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Profile {
@@ -152,110 +153,142 @@ pub fn profile(analysis: &Analysis) -> Profile {
 /// Builds a profile of these stacks: two values per sample, the count and the wall time it
 /// stands for.
 pub fn profile_of(stacks: &[StackCount], span: Span, labels: SampleLabels) -> Profile {
-    let mut strings = Strings::default();
-    let period = span.period_nanos;
+    let mut b = ProfileBuilder::new(labels);
     let sample_type = vec![
-        ValueType {
-            r#type: strings.get("samples"),
-            unit: strings.get("count"),
-        },
-        ValueType {
-            r#type: strings.get("wall"),
-            unit: strings.get("nanoseconds"),
-        },
+        b.value_type("samples", "count"),
+        b.value_type("wall", "nanoseconds"),
     ];
-    let (thread_key, tid_key) = match labels {
-        SampleLabels::File => ("thread", "tid"),
-        SampleLabels::Pyroscope => ("thread_name", "thread_id"),
-    };
-    let (key_thread, key_tid, key_state) = (
-        strings.get(thread_key),
-        strings.get(tid_key),
-        strings.get("state"),
-    );
-    let mut functions: Vec<Function> = Vec::new();
-    let mut locations: Vec<Location> = Vec::new();
-    let mut location_of: HashMap<(&str, &str, i32), u64> = HashMap::new();
-    let mut samples = Vec::new();
-    for sc in stacks {
-        let mut location_id = Vec::with_capacity(sc.frames.len());
-        for frame in sc.frames.iter().rev() {
-            let key = (frame.function.as_str(), frame.file.as_str(), frame.line);
-            let id = match location_of.get(&key) {
-                Some(&id) => id,
-                None => {
-                    let function_id = functions.len() as u64 + 1;
-                    functions.push(Function {
-                        id: function_id,
-                        name: strings.get(&frame.function),
-                        system_name: strings.get(&frame.function),
-                        filename: strings.get(&frame.file),
-                    });
-                    let id = locations.len() as u64 + 1;
-                    locations.push(Location {
-                        id,
-                        line: vec![Line {
-                            function_id,
-                            line: frame.line as i64,
-                        }],
-                    });
-                    location_of.insert(key, id);
-                    id
-                }
-            };
-            location_id.push(id);
+    let keys = b.label_keys();
+    let samples = stacks
+        .iter()
+        .map(|sc| b.sample(sc, keys, span.period_nanos))
+        .collect();
+    let period_type = Some(b.value_type("wall", "nanoseconds"));
+    Profile {
+        sample_type,
+        sample: samples,
+        location: b.locations,
+        function: b.functions,
+        string_table: b.strings.table,
+        time_nanos: span.time_nanos,
+        duration_nanos: span.duration_nanos,
+        period_type,
+        period: span.period_nanos,
+    }
+}
+
+/// The string-table indices of the three sample labels' keys: thread, thread id, state.
+#[derive(Clone, Copy)]
+struct LabelKeys {
+    thread: i64,
+    tid: i64,
+    state: i64,
+}
+
+/// A profile's tables as its samples are added: each distinct frame gets one function and
+/// one location.
+struct ProfileBuilder<'a> {
+    labels: SampleLabels,
+    strings: Strings,
+    functions: Vec<Function>,
+    locations: Vec<Location>,
+    location_of: HashMap<(&'a str, &'a str, i32), u64>,
+}
+
+impl<'a> ProfileBuilder<'a> {
+    fn new(labels: SampleLabels) -> Self {
+        ProfileBuilder {
+            labels,
+            strings: Strings::default(),
+            functions: Vec::new(),
+            locations: Vec::new(),
+            location_of: HashMap::new(),
         }
+    }
+
+    fn value_type(&mut self, kind: &str, unit: &str) -> ValueType {
+        ValueType {
+            r#type: self.strings.get(kind),
+            unit: self.strings.get(unit),
+        }
+    }
+
+    fn label_keys(&mut self) -> LabelKeys {
+        let (thread, tid) = match self.labels {
+            SampleLabels::File => ("thread", "tid"),
+            SampleLabels::Pyroscope => ("thread_name", "thread_id"),
+        };
+        LabelKeys {
+            thread: self.strings.get(thread),
+            tid: self.strings.get(tid),
+            state: self.strings.get("state"),
+        }
+    }
+
+    /// The location of `frame`, added on first sight.
+    fn location(&mut self, frame: &'a Frame) -> u64 {
+        let key = (frame.function.as_str(), frame.file.as_str(), frame.line);
+        if let Some(&id) = self.location_of.get(&key) {
+            return id;
+        }
+        let function_id = self.functions.len() as u64 + 1;
+        self.functions.push(Function {
+            id: function_id,
+            name: self.strings.get(&frame.function),
+            system_name: self.strings.get(&frame.function),
+            filename: self.strings.get(&frame.file),
+        });
+        let id = self.locations.len() as u64 + 1;
+        self.locations.push(Location {
+            id,
+            line: vec![Line {
+                function_id,
+                line: frame.line as i64,
+            }],
+        });
+        self.location_of.insert(key, id);
+        id
+    }
+
+    /// A stack's sample, innermost frame first, with its count, wall time and labels.
+    fn sample(&mut self, sc: &StackCount<'a>, keys: LabelKeys, period: i64) -> Sample {
+        let location_id = sc.frames.iter().rev().map(|&f| self.location(f)).collect();
         let count = sc.count as i64;
-        let (thread, tid) = match labels {
+        let (thread, tid) = match self.labels {
             SampleLabels::File => (
-                strings.get(&thread_label(sc.thread, sc.tid)),
+                self.strings.get(&thread_label(sc.thread, sc.tid)),
                 Label {
-                    key: key_tid,
+                    key: keys.tid,
                     str: 0,
                     num: sc.tid as i64,
                 },
             ),
             SampleLabels::Pyroscope => (
-                strings.get(&thread_name(sc.thread, sc.tid)),
+                self.strings.get(&thread_name(sc.thread, sc.tid)),
                 Label {
-                    key: key_tid,
-                    str: strings.get(&sc.tid.to_string()),
+                    key: keys.tid,
+                    str: self.strings.get(&sc.tid.to_string()),
                     num: 0,
                 },
             ),
         };
-        samples.push(Sample {
+        Sample {
             location_id,
             value: vec![count, count.saturating_mul(period)],
             label: vec![
                 Label {
-                    key: key_thread,
+                    key: keys.thread,
                     str: thread,
                     num: 0,
                 },
                 tid,
                 Label {
-                    key: key_state,
-                    str: strings.get(sc.state.name()),
+                    key: keys.state,
+                    str: self.strings.get(sc.state.name()),
                     num: 0,
                 },
             ],
-        });
-    }
-    let period_type = Some(ValueType {
-        r#type: strings.get("wall"),
-        unit: strings.get("nanoseconds"),
-    });
-    Profile {
-        sample_type,
-        sample: samples,
-        location: locations,
-        function: functions,
-        string_table: strings.table,
-        time_nanos: span.time_nanos,
-        duration_nanos: span.duration_nanos,
-        period_type,
-        period,
+        }
     }
 }
 
