@@ -166,14 +166,9 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             push,
             command,
         } => profile(Job {
-            live: Live::for_output(&output),
-            source: Source::Launch(command),
-            sampling: &sampling,
-            output: &output,
-            recording: None,
-            gate: &gate.gate(),
-            color,
+            gate: gate.gate(),
             push: PushConfig::from_args(&push, Credentials::from_env())?,
+            ..Job::new(Source::Launch(command), &sampling, &output, color)
         }),
         Command::Attach {
             sampling,
@@ -181,14 +176,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             push,
             pid,
         } => profile(Job {
-            live: Live::for_output(&output),
-            source: Source::Attach(target::parse_pid(&pid)?),
-            sampling: &sampling,
-            output: &output,
-            recording: None,
-            gate: &Gate::default(),
-            color,
             push: PushConfig::from_args(&push, Credentials::from_env())?,
+            ..Job::new(
+                Source::Attach(target::parse_pid(&pid)?),
+                &sampling,
+                &output,
+                color,
+            )
         }),
         Command::Top {
             sampling,
@@ -199,15 +193,10 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             if !std::io::stdout().is_terminal() {
                 return Err(Error::NotATerminal);
             }
+            let source = Source::of(pid.as_deref(), command)?;
             profile(Job {
-                source: Source::of(pid.as_deref(), command)?,
-                sampling: &sampling,
-                output: &output,
-                recording: None,
-                gate: &Gate::default(),
-                color,
                 live: Live::Top,
-                push: None,
+                ..Job::new(source, &sampling, &output, color)
             })
         }
         Command::Record {
@@ -216,16 +205,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             sampling,
             report,
             command,
-        } => profile(Job {
-            source: Source::of(pid.as_deref(), command)?,
-            sampling: &sampling,
-            output: &report,
-            recording: Some(&path),
-            gate: &Gate::default(),
-            color,
-            live: Live::for_output(&report),
-            push: None,
-        }),
+        } => {
+            let source = Source::of(pid.as_deref(), command)?;
+            profile(Job {
+                recording: Some(&path),
+                ..Job::new(source, &sampling, &report, color)
+            })
+        }
         Command::Bench(args) => bench(&args),
         Command::Diff {
             before,
@@ -390,10 +376,32 @@ struct Job<'a> {
     output: &'a OutputArgs,
     /// `gilscope record`'s file.
     recording: Option<&'a Path>,
-    gate: &'a Gate,
+    gate: Gate,
     color: ColorWhen,
     live: Live,
     push: Option<PushConfig>,
+}
+
+impl<'a> Job<'a> {
+    /// A run of `source` that writes `output`: no gate, no recording, no push, and the
+    /// status line where stderr is a terminal.
+    fn new(
+        source: Source,
+        sampling: &'a SamplingArgs,
+        output: &'a OutputArgs,
+        color: ColorWhen,
+    ) -> Self {
+        Job {
+            live: Live::for_output(output),
+            source,
+            sampling,
+            output,
+            recording: None,
+            gate: Gate::default(),
+            color,
+            push: None,
+        }
+    }
 }
 
 fn profile(job: Job) -> Result<i32, Error> {
