@@ -605,6 +605,39 @@ impl ProcessSampler {
             self.pthread_cache.clear();
         }
         self.relist = false;
+        let (mut threads, kernels) = self.read_kernel_states();
+        // The GIL is read next to the threads' kernel states, before the stacks.
+        let nothing_ran = !threads_changed && self.did_not_run.len() == threads.len();
+        let gil = if nothing_ran && !threads.is_empty() {
+            // No thread executed since the last tick: every Python stack, and the GIL, are as
+            // they were.
+            for t in &mut threads {
+                (t.python, t.stack) = self.previous.stack_of(t.tid);
+            }
+            self.previous.gil
+        } else {
+            let gil = self.read_gil();
+            self.walk_stacks(&mut threads, threads_changed, interner, sink)?;
+            gil
+        };
+        self.note_gil_enabled(t_ns, gil, sink)?;
+        self.previous.remember(&threads, &kernels, gil);
+        self.kernels = kernels;
+        self.note_os_names(&threads, sink)?;
+        let sample = Sample {
+            t_ns,
+            process_cpu_ns,
+            gil,
+            threads,
+        };
+        sink.record(&self.role.sample(self.pid, sample))?;
+        Ok(None)
+    }
+
+    /// Every thread's kernel state (syscall, CPU time), as a sample without stacks yet. A
+    /// thread that has not run since the last tick is still blocked where it was, with the
+    /// same frames: its costlier syscall read is skipped (and, later, its stack walk).
+    fn read_kernel_states(&mut self) -> (Vec<ThreadSample>, Vec<ThreadKernelState>) {
         let mut threads: Vec<ThreadSample> = Vec::with_capacity(self.tids.len());
         let mut kernels = std::mem::take(&mut self.kernels);
         kernels.clear();
@@ -613,9 +646,6 @@ impl ProcessSampler {
             let kernel = match self.threads.get(&tid) {
                 Some(files) => {
                     let cpu = files.read_cpu(&mut self.buf);
-                    // A thread that has not run since the last tick is still blocked where it
-                    // was, with the same frames: skip its costlier syscall read (and, below,
-                    // its stack walk).
                     match self.previous.unchanged(tid, cpu) {
                         Some(kernel) => {
                             self.did_not_run.insert(tid);
@@ -636,38 +666,22 @@ impl ProcessSampler {
             });
             kernels.push(kernel);
         }
-        // The GIL is read next to the threads' kernel states, before the stacks.
-        let nothing_ran = !threads_changed && self.did_not_run.len() == threads.len();
-        let gil = if nothing_ran && !threads.is_empty() {
-            // No thread executed since the last tick: every Python stack, and the GIL, are as
-            // they were.
-            for t in &mut threads {
-                (t.python, t.stack) = self.previous.stack_of(t.tid);
-            }
-            self.previous.gil
-        } else {
-            let gil = self.read_gil();
-            self.walk_stacks(&mut threads, threads_changed, interner, sink)?;
-            gil
-        };
-        self.note_gil_enabled(t_ns, gil, sink)?;
-        self.previous.remember(&threads, &kernels, gil);
-        self.kernels = kernels;
-        // A thread's OS name until its Python name is read.
-        for t in &threads {
+        (threads, kernels)
+    }
+
+    /// Sends a thread's OS name until its Python name is read.
+    fn note_os_names(
+        &mut self,
+        threads: &[ThreadSample],
+        sink: &mut impl RecordSink,
+    ) -> std::io::Result<()> {
+        for t in threads {
             if !self.names.contains_key(&t.tid) {
                 let name = procfs::thread_comm(self.pid, t.tid).unwrap_or_default();
                 self.note_thread_name(t.tid, name, sink)?;
             }
         }
-        let sample = Sample {
-            t_ns,
-            process_cpu_ns,
-            gil,
-            threads,
-        };
-        sink.record(&self.role.sample(self.pid, sample))?;
-        Ok(None)
+        Ok(())
     }
 
     /// Reads every thread's Python stack and fills them in: with gilscope's own walk where it
