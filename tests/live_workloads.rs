@@ -96,21 +96,26 @@ fn one_busy_thread() {
     });
 }
 
-/// (e) A lock held across a 20 ms sleep: each of the four workers waits for it 3/4 of the
-/// time (measured 0.67-0.79) and sleeps the rest.
+/// (e) A lock held across a 20 ms sleep: at every moment one worker holds it and sleeps while
+/// the three others wait for it. Which worker wins the lock is up to the scheduler (a
+/// `threading.Lock` is not fair: one worker's wait share was measured anywhere from 0.47 to
+/// 0.94), so each worker is checked to wait or sleep all the time, and the sleeps are checked
+/// to add up to one thread's time (measured 1.005 to 1.006 across the four).
 #[test]
 fn lock_serialised_threads() {
     for_every_version("lock_sleep.py", |r| {
-        for w in threads(r, "worker") {
-            let lock = state(w, "lock");
-            ensure(lock >= 0.6, || {
-                format!("{}: lock {lock:.2} < 0.6", w["name"])
-            })?;
-            let sleep = state(w, "sleep");
-            ensure(sleep >= 0.1, || {
-                format!("{}: sleep {sleep:.2} < 0.1", w["name"])
+        let workers = threads(r, "worker");
+        ensure(workers.len() == 4, || "expected 4 workers".into())?;
+        for w in &workers {
+            let waiting = share(w, &["lock", "sleep"]);
+            ensure(waiting >= 0.9, || {
+                format!("{}: lock+sleep {waiting:.2} < 0.9", w["name"])
             })?;
         }
+        let sleeping: f64 = workers.iter().map(|w| state(w, "sleep")).sum();
+        ensure((0.85..=1.15).contains(&sleeping), || {
+            format!("the workers' sleep shares add up to {sleeping:.2}, not about 1")
+        })?;
         ensure(r["verdict"]["kind"] == "lock_contention", || {
             "verdict".into()
         })
