@@ -132,11 +132,11 @@ fn gil_contention(v: &mut Verdict, f: &GilContention) {
             "replace threading.Thread with multiprocessing.Pool (or ProcessPoolExecutor)"
         }
     ));
-    let hot = hot_lines(&f.hot, "GIL-holding time");
-    if !hot.is_empty() {
-        v.advice.push("The functions holding the GIL:".into());
-        v.advice.extend(hot);
-    }
+    titled(
+        &mut v.advice,
+        "The functions holding the GIL:",
+        hot_lines(&f.hot, "GIL-holding time"),
+    );
     let entries = entry_points(&f.entries);
     if !entries.is_empty() {
         v.advice.push(format!(
@@ -238,11 +238,11 @@ fn lock_contention(v: &mut Verdict, f: &LockContention) {
         gil_and_cores(&f.load),
     ];
     v.advice.push("The GIL is not the limit: the program's own locking serialises the threads. Hold locks for less time (never across I/O or sleep), or split the data so threads do not share a lock".into());
-    let sites = hot_lines(&f.sites, "lock-waiting time");
-    if !sites.is_empty() {
-        v.advice.push("Where the threads wait:".into());
-        v.advice.extend(sites);
-    }
+    titled(
+        &mut v.advice,
+        "Where the threads wait:",
+        hot_lines(&f.sites, "lock-waiting time"),
+    );
     let entries = entry_points(&f.entries);
     if !entries.is_empty() {
         v.advice
@@ -333,11 +333,14 @@ fn event_loop_blocked(v: &mut Verdict, f: &EventLoopBlocked) {
         v.advice.push("Move the CPU-bound work to a process pool: `await loop.run_in_executor(pool, f, ...)` with a `ProcessPoolExecutor`, so the loop keeps serving other tasks".into());
         v.snippet = Some("from concurrent.futures import ProcessPoolExecutor\n\npool = ProcessPoolExecutor()\n\nasync def handle(item):\n    loop = asyncio.get_running_loop()\n    return await loop.run_in_executor(pool, compute, item)".into());
     }
-    if !f.culprits.is_empty() {
-        v.advice.push("Where the loop's time went:".into());
-        v.advice
-            .extend(f.culprits.iter().map(|c| format!("- {}", culprit(c))));
-    }
+    titled(
+        &mut v.advice,
+        "Where the loop's time went:",
+        f.culprits
+            .iter()
+            .map(|c| format!("- {}", culprit(c)))
+            .collect(),
+    );
 }
 
 fn culprit(c: &LoopCulprit) -> String {
@@ -373,11 +376,11 @@ fn ipc_overhead(v: &mut Verdict, f: &IpcOverhead) {
     v.advice.push("Send less: pass file paths, database keys or index ranges and let each worker load its own data, or put large arrays in `multiprocessing.shared_memory`".into());
     v.advice.push("Send fewer, bigger tasks: a `chunksize` on `map`/`imap_unordered` (or group items yourself), so each task does more work per pickled byte".into());
     v.advice.push("Return less: reduce the result inside the worker (a sum, a count, a file written) instead of sending the data back".into());
-    let hot = hot_lines(&f.hot, "GIL-holding time");
-    if !hot.is_empty() {
-        v.advice.push("Where the processes hold their GILs:".into());
-        v.advice.extend(hot);
-    }
+    titled(
+        &mut v.advice,
+        "Where the processes hold their GILs:",
+        hot_lines(&f.hot, "GIL-holding time"),
+    );
     v.snippet = Some("# before: each task pickles a large list\npool.map(total, [big_list] * n)\n\n# after: send what to load, not the data\ndef total_of(path):\n    return sum(load(path))\n\npool.imap_unordered(total_of, paths, chunksize=16)".into());
 }
 
@@ -658,6 +661,14 @@ fn thread_or_its(thread: &str) -> &str {
 /// `function (file:line)`, the file's directory dropped.
 fn location(frame: &Frame) -> String {
     place(&frame.function, &frame.file, frame.line)
+}
+
+/// `title`, then the `lines` under it; nothing when there are none.
+fn titled(advice: &mut Vec<String>, title: &str, lines: Vec<String>) {
+    if !lines.is_empty() {
+        advice.push(title.into());
+        advice.extend(lines);
+    }
 }
 
 fn hot_lines(hot: &[HotFunction], what: &str) -> Vec<String> {
