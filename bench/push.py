@@ -13,7 +13,6 @@ import argparse
 import http.server
 import json
 import os
-import resource
 import socket
 import statistics
 import subprocess
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from measure import children_cpu, late_share
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -64,11 +65,6 @@ def closed_port():
     return "http://127.0.0.1:%d" % port
 
 
-def children_cpu():
-    u = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return u.ru_utime + u.ru_stime
-
-
 def timed(cmd, report):
     before = children_cpu()
     started = time.monotonic()
@@ -81,7 +77,8 @@ def timed(cmd, report):
     if report:
         with open(report) as f:
             r = json.load(f)
-        late = r["late_samples"] / max(1, r["samples"] + r["late_samples"])
+        late, taken = late_share(r)
+        late /= max(1, taken)
         os.remove(report)
     return wall, cpu, late
 

@@ -18,20 +18,16 @@ import argparse
 import json
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from measure import children_cpu, late_share
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-
-
-def children_cpu():
-    u = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return u.ru_utime + u.ru_stime
 
 
 def timed(cmd):
@@ -94,11 +90,6 @@ def start_target(workload, n):
 def gilscope_attach(args, pid, rate, seconds):
     return [args.gilscope, "attach", "-q", "--json", "-", "--rate", str(rate),
             "--duration", str(seconds), str(pid)]
-
-
-def late_share(report):
-    taken = report["samples"] + report["late_samples"]
-    return report["late_samples"], taken
 
 
 def part2(args, scratch, workload, what):

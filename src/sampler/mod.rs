@@ -443,7 +443,10 @@ impl ProcessSampler {
     pub fn attach(pid: u32, options: &SamplerOptions, role: Role) -> Result<ProcessSampler, Error> {
         check_python_maps(pid)?;
         let mem = ProcessMemory { pid };
-        // py-spy first: it fails (and the caller retries) until the interpreter is loaded.
+        // py-spy first: it fails (and the caller retries) until the interpreter is loaded, so
+        // its success says `_PyRuntime` is there to be read next. Reading the runtime first (to
+        // skip py-spy on a free-threaded build) races a launched target's libpython loading
+        // between the two looks; `identify` drops py-spy on such a build instead.
         let spy = PythonSpy::new(pid as py_spy::Pid, &py_spy_config(options));
         let (runtime, described) = read_runtime(pid, &mem)?;
         let (spy, version_text, minor) = identify(pid, spy, described.as_ref())?;
