@@ -137,7 +137,7 @@ fn gil_contention(v: &mut Verdict, f: &GilContention) {
         "The functions holding the GIL:",
         hot_lines(&f.hot, "GIL-holding time"),
     );
-    let entries = entry_points(&f.entries);
+    let entries = entry_places(&f.entries);
     if !entries.is_empty() {
         v.advice.push(format!(
             "They run in the threads started at: {}",
@@ -243,7 +243,7 @@ fn lock_contention(v: &mut Verdict, f: &LockContention) {
         "Where the threads wait:",
         hot_lines(&f.sites, "lock-waiting time"),
     );
-    let entries = entry_points(&f.entries);
+    let entries = entry_places(&f.entries);
     if !entries.is_empty() {
         v.advice
             .push(format!("Waiting threads run: {}", entries.join(", ")));
@@ -686,7 +686,7 @@ fn hot_lines(hot: &[HotFunction], what: &str) -> Vec<String> {
 }
 
 /// The entry points' places, sorted, each once.
-fn entry_points(entries: &[Frame]) -> Vec<String> {
+fn entry_places(entries: &[Frame]) -> Vec<String> {
     let mut names: Vec<String> = entries.iter().map(location).collect();
     names.sort();
     names.dedup();
