@@ -27,7 +27,10 @@ fn report_of_a_million_samples(c: &mut Criterion) {
                 let mut out = Vec::new();
                 gilscope::render::terminal::render(
                     &report,
-                    gilscope::render::terminal::Style { color: false },
+                    gilscope::render::terminal::Style {
+                        color: false,
+                        threads: false,
+                    },
                     &mut out,
                 )
                 .expect("terminal");

@@ -14,6 +14,7 @@ use crate::gate::{Gate, GATE_EXIT_CODE};
 use crate::model::{Ending, Record};
 use crate::push::{self, Credentials, PushConfig};
 use crate::recording::{self, replay, RecordingWriter};
+use crate::render::terminal::Style;
 use crate::report::{self, PushSummary, Report};
 use crate::sampler::{RecordSink, SamplerOptions};
 use crate::session::{Session, Start};
@@ -565,14 +566,14 @@ fn emit(
             let stderr = std::io::stderr();
             print_terminal(
                 &report,
-                color.enabled(stderr.is_terminal()),
+                terminal_style(color, stderr.is_terminal(), output),
                 &mut stderr.lock(),
             );
         } else {
             let stdout = std::io::stdout();
             print_terminal(
                 &report,
-                color.enabled(stdout.is_terminal()),
+                terminal_style(color, stdout.is_terminal(), output),
                 &mut stdout.lock(),
             );
         }
@@ -593,8 +594,14 @@ fn emit(
     Ok(report)
 }
 
-fn print_terminal(report: &Report, color: bool, out: &mut impl Write) {
-    let style = render::terminal::Style { color };
+fn terminal_style(color: ColorWhen, is_terminal: bool, output: &OutputArgs) -> Style {
+    Style {
+        color: color.enabled(is_terminal),
+        threads: output.threads,
+    }
+}
+
+fn print_terminal(report: &Report, style: Style, out: &mut impl Write) {
     // A closed pipe (`| head`) is not an error worth reporting.
     let _ = render::terminal::render(report, style, out);
 }

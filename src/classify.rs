@@ -37,6 +37,11 @@ pub fn syscall_kind(arch: &str, nr: i64) -> SyscallKind {
     }
 }
 
+/// The last bytes of the GIL struct hold its `switch_cond` and `switch_mutex` (48 and 40
+/// bytes, at its end in every layout): a thread blocked there released the GIL and waits for
+/// the next holder to take it (CPython's forced switch).
+pub const GIL_SWITCH_TAIL: u64 = 88;
+
 /// A runnable thread that used at least this share of the last interval on a CPU is doing
 /// real work. A GIL waiter woken by its 5 ms timed wait uses a few microseconds, well below.
 pub const NATIVE_MIN_CPU_SHARE: f64 = 0.05;
@@ -59,8 +64,9 @@ pub struct Observation<'a> {
 }
 
 /// The classification rules, in order:
-/// 1. a futex wait on an address inside a GIL struct is `gil_wait`, whatever else was read
-///    (the thread that just dropped the GIL waits on `switch_cond` there too);
+/// 1. a futex wait on an address inside a GIL struct is `gil_wait`, whatever else was read;
+///    on its `switch_cond` (the struct's tail) it is `handoff`: the thread dropped the GIL
+///    and waits for another to take it;
 /// 2. the GIL holder is `gil`, even when blocked: every other Python thread waits for it;
 /// 3. other futex waits are the program's own locks (`lock`); read/recv/poll-like calls are
 ///    `io`; sleeps are `sleep`; `select` with no descriptors is a sleep;
@@ -78,8 +84,12 @@ pub fn classify(obs: &Observation) -> ThreadState {
     };
     if let Syscall::Blocked { nr, args } = syscall {
         let kind = syscall_kind(obs.arch, nr);
-        if kind == SyscallKind::Futex && in_ranges(obs.gil_ranges, args[0]) {
-            return ThreadState::GilWait;
+        if kind == SyscallKind::Futex {
+            match gil_place(obs.gil_ranges, args[0]) {
+                Some(GilPlace::Switch) => return ThreadState::Handoff,
+                Some(GilPlace::Take) => return ThreadState::GilWait,
+                None => {}
+            }
         }
         if obs.holds_gil {
             return ThreadState::Gil;
@@ -121,18 +131,35 @@ pub fn is_transit_candidate(obs: &Observation, state: ThreadState) -> bool {
     state == ThreadState::Native && obs.previous == Some(ThreadState::Gil) && obs.other_holds_gil
 }
 
-/// The state of a transit candidate, given the state of the thread's next sample.
+/// The state of a transit candidate, given the state of the thread's next sample: passing
+/// the GIL on when it went back to the GIL, native work otherwise.
 pub fn resolve_transit(next: Option<ThreadState>) -> ThreadState {
     match next {
-        Some(ThreadState::Gil | ThreadState::GilWait) => ThreadState::GilWait,
+        Some(ThreadState::Gil | ThreadState::GilWait | ThreadState::Handoff) => {
+            ThreadState::Handoff
+        }
         _ => ThreadState::Native,
     }
 }
 
-fn in_ranges(ranges: &[(u64, u64)], addr: u64) -> bool {
-    ranges
+/// Where in a GIL struct a futex wait is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GilPlace {
+    /// Its `cond` or `mutex`: taking the GIL.
+    Take,
+    /// Its `switch_cond` or `switch_mutex`: handing it to the next holder.
+    Switch,
+}
+
+fn gil_place(ranges: &[(u64, u64)], addr: u64) -> Option<GilPlace> {
+    let &(_, end) = ranges
         .iter()
-        .any(|&(start, end)| addr >= start && addr < end)
+        .find(|&&(start, end)| addr >= start && addr < end)?;
+    Some(if addr >= end.saturating_sub(GIL_SWITCH_TAIL) {
+        GilPlace::Switch
+    } else {
+        GilPlace::Take
+    })
 }
 
 #[cfg(test)]
@@ -161,9 +188,12 @@ mod tests {
     }
 
     #[test]
-    fn futex_inside_gil_is_gil_wait() {
-        for off in [48, 72, 76, 80, 160, 164] {
+    fn futex_inside_gil_is_gil_wait_or_handoff() {
+        for off in [48, 72, 76, 80, 112] {
             assert_eq!(classify(&obs(futex(0x1000 + off))), ThreadState::GilWait);
+        }
+        for off in [120, 160, 164, 168, 200] {
+            assert_eq!(classify(&obs(futex(0x1000 + off))), ThreadState::Handoff);
         }
         assert_eq!(classify(&obs(futex(0x1000 + 208))), ThreadState::Lock);
         assert_eq!(classify(&obs(futex(0x5000))), ThreadState::Lock);
@@ -173,7 +203,7 @@ mod tests {
     fn gil_futex_wins_over_stale_holder() {
         let o = Observation {
             holds_gil: true,
-            ..obs(futex(0x1000 + 160))
+            ..obs(futex(0x1000 + 72))
         };
         assert_eq!(classify(&o), ThreadState::GilWait);
     }
@@ -258,11 +288,11 @@ mod tests {
         }
         assert_eq!(
             resolve_transit(Some(ThreadState::GilWait)),
-            ThreadState::GilWait
+            ThreadState::Handoff
         );
         assert_eq!(
             resolve_transit(Some(ThreadState::Gil)),
-            ThreadState::GilWait
+            ThreadState::Handoff
         );
         assert_eq!(
             resolve_transit(Some(ThreadState::Native)),

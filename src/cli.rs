@@ -308,6 +308,10 @@ pub struct OutputArgs {
     /// Do not print the terminal report.
     #[arg(long, short)]
     pub quiet: bool,
+    /// List every thread in the terminal report, not one row per group of threads started
+    /// with the same function (a pool's workers, a server's request threads).
+    #[arg(long)]
+    pub threads: bool,
     /// Write the timeline in the Chrome trace-event format (open in ui.perfetto.dev or
     /// chrome://tracing).
     #[arg(long, value_name = "FILE")]

@@ -115,6 +115,8 @@ pub fn descendant_role<'a>(frames: impl Iterator<Item = &'a Frame>) -> ProcessRo
     for f in frames {
         if is(f, "multiprocessing/pool.py", &["worker"])
             || is(f, "concurrent/futures/process.py", &["_process_worker"])
+            || is(f, "loky/process_executor.py", &["_process_worker"])
+            || is(f, "billiard/pool.py", &["worker"])
         {
             return ProcessRole::PoolWorker;
         }
@@ -168,6 +170,72 @@ pub fn is_result_handler(frame: &Frame) -> bool {
             "concurrent/futures/process.py",
             &["process_result_item", "_queue_management_worker"],
         )
+}
+
+/// The frames `threading` runs a new thread through before its target: `_bootstrap`,
+/// `_bootstrap_inner` and `Thread.run`.
+fn is_thread_bootstrap(frame: &Frame) -> bool {
+    is(
+        frame,
+        "threading.py",
+        &["_bootstrap", "_bootstrap_inner", "run"],
+    )
+}
+
+/// The function a thread was started with, in a stack given innermost first: the outermost
+/// frame past `threading`'s bootstrap (`Thread(target=f)` gives `f`; a `Thread` subclass its
+/// `run`). `None` for a stack that does not start in `threading`'s bootstrap (the main
+/// thread's, or one read torn as its thread ended), and for a thread caught starting or
+/// ending, still or again in `threading`'s own code.
+pub fn start_function<'a>(frames: &[&'a Frame]) -> Option<&'a Frame> {
+    if !frames.last().is_some_and(|f| is_thread_bootstrap(f)) {
+        return None;
+    }
+    frames
+        .iter()
+        .rev()
+        .find(|f| !is_thread_bootstrap(f))
+        .copied()
+        .filter(|f| !in_file(f, &["threading.py"]) && !f.file.is_empty())
+}
+
+/// A thread that a pool starts to run itself, not the tasks: it hands tasks out, collects
+/// results, feeds a queue or watches the workers. Known by its start function.
+pub fn is_pool_helper(start: &Frame) -> bool {
+    is(
+        start,
+        "multiprocessing/pool.py",
+        &["_handle_workers", "_handle_tasks", "_handle_results"],
+    ) || is(start, "multiprocessing/queues.py", &["_feed"])
+        || is(start, "loky/backend/queues.py", &["_feed"])
+        || is(
+            start,
+            "concurrent/futures/process.py",
+            &["_queue_management_worker", "run"],
+        )
+        || is(start, "loky/process_executor.py", &["run"])
+        || in_file(
+            start,
+            &["joblib/pool.py", "multiprocessing/resource_sharer.py"],
+        )
+}
+
+/// A pool's worker thread between tasks, waiting for the next one: its innermost Python
+/// frame is the worker loop itself (the queue it waits on is C), or the queue's `get` called
+/// from it. Such a wait is an idle worker, not contention on one of the program's locks.
+pub fn waits_for_task<'a>(mut frames: impl Iterator<Item = &'a Frame>) -> bool {
+    let is_loop = |f: &Frame| {
+        is(f, "concurrent/futures/thread.py", &["_worker"])
+            || is(f, "multiprocessing/pool.py", &["worker"])
+            || is(f, "billiard/pool.py", &["worker"])
+    };
+    match frames.next() {
+        Some(f) if is_loop(f) => true,
+        Some(f) if is(f, "queue.py", &["get"]) || is(f, "threading.py", &["wait"]) => frames
+            .find(|f| !in_file(f, &["queue.py", "threading.py"]))
+            .is_some_and(is_loop),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -245,5 +313,56 @@ mod tests {
             f("BaseEventLoop._run_once", "/x/asyncio/base_events.py"),
         ];
         assert_eq!(loop_position(waiting.iter()), LoopPosition::Waiting);
+    }
+
+    #[test]
+    fn thread_starts_helpers_and_idle_workers() {
+        let executor_idle = [
+            f("_worker", "/x/concurrent/futures/thread.py"),
+            f("Thread.run", "/x/threading.py"),
+            f("Thread._bootstrap_inner", "/x/threading.py"),
+            f("Thread._bootstrap", "/x/threading.py"),
+        ];
+        let refs: Vec<&Frame> = executor_idle.iter().collect();
+        assert_eq!(start_function(&refs).unwrap().function, "_worker");
+        assert!(waits_for_task(executor_idle.iter()));
+        let running_task = [
+            f("render", "app.py"),
+            f("_WorkItem.run", "/x/concurrent/futures/thread.py"),
+            f("_worker", "/x/concurrent/futures/thread.py"),
+        ];
+        assert!(!waits_for_task(running_task.iter()));
+        let queue_wait = [
+            f("Condition.wait", "/x/threading.py"),
+            f("Queue.get", "/x/queue.py"),
+            f("worker", "/x/multiprocessing/pool.py"),
+        ];
+        assert!(waits_for_task(queue_wait.iter()));
+        let own_queue = [
+            f("Condition.wait", "/x/threading.py"),
+            f("Queue.get", "/x/queue.py"),
+            f("consume", "app.py"),
+        ];
+        assert!(!waits_for_task(own_queue.iter()), "the program's own queue");
+        assert!(is_pool_helper(&f(
+            "_handle_results",
+            "/x/multiprocessing/pool.py"
+        )));
+        assert!(!is_pool_helper(&f("worker", "/x/multiprocessing/pool.py")));
+        let main = [f("<module>", "app.py")];
+        let refs: Vec<&Frame> = main.iter().collect();
+        assert!(start_function(&refs).is_none(), "not a thread's stack");
+        let ending = [
+            f("Thread._delete", "/x/threading.py"),
+            f("Thread._bootstrap_inner", "/x/threading.py"),
+            f("Thread._bootstrap", "/x/threading.py"),
+        ];
+        let refs: Vec<&Frame> = ending.iter().collect();
+        assert!(start_function(&refs).is_none(), "a thread caught ending");
+        let loky = [f(
+            "_process_worker",
+            "/v/site-packages/joblib/externals/loky/process_executor.py",
+        )];
+        assert_eq!(descendant_role(loky.iter()), ProcessRole::PoolWorker);
     }
 }

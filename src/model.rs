@@ -11,8 +11,12 @@ use serde::{Deserialize, Serialize};
 pub enum ThreadState {
     /// Holds the GIL: runs Python, or native code that kept the GIL.
     Gil,
-    /// Blocked waiting to take the GIL (or for its hand-off).
+    /// Blocked waiting to take the GIL.
     GilWait,
+    /// GIL overhead: passing the GIL on. A thread that released it waits for the next holder
+    /// to take it (CPython's forced switch), or is on a CPU between a release and the next
+    /// take, at a line that otherwise runs holding the GIL.
+    Handoff,
     /// On a CPU (or runnable) without the GIL.
     Native,
     /// Blocked in a read/write/recv/poll-like call.
@@ -28,9 +32,10 @@ pub enum ThreadState {
 }
 
 impl ThreadState {
-    pub const ALL: [ThreadState; 8] = [
+    pub const ALL: [ThreadState; 9] = [
         ThreadState::Gil,
         ThreadState::GilWait,
+        ThreadState::Handoff,
         ThreadState::Native,
         ThreadState::Io,
         ThreadState::Sleep,
@@ -43,6 +48,7 @@ impl ThreadState {
         match self {
             ThreadState::Gil => "gil",
             ThreadState::GilWait => "gil_wait",
+            ThreadState::Handoff => "handoff",
             ThreadState::Native => "native",
             ThreadState::Io => "io",
             ThreadState::Sleep => "sleep",
@@ -60,7 +66,7 @@ impl ThreadState {
 /// One value per thread state, indexed by [`ThreadState`]. In JSON, an object keyed by the
 /// states' names in [`ThreadState::ALL`] order (`{"gil": .., "gil_wait": .., ...}`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PerState<T>([T; 8]);
+pub struct PerState<T>([T; 9]);
 
 impl<T> PerState<T> {
     pub fn from_fn(mut f: impl FnMut(ThreadState) -> T) -> Self {
@@ -124,7 +130,7 @@ impl<T> std::ops::IndexMut<ThreadState> for PerState<T> {
 impl<T: Serialize> Serialize for PerState<T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(8))?;
+        let mut map = serializer.serialize_map(Some(ThreadState::ALL.len()))?;
         for (state, value) in self.iter() {
             map.serialize_entry(state.name(), value)?;
         }
@@ -401,7 +407,7 @@ mod tests {
         let json = serde_json::to_string(&shares).unwrap();
         assert_eq!(
             json,
-            r#"{"gil":0.25,"gil_wait":0.75,"native":0.0,"io":0.0,"sleep":0.0,"lock":0.0,"idle":0.0,"unknown":0.0}"#
+            r#"{"gil":0.25,"gil_wait":0.75,"handoff":0.0,"native":0.0,"io":0.0,"sleep":0.0,"lock":0.0,"idle":0.0,"unknown":0.0}"#
         );
         assert_eq!(
             serde_json::from_str::<PerState<f64>>(&json).unwrap(),
@@ -412,8 +418,8 @@ mod tests {
         assert_eq!(partial.total(), 1.0, "a missing state reads as 0");
         assert!(serde_json::from_str::<PerState<f64>>(r#"{"gill": 1.0}"#).is_err());
         let counts = PerState::from_fn(|s| if s == ThreadState::Lock { 3u64 } else { 1 });
-        assert_eq!(counts.total(), 10);
-        assert_eq!(counts.shares()[ThreadState::Lock], 0.3);
+        assert_eq!(counts.total(), 11);
+        assert_eq!(counts.shares()[ThreadState::Lock], 3.0 / 11.0);
         assert_eq!(counts.sum_of(&[ThreadState::Gil, ThreadState::Lock]), 4);
     }
 }

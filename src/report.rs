@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::analysis::groups::GroupRole;
 use crate::analysis::queries::{gil_by_line, hot_functions, loop_culprits, GIL_LINES_LIMIT};
 pub use crate::analysis::queries::{GilHolder, GilUse, HotFunction, LineGil, LoopCulprit};
 use crate::analysis::Analysis;
@@ -32,6 +33,10 @@ pub struct Report {
     pub process: Process,
     /// Every thread of every process.
     pub threads: Vec<Thread>,
+    /// The threads grouped by the function they were started with (a pool's workers, a
+    /// server's request threads are one group each), in the order they appeared.
+    #[serde(default)]
+    pub groups: Vec<Group>,
     /// Each process: the root first, then descendants in the order found.
     pub processes: Vec<ProcessEntry>,
     /// Threads that ran an asyncio event loop.
@@ -61,6 +66,30 @@ pub struct PushSummary {
     pub last_error: Option<String>,
 }
 
+/// Threads of one process started with the same function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub pid: u32,
+    /// `crunch-*`, `ThreadPoolExecutor-0_*`, `Thread-* (process_request_thread)`, `MainThread`.
+    pub label: String,
+    pub role: GroupRole,
+    /// The function its threads were started with, where a Python stack of them was read.
+    pub start: Option<String>,
+    pub start_file: Option<String>,
+    /// Its threads' ids (a server that starts a thread per request has many).
+    pub tids: Vec<u32>,
+    /// Threads alive at once, on average over the group's life.
+    pub at_once: f64,
+    /// Threads started a second over the group's life, for a group whose threads come and go.
+    pub started_per_s: Option<f64>,
+    pub cpu_s: f64,
+    /// Fractions of the threads' summed time, as for a thread.
+    pub states: States,
+    /// Share of the time the threads waited for a task as a pool's idle workers (part of
+    /// `lock`).
+    pub waiting_for_work: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessEntry {
     pub pid: u32,
@@ -80,6 +109,10 @@ pub struct ProcessEntry {
     /// How it ended, when it ended before the run did.
     pub ending: Option<String>,
     pub cpu_s: f64,
+    /// The part of `cpu_s` no sampled thread accounts for: threads that lived between two
+    /// samples (a thread per request), or ran on after their last sample.
+    #[serde(default)]
+    pub unattributed_cpu_s: f64,
     pub cpu_cores_used: f64,
     pub gil_held: Option<f64>,
     pub gil_switches_per_s: Option<f64>,
@@ -252,11 +285,43 @@ fn processes(analysis: &Analysis) -> Vec<ProcessEntry> {
                 .filter(|_| p.parent.is_some())
                 .map(describe_process_ending),
             cpu_s: p.cpu_s,
+            unattributed_cpu_s: p.unattributed_cpu_s,
             cpu_cores_used: p.cpu_cores_used,
             gil_held: p.gil_held,
             gil_switches_per_s: p.gil_switches_per_s,
             threads: analysis.threads_of(p.pid).map(|t| t.tid).collect(),
             notes: p.notes.clone(),
+        })
+        .collect()
+}
+
+/// A group whose threads come and go: more of them than this many times those alive at once.
+const CHURN_MIN: f64 = 2.0;
+
+fn groups(analysis: &Analysis) -> Vec<Group> {
+    analysis
+        .groups
+        .iter()
+        .map(|g| {
+            let life_s = g.last_t_ns.saturating_sub(g.first_t_ns) as f64 / 1e9;
+            let churns = g.threads() as f64 > CHURN_MIN * g.at_once().max(1.0);
+            Group {
+                pid: g.pid,
+                label: g.label.clone(),
+                role: g.role,
+                start: g.start.as_ref().map(|f| f.function.clone()),
+                start_file: g.start.as_ref().map(|f| f.file.clone()),
+                tids: g
+                    .members
+                    .iter()
+                    .filter_map(|&i| analysis.threads.get(i).map(|t| t.tid))
+                    .collect(),
+                at_once: g.at_once(),
+                started_per_s: (churns && life_s > 0.0).then(|| g.threads() as f64 / life_s),
+                cpu_s: g.cpu_s,
+                states: g.time_ns.shares(),
+                waiting_for_work: g.waiting_for_work(),
+            }
         })
         .collect()
 }
@@ -374,6 +439,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
                     }),
             })
             .collect(),
+        groups: groups(analysis),
         processes: processes(analysis),
         event_loops: event_loops(analysis),
         hot: Hot {

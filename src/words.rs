@@ -44,3 +44,22 @@ pub fn thread_name(name: &str, tid: u32) -> String {
         name.to_string()
     }
 }
+
+/// A count with its noun, singular or plural: `1 thread`, `4 threads`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A count of threads that may be an average (threads alive at once), rounded to a whole one
+/// where it is close: `4 threads`, `1 thread`, `2.4 threads`.
+pub fn threads(n: f64) -> String {
+    if (n - n.round()).abs() < 0.25 {
+        count(n.round().max(1.0) as usize, "thread")
+    } else {
+        format!("{n:.1} threads")
+    }
+}

@@ -168,7 +168,7 @@ proptest! {
         let verdict = diagnose(&analysis);
         let report = report::build(&analysis, Some(verdict));
         let mut out = Vec::new();
-        render::terminal::render(&report, render::terminal::Style { color: true }, &mut out).unwrap();
+        render::terminal::render(&report, render::terminal::Style { color: true, threads: false }, &mut out).unwrap();
         render::json(&report, &mut out).unwrap();
         render::trace::render(&analysis, &mut out).unwrap();
         render::speedscope::render(&analysis, &mut out).unwrap();

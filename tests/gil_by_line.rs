@@ -98,7 +98,15 @@ fn build(analysis: &Analysis) -> Report {
 
 fn text(report: &Report) -> String {
     let mut out = Vec::new();
-    terminal::render(report, Style { color: false }, &mut out).unwrap();
+    terminal::render(
+        report,
+        Style {
+            color: false,
+            threads: false,
+        },
+        &mut out,
+    )
+    .unwrap();
     String::from_utf8(out).unwrap()
 }
 

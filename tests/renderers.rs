@@ -55,7 +55,10 @@ fn render_to_vec(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<u8>
 #[test]
 fn terminal_and_json_golden() {
     let (_, report) = recorded("cpu_threads");
-    let style = render::terminal::Style { color: false };
+    let style = render::terminal::Style {
+        color: false,
+        threads: false,
+    };
     golden(
         "cpu_threads.txt",
         &render_to_vec(|o| render::terminal::render(&report, style, o)),

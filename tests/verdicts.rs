@@ -26,7 +26,7 @@ fn gil_contention_names_the_function_and_predicts() {
     let v = verdict("cpu_threads");
     assert_eq!(v.kind, VerdictKind::GilContention);
     assert!(
-        v.evidence[0].starts_with("4 threads ran Python"),
+        v.evidence[0].starts_with("4 threads (worker-*) ran Python"),
         "{:?}",
         v.evidence
     );
@@ -250,7 +250,10 @@ fn a_tree_reports_each_process() {
     let mut text = Vec::new();
     gilscope::render::terminal::render(
         &report,
-        gilscope::render::terminal::Style { color: false },
+        gilscope::render::terminal::Style {
+            color: false,
+            threads: false,
+        },
         &mut text,
     )
     .unwrap();

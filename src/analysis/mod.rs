@@ -4,15 +4,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+pub mod groups;
 pub mod queries;
 
 use crate::classify::{classify, is_transit_candidate, resolve_transit, Observation};
-use crate::known_frames::{descendant_role, loop_position, LoopPosition, ProcessRole};
+use crate::known_frames::{
+    descendant_role, loop_position, waits_for_task, LoopPosition, ProcessRole,
+};
 use crate::model::{
     Ending, ExtensionModule, Frame, GilReading, PerState, ProcessInfo, Record, Sample, TargetInfo,
     ThreadSample, ThreadState,
 };
 use crate::sampler::RecordSink;
+use groups::{group_threads, ThreadGroup};
 
 /// Length of a timeline window, for phases and pictures, until a long run coarsens them.
 pub const WINDOW_NS: u64 = 1_000_000_000;
@@ -73,6 +77,8 @@ pub struct ThreadSummary {
     pub gil_wait_holders: HashMap<WaitHolder, u64>,
     /// Time per (innermost frame, state), in ns: how each line the thread ran used the GIL.
     pub line_time_ns: HashMap<(u32, ThreadState), u64>,
+    /// The part of the `lock` time spent as a pool's idle worker, waiting for its next task.
+    pub waiting_for_work_ns: u64,
 }
 
 /// One waiting sample's circumstances: the waiter's innermost frame, and the thread of the same
@@ -148,6 +154,9 @@ pub struct ProcessSummary {
     pub ending: Option<Ending>,
     pub ticks: u64,
     pub cpu_s: f64,
+    /// The part of `cpu_s` no sampled thread accounts for: threads that started and ended
+    /// between two samples (a thread per request), or ran on after their last sample.
+    pub unattributed_cpu_s: f64,
     /// Average cores busy while it was sampled.
     pub cpu_cores_used: f64,
     pub gil_held: Option<f64>,
@@ -207,6 +216,8 @@ pub struct Analysis {
     pub stacks: Vec<Vec<u32>>,
     /// Every thread of every process, the root's first.
     pub threads: Vec<ThreadSummary>,
+    /// The threads grouped by what they do (see [`groups`]).
+    pub groups: Vec<ThreadGroup>,
     /// The root first, then descendants in the order they were found.
     pub processes: Vec<ProcessSummary>,
     /// Share of ticks in which a GIL was locked, averaged over the Python processes (weighed
@@ -275,8 +286,10 @@ impl Analysis {
     /// The analysis of one process alone, as if it had been sampled by itself.
     pub fn only_process(&self, pid: u32) -> Analysis {
         let process = self.process(pid);
+        let threads: Vec<ThreadSummary> = self.threads_of(pid).cloned().collect();
         Analysis {
-            threads: self.threads_of(pid).cloned().collect(),
+            groups: group_threads(&threads, &self.frames, &self.stacks),
+            threads,
             processes: process.into_iter().cloned().collect(),
             gil_held: process.and_then(|p| p.gil_held),
             gil_switches_per_s: process.and_then(|p| p.gil_switches_per_s),
@@ -297,6 +310,9 @@ struct ThreadAcc {
     stall: Option<Stall>,
     /// The process tick that last saw the thread.
     seen_at_tick: u64,
+    /// The thread appeared after the process's first tick: it started during the run, so all
+    /// the CPU time it has used is the run's.
+    born_during_run: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -307,6 +323,8 @@ struct Pending {
     weight_ns: u64,
     /// Where the stack stands in an event loop; `None` without a stack.
     loop_position: Option<LoopPosition>,
+    /// The stack is a pool worker's, waiting for its next task.
+    waits_for_task: bool,
     /// The stack's innermost frame.
     top_frame: Option<u32>,
     /// Who held the GIL at this sample, when one of the process's threads did.
@@ -394,24 +412,79 @@ impl Windows {
     }
 }
 
-/// The event-loop position of each stack, worked out once per stack.
+/// A line releases the GIL when its threads spent at least this many times as long on a CPU
+/// without it as holding it (`hashlib`, `zlib`, NumPy: typically 10x and more).
+pub const RELEASING_LINE_RATIO: u64 = 2;
+
+/// How each line has used the GIL so far, over every thread: time on a CPU holding it and
+/// without it. A thread seen on a CPU without the GIL at a line that mostly runs holding it is
+/// passing the GIL on (between a release and the next take), not running native code.
 #[derive(Debug, Clone, Default)]
-struct LoopPositions {
-    known: HashMap<u32, LoopPosition>,
+struct LineUse {
+    by_frame: HashMap<u32, (u64, u64)>,
 }
 
-impl LoopPositions {
-    fn of(&mut self, stack: u32, frames: &[Frame], stacks: &[Vec<u32>]) -> LoopPosition {
+impl LineUse {
+    /// The state of a sample at `frame`, with what the line did so far; the sample is added.
+    fn judge(&mut self, frame: Option<u32>, state: ThreadState, weight_ns: u64) -> ThreadState {
+        let Some(frame) = frame else { return state };
+        let (held, released) = self.by_frame.entry(frame).or_default();
+        match state {
+            ThreadState::Gil => *held += weight_ns,
+            ThreadState::Native => {
+                *released += weight_ns;
+                if *held > 0 && *released < RELEASING_LINE_RATIO * *held {
+                    return ThreadState::Handoff;
+                }
+            }
+            _ => {}
+        }
+        state
+    }
+
+    /// Whether the line at `frame` has so far run mostly without the GIL.
+    fn releases(&self, frame: Option<u32>) -> bool {
+        frame
+            .and_then(|f| self.by_frame.get(&f))
+            .is_some_and(|&(held, released)| released >= RELEASING_LINE_RATIO * held)
+    }
+}
+
+/// What a stack means beyond its frames, worked out once per stack.
+#[derive(Debug, Clone, Copy)]
+struct StackMeaning {
+    loop_position: LoopPosition,
+    waits_for_task: bool,
+}
+
+/// The [`StackMeaning`] of each stack seen.
+#[derive(Debug, Clone, Default)]
+struct StackMeanings {
+    known: HashMap<u32, StackMeaning>,
+}
+
+impl StackMeanings {
+    fn of(&mut self, stack: u32, frames: &[Frame], stacks: &[Vec<u32>]) -> StackMeaning {
         *self.known.entry(stack).or_insert_with(|| {
             let ids = stacks.get(stack as usize).map_or(&[][..], |s| s.as_slice());
-            loop_position(ids.iter().filter_map(|&id| frames.get(id as usize)))
+            let frames = ids.iter().filter_map(|&id| frames.get(id as usize));
+            StackMeaning {
+                loop_position: loop_position(frames.clone()),
+                waits_for_task: waits_for_task(frames),
+            }
         })
     }
 }
 
 impl ThreadAcc {
     /// A thread first seen at `t` (named, when its name is already known).
-    fn new(pid: u32, tid: u32, t: u64, names: &HashMap<u32, String>) -> ThreadAcc {
+    fn new(
+        pid: u32,
+        tid: u32,
+        t: u64,
+        names: &HashMap<u32, String>,
+        born_during_run: bool,
+    ) -> ThreadAcc {
         ThreadAcc {
             summary: ThreadSummary {
                 pid,
@@ -430,12 +503,14 @@ impl ThreadAcc {
                 cpython_flags: None,
                 gil_wait_holders: HashMap::new(),
                 line_time_ns: HashMap::new(),
+                waiting_for_work_ns: 0,
             },
             last_cpu_ns: None,
             previous: None,
             pending: None,
             stall: None,
             seen_at_tick: 0,
+            born_during_run,
         }
     }
 
@@ -445,6 +520,9 @@ impl ThreadAcc {
         s.samples += 1;
         s.counts[state] += 1;
         s.time_ns[state] += at.weight_ns;
+        if state == ThreadState::Lock && at.waits_for_task {
+            s.waiting_for_work_ns += at.weight_ns;
+        }
         if let Some(stack) = at.stack {
             *s.stacks.entry((state, stack)).or_insert(0) += 1;
         }
@@ -593,7 +671,8 @@ struct Shared<'a> {
     stacks: &'a [Vec<u32>],
     names: &'a HashMap<u32, String>,
     totals: Totals<'a>,
-    loops: &'a mut LoopPositions,
+    meanings: &'a mut StackMeanings,
+    lines: &'a mut LineUse,
     arch: &'a str,
     interval_ns: u64,
     /// Only the root's ticks and GIL readings go into the windows.
@@ -696,14 +775,21 @@ impl ProcessAcc {
         let acc = self
             .live
             .entry(ts.tid)
-            .or_insert_with(|| ThreadAcc::new(pid, ts.tid, t, shared.names));
+            .or_insert_with(|| ThreadAcc::new(pid, ts.tid, t, shared.names, ticks > 1));
         acc.seen_at_tick = ticks;
         let dt = t.saturating_sub(acc.summary.last_t_ns);
+        let first_sample = acc.summary.samples == 0 && acc.pending.is_none();
         let cpu_delta = match (acc.last_cpu_ns, ts.cpu_ns) {
             (Some(before), Some(now)) if now >= before => Some(now - before),
+            // A thread born during the run: everything it used since it started.
+            (None, Some(now)) if acc.born_during_run && first_sample => Some(now),
             _ => None,
         };
-        let cpu_share = cpu_delta.filter(|_| dt > 0).map(|d| d as f64 / dt as f64);
+        // A newborn's first sample stands for at most one interval.
+        let span_ns = if dt > 0 { dt } else { shared.interval_ns };
+        let cpu_share = cpu_delta
+            .filter(|_| dt > 0 || acc.born_during_run)
+            .map(|d| (d as f64 / span_ns as f64).min(1.0));
         let obs = Observation {
             syscall: ts.syscall,
             cpu_share,
@@ -713,22 +799,26 @@ impl ProcessAcc {
             previous: acc.previous,
             arch: shared.arch,
         };
-        let state = classify(&obs);
-        acc.settle(&mut shared.totals, Some(state));
         let top_frame = ts
             .stack
             .and_then(|stack| shared.stacks.get(stack as usize)?.first().copied());
+        let state = shared.lines.judge(top_frame, classify(&obs), span_ns);
+        acc.settle(&mut shared.totals, Some(state));
+        let meaning = ts
+            .stack
+            .map(|stack| shared.meanings.of(stack, shared.frames, shared.stacks));
         let at = Pending {
             stack: ts.stack,
             t_ns: t,
-            weight_ns: if dt > 0 { dt } else { shared.interval_ns },
-            loop_position: ts
-                .stack
-                .map(|stack| shared.loops.of(stack, shared.frames, shared.stacks)),
+            weight_ns: span_ns,
+            loop_position: meaning.map(|m| m.loop_position),
+            waits_for_task: meaning.is_some_and(|m| m.waits_for_task),
             top_frame,
             holder: holding.filter(|h| h.tid != ts.tid),
         };
-        if is_transit_candidate(&obs, state) {
+        // At a line that releases the GIL, a thread on a CPU after holding it runs that native
+        // code; elsewhere it may be passing the GIL on, which its next sample tells.
+        if is_transit_candidate(&obs, state) && !shared.lines.releases(top_frame) {
             acc.pending = Some(at);
         } else {
             acc.count(&mut shared.totals, at, state);
@@ -806,6 +896,12 @@ impl ProcessAcc {
         } else {
             ProcessRole::Main
         };
+        let cpu_s = self
+            .process_cpu
+            .map_or(self.thread_cpu_ns, |((_, v0), (_, v1))| {
+                v1.saturating_sub(v0)
+            }) as f64
+            / 1e9;
         let summary = ProcessSummary {
             pid: self.pid,
             parent: self.parent,
@@ -817,12 +913,8 @@ impl ProcessAcc {
             last_t_ns: last.saturating_add(if self.ticks > 0 { interval_ns } else { 0 }),
             ending: self.ending,
             ticks: self.ticks,
-            cpu_s: self
-                .process_cpu
-                .map_or(self.thread_cpu_ns, |((_, v0), (_, v1))| {
-                    v1.saturating_sub(v0)
-                }) as f64
-                / 1e9,
+            cpu_s,
+            unattributed_cpu_s: (cpu_s - self.thread_cpu_ns as f64 / 1e9).max(0.0),
             cpu_cores_used,
             gil_held: (self.gil_readings > 0)
                 .then(|| self.gil_locked as f64 / self.gil_readings as f64),
@@ -853,7 +945,8 @@ pub struct Aggregator {
     segments: usize,
     /// Counts for [`Aggregator::take_profile_window`], once asked for.
     profile: Option<ProfileCounts>,
-    loops: LoopPositions,
+    meanings: StackMeanings,
+    lines: LineUse,
     stack_errors: Option<(u64, String)>,
     ending: Option<(Ending, f64)>,
     /// The first time a free-threaded build's GIL was found on: when, and the modules.
@@ -1039,7 +1132,8 @@ impl Aggregator {
                 segments: &mut self.segments,
                 profile: self.profile.as_mut(),
             },
-            loops: &mut self.loops,
+            meanings: &mut self.meanings,
+            lines: &mut self.lines,
             arch,
             interval_ns,
             root: pid.is_none(),
@@ -1112,7 +1206,9 @@ impl Aggregator {
         let cpu_cores_used = processes[0].cpu_cores_used
             + processes[1..].iter().map(|p| p.cpu_s).sum::<f64>() / run_s;
         let windows = std::mem::take(&mut self.windows).into_sampled();
+        let groups = group_threads(&threads, &self.frames, &self.stacks);
         Analysis {
+            groups,
             target: self.target,
             ending: self.ending.map(|(e, _)| e),
             duration_s,

@@ -1,21 +1,73 @@
 //! The evidence the rules read, computed once per run.
 
+use crate::analysis::groups::{GroupRole, ThreadGroup};
 use crate::analysis::queries::{hot_functions, HotFunction};
 use crate::analysis::{Analysis, ThreadSummary};
-use crate::model::ThreadState::{Gil, GilWait, Io, Native, Sleep};
-use crate::model::{Frame, ThreadState};
+use crate::model::ThreadState::{Gil, GilWait, Handoff, Io, Native, Sleep};
+use crate::model::{Frame, PerState, ThreadState};
 
-use super::findings::Load;
-use super::{OWN_WORK_MIN, PARTICIPATION_MIN};
+use super::findings::{GroupWords, Load, ThreadPoolKind};
+use super::{BYSTANDER_MAX, OWN_WORK_MIN, PARTICIPATION_MIN, PYTHON_PART_MIN};
 
 /// Hot functions below this share are too rare to name.
 const HOT_MIN: f64 = 0.005;
 
+/// A group of threads as the rules see it: its shares of the time its threads had work (time
+/// waiting for a task in a pool taken out), and how many threads it kept alive at once.
+pub(super) struct Unit<'a> {
+    pub(super) group: &'a ThreadGroup,
+    pub(super) threads: Vec<&'a ThreadSummary>,
+    shares: PerState<f64>,
+}
+
+impl<'a> Unit<'a> {
+    fn new(analysis: &'a Analysis, group: &'a ThreadGroup) -> Unit<'a> {
+        Unit {
+            group,
+            threads: group
+                .members
+                .iter()
+                .filter_map(|&i| analysis.threads.get(i))
+                .collect(),
+            shares: group.active_shares(),
+        }
+    }
+
+    pub(super) fn fraction(&self, state: ThreadState) -> f64 {
+        self.shares[state]
+    }
+
+    pub(super) fn share(&self, states: &[ThreadState]) -> f64 {
+        states.iter().map(|&s| self.shares[s]).sum()
+    }
+
+    /// Threads of the group alive at once, on average: its weight among the rules' counts.
+    pub(super) fn weight(&self) -> f64 {
+        self.group.at_once().max(1e-9)
+    }
+
+    /// Neither ran nor wanted the GIL: a sleeping main thread, a heartbeat, a thread in `join`.
+    pub(super) fn is_bystander(&self) -> bool {
+        self.share(&[Gil, GilWait, Handoff, Native]) < BYSTANDER_MAX
+    }
+
+    pub(super) fn words(&self) -> GroupWords {
+        GroupWords {
+            label: self.group.label.clone(),
+            threads: self.group.threads(),
+            at_once: self.group.at_once(),
+        }
+    }
+}
+
 /// The evidence the rules read, computed once.
 pub(super) struct Facts<'a> {
     pub(super) analysis: &'a Analysis,
-    /// Threads that did something (see [`PARTICIPATION_MIN`]).
-    pub(super) workers: Vec<&'a ThreadSummary>,
+    /// Groups that did something (see [`PARTICIPATION_MIN`]); a pool's helper threads are
+    /// never among them.
+    pub(super) workers: Vec<Unit<'a>>,
+    /// Groups that took part but neither ran nor wanted the GIL: named, never deciding.
+    pub(super) bystanders: Vec<GroupWords>,
     pub(super) cores: u32,
     pub(super) gil_held: f64,
 }
@@ -23,41 +75,67 @@ pub(super) struct Facts<'a> {
 impl<'a> Facts<'a> {
     pub(super) fn new(analysis: &'a Analysis) -> Self {
         let min_samples = (analysis.ticks / 10).max(1);
-        let workers = analysis
-            .threads
+        let workers: Vec<Unit> = analysis
+            .groups
             .iter()
-            .filter(|t| t.samples >= min_samples)
-            .filter(|t| t.share(&[Gil, GilWait, Native, Io, Sleep]) >= PARTICIPATION_MIN)
+            .filter(|g| g.role != GroupRole::Helpers)
+            .map(|g| Unit::new(analysis, g))
+            .filter(|u| u.threads.iter().map(|t| t.samples).sum::<u64>() >= min_samples)
+            .filter(|u| u.share(&[Gil, GilWait, Handoff, Native, Io, Sleep]) >= PARTICIPATION_MIN)
+            .collect();
+        let wants_gil = workers.iter().any(|u| !u.is_bystander());
+        let bystanders = workers
+            .iter()
+            .filter(|u| wants_gil && u.is_bystander())
+            .map(Unit::words)
             .collect();
         Facts {
             analysis,
             workers,
+            bystanders,
             cores: analysis.cores(),
             gil_held: analysis.gil_held.unwrap_or(0.0),
         }
     }
 
+    /// The workers' mean share of `states`, each group weighed by its threads.
     pub(super) fn mean(&self, states: &[ThreadState]) -> f64 {
-        if self.workers.is_empty() {
-            return 0.0;
-        }
-        self.workers.iter().map(|t| t.share(states)).sum::<f64>() / self.workers.len() as f64
+        mean_of(&self.workers.iter().collect::<Vec<_>>(), states)
     }
 
-    pub(super) fn count(&self, states: &[ThreadState], min: f64) -> usize {
+    /// Threads (alive at once) of the groups with at least `min` of their time in `states`.
+    pub(super) fn count(&self, states: &[ThreadState], min: f64) -> f64 {
         self.workers
             .iter()
-            .filter(|t| t.share(states) >= min)
-            .count()
+            .filter(|u| u.share(states) >= min)
+            .map(Unit::weight)
+            .sum()
     }
 
-    /// Threads whose own work (their time with the GIL wait taken out) is mostly in `states`.
-    pub(super) fn doing(&self, states: &[ThreadState]) -> Vec<&'a ThreadSummary> {
+    /// Groups that run Python: mostly on a CPU (their GIL wait taken out), and holding the GIL
+    /// for at least [`PYTHON_PART_MIN`] of that time (the rest is native code that released it:
+    /// a socket send, a hash).
+    pub(super) fn running_python(&self) -> Vec<&Unit<'a>> {
         self.workers
             .iter()
-            .copied()
-            .filter(|t| own_share(t, states) >= OWN_WORK_MIN)
+            .filter(|u| own_share(u, &[Gil, Handoff, Native]) >= OWN_WORK_MIN)
+            .filter(|u| {
+                u.share(&[Gil, Handoff]) >= PYTHON_PART_MIN * u.share(&[Gil, Handoff, Native])
+            })
             .collect()
+    }
+
+    /// Groups whose own work (their time with the GIL wait taken out) is mostly in `states`.
+    pub(super) fn doing(&self, states: &[ThreadState]) -> Vec<&Unit<'a>> {
+        self.workers
+            .iter()
+            .filter(|u| own_share(u, states) >= OWN_WORK_MIN)
+            .collect()
+    }
+
+    /// The worker groups, as the verdict names them.
+    pub(super) fn worker_words(&self) -> Vec<GroupWords> {
+        self.workers.iter().map(Unit::words).collect()
     }
 
     pub(super) fn cores_used(&self) -> f64 {
@@ -73,20 +151,36 @@ impl<'a> Facts<'a> {
     }
 }
 
-pub(super) fn own_share(t: &ThreadSummary, states: &[ThreadState]) -> f64 {
-    let outside_wait = 1.0 - t.fraction(GilWait);
+/// Threads alive at once in `units`, summed.
+pub(super) fn threads_in(units: &[&Unit]) -> f64 {
+    units.iter().map(|u| u.weight()).sum()
+}
+
+/// How `units` are named in a verdict.
+pub(super) fn words_of(units: &[&Unit]) -> Vec<GroupWords> {
+    units.iter().map(|u| u.words()).collect()
+}
+
+pub(super) fn own_share(u: &Unit, states: &[ThreadState]) -> f64 {
+    let outside_wait = 1.0 - u.fraction(GilWait);
     if outside_wait <= 0.0 {
         0.0
     } else {
-        t.share(states) / outside_wait
+        u.share(states) / outside_wait
     }
 }
 
-pub(super) fn mean_of(threads: &[&ThreadSummary], states: &[ThreadState]) -> f64 {
-    if threads.is_empty() {
+/// The mean share of `states` over `units`, each weighed by its threads alive at once.
+pub(super) fn mean_of(units: &[&Unit], states: &[ThreadState]) -> f64 {
+    let weight = threads_in(units);
+    if units.is_empty() || weight <= 0.0 {
         return 0.0;
     }
-    threads.iter().map(|t| t.share(states)).sum::<f64>() / threads.len() as f64
+    units
+        .iter()
+        .map(|u| u.share(states) * u.weight())
+        .sum::<f64>()
+        / weight
 }
 
 /// Frames of the threading machinery, skipped when naming a thread's entry point.
@@ -96,13 +190,18 @@ pub(super) fn is_thread_machinery(frame: &Frame) -> bool {
         || file.contains("concurrent/futures/")
         || file.contains("multiprocessing/")
         || file.contains("asyncio/")
+        || file.contains("/joblib/")
+        || file.contains("billiard/")
+        || file.starts_with("<frozen")
 }
 
-/// The outermost frame of the user's own code on a thread: the function the thread runs.
-pub(super) fn entry_point<'a>(analysis: &'a Analysis, thread: &ThreadSummary) -> Option<&'a Frame> {
-    let (&(_, stack), _) = thread
-        .stacks
+/// The outermost frame of the user's own code in a group: the function its threads run.
+pub(super) fn entry_point<'a>(analysis: &'a Analysis, unit: &Unit) -> Option<&'a Frame> {
+    let (&(_, stack), _) = unit
+        .threads
         .iter()
+        .flat_map(|t| t.stacks.iter())
+        .filter(|((state, _), _)| matches!(state, Gil | GilWait | Handoff | Native))
         .max_by_key(|(k, &n)| (n, std::cmp::Reverse(k.1)))?;
     let frames: Vec<&Frame> = analysis.stack_frames(stack).collect();
     frames
@@ -119,21 +218,31 @@ pub(super) fn hot(analysis: &Analysis, state: ThreadState) -> Vec<HotFunction> {
     hot
 }
 
-/// The functions `threads` run (see [`entry_point`]).
-pub(super) fn entry_points(analysis: &Analysis, threads: &[&ThreadSummary]) -> Vec<Frame> {
-    threads
+/// The functions `units` run (see [`entry_point`]).
+pub(super) fn entry_points(analysis: &Analysis, units: &[&Unit]) -> Vec<Frame> {
+    units
         .iter()
-        .filter_map(|t| entry_point(analysis, t))
+        .filter_map(|u| entry_point(analysis, u))
         .cloned()
         .collect()
 }
 
-pub(super) fn uses_executor(analysis: &Analysis, threads: &[&ThreadSummary]) -> bool {
-    threads.iter().any(|t| {
-        t.stacks.keys().any(|&(_, stack)| {
-            analysis
-                .stack_frames(stack)
-                .any(|f| f.file.contains("concurrent/futures/thread.py"))
+/// What started `units`' threads, from the frames they were seen in.
+pub(super) fn thread_pool_kind(analysis: &Analysis, units: &[&Unit]) -> ThreadPoolKind {
+    let seen = |part: &str| {
+        units.iter().flat_map(|u| u.threads.iter()).any(|t| {
+            t.stacks
+                .keys()
+                .any(|&(_, stack)| analysis.stack_frames(stack).any(|f| f.file.contains(part)))
         })
-    })
+    };
+    if seen("/joblib/") {
+        ThreadPoolKind::Joblib
+    } else if seen("multiprocessing/pool.py") {
+        ThreadPoolKind::MultiprocessingThreadPool
+    } else if seen("concurrent/futures/thread.py") {
+        ThreadPoolKind::Executor
+    } else {
+        ThreadPoolKind::Threads
+    }
 }

@@ -14,13 +14,38 @@ pub(super) struct Load {
     pub(super) cores: u32,
 }
 
+/// What started a program's threads: the fix names its process-based twin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ThreadPoolKind {
+    /// `threading.Thread`.
+    Threads,
+    /// `concurrent.futures.ThreadPoolExecutor`.
+    Executor,
+    /// `multiprocessing.pool.ThreadPool` (or `multiprocessing.dummy`).
+    MultiprocessingThreadPool,
+    /// joblib with `backend="threading"` (or `prefer="threads"`).
+    Joblib,
+}
+
+/// A group of threads, as a verdict names it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct GroupWords {
+    pub(super) label: String,
+    pub(super) threads: usize,
+    /// Threads alive at once, on average.
+    pub(super) at_once: f64,
+}
+
 /// A process pool's workers against the cores, which every pool rule cites.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct PoolLoad {
-    /// Workers alive at once, on average over the run.
+    /// Workers alive at once, on average over the pool's lifetime.
     pub(super) concurrent_workers: f64,
-    /// Worker-equivalents busy on a CPU, on average over the run.
+    /// Worker-equivalents busy on a CPU, on average over the pool's lifetime.
     pub(super) busy_workers: f64,
+    /// When the pool's first worker appeared and its last one ended, seconds into the run.
+    pub(super) lifetime: (f64, f64),
+    pub(super) run_s: f64,
     /// Cores used by the whole process tree.
     pub(super) cores_used: f64,
     pub(super) cores: u32,
@@ -42,7 +67,7 @@ pub(super) enum FreeThreadedCase {
     /// A recording that saw the GIL held without the moment it came on.
     GilHeld,
     /// Busy threads that get fewer cores than they could use.
-    Starved { busy: usize },
+    Starved { busy: f64 },
     /// Threads waiting on the program's own locks.
     Locks { lock: f64 },
     /// Threads running Python in parallel.
@@ -138,20 +163,26 @@ pub(super) struct UnmappedHolder {
 /// Busy threads whose time spreads over several states.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct NoRuleFits {
-    pub(super) threads: usize,
+    pub(super) groups: Vec<GroupWords>,
     pub(super) shares: Vec<(ThreadState, f64)>,
     pub(super) load: Load,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct GilContention {
-    pub(super) threads: usize,
+    /// The groups that ran Python, and the threads they kept busy at once.
+    pub(super) groups: Vec<GroupWords>,
+    pub(super) threads: f64,
+    /// Groups that neither ran nor wanted the GIL.
+    pub(super) bystanders: Vec<GroupWords>,
     /// Each Python thread's mean share waiting for the GIL.
     pub(super) wait: f64,
+    /// Each Python thread's mean share passing the GIL on.
+    pub(super) handoff: f64,
     pub(super) load: Load,
     pub(super) switches_per_s: Option<f64>,
-    /// The threads come from a `ThreadPoolExecutor`.
-    pub(super) executor: bool,
+    /// What started the threads.
+    pub(super) pool: ThreadPoolKind,
     pub(super) hot: Vec<HotFunction>,
     pub(super) entries: Vec<Frame>,
     pub(super) forecast: Forecast,
@@ -159,9 +190,9 @@ pub(super) struct GilContention {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Mixed {
-    pub(super) io_threads: usize,
+    pub(super) io_groups: Vec<GroupWords>,
     pub(super) io_wait: f64,
-    pub(super) python_threads: usize,
+    pub(super) python_groups: Vec<GroupWords>,
     pub(super) python_wait: f64,
     pub(super) load: Load,
     pub(super) hot: Vec<HotFunction>,
@@ -170,7 +201,7 @@ pub(super) struct Mixed {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct NativeParallel {
-    pub(super) threads: usize,
+    pub(super) threads: f64,
     pub(super) native: f64,
     pub(super) wait: f64,
     /// More native threads than cores, on every core: the verdict is `cpu_saturated`.
@@ -185,7 +216,8 @@ pub(super) struct SingleThreadCpu {
     pub(super) thread: String,
     pub(super) on_cpu: f64,
     pub(super) holding: f64,
-    pub(super) others: usize,
+    /// Threads of the other groups that took part.
+    pub(super) others: f64,
     pub(super) load: Load,
     pub(super) entry: Option<Frame>,
     pub(super) hot: Vec<HotFunction>,
@@ -194,7 +226,7 @@ pub(super) struct SingleThreadCpu {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct LockContention {
-    pub(super) waiters: usize,
+    pub(super) waiters: f64,
     pub(super) lock: f64,
     pub(super) wait: f64,
     pub(super) load: Load,
@@ -205,7 +237,7 @@ pub(super) struct LockContention {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct IoBound {
-    pub(super) threads: usize,
+    pub(super) threads: f64,
     pub(super) io: f64,
     pub(super) wait: f64,
     pub(super) load: Load,

@@ -20,7 +20,7 @@ pub(super) fn free_threaded(f: &Facts) -> Finding {
     let busy = f.count(&[Native], BUSY_MIN);
     let case = if f.analysis.gil_held.is_some_and(|h| h > 0.0) {
         FreeThreadedCase::GilHeld
-    } else if busy >= 2 && f.cores_used() < STARVED_CORES_MAX * busy.min(f.cores as usize) as f64 {
+    } else if busy >= 1.5 && f.cores_used() < STARVED_CORES_MAX * busy.min(f.cores as f64) {
         FreeThreadedCase::Starved { busy }
     } else if f.mean(&[Lock]) >= LOCK_SHARE_MIN {
         FreeThreadedCase::Locks {

@@ -23,7 +23,7 @@ use crate::analysis::Analysis;
 use crate::model::{GilMode, ThreadState};
 
 use event_loops::{blocked_loop, event_loop_blocked};
-use facts::{mean_of, Facts};
+use facts::{mean_of, threads_in, Facts};
 use findings::{Diagnosis, Finding, NotEnoughEvidence};
 use free_threaded::{free_threaded, gil_phases};
 use phases::phases;
@@ -40,9 +40,18 @@ pub const MIN_DURATION_S: f64 = 0.5;
 /// A thread takes part when it spent at least this share of its samples doing something other
 /// than waiting on the program's own locks or idling (so a main thread in `join` does not).
 pub const PARTICIPATION_MIN: f64 = 0.05;
+/// A group that ran or waited for the GIL, or ran native code, less than this share of its
+/// time is a bystander (a sleeping main thread, a heartbeat): named, never deciding.
+pub const BYSTANDER_MAX: f64 = 0.1;
 /// A thread's own work is of a kind (Python, I/O) when this share of its time outside GIL
 /// waits is of that kind: an I/O thread slowed by GIL waits is still an I/O thread.
 pub const OWN_WORK_MIN: f64 = 0.5;
+/// A group on a CPU runs Python when it holds the GIL at least this share of its CPU time.
+pub const PYTHON_PART_MIN: f64 = 0.2;
+/// What the GIL costs a thread that wants it: waiting to take it, and passing it on.
+pub const GIL_COST: [ThreadState; 2] = [ThreadState::GilWait, ThreadState::Handoff];
+/// GIL hand-offs a second from which passing the GIL on is worth naming as a cost.
+pub const HANDOFF_RATE_MIN: f64 = 1000.0;
 /// GIL contention: the GIL held at least this much, and Python threads waiting this much.
 pub const CONTENTION_GIL_HELD_MIN: f64 = 0.5;
 pub const CONTENTION_WAIT_MIN: f64 = 0.2;
@@ -215,11 +224,12 @@ fn find(analysis: &Analysis) -> Diagnosis {
     let phases = phases(analysis);
     let mut finding = decide(&facts);
     let mut during = None;
-    // Phases that did not overlap are not a mix: judge the run by its CPU-bound phase.
+    // Phases that did not overlap are not a mix, nor a spread: judge the run by its CPU-bound
+    // phase.
     let cpu_phase = phases.iter().find(|p| p.kind == VerdictKind::GilContention);
-    if let (Finding::Mixed(_), Some(phase)) = (&finding, cpu_phase) {
-        let python = facts.doing(&[Gil]);
-        if python.len() >= 2 {
+    if let (Finding::Mixed(_) | Finding::NoRuleFits(_), Some(phase)) = (&finding, cpu_phase) {
+        let python = facts.running_python();
+        if threads_in(&python) >= 2.0 {
             finding = gil_contention(&facts, &python);
             during = Some((phase.start_s, phase.end_s));
         }
@@ -247,34 +257,41 @@ fn decide(f: &Facts) -> Finding {
     if f.workers.is_empty() {
         return idle(f);
     }
-    let python = f.doing(&[Gil]);
-    let io_threads = f.doing(&[Io, Sleep]);
+    let python = f.running_python();
+    // I/O threads matter to the GIL only when they wait for it: one that sleeps or waits on
+    // the network without asking for the GIL is a bystander.
+    let io_threads: Vec<_> = f
+        .doing(&[Io, Sleep])
+        .into_iter()
+        .filter(|u| u.share(&GIL_COST) >= CONTENTION_WAIT_MIN)
+        .collect();
     let waiting: Vec<_> = python.iter().chain(&io_threads).copied().collect();
     let contended = !python.is_empty()
-        && python.len() + io_threads.len() >= 2
+        && threads_in(&waiting) >= 1.5
         && f.gil_held >= CONTENTION_GIL_HELD_MIN
-        && mean_of(&waiting, &[GilWait]) >= CONTENTION_WAIT_MIN;
+        && mean_of(&waiting, &GIL_COST) >= CONTENTION_WAIT_MIN;
     if contended && !io_threads.is_empty() {
         return mixed(f, &python, &io_threads);
     }
-    if contended && python.len() >= 2 {
+    if contended && threads_in(&python) >= 1.5 {
         return gil_contention(f, &python);
     }
     if let Some((thread, lp)) = blocked_loop(f.analysis) {
         return event_loop_blocked(f, thread, lp);
     }
     let native_threads = f.count(&[Native], NATIVE_THREAD_MIN);
-    if native_threads >= 2 && f.mean(&[GilWait]) < CONTENTION_WAIT_MIN {
+    if native_threads >= 1.5 && f.mean(&[GilWait]) < CONTENTION_WAIT_MIN {
         return native_parallel(f, native_threads);
     }
     let busy: Vec<_> = f
         .workers
         .iter()
-        .copied()
-        .filter(|t| t.share(&[Gil, Native]) >= BUSY_MIN)
+        .filter(|u| u.share(&[Gil, Handoff, Native]) >= BUSY_MIN)
         .collect();
-    if busy.len() == 1 && f.cores_used() < 1.5 {
-        return single_thread_cpu(f, busy[0]);
+    if let ([only], true) = (&busy[..], f.cores_used() < 1.5) {
+        if only.weight() < 1.5 {
+            return single_thread_cpu(f, only);
+        }
     }
     if f.mean(&[Lock]) >= LOCK_SHARE_MIN && f.mean(&[Lock]) >= f.mean(&[Io, Sleep]) {
         return lock_contention(f);
@@ -288,7 +305,7 @@ fn decide(f: &Facts) -> Finding {
     if f.cores_used() < IDLE_CORES_MAX {
         return idle(f);
     }
-    if python.is_empty() && io_threads.is_empty() {
+    if python.is_empty() || io_threads.is_empty() {
         return no_rule_fits(f);
     }
     mixed(f, &python, &io_threads)

@@ -2,7 +2,7 @@
 
 use crate::analysis::{Analysis, Window};
 use crate::model::ThreadState;
-use crate::model::ThreadState::{Gil, GilWait, Io, Lock, Native, Sleep};
+use crate::model::ThreadState::{Gil, GilWait, Handoff, Io, Lock, Native, Sleep};
 
 use super::findings::{PhaseLabel, PhaseSpan};
 use super::{VerdictKind, MIN_PHASE_WINDOWS};
@@ -13,7 +13,7 @@ pub(super) fn window_kind(w: &Window) -> Option<VerdictKind> {
         return None;
     }
     let per_tick = |states: &[ThreadState]| w.counts.sum_of(states) as f64 / w.ticks as f64;
-    let python = per_tick(&[Gil, GilWait]);
+    let python = per_tick(&[Gil, GilWait, Handoff]);
     let native = per_tick(&[Native]);
     let io = per_tick(&[Io, Sleep]);
     let lock = per_tick(&[Lock]);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use crate::analysis::{Analysis, ThreadSummary};
 use crate::known_frames::{is_ipc, is_result_handler, ProcessRole};
 use crate::model::Frame;
-use crate::model::ThreadState::{Gil, GilWait, Native};
+use crate::model::ThreadState::{Gil, GilWait, Handoff, Native};
 
 use super::facts::{hot, is_thread_machinery};
 use super::findings::{
@@ -31,10 +31,12 @@ pub(super) struct PoolFacts<'a> {
     /// Each pool worker's main thread (the one that runs tasks).
     workers: Vec<&'a ThreadSummary>,
     cores: u32,
-    /// Workers alive at once, on average over the run.
+    /// Workers alive at once, on average over the pool's lifetime.
     concurrent_workers: f64,
-    /// Worker-equivalents busy on a CPU, on average over the run.
+    /// Worker-equivalents busy on a CPU, on average over the pool's lifetime.
     busy_workers: f64,
+    /// When the first worker appeared and the last one ended, seconds into the run.
+    lifetime: (f64, f64),
     /// Share of the tree's on-CPU samples spent pickling and moving data.
     ipc_share: f64,
     /// The parent's thread that collects results, with its busy share.
@@ -58,9 +60,20 @@ impl<'a> PoolFacts<'a> {
         if workers.is_empty() || presence < POOL_WORKER_PRESENCE_MIN {
             return None;
         }
+        // The pool is judged over its own lifetime: a script that prepares its data first is
+        // not an idle pool during the preparation.
+        let origin = analysis.root().map_or(0, |p| p.first_t_ns);
+        let pool_start = workers.iter().map(|t| t.first_t_ns).min().unwrap_or(origin);
+        let pool_end = workers
+            .iter()
+            .map(|t| t.last_t_ns)
+            .max()
+            .unwrap_or(pool_start);
+        let pool_ns = (pool_end.saturating_sub(pool_start) as f64).max(1.0);
+        let presence = presence * run_ns / pool_ns;
         let busy_ns: u64 = workers
             .iter()
-            .map(|t| t.time_ns[Gil] + t.time_ns[Native])
+            .map(|t| t.time_ns[Gil] + t.time_ns[Handoff] + t.time_ns[Native])
             .sum();
         let (mut cpu_samples, mut ipc_samples) = (0u64, 0u64);
         for t in &analysis.threads {
@@ -87,7 +100,11 @@ impl<'a> PoolFacts<'a> {
             workers,
             cores: analysis.cores(),
             concurrent_workers: presence,
-            busy_workers: busy_ns as f64 / run_ns,
+            busy_workers: busy_ns as f64 / pool_ns,
+            lifetime: (
+                pool_start.saturating_sub(origin) as f64 / 1e9,
+                pool_end.saturating_sub(origin) as f64 / 1e9,
+            ),
             ipc_share: if cpu_samples == 0 {
                 0.0
             } else {
@@ -110,6 +127,8 @@ impl<'a> PoolFacts<'a> {
         PoolLoad {
             concurrent_workers: self.concurrent_workers,
             busy_workers: self.busy_workers,
+            lifetime: self.lifetime,
+            run_s: self.analysis.duration_s,
             cores_used: self.analysis.cpu_cores_used,
             cores: self.cores,
         }

@@ -1,18 +1,18 @@
 //! How much faster the fix should make the run: Amdahl's law on what was measured.
 
-use crate::analysis::{ThreadSummary, Window};
-use crate::model::ThreadState::{Gil, GilWait, Native};
+use crate::analysis::Window;
+use crate::model::ThreadState::{Gil, GilWait, Handoff, Native};
 
-use super::facts::{mean_of, Facts};
+use super::facts::{mean_of, threads_in, Facts, Unit};
 use super::findings::{Assumption, Forecast};
 use super::{FREE_THREADED_EFFICIENCY, WORKER_STARTUP_S};
 
 /// Amdahl's law on the measured run: the part of the run where several threads were busy is
 /// spread over the cores; the rest stays serial.
-pub(super) fn predict(f: &Facts, python: &[&ThreadSummary]) -> Forecast {
+pub(super) fn predict(f: &Facts, python: &[&Unit]) -> Forecast {
     let a = f.analysis;
     let cores = f.cores as f64;
-    let n = python.len().max(1) as f64;
+    let n = threads_in(python).round().max(1.0);
     // Busy part: the CPU work W (core-seconds) must fit on the cores, and no thread can finish
     // faster than its own work without the GIL wait.
     let parallel = parallel_fraction(&a.windows, f.cores);
@@ -22,7 +22,7 @@ pub(super) fn predict(f: &Facts, python: &[&ThreadSummary]) -> Forecast {
     let work_core_s = f.cores_used() * busy;
     let longest_thread = python
         .iter()
-        .map(|t| 1.0 - t.fraction(GilWait))
+        .map(|t| 1.0 - t.share(&[GilWait, Handoff]))
         .fold(0.0, f64::max)
         * busy;
     let workers = n.min(cores);
@@ -60,7 +60,7 @@ pub(super) fn parallel_fraction(windows: &[Window], cores: u32) -> f64 {
     let parallel: u64 = windows
         .iter()
         .filter(|w| {
-            let demand = w.counts.sum_of(&[Gil, GilWait, Native]);
+            let demand = w.counts.sum_of(&[Gil, GilWait, Handoff, Native]);
             w.ticks > 0 && demand as f64 / w.ticks as f64 >= 1.5
         })
         .map(|w| w.ticks)

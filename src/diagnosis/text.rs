@@ -3,17 +3,18 @@
 
 use crate::analysis::queries::{HotFunction, LoopCulprit};
 use crate::model::Frame;
-use crate::words::{file_name, pct, place};
+use crate::words::{self, file_name, pct, place};
 
 use super::findings::{
     Assumption, CpuSaturated, Diagnosis, EventLoopBlocked, Finding, Forecast, FreeThreaded,
-    FreeThreadedCase, GilContention, GilTurnedOn, Idle, IoBound, IpcOverhead, Load, LockContention,
-    Mixed, NativeParallel, NoRuleFits, NotEnoughEvidence, PhaseLabel, PhaseSpan, PoolLoad,
-    PoolParallel, PoolUnderused, ResultBottleneck, SingleThreadCpu, UnmappedHolder,
+    FreeThreadedCase, GilContention, GilTurnedOn, GroupWords, Idle, IoBound, IpcOverhead, Load,
+    LockContention, Mixed, NativeParallel, NoRuleFits, NotEnoughEvidence, PhaseLabel, PhaseSpan,
+    PoolLoad, PoolParallel, PoolUnderused, ResultBottleneck, SingleThreadCpu, ThreadPoolKind,
+    UnmappedHolder,
 };
 use super::{
-    Phase, Prediction, Verdict, VerdictKind, FREE_THREADED_EFFICIENCY, MIN_DURATION_S, MIN_SAMPLES,
-    WORKER_STARTUP_S,
+    Phase, Prediction, Verdict, VerdictKind, FREE_THREADED_EFFICIENCY, HANDOFF_RATE_MIN,
+    MIN_DURATION_S, MIN_SAMPLES, WORKER_STARTUP_S,
 };
 
 /// The verdict, in words, of what the rules found.
@@ -62,6 +63,46 @@ fn write(v: &mut Verdict, finding: &Finding) {
     }
 }
 
+/// A group as the evidence names it: `MainThread`, `4 threads (crunch-*)`, or for threads that
+/// come and go (one per request), `712 threads of Thread-* (process_request_thread), 2.1 at a
+/// time`.
+fn group_phrase(g: &GroupWords) -> String {
+    let short_lived = g.threads >= 8 && g.threads as f64 > 2.0 * g.at_once.max(1.0);
+    if short_lived {
+        format!(
+            "{} of {}, {:.1} at a time",
+            words::count(g.threads, "thread"),
+            g.label,
+            g.at_once
+        )
+    } else if g.threads == 1 {
+        g.label.clone()
+    } else if g.label.contains('(') {
+        format!("{} {} threads", g.threads, g.label)
+    } else {
+        format!("{} ({})", words::count(g.threads, "thread"), g.label)
+    }
+}
+
+/// Groups joined into one phrase: `4 threads (crunch-*) and MainThread`.
+fn groups_phrase(groups: &[GroupWords]) -> String {
+    let phrases: Vec<String> = groups.iter().map(group_phrase).collect();
+    match phrases.as_slice() {
+        [] => "no thread".into(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// `each waited 71%` for several threads, `it waited 71%` for one.
+fn each_waited(threads: f64, wait: f64) -> String {
+    if threads < 1.5 {
+        format!("it waited {}", pct(wait))
+    } else {
+        format!("each waited {}", pct(wait))
+    }
+}
+
 fn not_enough_evidence(v: &mut Verdict, f: &NotEnoughEvidence) {
     let NotEnoughEvidence {
         samples,
@@ -100,8 +141,8 @@ fn no_rule_fits(v: &mut Verdict, f: &NoRuleFits) {
     v.headline = "No clear bottleneck: the threads' time is spread over several states".into();
     v.evidence = vec![
         format!(
-            "{} busy threads spend on average: {}",
-            f.threads,
+            "{} spend on average: {}",
+            groups_phrase(&f.groups),
             shares.join(", ")
         ),
         gil_and_cores(&f.load),
@@ -110,26 +151,47 @@ fn no_rule_fits(v: &mut Verdict, f: &NoRuleFits) {
 }
 
 fn gil_contention(v: &mut Verdict, f: &GilContention) {
-    let threads = f.threads;
     v.headline = format!(
-        "GIL contention: {threads} Python threads take turns on one GIL, so they run one at a time"
+        "GIL contention: {} take turns on one GIL, so they run one at a time",
+        words::threads(f.threads).replacen("thread", "Python thread", 1)
     );
     v.evidence.push(format!(
-        "{threads} threads ran Python; the GIL was held {} of the time; each waited {} of its time for it; {}",
+        "{} ran Python; the GIL was held {} of the time; {} of its time for it; {}",
+        groups_phrase(&f.groups),
         pct(f.load.gil_held),
-        pct(f.wait),
+        each_waited(f.threads, f.wait),
         core_line(&f.load)
     ));
-    if let Some(rate) = f.switches_per_s {
-        v.evidence
-            .push(format!("the GIL changed hands {rate:.0} times a second"));
+    if !f.bystanders.is_empty() {
+        v.evidence.push(format!(
+            "{} barely ran or waited for the GIL: bystanders, not part of the contention",
+            groups_phrase(&f.bystanders)
+        ));
+    }
+    let ping_pong = f.switches_per_s.filter(|&rate| rate >= HANDOFF_RATE_MIN);
+    match (f.switches_per_s, ping_pong) {
+        (_, Some(rate)) => v.evidence.push(format!(
+            "the GIL changed hands {rate:.0} times a second, and passing it on took {} of the threads' time",
+            pct(f.handoff)
+        )),
+        (Some(rate), None) => v
+            .evidence
+            .push(format!("the GIL changed hands {rate:.0} times a second")),
+        (None, None) => {}
+    }
+    if ping_pong.is_some() {
+        v.advice.push("The threads pass the GIL back and forth in small pieces of work (typically items handed one at a time through a queue): hand them batches (lists of items), so each holds the GIL for longer and hands it on less often".into());
     }
     v.advice.push(format!(
         "Move the CPU-bound Python work to processes: {}",
-        if f.executor {
-            "replace ThreadPoolExecutor with ProcessPoolExecutor"
-        } else {
-            "replace threading.Thread with multiprocessing.Pool (or ProcessPoolExecutor)"
+        match f.pool {
+            ThreadPoolKind::Executor => "replace ThreadPoolExecutor with ProcessPoolExecutor",
+            ThreadPoolKind::MultiprocessingThreadPool =>
+                "replace multiprocessing.pool.ThreadPool with multiprocessing.Pool (the same map and apply methods)",
+            ThreadPoolKind::Joblib =>
+                "drop joblib's backend=\"threading\" (or prefer=\"threads\"): its default backend, loky, runs the tasks in worker processes",
+            ThreadPoolKind::Threads =>
+                "replace threading.Thread with multiprocessing.Pool (or ProcessPoolExecutor)",
         }
     ));
     titled(
@@ -151,7 +213,7 @@ fn gil_contention(v: &mut Verdict, f: &GilContention) {
         "Alternatively, a free-threaded CPython (3.13t or later) runs these threads in parallel"
             .into(),
     );
-    v.snippet = Some(if f.executor {
+    v.snippet = Some(if f.pool == ThreadPoolKind::Executor {
         "# before\nwith ThreadPoolExecutor(max_workers=n) as pool:\n    results = list(pool.map(work, tasks))\n\n# after\nfrom concurrent.futures import ProcessPoolExecutor\n\nif __name__ == \"__main__\":\n    with ProcessPoolExecutor(max_workers=n) as pool:\n        results = list(pool.map(work, tasks))".into()
     } else {
         "# before\nthreads = [threading.Thread(target=work, args=(t,)) for t in tasks]\n\n# after\nimport multiprocessing\n\nif __name__ == \"__main__\":\n    with multiprocessing.Pool() as pool:\n        results = pool.map(work, tasks)".into()
@@ -160,13 +222,11 @@ fn gil_contention(v: &mut Verdict, f: &GilContention) {
 }
 
 fn mixed(v: &mut Verdict, f: &Mixed) {
-    let (io_threads, python_threads) = (f.io_threads, f.python_threads);
-    v.headline = format!(
-        "Mixed: {io_threads} threads wait on I/O while {python_threads} run Python and hold the GIL"
-    );
+    let (io, python) = (groups_phrase(&f.io_groups), groups_phrase(&f.python_groups));
+    v.headline = format!("Mixed: {io} wait on I/O while {python} run Python and hold the GIL");
     v.evidence = vec![
         format!(
-            "{io_threads} threads do I/O or sleep, yet wait {} of their time for the GIL; {python_threads} threads ran Python, waiting {} for it",
+            "{io} do I/O or sleep, yet wait {} of their time for the GIL; {python} ran Python, waiting {} for it",
             pct(f.io_wait),
             pct(f.python_wait)
         ),
@@ -179,14 +239,14 @@ fn mixed(v: &mut Verdict, f: &Mixed) {
 }
 
 fn native_parallel(v: &mut Verdict, f: &NativeParallel) {
-    let threads = f.threads;
+    let threads = words::threads(f.threads);
     v.headline = format!(
-        "Threads already work: {threads} threads run native code with the GIL released, filling {:.1} of {} cores",
+        "Threads already work: {threads} run native code with the GIL released, filling {:.1} of {} cores",
         f.load.cores_used, f.load.cores
     );
     v.evidence = vec![
         format!(
-            "{threads} threads spent {} of their time in native code without the GIL; they waited {} for it",
+            "{threads} spent {} of their time in native code without the GIL; they waited {} for it",
             pct(f.native),
             pct(f.wait)
         ),
@@ -206,15 +266,20 @@ fn native_parallel(v: &mut Verdict, f: &NativeParallel) {
 fn single_thread_cpu(v: &mut Verdict, f: &SingleThreadCpu) {
     let thread = &f.thread;
     v.headline = format!("One thread does all the work: {thread} is busy while the others wait");
-    v.evidence = vec![
-        format!(
-            "{thread} was on the CPU {} of its time ({} holding the GIL); {} other threads took part",
-            pct(f.on_cpu),
-            pct(f.holding),
-            f.others
-        ),
-        core_line(&f.load),
-    ];
+    let mut busy = format!(
+        "{thread} was on the CPU {} of its time ({} holding the GIL)",
+        pct(f.on_cpu),
+        pct(f.holding)
+    );
+    if f.others >= 0.5 {
+        busy.push_str(&format!(
+            "; {} beside it took part",
+            words::threads(f.others)
+        ));
+    } else {
+        busy.push_str("; no other thread ran or waited for the GIL");
+    }
+    v.evidence = vec![busy, core_line(&f.load)];
     v.advice.push("Split the work into independent parts first; then run the parts in a process pool (threads would only take turns on the GIL)".into());
     if let Some(entry) = &f.entry {
         v.advice
@@ -226,8 +291,8 @@ fn single_thread_cpu(v: &mut Verdict, f: &SingleThreadCpu) {
 
 fn lock_contention(v: &mut Verdict, f: &LockContention) {
     v.headline = format!(
-        "Lock contention: {} threads wait on a lock of the program's own, not on the GIL",
-        f.waiters
+        "Lock contention: {} wait on a lock of the program's own, not on the GIL",
+        words::threads(f.waiters)
     );
     v.evidence = vec![
         format!(
@@ -253,8 +318,8 @@ fn lock_contention(v: &mut Verdict, f: &LockContention) {
 
 fn io_bound(v: &mut Verdict, f: &IoBound) {
     v.headline = format!(
-        "I/O-bound: {} threads spend most of their time waiting on I/O, not on the GIL",
-        f.threads
+        "I/O-bound: {} spend most of their time waiting on I/O, not on the GIL",
+        words::threads(f.threads)
     );
     v.evidence = vec![
         format!(
@@ -478,11 +543,13 @@ fn free_threaded(v: &mut Verdict, f: &FreeThreaded) {
         }
         FreeThreadedCase::Starved { busy } => {
             v.headline = format!(
-                "Free-threaded CPython: the GIL is disabled, yet {busy} busy threads use only {:.1} cores",
+                "Free-threaded CPython: the GIL is disabled, yet {} busy use only {:.1} cores",
+                words::threads(busy),
                 load.cores_used
             );
             v.evidence.push(format!(
-                "{busy} threads are on a CPU most of the time, but the process used {:.1} cores: they wait for CPUs other programs hold, or spin",
+                "{} are on a CPU most of the time, but the process used {:.1} cores: they wait for CPUs other programs hold, or spin",
+                words::threads(busy),
                 load.cores_used
             ));
             v.advice.push("Check what else runs on the machine (`top`); more threads than cores cannot run at once".into());
@@ -643,11 +710,25 @@ fn gil_and_cores(load: &Load) -> String {
 }
 
 fn pool_line(pool: &PoolLoad) -> String {
-    format!(
+    let mut line = format!(
         "{:.1} workers alive on average, {:.1} of them busy on a CPU; {:.1} of {} cores used by the whole process tree",
         pool.concurrent_workers, pool.busy_workers, pool.cores_used, pool.cores
-    )
+    );
+    let (start, end) = pool.lifetime;
+    let outside = (pool.run_s - (end - start)).max(0.0);
+    if pool.run_s > 0.0 && outside / pool.run_s >= POOL_OUTSIDE_NOTE_MIN {
+        let serial = outside / pool.run_s;
+        line.push_str(&format!(
+            "; judged over the pool's life, {start:.1}-{end:.1} s: the other {outside:.1} s of the run ({}) ran outside it, which caps the whole run's speedup at {:.1}x",
+            pct(serial),
+            1.0 / serial
+        ));
+    }
+    line
 }
+
+/// The share of a run outside its pool's lifetime worth naming.
+const POOL_OUTSIDE_NOTE_MIN: f64 = 0.1;
 
 /// "the asyncio loop in MainThread", or "in its thread" for a nameless one.
 fn thread_or_its(thread: &str) -> &str {
@@ -734,7 +815,7 @@ mod tests {
     fn more_native_threads_than_busy_cores_is_saturation() {
         let native = |oversubscribed| {
             verdict(&alone(Finding::NativeParallel(NativeParallel {
-                threads: 4,
+                threads: 4.0,
                 native: 0.9,
                 wait: 0.01,
                 oversubscribed,
@@ -753,7 +834,18 @@ mod tests {
     #[test]
     fn no_rule_fits_lists_the_spread_and_is_not_trusted() {
         let v = verdict(&alone(Finding::NoRuleFits(NoRuleFits {
-            threads: 3,
+            groups: vec![
+                GroupWords {
+                    label: "fetch-*".into(),
+                    threads: 3,
+                    at_once: 3.0,
+                },
+                GroupWords {
+                    label: "Thread-* (process_request_thread)".into(),
+                    threads: 400,
+                    at_once: 1.2,
+                },
+            ],
             shares: vec![
                 (crate::model::ThreadState::Io, 0.31),
                 (crate::model::ThreadState::Lock, 0.25),
@@ -765,7 +857,7 @@ mod tests {
         assert!(v.predicted_speedup.is_none());
         assert_eq!(
             v.evidence[0],
-            "3 busy threads spend on average: io 31%, lock 25%"
+            "3 threads (fetch-*) and 400 threads of Thread-* (process_request_thread), 1.2 at a time spend on average: io 31%, lock 25%"
         );
     }
 

@@ -1,10 +1,10 @@
 //! The rules for the threads of one process: who holds the GIL, who waits, on what.
 
-use crate::analysis::ThreadSummary;
-use crate::model::ThreadState::{Gil, GilWait, Io, Lock, Native, Sleep};
-use crate::words::thread_name;
+use crate::model::ThreadState::{Gil, GilWait, Handoff, Io, Lock, Native, Sleep};
 
-use super::facts::{entry_point, entry_points, hot, mean_of, uses_executor, Facts};
+use super::facts::{
+    entry_point, entry_points, hot, mean_of, thread_pool_kind, threads_in, words_of, Facts, Unit,
+};
 use super::findings::{
     Assumption, CpuSaturated, Finding, Forecast, GilContention, Idle, IoBound, LockContention,
     Mixed, NativeParallel, NoRuleFits, SingleThreadCpu, UnmappedHolder,
@@ -34,7 +34,7 @@ pub(super) fn unmapped_holder(f: &Facts) -> Option<Finding> {
 /// Busy threads that fit no rule: what was seen, without a verdict.
 pub(super) fn no_rule_fits(f: &Facts) -> Finding {
     Finding::NoRuleFits(NoRuleFits {
-        threads: f.workers.len(),
+        groups: f.worker_words(),
         shares: [Gil, GilWait, Native, Io, Sleep, Lock]
             .into_iter()
             .map(|state| (state, f.mean(&[state])))
@@ -44,29 +44,28 @@ pub(super) fn no_rule_fits(f: &Facts) -> Finding {
     })
 }
 
-pub(super) fn gil_contention(f: &Facts, python: &[&ThreadSummary]) -> Finding {
+pub(super) fn gil_contention(f: &Facts, python: &[&Unit]) -> Finding {
     let a = f.analysis;
     Finding::GilContention(GilContention {
-        threads: python.len(),
+        groups: words_of(python),
+        threads: threads_in(python),
+        bystanders: f.bystanders.clone(),
         wait: mean_of(python, &[GilWait]),
+        handoff: mean_of(python, &[Handoff]),
         load: f.load(),
         switches_per_s: a.gil_switches_per_s,
-        executor: uses_executor(a, python),
+        pool: thread_pool_kind(a, python),
         hot: hot(a, Gil),
         entries: entry_points(a, python),
         forecast: predict(f, python),
     })
 }
 
-pub(super) fn mixed(
-    f: &Facts,
-    python: &[&ThreadSummary],
-    io_threads: &[&ThreadSummary],
-) -> Finding {
+pub(super) fn mixed(f: &Facts, python: &[&Unit], io_threads: &[&Unit]) -> Finding {
     Finding::Mixed(Mixed {
-        io_threads: io_threads.len(),
+        io_groups: words_of(io_threads),
         io_wait: mean_of(io_threads, &[GilWait]),
-        python_threads: python.len(),
+        python_groups: words_of(python),
         python_wait: mean_of(python, &[GilWait]),
         load: f.load(),
         hot: hot(f.analysis, Gil),
@@ -74,13 +73,13 @@ pub(super) fn mixed(
     })
 }
 
-pub(super) fn native_parallel(f: &Facts, native_threads: usize) -> Finding {
+pub(super) fn native_parallel(f: &Facts, native_threads: f64) -> Finding {
     let saturated = f.cores_used() >= SATURATION_MIN * f.cores as f64;
     Finding::NativeParallel(NativeParallel {
         threads: native_threads,
         native: f.mean(&[Native]),
         wait: f.mean(&[GilWait]),
-        oversubscribed: saturated && native_threads > f.cores as usize,
+        oversubscribed: saturated && native_threads > f.cores as f64 + 0.5,
         load: f.load(),
         hot: hot(f.analysis, Native),
         forecast: Forecast {
@@ -92,14 +91,20 @@ pub(super) fn native_parallel(f: &Facts, native_threads: usize) -> Finding {
     })
 }
 
-pub(super) fn single_thread_cpu(f: &Facts, busy: &ThreadSummary) -> Finding {
+pub(super) fn single_thread_cpu(f: &Facts, busy: &Unit) -> Finding {
     let a = f.analysis;
     let cores = f.cores as f64;
+    let others = f
+        .workers
+        .iter()
+        .filter(|u| !std::ptr::eq(u.group, busy.group) && !u.is_bystander())
+        .map(Unit::weight)
+        .sum();
     Finding::SingleThreadCpu(SingleThreadCpu {
-        thread: thread_name(&busy.name, busy.tid),
-        on_cpu: busy.share(&[Gil, Native]),
+        thread: busy.group.label.clone(),
+        on_cpu: busy.share(&[Gil, Handoff, Native]),
         holding: busy.fraction(Gil),
-        others: f.workers.len().saturating_sub(1),
+        others,
         load: f.load(),
         entry: entry_point(a, busy).cloned(),
         hot: hot(a, Gil),
@@ -117,14 +122,13 @@ pub(super) fn single_thread_cpu(f: &Facts, busy: &ThreadSummary) -> Finding {
 
 pub(super) fn lock_contention(f: &Facts) -> Finding {
     let a = f.analysis;
-    let waiters: Vec<_> = f
+    let waiters: Vec<&Unit> = f
         .workers
         .iter()
-        .copied()
-        .filter(|t| t.fraction(Lock) >= LOCK_SHARE_MIN)
+        .filter(|u| u.fraction(Lock) >= LOCK_SHARE_MIN)
         .collect();
     Finding::LockContention(LockContention {
-        waiters: waiters.len(),
+        waiters: threads_in(&waiters),
         lock: f.mean(&[Lock]),
         wait: f.mean(&[GilWait]),
         load: f.load(),
@@ -145,7 +149,7 @@ pub(super) fn io_bound(f: &Facts) -> Finding {
         })
         .collect();
     Finding::IoBound(IoBound {
-        threads: f.workers.len(),
+        threads: threads_in(&f.workers.iter().collect::<Vec<_>>()),
         io: f.mean(&[Io, Sleep]),
         wait: f.mean(&[GilWait]),
         load: f.load(),

@@ -21,6 +21,7 @@ pub fn style(state: ThreadState) -> StateStyle {
     let (glyph, hex, ansi, chrome, label) = match state {
         ThreadState::Gil => ('G', "#d62728", "31", "terrible", "holds the GIL"),
         ThreadState::GilWait => ('w', "#f2b01e", "33", "yellow", "waits for the GIL"),
+        ThreadState::Handoff => ('h', "#ff7f0e", "91", "bad", "passes the GIL on"),
         ThreadState::Native => ('N', "#2ca02c", "32", "good", "native, GIL released"),
         ThreadState::Io => ('i', "#1f77b4", "34", "rail_load", "I/O"),
         ThreadState::Sleep => ('s', "#17becf", "36", "thread_state_sleeping", "sleep"),

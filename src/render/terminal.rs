@@ -13,6 +13,8 @@ use crate::report::{HotFunction, LineGil, Report};
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     pub color: bool,
+    /// One row per thread instead of one per group.
+    pub threads: bool,
 }
 
 impl Style {
@@ -31,7 +33,8 @@ fn glyph(state: ThreadState) -> (char, &'static str) {
     (style.glyph, style.ansi)
 }
 
-const BAR_WIDTH: usize = 20;
+const BAR_WIDTH: usize = 12;
+const LABEL_WIDTH: usize = 22;
 /// Prose is wrapped to this width.
 const TEXT_WIDTH: usize = 80;
 const MAX_THREAD_ROWS: usize = 24;
@@ -320,61 +323,63 @@ fn process_line(out: &mut impl Write, report: &Report) -> io::Result<()> {
     writeln!(out)
 }
 
-/// One row per thread, busiest first: a bar of its states and their shares, and a legend.
+/// One row per group of threads (or per thread, with `--threads`), busiest first: a bar of
+/// its states and their shares; the CPU no sampled thread accounts for; a legend.
 fn threads_table(out: &mut impl Write, report: &Report, style: Style) -> io::Result<()> {
     writeln!(
         out,
-        "  {:<18} {:<w$} {:>5}{:>5}{:>5}{:>5}{:>5}{:>5} {:>6}",
-        "THREAD",
+        "  {:<l$} {:<w$} {:>5}{:>5}{:>5}{:>5}{:>5}{:>5}{:>5} {:>6}",
+        if style.threads { "THREAD" } else { "THREADS" },
         "",
         "GIL",
         "WAIT",
+        "H-O",
         "NAT",
         "I/O",
         "SLP",
         "LOCK",
         "CPU s",
+        l = LABEL_WIDTH,
         w = BAR_WIDTH
     )?;
-    let mut threads: Vec<_> = report.threads.iter().collect();
-    threads.sort_by(|a, b| {
-        let busy = |t: &crate::report::Thread| {
-            1.0 - t.states[ThreadState::Idle] - t.states[ThreadState::Unknown]
-        };
-        busy(b).total_cmp(&busy(a)).then(a.tid.cmp(&b.tid))
+    let mut rows: Vec<Row> = if style.threads || report.groups.is_empty() {
+        report.threads.iter().map(Row::of_thread).collect()
+    } else {
+        report.groups.iter().map(Row::of_group).collect()
+    };
+    rows.sort_by(|a, b| {
+        let busy = |r: &Row| 1.0 - r.states[ThreadState::Idle] - r.states[ThreadState::Unknown];
+        busy(b).total_cmp(&busy(a)).then(a.order.cmp(&b.order))
     });
-    for th in threads.iter().take(MAX_THREAD_ROWS) {
-        let label = if th.name.is_empty() {
-            th.tid.to_string()
-        } else {
-            format!("{} {}", th.name, th.tid)
-        };
+    for row in rows.iter().take(MAX_THREAD_ROWS) {
         let fractions: Vec<(ThreadState, f64)> = ThreadState::ALL
             .iter()
-            .map(|&s| (s, th.states.get(s)))
+            .map(|&s| (s, row.states.get(s)))
             .collect();
-        let s = &th.states;
+        let s = &row.states;
         writeln!(
             out,
-            "  {} {} {}{}{}{}{}{} {:>6.2}",
-            truncate(&label, 18),
+            "  {} {} {}{}{}{}{}{}{} {:>6.2}",
+            truncate(&row.label, LABEL_WIDTH),
             bar(&fractions, BAR_WIDTH, style),
             cell(s[ThreadState::Gil]),
             cell(s[ThreadState::GilWait]),
+            cell(s[ThreadState::Handoff]),
             cell(s[ThreadState::Native]),
             cell(s[ThreadState::Io]),
             cell(s[ThreadState::Sleep]),
             cell(s[ThreadState::Lock]),
-            th.cpu_s
+            row.cpu_s
         )?;
     }
-    if threads.len() > MAX_THREAD_ROWS {
+    if rows.len() > MAX_THREAD_ROWS {
         writeln!(
             out,
-            "  ... and {} more threads (all are in --json)",
-            threads.len() - MAX_THREAD_ROWS
+            "  ... and {} more (all are in --json)",
+            rows.len() - MAX_THREAD_ROWS
         )?;
     }
+    unattributed_line(out, report)?;
     let legend: Vec<String> = ThreadState::ALL
         .iter()
         .map(|&s| {
@@ -383,9 +388,82 @@ fn threads_table(out: &mut impl Write, report: &Report, style: Style) -> io::Res
             format!("{} {}", style.paint(color, &mark.to_string()), s.name())
         })
         .collect();
-    writeln!(out, "  {}", legend.join("  "))?;
+    wrapped(out, "  ", "  ", &legend.join("  "))?;
     writeln!(out)
 }
+
+/// One row of the threads table: a thread, or a group of them.
+struct Row {
+    label: String,
+    states: crate::report::States,
+    cpu_s: f64,
+    /// Ties keep the order of appearance.
+    order: u32,
+}
+
+impl Row {
+    fn of_thread(t: &crate::report::Thread) -> Row {
+        Row {
+            label: if t.name.is_empty() {
+                t.tid.to_string()
+            } else {
+                format!("{} {}", t.name, t.tid)
+            },
+            states: t.states,
+            cpu_s: t.cpu_s,
+            order: t.tid,
+        }
+    }
+
+    /// `MainThread 4242`, `crunch-* x4`, `Thread-* (process_request_thread) x712, 178/s`.
+    fn of_group(g: &crate::report::Group) -> Row {
+        let label = match (g.tids.as_slice(), g.started_per_s) {
+            ([tid], _) => format!("{} {tid}", g.label),
+            (tids, Some(rate)) => format!("{} x{} {rate:.0}/s", g.label, tids.len()),
+            (tids, None) => format!("{} x{}", g.label, tids.len()),
+        };
+        Row {
+            label,
+            states: g.states,
+            cpu_s: g.cpu_s,
+            order: g.tids.first().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// CPU time the sampled threads do not account for, when it is worth a line: threads that
+/// started and ended between two samples.
+fn unattributed_line(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    for p in &report.processes {
+        if p.unattributed_cpu_s < UNATTRIBUTED_MIN_S
+            || p.unattributed_cpu_s < UNATTRIBUTED_MIN_SHARE * p.cpu_s
+        {
+            continue;
+        }
+        let likely = report
+            .groups
+            .iter()
+            .filter(|g| g.pid == p.pid)
+            .filter_map(|g| Some((g, g.started_per_s?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(g, _)| format!(", most likely more of {}", g.label))
+            .unwrap_or_default();
+        wrapped(
+            out,
+            "  ",
+            "    ",
+            &format!(
+                "+ {:.2} s of CPU in PID {} by threads that lived between samples{likely}",
+                p.unattributed_cpu_s, p.pid
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// Unattributed CPU below this many seconds, or this share of the process's, is rounding.
+const UNATTRIBUTED_MIN_S: f64 = 0.05;
+const UNATTRIBUTED_MIN_SHARE: f64 = 0.05;
 
 /// One line per process of a tree: role, lifetime, cores, GIL, how it ended.
 fn processes_section(out: &mut impl Write, report: &Report) -> io::Result<()> {
@@ -458,7 +536,10 @@ mod tests {
 
     #[test]
     fn bar_fills_width_exactly() {
-        let style = Style { color: false };
+        let style = Style {
+            color: false,
+            threads: false,
+        };
         let b = bar(
             &[
                 (ThreadState::Gil, 1.0 / 3.0),
