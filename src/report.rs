@@ -295,33 +295,26 @@ fn processes(analysis: &Analysis) -> Vec<ProcessEntry> {
         .collect()
 }
 
-/// A group whose threads come and go: more of them than this many times those alive at once.
-const CHURN_MIN: f64 = 2.0;
-
 fn groups(analysis: &Analysis) -> Vec<Group> {
     analysis
         .groups
         .iter()
-        .map(|g| {
-            let life_s = g.last_t_ns.saturating_sub(g.first_t_ns) as f64 / 1e9;
-            let churns = g.threads() as f64 > CHURN_MIN * g.at_once().max(1.0);
-            Group {
-                pid: g.pid,
-                label: g.label.clone(),
-                role: g.role,
-                start: g.start.as_ref().map(|f| f.function.clone()),
-                start_file: g.start.as_ref().map(|f| f.file.clone()),
-                tids: g
-                    .members
-                    .iter()
-                    .filter_map(|&i| analysis.threads.get(i).map(|t| t.tid))
-                    .collect(),
-                at_once: g.at_once(),
-                started_per_s: (churns && life_s > 0.0).then(|| g.threads() as f64 / life_s),
-                cpu_s: g.cpu_s,
-                states: g.time_ns.shares(),
-                waiting_for_work: g.waiting_for_work(),
-            }
+        .map(|g| Group {
+            pid: g.pid,
+            label: g.label.clone(),
+            role: g.role,
+            start: g.start.as_ref().map(|f| f.function.clone()),
+            start_file: g.start.as_ref().map(|f| f.file.clone()),
+            tids: g
+                .members
+                .iter()
+                .filter_map(|&i| analysis.threads.get(i).map(|t| t.tid))
+                .collect(),
+            at_once: g.at_once(),
+            started_per_s: g.started_per_s(),
+            cpu_s: g.cpu_s,
+            states: g.time_ns.shares(),
+            waiting_for_work: g.waiting_for_work(),
         })
         .collect()
 }

@@ -100,8 +100,9 @@ fn pushed_counts(requests: &[Request], pid: u32) -> HashMap<(u32, String), i64> 
             let tid: u32 = labels["thread_id"].parse().expect("a thread id");
             let state = &labels["state"];
             assert!(
-                ["gil", "gil_wait", "native", "io", "sleep", "lock", "idle", "unknown"]
-                    .contains(&state.as_str()),
+                gilscope::model::ThreadState::ALL
+                    .iter()
+                    .any(|s| s.name() == state.as_str()),
                 "{state}"
             );
             assert_eq!(sample.value[1], sample.value[0] * profile.period);

@@ -14,6 +14,10 @@ use crate::model::{Frame, PerState, ThreadState};
 /// A thread sampled at most this many times lived between a few samples: one of a server's
 /// request threads, say.
 const SHORT_LIVED_SAMPLES: u64 = 2;
+/// A group whose threads come and go has at least this many, and this many times more than
+/// it keeps alive at once.
+const CHURN_MIN_THREADS: usize = 8;
+const CHURN_MIN_RATIO: f64 = 2.0;
 /// A group's share of the names that must follow one pattern for the pattern to be its label.
 const LABEL_PATTERN_MIN: f64 = 0.8;
 
@@ -64,6 +68,15 @@ impl ThreadGroup {
             return self.threads() as f64;
         }
         self.time_ns.total() as f64 / span as f64
+    }
+
+    /// Threads started a second over the group's life, for a group whose threads come and go
+    /// (a thread per request): many more of them than are alive at once.
+    pub fn started_per_s(&self) -> Option<f64> {
+        let life_s = self.last_t_ns.saturating_sub(self.first_t_ns) as f64 / 1e9;
+        let churns = self.threads() >= CHURN_MIN_THREADS
+            && self.threads() as f64 > CHURN_MIN_RATIO * self.at_once().max(1.0);
+        (churns && life_s > 0.0).then(|| self.threads() as f64 / life_s)
     }
 
     /// Shares of the group's time per state, with the time its threads waited for a task
@@ -125,10 +138,11 @@ fn place(t: &ThreadSummary, frames: &[Frame], stacks: &[Vec<u32>]) -> Placement 
 }
 
 /// Threads seen without a Python stack (one that lived between two samples, or died while
-/// read) join a group that has stacks: the one whose threads most often carry their name's
-/// pattern; a thread of which nothing was read (no name either), the process's group of
-/// short-lived threads. A server's request threads are one group whether or not a stack of
-/// each was caught.
+/// read) join a group that has stacks: a short-lived one, the process's group of short-lived
+/// threads; another, the group whose threads most often carry its name's pattern. A server's
+/// request threads are one group whether or not a stack of each was caught, and whatever name
+/// the kernel gave them for their first moments (3.14+ names a thread after its creator until
+/// it runs).
 fn adopt_stackless(threads: &[ThreadSummary], placements: &mut [Placement]) {
     // Per (pid, name pattern), and per pid for short-lived threads: votes for a placement,
     // by the index of the first thread placed there.
@@ -165,18 +179,17 @@ fn adopt_stackless(threads: &[ThreadSummary], placements: &mut [Placement]) {
             continue;
         };
         let unread = t.name.is_empty() && t.stacks.is_empty();
-        let by_name = t
-            .python
-            .then(|| by_pattern.get(&(t.pid, pattern.clone())))
-            .flatten()
-            .and_then(|votes| winner(votes, 1));
-        let by_life = || {
-            short_lived
-                .get(&t.pid)
-                .filter(|_| unread)
-                .and_then(|votes| winner(votes, 2))
+        let by_life = short_lived
+            .get(&t.pid)
+            .filter(|_| (t.python || unread) && t.samples <= SHORT_LIVED_SAMPLES)
+            .and_then(|votes| winner(votes, 2));
+        let by_name = || {
+            t.python
+                .then(|| by_pattern.get(&(t.pid, pattern.clone())))
+                .flatten()
+                .and_then(|votes| winner(votes, 1))
         };
-        if let Some(host) = by_name.or_else(by_life) {
+        if let Some(host) = by_life.or_else(by_name) {
             adopted.push((i, host));
         }
     }

@@ -56,6 +56,7 @@ impl<'a> Unit<'a> {
             label: self.group.label.clone(),
             threads: self.group.threads(),
             at_once: self.group.at_once(),
+            started_per_s: self.group.started_per_s(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub(super) struct GroupWords {
     pub(super) threads: usize,
     /// Threads alive at once, on average.
     pub(super) at_once: f64,
+    /// For threads that come and go (one per request), how many start a second.
+    pub(super) started_per_s: Option<f64>,
 }
 
 /// A process pool's workers against the cores, which every pool rule cites.

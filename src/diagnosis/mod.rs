@@ -59,6 +59,9 @@ pub const CONTENTION_WAIT_MIN: f64 = 0.2;
 pub const BUSY_MIN: f64 = 0.5;
 /// Native-parallel: a thread running native code without the GIL at least this much.
 pub const NATIVE_THREAD_MIN: f64 = 0.3;
+/// Native-parallel: the process used at least this share of two cores (of one on a one-core
+/// machine): threads that run native code one at a time are not parallel.
+pub const NATIVE_PARALLEL_CORES_MIN: f64 = 0.6;
 /// I/O-bound: the average participating thread waits on I/O or sleeps at least this much.
 pub const IO_SHARE_MIN: f64 = 0.6;
 /// Lock contention: the average participating thread waits on a lock this much.
@@ -279,8 +282,13 @@ fn decide(f: &Facts) -> Finding {
     if let Some((thread, lp)) = blocked_loop(f.analysis) {
         return event_loop_blocked(f, thread, lp);
     }
+    // Native code runs in parallel only where the process used more than one core's worth.
+    let parallel_cores = NATIVE_PARALLEL_CORES_MIN * (f.cores as f64).min(2.0);
     let native_threads = f.count(&[Native], NATIVE_THREAD_MIN);
-    if native_threads >= 1.5 && f.mean(&[GilWait]) < CONTENTION_WAIT_MIN {
+    if native_threads >= 1.5
+        && f.mean(&[GilWait]) < CONTENTION_WAIT_MIN
+        && f.cores_used() >= parallel_cores
+    {
         return native_parallel(f, native_threads);
     }
     let busy: Vec<_> = f

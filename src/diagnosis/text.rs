@@ -67,10 +67,9 @@ fn write(v: &mut Verdict, finding: &Finding) {
 /// come and go (one per request), `712 threads of Thread-* (process_request_thread), 2.1 at a
 /// time`.
 fn group_phrase(g: &GroupWords) -> String {
-    let short_lived = g.threads >= 8 && g.threads as f64 > 2.0 * g.at_once.max(1.0);
-    if short_lived {
+    if let Some(rate) = g.started_per_s {
         format!(
-            "{} of {}, {:.1} at a time",
+            "{} of {} ({rate:.0} started a second, {:.1} at a time)",
             words::count(g.threads, "thread"),
             g.label,
             g.at_once
@@ -151,8 +150,13 @@ fn no_rule_fits(v: &mut Verdict, f: &NoRuleFits) {
 }
 
 fn gil_contention(v: &mut Verdict, f: &GilContention) {
+    let at_a_time = if f.groups.iter().any(|g| g.started_per_s.is_some()) {
+        " at a time"
+    } else {
+        ""
+    };
     v.headline = format!(
-        "GIL contention: {} take turns on one GIL, so they run one at a time",
+        "GIL contention: {}{at_a_time} take turns on one GIL, so they run one at a time",
         words::threads(f.threads).replacen("thread", "Python thread", 1)
     );
     v.evidence.push(format!(
@@ -839,11 +843,13 @@ mod tests {
                     label: "fetch-*".into(),
                     threads: 3,
                     at_once: 3.0,
+                    started_per_s: None,
                 },
                 GroupWords {
                     label: "Thread-* (process_request_thread)".into(),
                     threads: 400,
                     at_once: 1.2,
+                    started_per_s: Some(100.0),
                 },
             ],
             shares: vec![
@@ -857,7 +863,7 @@ mod tests {
         assert!(v.predicted_speedup.is_none());
         assert_eq!(
             v.evidence[0],
-            "3 threads (fetch-*) and 400 threads of Thread-* (process_request_thread), 1.2 at a time spend on average: io 31%, lock 25%"
+            "3 threads (fetch-*) and 400 threads of Thread-* (process_request_thread) (100 started a second, 1.2 at a time) spend on average: io 31%, lock 25%"
         );
     }
 

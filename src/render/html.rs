@@ -13,7 +13,7 @@ use super::words::{self, pct};
 use crate::analysis::{Analysis, ThreadSummary};
 use crate::diagnosis::Verdict;
 use crate::model::{PerState, ThreadState};
-use crate::report::{HotFunction, LineGil, Report};
+use crate::report::{HotFunction, LineGil, Report, States, Thread};
 
 /// Timeline columns: the page's size is bounded by this, not by the run's length.
 const TIMELINE_COLUMNS: usize = 1000;
@@ -43,6 +43,11 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px;border-bot
 .meta{color:#666} .verdict{background:#f7f7f9;border-left:4px solid #d62728;padding:10px 14px}
 .headline{font-weight:600;font-size:16px} pre{background:#f3f3f3;padding:8px;overflow:auto}
 .thread{display:flex;align-items:center;gap:8px;margin:2px 0}
+details.group summary{list-style:none;cursor:pointer}
+details.group summary::-webkit-details-marker{display:none}
+details.group summary .name::before{content:"▸ "}
+details.group[open] summary .name::before{content:"▾ "}
+details.group>.thread{margin-left:16px}
 .thread .name{width:200px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font-family:monospace}
 .bar{display:flex;flex:1;height:16px;background:#eee} .seg{height:100%}
 .legend span{display:inline-block;margin-right:12px} .sw{display:inline-block;width:10px;height:10px;margin-right:4px}
@@ -227,7 +232,8 @@ fn verdict(h: &mut String, v: &Verdict) {
     h.push_str("</section>\n");
 }
 
-/// One bar per thread, its states' shares as coloured segments.
+/// One bar per group of threads, its states' shares as coloured segments; a group of several
+/// threads opens onto one bar per thread.
 fn threads(h: &mut String, report: &Report) {
     h.push_str("<h2>Threads</h2><div class=\"legend\">");
     for state in ThreadState::ALL {
@@ -239,34 +245,74 @@ fn threads(h: &mut String, report: &Report) {
         );
     }
     h.push_str("</div>\n<div id=\"threads\">");
-    for th in &report.threads {
-        let _ = write!(
-            h,
-            "<div class=\"thread\"><span class=\"name\" title=\"{0}\">{0}</span><div class=\"bar\" data-tid=\"{1}\">",
-            escape(&thread_label(&th.name, th.tid)),
-            th.tid
-        );
-        for state in ThreadState::ALL {
-            let f = th.states.get(state);
-            if f > 0.0 {
-                let s = style(state);
-                let _ = write!(
-                    h,
-                    "<span class=\"seg\" style=\"width:{:.3}%;background:{}\" title=\"{} {}\"></span>",
-                    f * 100.0,
-                    s.hex,
-                    s.label,
-                    pct(f)
-                );
-            }
+    let thread = |pid: u32, tid: u32| report.threads.iter().find(|t| t.pid == pid && t.tid == tid);
+    if report.groups.is_empty() {
+        for th in &report.threads {
+            thread_bar(h, th);
         }
-        let _ = write!(
-            h,
-            "</div><span class=\"meta\">{:.2} CPU s</span></div>",
-            th.cpu_s
-        );
+    }
+    for g in &report.groups {
+        let members: Vec<&Thread> = g
+            .tids
+            .iter()
+            .filter_map(|&tid| thread(g.pid, tid))
+            .collect();
+        if let [only] = members.as_slice() {
+            thread_bar(h, only);
+            continue;
+        }
+        let label = match g.started_per_s {
+            Some(rate) => format!("{} ×{} ({rate:.0} started/s)", g.label, g.tids.len()),
+            None => format!("{} ×{}", g.label, g.tids.len()),
+        };
+        h.push_str("<details class=\"group\"><summary>");
+        bar(h, &label, &g.states, g.cpu_s, None);
+        h.push_str("</summary>");
+        for th in members {
+            thread_bar(h, th);
+        }
+        h.push_str("</details>");
     }
     h.push_str("</div>\n");
+}
+
+fn thread_bar(h: &mut String, th: &Thread) {
+    bar(
+        h,
+        &thread_label(&th.name, th.tid),
+        &th.states,
+        th.cpu_s,
+        Some(th.tid),
+    );
+}
+
+/// A named bar of state shares, with its CPU seconds.
+fn bar(h: &mut String, label: &str, states: &States, cpu_s: f64, tid: Option<u32>) {
+    let _ = write!(
+        h,
+        "<div class=\"thread\"><span class=\"name\" title=\"{0}\">{0}</span><div class=\"bar\"{1}>",
+        escape(label),
+        tid.map(|t| format!(" data-tid=\"{t}\""))
+            .unwrap_or_default()
+    );
+    for state in ThreadState::ALL {
+        let f = states.get(state);
+        if f > 0.0 {
+            let s = style(state);
+            let _ = write!(
+                h,
+                "<span class=\"seg\" style=\"width:{:.3}%;background:{}\" title=\"{} {}\"></span>",
+                f * 100.0,
+                s.hex,
+                s.label,
+                pct(f)
+            );
+        }
+    }
+    let _ = write!(
+        h,
+        "</div><span class=\"meta\">{cpu_s:.2} CPU s</span></div>"
+    );
 }
 
 fn hot_table(h: &mut String, title: &str, hot: &[HotFunction]) {

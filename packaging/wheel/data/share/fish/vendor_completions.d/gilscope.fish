@@ -60,6 +60,7 @@ never\t''"
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l blocking -d 'Pause the target while reading its stacks (more exact stacks, slower target). Never left on: the kernel resumes the target if gilscope dies'
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l subprocesses -d 'Also sample every descendant process (multiprocessing pools, spawn and forkserver workers, `subprocess` children), including those started later'
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -s q -l quiet -d 'Do not print the terminal report'
+complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l threads -d 'List every thread in the terminal report, not one row per group of threads started with the same function (a pool\'s workers, a server\'s request threads)'
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l rate -d 'Samples per second' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l duration -d 'Stop sampling after this many seconds' -r
@@ -80,6 +81,7 @@ never\t''"
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l blocking -d 'Pause the target while reading its stacks (more exact stacks, slower target). Never left on: the kernel resumes the target if gilscope dies'
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l subprocesses -d 'Also sample every descendant process (multiprocessing pools, spawn and forkserver workers, `subprocess` children), including those started later'
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -s q -l quiet -d 'Do not print the terminal report'
+complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l threads -d 'List every thread in the terminal report, not one row per group of threads started with the same function (a pool\'s workers, a server\'s request threads)'
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l rate -d 'Samples per second' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l duration -d 'Stop sampling after this many seconds' -r
@@ -96,6 +98,7 @@ never\t''"
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l blocking -d 'Pause the target while reading its stacks (more exact stacks, slower target). Never left on: the kernel resumes the target if gilscope dies'
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l subprocesses -d 'Also sample every descendant process (multiprocessing pools, spawn and forkserver workers, `subprocess` children), including those started later'
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -s q -l quiet -d 'Do not print the terminal report'
+complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l threads -d 'List every thread in the terminal report, not one row per group of threads started with the same function (a pool\'s workers, a server\'s request threads)'
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -s o -l output -d 'The recording to write' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l pid -d 'Attach to this PID instead of launching a command' -r
@@ -114,6 +117,7 @@ never\t''"
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l blocking -d 'Pause the target while reading its stacks (more exact stacks, slower target). Never left on: the kernel resumes the target if gilscope dies'
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l subprocesses -d 'Also sample every descendant process (multiprocessing pools, spawn and forkserver workers, `subprocess` children), including those started later'
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -s q -l quiet -d 'Do not print the terminal report'
+complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l threads -d 'List every thread in the terminal report, not one row per group of threads started with the same function (a pool\'s workers, a server\'s request threads)'
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gilscope -n "__fish_gilscope_using_subcommand bench" -l tasks -d 'Call the function this many times (with ARGS each time)' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand bench" -l tasks-from -d 'Take the tasks from an iterable: `FILE.py:NAME`; each item is a tuple of arguments, or one argument' -r
@@ -159,6 +163,7 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand report" -l color -d 'C
 always\t''
 never\t''"
 complete -c gilscope -n "__fish_gilscope_using_subcommand report" -s q -l quiet -d 'Do not print the terminal report'
+complete -c gilscope -n "__fish_gilscope_using_subcommand report" -l threads -d 'List every thread in the terminal report, not one row per group of threads started with the same function (a pool\'s workers, a server\'s request threads)'
 complete -c gilscope -n "__fish_gilscope_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gilscope -n "__fish_gilscope_using_subcommand help; and not __fish_seen_subcommand_from run attach top record bench diff completions man report help" -f -a "run" -d 'Launch a Python program and sample it until it exits; exit with its status'
 complete -c gilscope -n "__fish_gilscope_using_subcommand help; and not __fish_seen_subcommand_from run attach top record bench diff completions man report help" -f -a "attach" -d 'Sample a running Python process until --duration or Ctrl-C; it keeps running'

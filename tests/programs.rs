@@ -1,0 +1,193 @@
+//! The realistic programs of `tests/programs/`: services, servers under load, library pools,
+//! scripts with a setup phase, written as people write them and using PyPI libraries (joblib,
+//! requests, numpy, pandas) from one venv per tested CPython (`tests/programs/venv.sh`).
+//!
+//! Each program states its expected verdict (`expect: KIND`, or several alternatives joined
+//! by `|`) and the gilscope options it needs (`gilscope: --subprocesses`) in its docstring.
+//! Each is checked both ways, as people profile: launched (`gilscope run`), and attached to
+//! while it runs, after a warm-up (`gilscope attach`). A verdict that misses is retried once
+//! (shared machines are noisy), never loosened. `GILSCOPE_PROGRAMS=a.py,b.py` runs only those.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{gilscope, summary, LIVE};
+use serde_json::Value;
+
+/// The CPythons the corpus runs on.
+const VERSIONS: [&str; 3] = ["3.9", "3.12", "3.14"];
+/// How long a launched program runs, and how long an attached one is sampled after its warm-up.
+const RUN_SECONDS: f64 = 3.0;
+const WARM_UP: Duration = Duration::from_millis(1200);
+const ATTACH_SECONDS: f64 = 2.5;
+
+/// A program of the corpus, with what its docstring says.
+struct Program {
+    path: PathBuf,
+    expect: Vec<String>,
+    options: Vec<String>,
+}
+
+fn corpus() -> Vec<Program> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs");
+    let mut programs: Vec<Program> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "py"))
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(&path).ok()?;
+            let field = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(|v| v.trim().to_string())
+            };
+            let expect = field("expect:")?;
+            Some(Program {
+                expect: expect.split('|').map(|k| k.trim().to_string()).collect(),
+                options: field("gilscope:")
+                    .map(|o| o.split_whitespace().map(String::from).collect())
+                    .unwrap_or_default(),
+                path,
+            })
+        })
+        .collect();
+    programs.sort_by(|a, b| a.path.cmp(&b.path));
+    assert!(programs.len() >= 24, "the corpus is in tests/programs");
+    if let Ok(only) = std::env::var("GILSCOPE_PROGRAMS") {
+        let only: Vec<&str> = only.split(',').collect();
+        programs.retain(|p| only.iter().any(|o| p.path.ends_with(o)));
+    }
+    programs
+}
+
+/// The venv of `version`, or `None` (loudly; a failure where the corpus is required, as in CI).
+fn venv_python(version: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("GILSCOPE_VENVS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("gilscope-venvs"));
+    let python = root.join(version).join("bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    let message = format!(
+        "no venv for CPython {version} at {}: build it with `bash tests/programs/venv.sh`",
+        python.display()
+    );
+    if std::env::var_os("GILSCOPE_REQUIRE_ALL").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("\n*** SKIP: {message} ***\n");
+    None
+}
+
+fn report(json: &Path, what: &str, stderr: &[u8]) -> Result<Value, String> {
+    let text = std::fs::read_to_string(json).map_err(|_| {
+        format!(
+            "no report from {what}: {}",
+            String::from_utf8_lossy(stderr).trim()
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| format!("{what}: {e}"))
+}
+
+/// `gilscope run` on the program.
+fn launched(python: &Path, program: &Program) -> Result<Value, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let output = gilscope()
+        .args(["run", "-q", "--json"])
+        .arg(&json)
+        .args(&program.options)
+        .arg("--")
+        .arg(python)
+        .arg(&program.path)
+        .env("RUN_SECONDS", RUN_SECONDS.to_string())
+        .output()
+        .unwrap();
+    report(&json, "gilscope run", &output.stderr)
+}
+
+/// `gilscope attach` to the program after its warm-up; the program is stopped afterwards.
+fn attached(python: &Path, program: &Program) -> Result<Value, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let run_for = WARM_UP.as_secs_f64() + ATTACH_SECONDS + 0.8;
+    let mut target = Command::new(python)
+        .arg(&program.path)
+        .env("RUN_SECONDS", run_for.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(WARM_UP);
+    let output = gilscope()
+        .args(["attach", "-q", "--duration"])
+        .arg(ATTACH_SECONDS.to_string())
+        .arg("--json")
+        .arg(&json)
+        .args(&program.options)
+        .arg(target.id().to_string())
+        .output()
+        .unwrap();
+    let status = target.wait().unwrap();
+    let report = report(&json, "gilscope attach", &output.stderr)?;
+    if !status.success() {
+        return Err(format!("the program failed after the attach: {status}"));
+    }
+    Ok(report)
+}
+
+fn check(program: &Program, report: &Value) -> Result<(), String> {
+    let kind = report["verdict"]["kind"].as_str().unwrap_or("");
+    if program.expect.iter().any(|k| k == kind) {
+        Ok(())
+    } else {
+        Err(format!(
+            "verdict {kind}, expected {}: {}\n{}",
+            program.expect.join(" or "),
+            report["verdict"]["headline"],
+            summary(report)
+        ))
+    }
+}
+
+/// Every program, launched and attached, on every version of [`VERSIONS`].
+#[test]
+fn every_program_gets_its_verdict_launched_and_attached() {
+    let _guard = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let programs = corpus();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for version in VERSIONS {
+        let Some(python) = venv_python(version) else {
+            continue;
+        };
+        for program in &programs {
+            let name = program.path.file_name().unwrap().to_string_lossy();
+            type Mode = fn(&Path, &Program) -> Result<Value, String>;
+            for (mode, sample) in [("run", launched as Mode), ("attach", attached as Mode)] {
+                let mut last = String::new();
+                let passed = (0..2).any(|attempt| {
+                    match sample(&python, program).and_then(|r| check(program, &r)) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            eprintln!("{name} ({mode}, {version}), attempt {}: {e}", attempt + 1);
+                            last = e;
+                            false
+                        }
+                    }
+                });
+                checked += 1;
+                if !passed {
+                    failures.push(format!("{name} ({mode}, CPython {version}): {last}"));
+                }
+            }
+        }
+    }
+    eprintln!("{checked} program runs checked");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
