@@ -42,7 +42,7 @@ uretprobe:LIB:take_gil /@t0[tid]/ { @wait[tid] += nsecs - @t0[tid]; delete(@t0[t
 uprobe:LIB:drop_gil /@h0[tid]/ { @hold[tid] += nsecs - @h0[tid]; delete(@h0[tid]); }
 uprobe:LIB:drop_gil { @d0[tid] = nsecs; }
 uretprobe:LIB:drop_gil /@d0[tid]/ { @drop[tid] += nsecs - @d0[tid]; delete(@d0[tid]); }
-END { printf("elapsed %d\\n", nsecs - @start); clear(@t0); clear(@h0); clear(@d0); clear(@start); }
+END { @elapsed = nsecs - @start; clear(@t0); clear(@h0); clear(@d0); clear(@start); }
 """
 
 
@@ -74,7 +74,7 @@ def parse_bpftrace(text):
         m = re.match(r"@(wait|hold|drop)\[(\d+)\]: (\d+)", line)
         if m:
             totals.setdefault(int(m.group(2)), {})[m.group(1)] = int(m.group(3))
-        m = re.match(r"elapsed (\d+)", line)
+        m = re.match(r"@elapsed: (\d+)", line)
         if m:
             elapsed = int(m.group(1))
     return totals, elapsed
@@ -132,6 +132,9 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--smoke", action="store_true", help="one short run of one workload")
+    parser.add_argument("--details", action="store_true",
+                        help="also print each thread's shares, gilscope's beside the uprobes'")
+    parser.add_argument("--only", help="only the CPython versions given, e.g. 3.9,3.12")
     opts = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("gil_truth.py: uprobes need root (run as root)")
@@ -150,12 +153,17 @@ def main():
             continue
         if opts.smoke and version not in ("3.12",):
             continue
+        if opts.only and version not in opts.only.split(","):
+            continue
         for name, script, args in workloads:
             errors = {state: [] for state, _ in STATES}
             for _ in range(runs):
                 for thread, state, measured, true in one_run(opts.gilscope, python, lib, script,
                                                              args, seconds):
                     errors[state].append(abs(measured - true) * 100)
+                    if opts.details:
+                        print(f"  {version} {name} {thread} {state}: gilscope {measured:.3f} "
+                              f"uprobes {true:.3f}", file=sys.stderr)
             for state, _ in STATES:
                 e = errors[state]
                 if e:

@@ -348,11 +348,7 @@ fn bench(args: &crate::cli::BenchArgs) -> Result<i32, Error> {
         timeout_s: args.timeout,
         evidence: !args.no_evidence,
     };
-    let mut executor =
-        crate::bench::live::LiveExecutor::new(&plan).map_err(|source| Error::Output {
-            path: std::env::temp_dir(),
-            source,
-        })?;
+    let mut executor = crate::bench::live::LiveExecutor::new(&plan)?;
     executor.show_progress(std::io::stderr().is_terminal());
     let report = crate::bench::run_benchmark(&plan, &mut executor);
     executor.finish();

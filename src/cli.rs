@@ -1,4 +1,4 @@
-//! The command line. clap types stay here; the rest of the program sees [`Options`].
+//! The command line: clap types only. `app` reads them and hands each stage its plain values.
 
 use std::path::PathBuf;
 

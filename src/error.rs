@@ -37,8 +37,8 @@ pub enum Error {
         command: String,
         source: std::io::Error,
     },
-    #[error("the target exited before the first sample")]
-    ExitedBeforeFirstSample,
+    #[error("process {0} has exited")]
+    Exited(u32),
     #[error("invalid value for {option}: {value}")]
     InvalidOption { option: &'static str, value: String },
     #[error("cannot write {path}: {source}")]
@@ -73,7 +73,7 @@ impl Error {
             Error::PythonUnreadable { .. } => "the interpreter may still be starting or shutting down, or a thread may be more than 4096 frames deep (py-spy's limit); try again, or report the Python build at the project's issue tracker".into(),
             Error::CommandNotFound(_) => "check the spelling and your PATH, e.g. `gilscope run -- python3 app.py`".into(),
             Error::Launch { .. } => "check that the command is executable".into(),
-            Error::ExitedBeforeFirstSample => "the program finished before Python started; profile a longer run".into(),
+            Error::Exited(_) => "it is a zombie, waiting for its parent to collect its exit status: nothing of it is left to sample; attach to a running process".into(),
             Error::InvalidOption { option, .. } => format!("see `gilscope --help` for the values {option} takes"),
             Error::Output { .. } => "check that the directory exists, is writable and has free space".into(),
             Error::Signals(_) => "gilscope could not set up Ctrl-C handling; please report it with your platform".into(),

@@ -33,10 +33,12 @@ pub enum Tripped {
 impl fmt::Display for Tripped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Tripped::Verdict(kind) => write!(f, "the verdict is {}, listed in --fail-on", kind.name()),
+            Tripped::Verdict(kind) => {
+                write!(f, "the verdict is {}, listed in --fail-on", kind.name())
+            }
             Tripped::GilWait { thread, share, max } => write!(
                 f,
-                "thread {thread} waited {:.0}% of its time for the GIL, more than --max-gil-wait {max}",
+                "{thread} waited {:.0}% of its time for the GIL, more than --max-gil-wait {max}",
                 share * 100.0
             ),
         }

@@ -44,6 +44,29 @@ fn missing_process() {
     );
 }
 
+/// A process that has exited but is not yet reaped (a zombie) has exited; it is not a process
+/// "that is not Python".
+#[test]
+fn a_zombie_has_exited() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let stat = format!("/proc/{pid}/stat");
+    let zombie = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::read_to_string(&stat).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    });
+    assert!(zombie, "the child became a zombie");
+    one_line_error(
+        &attach(&pid.to_string()),
+        &format!("process {pid} has exited"),
+    );
+    child.wait().unwrap();
+}
+
 #[test]
 fn attaching_to_itself() {
     // `exec` keeps the shell's PID, so gilscope receives its own PID.

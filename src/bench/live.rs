@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{BenchPlan, Evidence, Executor, Mode, RunFailure, RunOutcome};
 use crate::analysis::Aggregator;
 use crate::diagnosis::diagnose;
+use crate::error::Error;
 use crate::model::ThreadState;
 use crate::sampler::SamplerOptions;
 use crate::session::{Session, Start};
@@ -30,17 +31,23 @@ pub struct LiveExecutor<'a> {
 }
 
 impl<'a> LiveExecutor<'a> {
-    pub fn new(plan: &'a BenchPlan) -> std::io::Result<Self> {
+    /// The driver written to a temporary directory, and the signal handlers installed.
+    pub fn new(plan: &'a BenchPlan) -> Result<Self, Error> {
+        let unwritable = |source| Error::Output {
+            path: std::env::temp_dir(),
+            source,
+        };
         let dir = tempfile::Builder::new()
             .prefix("gilscope-bench-")
-            .tempdir()?;
+            .tempdir()
+            .map_err(unwritable)?;
         let driver = dir.path().join("gilscope_bench_driver.py");
-        std::fs::write(&driver, DRIVER)?;
+        std::fs::write(&driver, DRIVER).map_err(unwritable)?;
         Ok(LiveExecutor {
             plan,
             driver,
             _dir: dir,
-            signals: Signals::install()?,
+            signals: Signals::install().map_err(Error::Signals)?,
             status: None,
         })
     }

@@ -651,7 +651,15 @@ fn character(kind: VerdictKind) -> &'static str {
         VerdictKind::NativeParallel => "native code runs without the GIL",
         VerdictKind::IoBound => "threads wait on I/O or sleep",
         VerdictKind::LockContention => "threads wait on the program's locks",
-        _ => "mostly idle",
+        VerdictKind::Idle => "mostly idle",
+        VerdictKind::CpuSaturated => "every core busy",
+        VerdictKind::IpcOverhead => "processes busy moving data",
+        VerdictKind::FreeThreaded => "threads run Python in parallel",
+        VerdictKind::Mixed => "I/O threads wait for the GIL",
+        VerdictKind::PoolParallel => "a process pool busy on every core",
+        VerdictKind::PoolUnderused => "a process pool with idle workers",
+        VerdictKind::EventLoopBlocked => "an event loop blocked",
+        VerdictKind::Inconclusive => "no clear character",
     }
 }
 

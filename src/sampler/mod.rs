@@ -1000,6 +1000,13 @@ fn check_python_maps(pid: u32) -> Result<(), Error> {
         }
         Err(_) => return Err(Error::NoSuchProcess(pid)),
     };
+    let exited = std::fs::read(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| procfs::parse_stat(&stat))
+        .is_some_and(|s| s.state == b'Z' || s.state == b'X');
+    if exited {
+        return Err(Error::Exited(pid));
+    }
     let has_python = maps.lines().any(|line| {
         line.rsplit('/')
             .next()

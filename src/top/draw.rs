@@ -12,9 +12,10 @@ use crate::model::ThreadState;
 use crate::render::words::{pct, place, short_command, thread_name};
 
 /// The state columns, in the report's order.
-const COLUMNS: [(ThreadState, &str); 7] = [
+const COLUMNS: [(ThreadState, &str); 8] = [
     (ThreadState::Gil, "GIL"),
     (ThreadState::GilWait, "WAIT"),
+    (ThreadState::Handoff, "H-O"),
     (ThreadState::Native, "NAT"),
     (ThreadState::Io, "I/O"),
     (ThreadState::Sleep, "SLP"),

@@ -1,5 +1,6 @@
 //! gilscope's own walk of the Python stacks, for the builds whose layouts it knows: CPython 3.8
-//! to 3.13 with the GIL. py-spy's walk, on every sample, lists `/proc/PID/task`, reads every
+//! to 3.15, and the free-threaded 3.13t (from 3.13 through each release's `_Py_DebugOffsets`).
+//! py-spy's walk, on every sample, lists `/proc/PID/task`, reads every
 //! thread's `stat`, and re-reads each frame's code object, its name, file name and line table
 //! (eight reads a frame). This walk reads each frame and its code object once a sample and
 //! keeps the rest, checked against the code object's fields. Names, lines and skipped frames
