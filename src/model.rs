@@ -361,6 +361,13 @@ pub enum Record {
         frame: u32,
         text: String,
     },
+    /// A process's garbage collector started (`collecting`) or finished a collection, as
+    /// seen at a sample; the first reading of each process is sent too.
+    GcCollecting {
+        pid: u32,
+        t_ns: u64,
+        collecting: bool,
+    },
 }
 
 /// One thread's `holds_gil` and `gil_requested`, as CPython 3.15 keeps them. Written by the

@@ -116,6 +116,10 @@ pub struct ProcessEntry {
     pub cpu_cores_used: f64,
     pub gil_held: Option<f64>,
     pub gil_switches_per_s: Option<f64>,
+    /// Share of its samples in which its garbage collector was collecting (`null` where the
+    /// collector's state could not be read).
+    #[serde(default)]
+    pub gc_collecting: Option<f64>,
     pub threads: Vec<u32>,
     pub notes: Vec<String>,
 }
@@ -192,6 +196,9 @@ pub struct Process {
     pub cores: u32,
     pub gil_held: Option<f64>,
     pub gil_switches_per_s: Option<f64>,
+    /// The root process's garbage collector: share of the samples in which it was collecting.
+    #[serde(default)]
+    pub gc_collecting: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -289,6 +296,7 @@ fn processes(analysis: &Analysis) -> Vec<ProcessEntry> {
             cpu_cores_used: p.cpu_cores_used,
             gil_held: p.gil_held,
             gil_switches_per_s: p.gil_switches_per_s,
+            gc_collecting: p.gc_collecting,
             threads: analysis.threads_of(p.pid).map(|t| t.tid).collect(),
             notes: p.notes.clone(),
         })
@@ -410,6 +418,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
             cores: analysis.cores(),
             gil_held: analysis.gil_held,
             gil_switches_per_s: analysis.gil_switches_per_s,
+            gc_collecting: analysis.root().and_then(|p| p.gc_collecting),
         },
         threads: analysis
             .threads

@@ -368,7 +368,12 @@ fn html_renders_in_chromium() {
     );
     assert!(dom.contains("id=\"verdict\" data-kind=\"gil_contention\""));
     assert!(dom.contains(&report.verdict.as_ref().unwrap().headline));
-    assert_eq!(dom.matches("class=\"bar\"").count(), report.threads.len());
+    // A bar per thread, and one per group of several threads above them.
+    let groups = report.groups.iter().filter(|g| g.tids.len() > 1).count();
+    assert_eq!(
+        dom.matches("class=\"bar\"").count(),
+        report.threads.len() + groups
+    );
     assert!(
         dom.contains("<span style=\"left:10%\">"),
         "the timeline axis was drawn"

@@ -177,6 +177,27 @@ fn free_threaded_build() {
     assert!(v.advice.join(" ").contains("PYTHON_GIL"));
 }
 
+/// Cyclic garbage beside a large live heap (tests/workloads/gc_heavy.py, CPython 3.12): the
+/// collector ran in most samples, whatever the threads did.
+#[test]
+fn a_run_dominated_by_the_collector_is_gc_pauses() {
+    let v = verdict("gc_heavy");
+    assert_eq!(v.kind, VerdictKind::GcPauses, "{}", v.headline);
+    assert!(
+        v.evidence[0].contains("collecting in 8"),
+        "{:?}",
+        v.evidence
+    );
+    let advice = v.advice.join("\n");
+    assert!(advice.contains("gc.freeze()"), "{advice}");
+    assert!(
+        advice.contains("gc_heavy.py:"),
+        "where it allocates: {advice}"
+    );
+    let p = v.predicted_speedup.unwrap();
+    assert_eq!(p.processes, Some(1.0), "processes would collect too");
+}
+
 /// `--subprocesses` recordings: a pool's parent and workers, replayed.
 #[test]
 fn a_working_pool_says_so() {

@@ -359,6 +359,7 @@ mod tests {
             gil_wait_holders: HashMap::new(),
             line_time_ns: HashMap::new(),
             waiting_for_work_ns: 0,
+            gc_ns: 0,
         }
     }
 

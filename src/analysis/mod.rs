@@ -79,6 +79,8 @@ pub struct ThreadSummary {
     pub line_time_ns: HashMap<(u32, ThreadState), u64>,
     /// The part of the `lock` time spent as a pool's idle worker, waiting for its next task.
     pub waiting_for_work_ns: u64,
+    /// Time it held the GIL while the collector ran: the collecting thread's time.
+    pub gc_ns: u64,
 }
 
 /// One waiting sample's circumstances: the waiter's innermost frame, and the thread of the same
@@ -166,6 +168,11 @@ pub struct ProcessSummary {
     pub gil_switches_per_s: Option<f64>,
     /// Who held this process's GIL over time.
     pub gil_timeline: Vec<GilSegment>,
+    /// Share of its samples in which its garbage collector was collecting (`None`: the
+    /// collector's flag was not read).
+    pub gc_collecting: Option<f64>,
+    /// Where the collecting thread was while it collected: innermost frame, samples.
+    pub gc_frames: HashMap<u32, u64>,
     pub notes: Vec<String>,
 }
 
@@ -504,6 +511,7 @@ impl ThreadAcc {
                 gil_wait_holders: HashMap::new(),
                 line_time_ns: HashMap::new(),
                 waiting_for_work_ns: 0,
+                gc_ns: 0,
             },
             last_cpu_ns: None,
             previous: None,
@@ -663,6 +671,22 @@ struct ProcessAcc {
     gil_timeline: Vec<GilSegment>,
     last_switch_number: Option<u64>,
     ending: Option<Ending>,
+    /// The collector's flag as last sent (`None`: not read in this process).
+    gc: Option<bool>,
+    gc_readings: u64,
+    gc_ticks: u64,
+    /// The collecting thread's innermost frame at collecting ticks: where it allocated.
+    gc_frames: HashMap<u32, u64>,
+}
+
+/// The GIL and the collector at one tick of a process, as each of its threads is counted.
+struct TickGil {
+    holder: Option<u32>,
+    /// The holder, where it is one of the process's sampled threads.
+    holding: Option<Holder>,
+    locked: bool,
+    /// The collector was collecting.
+    collecting: bool,
 }
 
 /// What every process's samples share: the interned stacks, the clock's windows, names.
@@ -708,15 +732,36 @@ impl ProcessAcc {
                 tid: ts.tid,
                 frame: top_frame(ts.stack),
             });
-        let locked = sample.gil.is_some_and(|g| g.locked);
+        let tick = TickGil {
+            holder,
+            holding,
+            locked: sample.gil.is_some_and(|g| g.locked),
+            collecting: self.gc == Some(true),
+        };
+        self.count_gc(&tick);
         for ts in &sample.threads {
-            self.count_thread(ts, t, holder, holding, locked, shared);
+            self.count_thread(ts, t, &tick, shared);
         }
-        self.gil_unmapped += u64::from(locked && holding.is_none());
+        self.gil_unmapped += u64::from(tick.locked && holding.is_none());
         if self.live.len() != sample.threads.len() {
             self.close_vanished_threads(shared);
         }
         self.last_t_ns = Some(t);
+    }
+
+    /// One reading of the collector's flag: a collecting tick, and where the collecting thread
+    /// (the GIL's holder) was.
+    fn count_gc(&mut self, tick: &TickGil) {
+        if self.gc.is_none() {
+            return;
+        }
+        self.gc_readings += 1;
+        if tick.collecting {
+            self.gc_ticks += 1;
+            if let Some(frame) = tick.holding.and_then(|h| h.frame) {
+                *self.gc_frames.entry(frame).or_insert(0) += 1;
+            }
+        }
     }
 
     /// One GIL reading: held or not, its hand-offs, the GIL's own timeline.
@@ -761,15 +806,8 @@ impl ProcessAcc {
     }
 
     /// One thread at one tick: classified (or held for the next tick), counted, its CPU added.
-    fn count_thread(
-        &mut self,
-        ts: &ThreadSample,
-        t: u64,
-        holder: Option<u32>,
-        holding: Option<Holder>,
-        locked: bool,
-        shared: &mut Shared,
-    ) {
+    fn count_thread(&mut self, ts: &ThreadSample, t: u64, tick: &TickGil, shared: &mut Shared) {
+        let (holder, locked) = (tick.holder, tick.locked);
         let pid = self.pid;
         let ticks = self.ticks;
         let acc = self
@@ -814,7 +852,7 @@ impl ProcessAcc {
             loop_position: meaning.map(|m| m.loop_position),
             waits_for_task: meaning.is_some_and(|m| m.waits_for_task),
             top_frame,
-            holder: holding.filter(|h| h.tid != ts.tid),
+            holder: tick.holding.filter(|h| h.tid != ts.tid),
         };
         // At a line that releases the GIL, a thread on a CPU after holding it runs that native
         // code; elsewhere it may be passing the GIL on, which its next sample tells.
@@ -824,6 +862,9 @@ impl ProcessAcc {
             acc.count(&mut shared.totals, at, state);
         }
         let s = &mut acc.summary;
+        if tick.collecting && holder == Some(ts.tid) {
+            s.gc_ns += span_ns;
+        }
         s.python |= ts.python;
         s.last_t_ns = t;
         if let Some(d) = cpu_delta {
@@ -922,6 +963,9 @@ impl ProcessAcc {
                 .then(|| self.gil_unmapped as f64 / self.gil_readings as f64),
             gil_switches_per_s: self.switches.and_then(per_second),
             gil_timeline: self.gil_timeline,
+            gc_collecting: (self.gc_readings > 0)
+                .then(|| self.gc_ticks as f64 / self.gc_readings as f64),
+            gc_frames: self.gc_frames,
             notes: self.notes,
         };
         (summary, threads)
@@ -1086,6 +1130,18 @@ impl Aggregator {
                     self.sources.insert(*frame, text.clone());
                 }
             }
+            Record::GcCollecting {
+                pid, collecting, ..
+            } => {
+                let process = if *pid == self.root.pid {
+                    Some(&mut self.root)
+                } else {
+                    latest(&mut self.descendants, *pid)
+                };
+                if let Some(p) = process {
+                    p.gc = Some(*collecting);
+                }
+            }
             Record::GilEnabled { t_ns, modules } => {
                 self.gil_enabled
                     .get_or_insert_with(|| (*t_ns, modules.clone()));
@@ -1185,6 +1241,7 @@ impl Aggregator {
             root_summary.role = ProcessRole::Parent;
         }
         processes.insert(0, root_summary);
+        recognise_pools_by_shape(&mut processes, &threads);
         let duration_s = match &self.ending {
             Some((_, d)) if *d > 0.0 => *d,
             _ => span_ns as f64 / 1e9,
@@ -1236,6 +1293,49 @@ impl RecordSink for Aggregator {
         Ok(())
     }
 }
+
+/// A parent's Python children that no frame names as pool workers are one all the same when
+/// they have its shape: at least [`SHAPE_POOL_MIN`] of them run the same command, and each kept
+/// its main thread on a CPU at least [`SHAPE_BUSY_MIN`] of its life (a hand-rolled pool of
+/// `subprocess` workers, a library's own pool).
+fn recognise_pools_by_shape(processes: &mut [ProcessSummary], threads: &[ThreadSummary]) {
+    let busy = |p: &ProcessSummary| {
+        threads
+            .iter()
+            .find(|t| t.pid == p.pid && t.tid == p.pid)
+            .is_some_and(|t| {
+                t.share(&[ThreadState::Gil, ThreadState::Handoff, ThreadState::Native])
+                    >= SHAPE_BUSY_MIN
+            })
+    };
+    let mut siblings: HashMap<(u32, Vec<String>), Vec<usize>> = HashMap::new();
+    for (i, p) in processes.iter().enumerate() {
+        let candidate = matches!(
+            p.role,
+            ProcessRole::Child | ProcessRole::MultiprocessingChild
+        );
+        if let (true, Some(parent), Some(_)) = (candidate, p.parent, &p.python) {
+            if busy(p) {
+                siblings
+                    .entry((parent, p.command.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+    }
+    for members in siblings.into_values() {
+        if members.len() >= SHAPE_POOL_MIN {
+            for i in members {
+                processes[i].role = ProcessRole::PoolWorker;
+            }
+        }
+    }
+}
+
+/// A pool recognised by its shape has at least this many busy workers running one command.
+const SHAPE_POOL_MIN: usize = 2;
+/// Each of them on a CPU at least this share of its life.
+const SHAPE_BUSY_MIN: f64 = 0.3;
 
 /// The descendant with this pid that was found last: the live one, when a pid was reused.
 fn latest(descendants: &mut [ProcessAcc], pid: u32) -> Option<&mut ProcessAcc> {

@@ -118,6 +118,10 @@ pub(super) enum Assumption {
     LockStays,
     EveryCoreBusy,
     EveryCoreBusyWithWork,
+    /// The collector's share of the run removed.
+    GcRemoved {
+        share: f64,
+    },
     /// Every core kept busy, against the workers busy today.
     AllCoresBusy {
         cores: u32,
@@ -146,6 +150,20 @@ pub(super) enum Finding {
     PoolParallel(PoolParallel),
     FreeThreaded(FreeThreaded),
     GilTurnedOn(GilTurnedOn),
+    GcPauses(GcPauses),
+}
+
+/// The garbage collector took much of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct GcPauses {
+    /// Share of the samples in which it was collecting.
+    pub(super) share: f64,
+    /// A free-threaded build: each collection stops every thread.
+    pub(super) stops_the_world: bool,
+    pub(super) load: Load,
+    /// Where the collecting thread was when collections ran: the code that allocates.
+    pub(super) allocating: Vec<HotFunction>,
+    pub(super) forecast: Forecast,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -343,6 +361,7 @@ impl Finding {
             Finding::PoolUnderused(_) => VerdictKind::PoolUnderused,
             Finding::PoolParallel(_) => VerdictKind::PoolParallel,
             Finding::FreeThreaded(_) => VerdictKind::FreeThreaded,
+            Finding::GcPauses(_) => VerdictKind::GcPauses,
             Finding::GilTurnedOn(g) if g.contended => VerdictKind::GilContention,
             Finding::GilTurnedOn(_) => VerdictKind::FreeThreaded,
         }

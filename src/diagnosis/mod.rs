@@ -11,6 +11,7 @@ mod event_loops;
 mod facts;
 mod findings;
 mod free_threaded;
+mod gc;
 mod phases;
 mod pools;
 mod prediction;
@@ -26,6 +27,7 @@ use event_loops::{blocked_loop, event_loop_blocked};
 use facts::{mean_of, threads_in, Facts};
 use findings::{Diagnosis, Finding, NotEnoughEvidence};
 use free_threaded::{free_threaded, gil_phases};
+use gc::gc_pauses;
 use phases::phases;
 use pools::{diagnose_pool, PoolFacts};
 use threads::{
@@ -66,6 +68,9 @@ pub const NATIVE_PARALLEL_CORES_MIN: f64 = 0.6;
 pub const IO_SHARE_MIN: f64 = 0.6;
 /// Lock contention: the average participating thread waits on a lock this much.
 pub const LOCK_SHARE_MIN: f64 = 0.4;
+/// The collector's pauses decide the verdict when it collected in at least this share of the
+/// samples: whatever the threads do, most of the run is spent collecting.
+pub const GC_SHARE_MIN: f64 = 0.3;
 /// Saturated: the process used at least this share of the machine's cores.
 pub const SATURATION_MIN: f64 = 0.85;
 /// Idle: the process used less CPU than this (cores).
@@ -97,13 +102,15 @@ pub enum VerdictKind {
     PoolUnderused,
     /// An asyncio event loop stalled by blocking calls or CPU-bound code.
     EventLoopBlocked,
+    /// The garbage collector takes much of the run.
+    GcPauses,
     /// The evidence fits no rule, or could not be read well enough to judge (the GIL held by
     /// a thread gilscope could not map): what was seen, and no verdict built on it.
     Inconclusive,
 }
 
 impl VerdictKind {
-    pub const ALL: [VerdictKind; 14] = [
+    pub const ALL: [VerdictKind; 15] = [
         VerdictKind::GilContention,
         VerdictKind::SingleThreadCpu,
         VerdictKind::IoBound,
@@ -117,6 +124,7 @@ impl VerdictKind {
         VerdictKind::PoolParallel,
         VerdictKind::PoolUnderused,
         VerdictKind::EventLoopBlocked,
+        VerdictKind::GcPauses,
         VerdictKind::Inconclusive,
     ];
 
@@ -135,6 +143,7 @@ impl VerdictKind {
             VerdictKind::PoolParallel => "pool_parallel",
             VerdictKind::PoolUnderused => "pool_underused",
             VerdictKind::EventLoopBlocked => "event_loop_blocked",
+            VerdictKind::GcPauses => "gc_pauses",
             VerdictKind::Inconclusive => "inconclusive",
         }
     }
@@ -247,6 +256,9 @@ fn find(analysis: &Analysis) -> Diagnosis {
 
 /// The rules, in order of precedence.
 fn decide(f: &Facts) -> Finding {
+    if let Some(pauses) = gc_pauses(f) {
+        return pauses;
+    }
     if f.analysis
         .target
         .as_ref()

@@ -7,10 +7,10 @@ use crate::words::{self, file_name, pct, place};
 
 use super::findings::{
     Assumption, CpuSaturated, Diagnosis, EventLoopBlocked, Finding, Forecast, FreeThreaded,
-    FreeThreadedCase, GilContention, GilTurnedOn, GroupWords, Idle, IoBound, IpcOverhead, Load,
-    LockContention, Mixed, NativeParallel, NoRuleFits, NotEnoughEvidence, PhaseLabel, PhaseSpan,
-    PoolLoad, PoolParallel, PoolUnderused, ResultBottleneck, SingleThreadCpu, ThreadPoolKind,
-    UnmappedHolder,
+    FreeThreadedCase, GcPauses, GilContention, GilTurnedOn, GroupWords, Idle, IoBound, IpcOverhead,
+    Load, LockContention, Mixed, NativeParallel, NoRuleFits, NotEnoughEvidence, PhaseLabel,
+    PhaseSpan, PoolLoad, PoolParallel, PoolUnderused, ResultBottleneck, SingleThreadCpu,
+    ThreadPoolKind, UnmappedHolder,
 };
 use super::{
     Phase, Prediction, Verdict, VerdictKind, FREE_THREADED_EFFICIENCY, HANDOFF_RATE_MIN,
@@ -60,7 +60,38 @@ fn write(v: &mut Verdict, finding: &Finding) {
         Finding::PoolParallel(f) => pool_parallel(v, f),
         Finding::FreeThreaded(f) => free_threaded(v, f),
         Finding::GilTurnedOn(f) => gil_turned_on(v, f),
+        Finding::GcPauses(f) => gc_pauses(v, f),
     }
+}
+
+fn gc_pauses(v: &mut Verdict, f: &GcPauses) {
+    v.headline = format!(
+        "Garbage collection: the collector ran {} of the time, and {}",
+        pct(f.share),
+        if f.stops_the_world {
+            "each collection stops every thread"
+        } else {
+            "the thread collecting holds the GIL while the others wait"
+        }
+    );
+    v.evidence = vec![
+        format!(
+            "the garbage collector was collecting in {} of the samples",
+            pct(f.share)
+        ),
+        gil_and_cores(&f.load),
+    ];
+    v.advice.push("Collections walk every tracked object: a large, long-lived heap (caches, loaded data) makes each one slow, and reference cycles in short-lived objects make them frequent".into());
+    v.advice.push("After building the long-lived data, call `gc.freeze()`: the collector then skips those objects for good".into());
+    v.advice.push("Break the reference cycles of short-lived objects (weak references, `__slots__` without back-pointers, clearing parents), or collect less often with `gc.set_threshold(...)`".into());
+    v.advice.push("Processes would not help: each would hold a copy of the heap and collect it itself; neither would more threads".into());
+    titled(
+        &mut v.advice,
+        "Where the collecting thread was when collections ran (what allocates):",
+        hot_lines(&f.allocating, "collecting time"),
+    );
+    v.snippet = Some("# after loading the long-lived data, once\nimport gc\ngc.freeze()".into());
+    v.predicted_speedup = Some(prediction(&f.forecast));
 }
 
 /// A group as the evidence names it: `MainThread`, `4 threads (crunch-*)`, or for threads that
@@ -659,6 +690,7 @@ fn character(kind: VerdictKind) -> &'static str {
         VerdictKind::PoolParallel => "a process pool busy on every core",
         VerdictKind::PoolUnderused => "a process pool with idle workers",
         VerdictKind::EventLoopBlocked => "an event loop blocked",
+        VerdictKind::GcPauses => "the garbage collector running",
         VerdictKind::Inconclusive => "no clear character",
     }
 }
@@ -674,6 +706,11 @@ fn prediction(f: &Forecast) -> Prediction {
 
 fn assumption(a: Assumption) -> String {
     match a {
+        Assumption::GcRemoved { share } => format!(
+            "an upper bound: the collector's {} of the run gone ({:.1}x); `gc.freeze()` removes the long-lived heap from each collection, fewer cycles make them rarer",
+            pct(share),
+            1.0 / (1.0 - share).max(0.05)
+        ),
         Assumption::ParallelShare { parallel, workers } => format!(
             "{} of the run had several busy threads and is spread over {workers} cores; the other {} stays serial",
             pct(parallel),

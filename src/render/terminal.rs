@@ -316,6 +316,9 @@ fn process_line(out: &mut impl Write, report: &Report) -> io::Result<()> {
     if let Some(rate) = p.gil_switches_per_s {
         line.push_str(&format!(" · {rate:.0} GIL hand-offs/s"));
     }
+    if let Some(gc) = p.gc_collecting.filter(|&gc| gc >= 0.005) {
+        line.push_str(&format!(" · GC {}", pct(gc)));
+    }
     writeln!(out, "{line}")?;
     if tree {
         processes_section(out, report)?;

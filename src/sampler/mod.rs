@@ -190,6 +190,9 @@ struct PythonReader {
     /// When it was found enabled, while the modules that did it are looked for.
     gil_enabled_at: Option<(u64, Instant)>,
     pthread_tid: Option<PthreadTidOffset>,
+    /// The collector's `collecting` flag, where its place is known, and its last reading.
+    gc_flag: Option<u64>,
+    gc_was: Option<bool>,
 }
 
 impl PythonReader {
@@ -482,7 +485,15 @@ impl ProcessSampler {
             (Some(offsets), Some(layout)) => ObjectReader::new(offsets, layout.strings()),
             _ => None,
         };
+        let gc_flag = cpython::gc::collecting_flag(
+            minor,
+            runtime.as_ref().map(|rt| rt.address),
+            interpreter,
+            described.as_ref(),
+        );
         let python = PythonReader {
+            gc_flag,
+            gc_was: None,
             pthread_tid: PthreadTidOffset::find(pid, &mem),
             main_gil: gil.main_gil(&mem).ok(),
             gil_ranges: Vec::new(),
@@ -623,6 +634,9 @@ impl ProcessSampler {
             self.walk_stacks(&mut threads, threads_changed, interner, sink)?;
             gil
         };
+        if !nothing_ran {
+            self.note_gc(t_ns, sink)?;
+        }
         self.note_gil_enabled(t_ns, gil, sink)?;
         self.previous.remember(&threads, &kernels, gil);
         self.kernels = kernels;
@@ -782,6 +796,28 @@ impl ProcessSampler {
             t_ns: at_ns,
             modules,
         })
+    }
+
+    /// Reads the collector's flag; sends it when it changed (and at the first reading).
+    fn note_gc(&mut self, t_ns: u64, sink: &mut impl RecordSink) -> std::io::Result<()> {
+        let Some(python) = &mut self.python else {
+            return Ok(());
+        };
+        let Some(flag) = python.gc_flag else {
+            return Ok(());
+        };
+        let Ok(collecting) = cpython::gc::read_collecting(&self.mem, flag) else {
+            return Ok(());
+        };
+        if python.gc_was != Some(collecting) {
+            python.gc_was = Some(collecting);
+            sink.record(&Record::GcCollecting {
+                pid: self.pid,
+                t_ns,
+                collecting,
+            })?;
+        }
+        Ok(())
     }
 
     /// Reads the thread names with gilscope's own reader, where py-spy cannot.

@@ -60,6 +60,11 @@ struct WordPositions {
     interp_next: usize,
     interp_threads_head: usize,
     interp_imports_modules: usize,
+    /// `interp->gc`, the collector's state.
+    interp_gc: usize,
+    /// The collector's `collecting` flag in its state: a word of the table from 3.14; 3.13's
+    /// table has no gc section, and the flag sits at a fixed offset there.
+    gc_collecting: GcCollecting,
     interp_ceval_gil: usize,
     interp_gil_runtime_state: usize,
     interp_gil_enabled: usize,
@@ -95,6 +100,16 @@ struct WordPositions {
     str_ascii_size: usize,
 }
 
+/// Where the collector's `collecting` flag sits in its state.
+#[derive(Clone, Copy)]
+enum GcCollecting {
+    /// A word of the table (3.14+: `gc.collecting`).
+    Word(usize),
+    /// At this offset (3.13: `struct _gc_runtime_state`, both builds; checked by
+    /// `tests/offsets.rs` against the interpreter's own `gc.callbacks`).
+    Fixed(u64),
+}
+
 /// 3.13 (both builds): from `internal/pycore_runtime.h`.
 const V3_13: WordPositions = WordPositions {
     interpreters_head: 5,
@@ -102,6 +117,8 @@ const V3_13: WordPositions = WordPositions {
     interp_next: 8,
     interp_threads_head: 9,
     interp_imports_modules: 11,
+    interp_gc: 10,
+    gc_collecting: GcCollecting::Fixed(200),
     interp_ceval_gil: 14,
     interp_gil_runtime_state: 15,
     interp_gil_enabled: 16,
@@ -146,6 +163,8 @@ const V3_14: WordPositions = WordPositions {
     interp_next: 8,
     interp_threads_head: 9,
     interp_imports_modules: 12,
+    interp_gc: 11,
+    gc_collecting: GcCollecting::Word(82),
     interp_ceval_gil: 15,
     interp_gil_runtime_state: 16,
     interp_gil_enabled: 17,
@@ -189,6 +208,8 @@ const V3_15: WordPositions = WordPositions {
     interp_next: 8,
     interp_threads_head: 9,
     interp_imports_modules: 12,
+    interp_gc: 11,
+    gc_collecting: GcCollecting::Word(95),
     interp_ceval_gil: 15,
     interp_gil_runtime_state: 16,
     interp_gil_enabled: 17,
@@ -236,6 +257,8 @@ pub struct DebugOffsets {
     pub interp_next: u64,
     pub interp_threads_head: u64,
     pub interp_imports_modules: u64,
+    /// The collector's `collecting` flag, from the interpreter state.
+    pub interp_gc_collecting: u64,
     /// The pointer to the interpreter's GIL (`ceval.gil`).
     pub interp_ceval_gil: u64,
     pub gil_locked: u64,
@@ -317,6 +340,10 @@ impl DebugOffsets {
             interp_next: w(p.interp_next),
             interp_threads_head: w(p.interp_threads_head),
             interp_imports_modules: w(p.interp_imports_modules),
+            interp_gc_collecting: w(p.interp_gc).wrapping_add(match p.gc_collecting {
+                GcCollecting::Word(i) => w(i),
+                GcCollecting::Fixed(offset) => offset,
+            }),
             interp_ceval_gil: w(p.interp_ceval_gil),
             gil_locked: locked.wrapping_sub(embedded_gil),
             gil_last_holder: holder.wrapping_sub(embedded_gil),
@@ -364,6 +391,7 @@ impl DebugOffsets {
                 o.interp_next,
                 o.interp_threads_head,
                 o.interp_ceval_gil,
+                o.interp_gc_collecting,
                 embedded_gil,
                 locked,
                 holder,

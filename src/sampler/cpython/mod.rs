@@ -6,6 +6,7 @@
 
 pub mod debug_offsets;
 pub mod frames;
+pub mod gc;
 pub mod gil;
 pub mod objects;
 pub mod runtime;
