@@ -26,7 +26,8 @@ pub fn workload(name: &str) -> PathBuf {
 }
 
 /// The interpreter for `version` ("3.12", or "3.13t" for the free-threaded build) under
-/// pyenv, or `None` with a loud message.
+/// pyenv, or `None` with a loud message. Under `GILSCOPE_REQUIRE_ALL` (which `.ci/run` sets),
+/// a missing required or free-threaded version fails the test instead, naming it.
 pub fn python(version: &str) -> Option<PathBuf> {
     let root = std::env::var("PYENV_ROOT").unwrap_or_else(|_| "/root/.pyenv".into());
     let (release, suffix) = match version.strip_suffix('t') {
@@ -56,9 +57,14 @@ pub fn python(version: &str) -> Option<PathBuf> {
                 .join("bin/python")
         });
     if found.is_none() {
-        eprintln!(
-            "\n*** SKIP: CPython {version} not found under {root}/versions: not tested (bash ../shared/pythons/install.sh installs 3.14, 3.15 and 3.13t) ***\n"
+        let message = format!(
+            "CPython {version} not found under {root}/versions: not tested (bash ../shared/pythons/install.sh installs 3.14, 3.15 and 3.13t)"
         );
+        let required = REQUIRED.contains(&version) || FREE_THREADED.contains(&version);
+        if required && std::env::var_os("GILSCOPE_REQUIRE_ALL").is_some() {
+            panic!("{message}; GILSCOPE_REQUIRE_ALL is set");
+        }
+        eprintln!("\n*** SKIP: {message} ***\n");
     }
     found
 }
