@@ -61,19 +61,23 @@ pub struct Observation<'a> {
     /// The state this thread was given at the previous tick.
     pub previous: Option<ThreadState>,
     pub arch: &'a str,
+    /// Free-threaded builds: the thread's innermost critical section has no mutex yet.
+    pub entering_critical_section: bool,
 }
 
 /// The classification rules, in order:
 /// 1. a futex wait on an address inside a GIL struct is `gil_wait`, whatever else was read;
 ///    on its `switch_cond` (the struct's tail) it is `handoff`: the thread dropped the GIL
 ///    and waits for another to take it;
-/// 2. the GIL holder is `gil`, even when blocked: every other Python thread waits for it;
-/// 3. other futex waits are the program's own locks (`lock`); read/recv/poll-like calls are
+/// 2. a thread entering a critical section (free-threaded builds) that is parked on a futex
+///    or on a CPU waits for an object's lock: `object_lock`;
+/// 3. the GIL holder is `gil`, even when blocked: every other Python thread waits for it;
+/// 4. other futex waits are the program's own locks (`lock`); read/recv/poll-like calls are
 ///    `io`; sleeps are `sleep`; `select` with no descriptors is a sleep;
-/// 4. a runnable thread is `native` when it used CPU since the previous tick; with almost
+/// 5. a runnable thread is `native` when it used CPU since the previous tick; with almost
 ///    none, a thread that was waiting for the GIL is still waiting (woken from its timed
 ///    wait), anything else is `native`;
-/// 5. other blocked states are `idle`; an unreadable thread is `unknown`.
+/// 6. other blocked states are `idle`; an unreadable thread is `unknown`.
 pub fn classify(obs: &Observation) -> ThreadState {
     let Some(syscall) = obs.syscall else {
         return if obs.holds_gil {
@@ -88,6 +92,7 @@ pub fn classify(obs: &Observation) -> ThreadState {
             match gil_place(obs.gil_ranges, args[0]) {
                 Some(GilPlace::Switch) => return ThreadState::Handoff,
                 Some(GilPlace::Take) => return ThreadState::GilWait,
+                None if obs.entering_critical_section => return ThreadState::ObjectLock,
                 None => {}
             }
         }
@@ -107,6 +112,7 @@ pub fn classify(obs: &Observation) -> ThreadState {
         return ThreadState::Gil;
     }
     match syscall {
+        Syscall::Running if obs.entering_critical_section => ThreadState::ObjectLock,
         Syscall::Running => {
             let barely_ran = obs
                 .cpu_share
@@ -177,6 +183,7 @@ mod tests {
             gil_ranges: GIL,
             previous: None,
             arch: "x86_64",
+            entering_critical_section: false,
         }
     }
 
@@ -196,6 +203,33 @@ mod tests {
             assert_eq!(classify(&obs(futex(0x1000 + off))), ThreadState::Handoff);
         }
         assert_eq!(classify(&obs(futex(0x1000 + 208))), ThreadState::Lock);
+        assert_eq!(classify(&obs(futex(0x5000))), ThreadState::Lock);
+    }
+
+    #[test]
+    fn a_thread_entering_a_critical_section_waits_for_an_objects_lock() {
+        let entering = |syscall| Observation {
+            entering_critical_section: true,
+            cpu_share: Some(0.9),
+            ..obs(syscall)
+        };
+        // Parked (a futex outside any GIL), or spinning on a CPU before it parks.
+        assert_eq!(classify(&entering(futex(0x5000))), ThreadState::ObjectLock);
+        assert_eq!(
+            classify(&entering(Syscall::Running)),
+            ThreadState::ObjectLock
+        );
+        // A GIL that came back on is still the GIL; I/O is still I/O.
+        assert_eq!(
+            classify(&entering(futex(0x1000 + 72))),
+            ThreadState::GilWait
+        );
+        let read = Syscall::Blocked {
+            nr: 0,
+            args: [3, 0, 0],
+        };
+        assert_eq!(classify(&entering(read)), ThreadState::Io);
+        // Without a critical section, the same futex is the program's own lock.
         assert_eq!(classify(&obs(futex(0x5000))), ThreadState::Lock);
     }
 

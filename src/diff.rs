@@ -226,7 +226,7 @@ fn speedup(before: &Report, after: &Report) -> Speedup {
     let predicted = prediction.and_then(|p| match fix {
         Fix::Processes => p.processes,
         Fix::FreeThreaded => p.free_threaded,
-        Fix::Threads => p.threads,
+        Fix::Threads => p.fix.or(p.threads),
     });
     if predicted.is_none() {
         notes.push(SpeedupNote::NoPrediction);

@@ -25,6 +25,9 @@ pub enum ThreadState {
     Sleep,
     /// Waiting on a lock, condition, queue, event or join of the program's own.
     Lock,
+    /// Free-threaded builds: waiting for (parked on, or spinning for) the lock of an object
+    /// another thread is using (a shared dict, list or set): entering a critical section.
+    ObjectLock,
     /// Blocked otherwise.
     Idle,
     /// The sample could not be read.
@@ -32,7 +35,7 @@ pub enum ThreadState {
 }
 
 impl ThreadState {
-    pub const ALL: [ThreadState; 9] = [
+    pub const ALL: [ThreadState; 10] = [
         ThreadState::Gil,
         ThreadState::GilWait,
         ThreadState::Handoff,
@@ -40,6 +43,7 @@ impl ThreadState {
         ThreadState::Io,
         ThreadState::Sleep,
         ThreadState::Lock,
+        ThreadState::ObjectLock,
         ThreadState::Idle,
         ThreadState::Unknown,
     ];
@@ -53,6 +57,7 @@ impl ThreadState {
             ThreadState::Io => "io",
             ThreadState::Sleep => "sleep",
             ThreadState::Lock => "lock",
+            ThreadState::ObjectLock => "object_lock",
             ThreadState::Idle => "idle",
             ThreadState::Unknown => "unknown",
         }
@@ -66,7 +71,7 @@ impl ThreadState {
 /// One value per thread state, indexed by [`ThreadState`]. In JSON, an object keyed by the
 /// states' names in [`ThreadState::ALL`] order (`{"gil": .., "gil_wait": .., ...}`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PerState<T>([T; 9]);
+pub struct PerState<T>([T; 10]);
 
 impl<T> PerState<T> {
     pub fn from_fn(mut f: impl FnMut(ThreadState) -> T) -> Self {
@@ -368,6 +373,12 @@ pub enum Record {
         t_ns: u64,
         collecting: bool,
     },
+    /// A 3.13+ process's thread states' own status at one tick, read in the same walk as its
+    /// stacks and sent before that tick's sample.
+    ThreadStatuses {
+        pid: u32,
+        threads: Vec<CpythonThreadStatus>,
+    },
 }
 
 /// One thread's `holds_gil` and `gil_requested`, as CPython 3.15 keeps them. Written by the
@@ -377,6 +388,42 @@ pub struct CpythonGilFlags {
     pub tid: u32,
     pub holds_gil: bool,
     pub gil_requested: bool,
+}
+
+/// One thread as its thread state (3.13+) describes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpythonThreadStatus {
+    pub tid: u32,
+    pub attachment: Attachment,
+    /// Free-threaded builds: the thread waits to enter a critical section (its innermost
+    /// one has no mutex yet): another thread holds the lock of the object it needs.
+    pub entering_critical_section: bool,
+}
+
+/// `PyThreadState.state`: whether the thread may touch Python objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attachment {
+    /// Released the interpreter: native code, I/O, a blocking call (`_Py_THREAD_DETACHED`).
+    Detached,
+    /// Runs Python, or native code that kept the interpreter (`_Py_THREAD_ATTACHED`).
+    Attached,
+    /// Stopped by a stop-the-world pause (`_Py_THREAD_SUSPENDED`).
+    Suspended,
+    /// A value this release does not define (a torn read), or the thread shutting down.
+    Other,
+}
+
+impl Attachment {
+    /// The `_Py_THREAD_*` value as 3.13 to 3.15 define it (3.15's `_WAITING` twins included).
+    pub fn from_state(state: i32) -> Attachment {
+        match state {
+            0 | 5 => Attachment::Detached,
+            1 => Attachment::Attached,
+            2 | 4 => Attachment::Suspended,
+            _ => Attachment::Other,
+        }
+    }
 }
 
 /// An extension module, as loaded in the target.
@@ -414,7 +461,7 @@ mod tests {
         let json = serde_json::to_string(&shares).unwrap();
         assert_eq!(
             json,
-            r#"{"gil":0.25,"gil_wait":0.75,"handoff":0.0,"native":0.0,"io":0.0,"sleep":0.0,"lock":0.0,"idle":0.0,"unknown":0.0}"#
+            r#"{"gil":0.25,"gil_wait":0.75,"handoff":0.0,"native":0.0,"io":0.0,"sleep":0.0,"lock":0.0,"object_lock":0.0,"idle":0.0,"unknown":0.0}"#
         );
         assert_eq!(
             serde_json::from_str::<PerState<f64>>(&json).unwrap(),
@@ -425,8 +472,8 @@ mod tests {
         assert_eq!(partial.total(), 1.0, "a missing state reads as 0");
         assert!(serde_json::from_str::<PerState<f64>>(r#"{"gill": 1.0}"#).is_err());
         let counts = PerState::from_fn(|s| if s == ThreadState::Lock { 3u64 } else { 1 });
-        assert_eq!(counts.total(), 11);
-        assert_eq!(counts.shares()[ThreadState::Lock], 3.0 / 11.0);
+        assert_eq!(counts.total(), 12);
+        assert_eq!(counts.shares()[ThreadState::Lock], 3.0 / 12.0);
         assert_eq!(counts.sum_of(&[ThreadState::Gil, ThreadState::Lock]), 4);
     }
 }

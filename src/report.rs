@@ -120,6 +120,9 @@ pub struct ProcessEntry {
     /// collector's state could not be read).
     #[serde(default)]
     pub gc_collecting: Option<f64>,
+    /// 3.13+: share of its samples in which a stop-the-world pause had suspended its threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world_stopped: Option<f64>,
     pub threads: Vec<u32>,
     pub notes: Vec<String>,
 }
@@ -199,6 +202,10 @@ pub struct Process {
     /// The root process's garbage collector: share of the samples in which it was collecting.
     #[serde(default)]
     pub gc_collecting: Option<f64>,
+    /// The root process (3.13+): share of the samples in which a stop-the-world pause had
+    /// suspended its threads (the free-threaded collector stops every thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world_stopped: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,6 +222,10 @@ pub struct Thread {
     /// readings in which each was set. Absent on other versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpython: Option<CpythonGilShares>,
+    /// Share of its samples in which its thread state said it was attached to the interpreter
+    /// (3.13+: running Python, or native code that did not release it). Absent before 3.13.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -235,6 +246,9 @@ pub struct Hot {
     pub native: Vec<HotFunction>,
     pub io: Vec<HotFunction>,
     pub lock: Vec<HotFunction>,
+    /// Free-threaded builds: where threads waited for an object's lock.
+    #[serde(default)]
+    pub object_lock: Vec<HotFunction>,
 }
 
 pub fn describe_ending(ending: &Ending) -> String {
@@ -297,6 +311,7 @@ fn processes(analysis: &Analysis) -> Vec<ProcessEntry> {
             gil_held: p.gil_held,
             gil_switches_per_s: p.gil_switches_per_s,
             gc_collecting: p.gc_collecting,
+            world_stopped: p.world_stopped,
             threads: analysis.threads_of(p.pid).map(|t| t.tid).collect(),
             notes: p.notes.clone(),
         })
@@ -419,6 +434,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
             gil_held: analysis.gil_held,
             gil_switches_per_s: analysis.gil_switches_per_s,
             gc_collecting: analysis.root().and_then(|p| p.gc_collecting),
+            world_stopped: analysis.root().and_then(|p| p.world_stopped),
         },
         threads: analysis
             .threads
@@ -439,6 +455,10 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
                         gil_requested: c.gil_requested as f64 / c.readings as f64,
                         readings: c.readings,
                     }),
+                attached: t
+                    .attachment
+                    .filter(|c| c.readings > 0)
+                    .map(|c| c.attached as f64 / c.readings as f64),
             })
             .collect(),
         groups: groups(analysis),
@@ -450,6 +470,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
             native: hot_functions(analysis, ThreadState::Native, HOT_LIMIT),
             io: hot_functions(analysis, ThreadState::Io, HOT_LIMIT),
             lock: hot_functions(analysis, ThreadState::Lock, HOT_LIMIT),
+            object_lock: hot_functions(analysis, ThreadState::ObjectLock, HOT_LIMIT),
         },
         gil_by_line: gil_by_line(analysis, GIL_LINES_LIMIT),
         verdict,

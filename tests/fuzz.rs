@@ -6,7 +6,8 @@ use gilscope::analysis::Aggregator;
 use gilscope::classify::{classify, syscall_kind, Observation};
 use gilscope::diagnosis::diagnose;
 use gilscope::model::{
-    Frame, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample, ThreadState,
+    Attachment, CpythonThreadStatus, Frame, GilReading, Record, Sample, Syscall, TargetInfo,
+    ThreadSample, ThreadState,
 };
 use gilscope::recording::RecordingReader;
 use gilscope::render;
@@ -90,6 +91,19 @@ fn record() -> impl Strategy<Value = Record> {
             }
         }),
         (1u32..6, ".*").prop_map(|(tid, name)| Record::ThreadName { tid, name }),
+        proptest::collection::vec((1u32..6, any::<i32>(), any::<bool>()), 0..6).prop_map(
+            |threads| Record::ThreadStatuses {
+                pid: 1234,
+                threads: threads
+                    .into_iter()
+                    .map(|(tid, state, entering)| CpythonThreadStatus {
+                        tid,
+                        attachment: Attachment::from_state(state),
+                        entering_critical_section: entering,
+                    })
+                    .collect(),
+            }
+        ),
         (any::<u32>(), ".*").prop_map(|(frame, text)| Record::SourceLine {
             frame: frame % 12,
             text
@@ -131,10 +145,10 @@ proptest! {
 
     #[test]
     fn classifier_takes_any_registers(syscall in syscall(), share in proptest::option::of(any::<f64>()),
-                                      holds in any::<bool>(), other_holds in any::<bool>(), previous in proptest::option::of(state()),
+                                      holds in any::<bool>(), other_holds in any::<bool>(), entering in any::<bool>(), previous in proptest::option::of(state()),
                                       ranges in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..4),
                                       arch in prop_oneof![Just("x86_64"), Just("aarch64"), Just("riscv64")]) {
-        let obs = Observation { syscall, cpu_share: share, holds_gil: holds, other_holds_gil: other_holds, gil_ranges: &ranges, previous, arch };
+        let obs = Observation { syscall, cpu_share: share, holds_gil: holds, other_holds_gil: other_holds, gil_ranges: &ranges, previous, arch, entering_critical_section: entering };
         let s = classify(&obs);
         prop_assert!(ThreadState::ALL.contains(&s));
         if let Some(Syscall::Blocked { nr, .. }) = syscall {

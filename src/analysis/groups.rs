@@ -360,6 +360,7 @@ mod tests {
             line_time_ns: HashMap::new(),
             waiting_for_work_ns: 0,
             gc_ns: 0,
+            attachment: None,
         }
     }
 

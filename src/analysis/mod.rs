@@ -12,8 +12,8 @@ use crate::known_frames::{
     descendant_role, loop_position, waits_for_task, LoopPosition, ProcessRole,
 };
 use crate::model::{
-    Ending, ExtensionModule, Frame, GilReading, PerState, ProcessInfo, Record, Sample, TargetInfo,
-    ThreadSample, ThreadState,
+    Attachment, CpythonThreadStatus, Ending, ExtensionModule, Frame, GilReading, PerState,
+    ProcessInfo, Record, Sample, TargetInfo, ThreadSample, ThreadState,
 };
 use crate::sampler::RecordSink;
 use groups::{group_threads, ThreadGroup};
@@ -81,6 +81,15 @@ pub struct ThreadSummary {
     pub waiting_for_work_ns: u64,
     /// Time it held the GIL while the collector ran: the collecting thread's time.
     pub gc_ns: u64,
+    /// Its thread state's own status (3.13+): readings, and those that said attached.
+    pub attachment: Option<AttachmentCounts>,
+}
+
+/// How often a thread state said it was attached (see [`Record::ThreadStatuses`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttachmentCounts {
+    pub readings: u64,
+    pub attached: u64,
 }
 
 /// One waiting sample's circumstances: the waiter's innermost frame, and the thread of the same
@@ -173,6 +182,9 @@ pub struct ProcessSummary {
     pub gc_collecting: Option<f64>,
     /// Where the collecting thread was while it collected: innermost frame, samples.
     pub gc_frames: HashMap<u32, u64>,
+    /// Share of its samples in which a stop-the-world pause had suspended a thread (`None`:
+    /// its thread states' status was not read; 3.13+).
+    pub world_stopped: Option<f64>,
     pub notes: Vec<String>,
 }
 
@@ -512,6 +524,7 @@ impl ThreadAcc {
                 line_time_ns: HashMap::new(),
                 waiting_for_work_ns: 0,
                 gc_ns: 0,
+                attachment: None,
             },
             last_cpu_ns: None,
             previous: None,
@@ -677,6 +690,11 @@ struct ProcessAcc {
     gc_ticks: u64,
     /// The collecting thread's innermost frame at collecting ticks: where it allocated.
     gc_frames: HashMap<u32, u64>,
+    /// Each thread's status as last read (3.13+): it holds until the next reading, as a
+    /// thread that did not run between two ticks is not walked again.
+    statuses: HashMap<u32, CpythonThreadStatus>,
+    status_ticks: u64,
+    stopped_ticks: u64,
 }
 
 /// The GIL and the collector at one tick of a process, as each of its threads is counted.
@@ -739,6 +757,7 @@ impl ProcessAcc {
             collecting: self.gc == Some(true),
         };
         self.count_gc(&tick);
+        self.count_stopped();
         for ts in &sample.threads {
             self.count_thread(ts, t, &tick, shared);
         }
@@ -762,6 +781,19 @@ impl ProcessAcc {
                 *self.gc_frames.entry(frame).or_insert(0) += 1;
             }
         }
+    }
+
+    /// A tick with its threads' status read: was the world stopped?
+    fn count_stopped(&mut self) {
+        if self.statuses.is_empty() {
+            return;
+        }
+        self.status_ticks += 1;
+        let stopped = self
+            .statuses
+            .values()
+            .any(|s| s.attachment == Attachment::Suspended);
+        self.stopped_ticks += u64::from(stopped);
     }
 
     /// One GIL reading: held or not, its hand-offs, the GIL's own timeline.
@@ -836,6 +868,10 @@ impl ProcessAcc {
             gil_ranges: &self.gil_ranges,
             previous: acc.previous,
             arch: shared.arch,
+            entering_critical_section: self
+                .statuses
+                .get(&ts.tid)
+                .is_some_and(|s| s.entering_critical_section),
         };
         let top_frame = ts
             .stack
@@ -864,6 +900,11 @@ impl ProcessAcc {
         let s = &mut acc.summary;
         if tick.collecting && holder == Some(ts.tid) {
             s.gc_ns += span_ns;
+        }
+        if let Some(status) = self.statuses.get(&ts.tid) {
+            let counts = s.attachment.get_or_insert_with(AttachmentCounts::default);
+            counts.readings += 1;
+            counts.attached += u64::from(status.attachment == Attachment::Attached);
         }
         s.python |= ts.python;
         s.last_t_ns = t;
@@ -966,6 +1007,8 @@ impl ProcessAcc {
             gc_collecting: (self.gc_readings > 0)
                 .then(|| self.gc_ticks as f64 / self.gc_readings as f64),
             gc_frames: self.gc_frames,
+            world_stopped: (self.status_ticks > 0)
+                .then(|| self.stopped_ticks as f64 / self.status_ticks as f64),
             notes: self.notes,
         };
         (summary, threads)
@@ -1133,13 +1176,13 @@ impl Aggregator {
             Record::GcCollecting {
                 pid, collecting, ..
             } => {
-                let process = if *pid == self.root.pid {
-                    Some(&mut self.root)
-                } else {
-                    latest(&mut self.descendants, *pid)
-                };
-                if let Some(p) = process {
+                if let Some(p) = self.process_mut(*pid) {
                     p.gc = Some(*collecting);
+                }
+            }
+            Record::ThreadStatuses { pid, threads } => {
+                if let Some(p) = self.process_mut(*pid) {
+                    p.statuses = threads.iter().map(|s| (s.tid, *s)).collect();
                 }
             }
             Record::GilEnabled { t_ns, modules } => {
@@ -1164,6 +1207,15 @@ impl Aggregator {
 
     fn descendant(&mut self, pid: u32) -> Option<&mut ProcessAcc> {
         latest(&mut self.descendants, pid)
+    }
+
+    /// The root or the latest descendant with `pid`.
+    fn process_mut(&mut self, pid: u32) -> Option<&mut ProcessAcc> {
+        if pid == self.root.pid {
+            Some(&mut self.root)
+        } else {
+            self.descendant(pid)
+        }
     }
 
     fn push_sample(&mut self, pid: Option<u32>, sample: &Sample) {

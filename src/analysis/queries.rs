@@ -120,6 +120,10 @@ pub struct LineGil {
     pub released: f64,
     pub held: f64,
     pub waiting: f64,
+    /// Share of `seconds` spent waiting for (or spinning on) an object's lock: a free-threaded
+    /// build's threads taking turns on a shared dict, list or set at this line.
+    #[serde(default)]
+    pub object_lock: f64,
     /// Share of the time the line ran (released or held, not waited) with the GIL released:
     /// whether the line itself releases the GIL, whatever other threads make it wait.
     pub released_running: f64,
@@ -138,7 +142,13 @@ pub enum GilUse {
     Mixed,
     /// Seen only waiting for the GIL: its thread wanted to run Python there.
     Waited,
+    /// Free-threaded builds: threads wait here for an object's lock (at least
+    /// [`OBJECT_LOCK_LINE_MIN`] of the line's time): they take turns, more threads do not help.
+    ObjectLocked,
 }
+
+/// A line is [`GilUse::ObjectLocked`] from this share of its time waiting for objects' locks.
+pub const OBJECT_LOCK_LINE_MIN: f64 = 0.2;
 
 /// A line is [`GilUse::Released`] (or [`GilUse::Held`]) from this share of its running time.
 pub const GIL_USE_CLEAR: f64 = 2.0 / 3.0;
@@ -147,13 +157,14 @@ const RUNNING_MIN: f64 = 0.05;
 /// How many lines [`gil_by_line`] lists.
 pub const GIL_LINES_LIMIT: usize = 20;
 
-/// The states that tell how a line uses the GIL. Sleep, the program's own locks and idle
-/// waits say nothing about it and are left out.
-const LINE_STATES: [ThreadState; 4] = [
+/// The states that tell how a line uses the GIL (or, free-threaded, an object's lock).
+/// Sleep, the program's own locks and idle waits say nothing about it and are left out.
+const LINE_STATES: [ThreadState; 5] = [
     ThreadState::Gil,
     ThreadState::GilWait,
     ThreadState::Native,
     ThreadState::Io,
+    ThreadState::ObjectLock,
 ];
 
 /// The lines (of innermost frames) where threads spent the most time holding, waiting for or
@@ -161,7 +172,7 @@ const LINE_STATES: [ThreadState; 4] = [
 pub fn gil_by_line(analysis: &Analysis, limit: usize) -> Vec<LineGil> {
     // Per frame first, then per (file, line): one line can hold several functions (a
     // generator expression and the function around it).
-    let mut by_frame: HashMap<u32, [u64; 4]> = HashMap::new();
+    let mut by_frame: HashMap<u32, [u64; 5]> = HashMap::new();
     for thread in &analysis.threads {
         for (&(frame, state), &ns) in &thread.line_time_ns {
             if let Some(i) = LINE_STATES.iter().position(|&s| s == state) {
@@ -183,7 +194,7 @@ pub fn gil_by_line(analysis: &Analysis, limit: usize) -> Vec<LineGil> {
             *sum += n;
         }
     }
-    let mut lines: Vec<(u32, [u64; 4], u64)> = by_line
+    let mut lines: Vec<(u32, [u64; 5], u64)> = by_line
         .into_values()
         .filter_map(|t| Some((t.top?, t.ns, t.ns.iter().sum::<u64>())))
         .filter(|&(_, _, total)| total > 0)
@@ -199,17 +210,18 @@ pub fn gil_by_line(analysis: &Analysis, limit: usize) -> Vec<LineGil> {
 /// One line's time per [`LINE_STATES`], and the frame that spent the most of it there.
 #[derive(Debug, Default)]
 struct LineTally {
-    ns: [u64; 4],
+    ns: [u64; 5],
     top: Option<u32>,
     top_frame_ns: u64,
 }
 
 /// A line's entry, named by frame `id` (the one busiest there).
-fn line_gil(analysis: &Analysis, id: u32, ns: [u64; 4], total: u64) -> Option<LineGil> {
+fn line_gil(analysis: &Analysis, id: u32, ns: [u64; 5], total: u64) -> Option<LineGil> {
     let frame = analysis.frames.get(id as usize)?;
-    let [gil, wait, native, io] = ns;
+    let [gil, wait, native, io, object_lock] = ns;
     let share = |ns: u64| ns as f64 / total as f64;
     let (released, held, waiting) = (share(native + io), share(gil), share(wait));
+    let object_lock = share(object_lock);
     let running = released + held;
     let released_running = if running > 0.0 {
         released / running
@@ -225,8 +237,11 @@ fn line_gil(analysis: &Analysis, id: u32, ns: [u64; 4], total: u64) -> Option<Li
         released,
         held,
         waiting,
+        object_lock,
         released_running,
-        kind: if running < RUNNING_MIN {
+        kind: if object_lock >= OBJECT_LOCK_LINE_MIN {
+            GilUse::ObjectLocked
+        } else if running < RUNNING_MIN {
             GilUse::Waited
         } else if released_running >= GIL_USE_CLEAR {
             GilUse::Released

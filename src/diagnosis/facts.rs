@@ -7,7 +7,7 @@ use crate::model::ThreadState::{Gil, GilWait, Handoff, Io, Native, Sleep};
 use crate::model::{Frame, PerState, ThreadState};
 
 use super::findings::{GroupWords, Load, ThreadPoolKind};
-use super::{BYSTANDER_MAX, OWN_WORK_MIN, PARTICIPATION_MIN, PYTHON_PART_MIN};
+use super::{BYSTANDER_MAX, OWN_WORK_MIN, PARTICIPATION_MIN, PYTHON_PART_MIN, WANTS_TO_RUN};
 
 /// Hot functions below this share are too rare to name.
 const HOT_MIN: f64 = 0.005;
@@ -48,7 +48,7 @@ impl<'a> Unit<'a> {
 
     /// Neither ran nor wanted the GIL: a sleeping main thread, a heartbeat, a thread in `join`.
     pub(super) fn is_bystander(&self) -> bool {
-        self.share(&[Gil, GilWait, Handoff, Native]) < BYSTANDER_MAX
+        self.share(&WANTS_TO_RUN) < BYSTANDER_MAX
     }
 
     pub(super) fn words(&self) -> GroupWords {
@@ -82,7 +82,7 @@ impl<'a> Facts<'a> {
             .filter(|g| g.role != GroupRole::Helpers)
             .map(|g| Unit::new(analysis, g))
             .filter(|u| u.threads.iter().map(|t| t.samples).sum::<u64>() >= min_samples)
-            .filter(|u| u.share(&[Gil, GilWait, Handoff, Native, Io, Sleep]) >= PARTICIPATION_MIN)
+            .filter(|u| u.share(&WANTS_TO_RUN) + u.share(&[Io, Sleep]) >= PARTICIPATION_MIN)
             .collect();
         let wants_gil = workers.iter().any(|u| !u.is_bystander());
         let bystanders = workers

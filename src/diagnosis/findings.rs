@@ -82,6 +82,8 @@ pub(super) struct Forecast {
     pub(super) processes: Option<f64>,
     pub(super) threads: Option<f64>,
     pub(super) free_threaded: Option<f64>,
+    /// The code change the advice names (own objects instead of a shared one).
+    pub(super) fix: Option<f64>,
     pub(super) assumptions: Vec<Assumption>,
 }
 
@@ -92,6 +94,7 @@ impl Forecast {
             processes: Some(1.0),
             threads: Some(1.0),
             free_threaded: Some(1.0),
+            fix: None,
             assumptions: vec![why],
         }
     }
@@ -122,6 +125,12 @@ pub(super) enum Assumption {
     GcRemoved {
         share: f64,
     },
+    /// The waits for objects' locks turned into work: `running` of the waiting threads' time
+    /// is work today, spread over `cores` once each thread has its own object.
+    ObjectLockRemoved {
+        running: f64,
+        cores: f64,
+    },
     /// Every core kept busy, against the workers busy today.
     AllCoresBusy {
         cores: u32,
@@ -151,6 +160,21 @@ pub(super) enum Finding {
     FreeThreaded(FreeThreaded),
     GilTurnedOn(GilTurnedOn),
     GcPauses(GcPauses),
+    ObjectLockContention(ObjectLockContention),
+}
+
+/// Free-threaded: threads take turns on a shared object's lock.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ObjectLockContention {
+    pub(super) groups: Vec<GroupWords>,
+    pub(super) waiters: f64,
+    /// The waiting groups' share of time waiting for (or spinning on) objects' locks.
+    pub(super) object_lock: f64,
+    pub(super) load: Load,
+    /// Where they waited: the lines that update the shared object.
+    pub(super) sites: Vec<HotFunction>,
+    pub(super) entries: Vec<Frame>,
+    pub(super) forecast: Forecast,
 }
 
 /// The garbage collector took much of the run.
@@ -360,8 +384,13 @@ impl Finding {
             Finding::IpcOverhead(_) | Finding::ResultBottleneck(_) => VerdictKind::IpcOverhead,
             Finding::PoolUnderused(_) => VerdictKind::PoolUnderused,
             Finding::PoolParallel(_) => VerdictKind::PoolParallel,
+            Finding::FreeThreaded(FreeThreaded {
+                case: FreeThreadedCase::Locks { .. },
+                ..
+            }) => VerdictKind::LockContention,
             Finding::FreeThreaded(_) => VerdictKind::FreeThreaded,
             Finding::GcPauses(_) => VerdictKind::GcPauses,
+            Finding::ObjectLockContention(_) => VerdictKind::ObjectLockContention,
             Finding::GilTurnedOn(g) if g.contended => VerdictKind::GilContention,
             Finding::GilTurnedOn(_) => VerdictKind::FreeThreaded,
         }

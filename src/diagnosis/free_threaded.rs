@@ -1,13 +1,17 @@
 //! The rules for a free-threaded build, and for its GIL coming back on.
 
 use crate::analysis::{GilEnabling, Window};
-use crate::model::ThreadState::{Gil, GilWait, Lock, Native};
+use crate::model::ThreadState::{Gil, GilWait, Lock, Native, ObjectLock};
 
-use super::facts::Facts;
+use super::facts::{entry_points, hot, mean_of, threads_in, words_of, Facts, Unit};
 use super::findings::{
-    Finding, FreeThreaded, FreeThreadedCase, GilTurnedOn, PhaseLabel, PhaseSpan, Span,
+    Assumption, Finding, Forecast, FreeThreaded, FreeThreadedCase, GilTurnedOn,
+    ObjectLockContention, PhaseLabel, PhaseSpan, Span,
 };
-use super::{VerdictKind, BUSY_MIN, CONTENTION_GIL_HELD_MIN, CONTENTION_WAIT_MIN, LOCK_SHARE_MIN};
+use super::{
+    VerdictKind, BUSY_MIN, CONTENTION_GIL_HELD_MIN, CONTENTION_WAIT_MIN, LOCK_SHARE_MIN,
+    OBJECT_LOCK_SHARE_MIN,
+};
 
 /// Busy threads on a free-threaded build are starved when they get less than this share of
 /// the cores they could use.
@@ -16,6 +20,9 @@ const STARVED_CORES_MAX: f64 = 0.75;
 pub(super) fn free_threaded(f: &Facts) -> Finding {
     if let Some(enabling) = &f.analysis.gil_enabled {
         return gil_turned_on(f, enabling);
+    }
+    if f.mean(&[ObjectLock]) >= OBJECT_LOCK_SHARE_MIN {
+        return object_lock_contention(f);
     }
     let busy = f.count(&[Native], BUSY_MIN);
     let case = if f.analysis.gil_held.is_some_and(|h| h > 0.0) {
@@ -32,6 +39,38 @@ pub(super) fn free_threaded(f: &Facts) -> Finding {
     Finding::FreeThreaded(FreeThreaded {
         load: f.load(),
         case,
+    })
+}
+
+/// Threads that take turns on shared objects' locks, and what giving each its own would gain:
+/// the share of their time that is work today, spread over the cores they could use. Each
+/// update of a contended object also costs more (its cache line moves between cores), so the
+/// gain is a floor.
+fn object_lock_contention(f: &Facts) -> Finding {
+    let a = f.analysis;
+    let waiters: Vec<&Unit> = f
+        .workers
+        .iter()
+        .filter(|u| u.fraction(ObjectLock) >= OBJECT_LOCK_SHARE_MIN)
+        .collect();
+    let threads = threads_in(&waiters);
+    let running = mean_of(&waiters, &[Native]);
+    let cores = threads.min(f.cores as f64);
+    let speedup = (cores / (threads * running).max(1e-3)).max(1.0);
+    Finding::ObjectLockContention(ObjectLockContention {
+        groups: words_of(&waiters),
+        waiters: threads,
+        object_lock: mean_of(&waiters, &[ObjectLock]),
+        load: f.load(),
+        sites: hot(a, ObjectLock),
+        entries: entry_points(a, &waiters),
+        forecast: Forecast {
+            processes: None,
+            threads: Some(1.0),
+            free_threaded: None,
+            fix: Some(speedup),
+            assumptions: vec![Assumption::ObjectLockRemoved { running, cores }],
+        },
     })
 }
 

@@ -44,6 +44,7 @@ pub(super) fn gc_pauses(f: &Facts) -> Option<Finding> {
             processes: Some(1.0),
             threads: Some(1.0),
             free_threaded: Some(1.0),
+            fix: None,
             assumptions: vec![Assumption::GcRemoved { share }],
         },
     }))

@@ -68,6 +68,18 @@ pub const NATIVE_PARALLEL_CORES_MIN: f64 = 0.6;
 pub const IO_SHARE_MIN: f64 = 0.6;
 /// Lock contention: the average participating thread waits on a lock this much.
 pub const LOCK_SHARE_MIN: f64 = 0.4;
+/// Object-lock contention (free-threaded): the average participating thread waits for (or
+/// spins on) objects' locks this much.
+pub const OBJECT_LOCK_SHARE_MIN: f64 = 0.3;
+/// What a thread does when it wants to run: run (holding the GIL or not), wait for the GIL,
+/// pass it on, or wait for an object's lock.
+pub const WANTS_TO_RUN: [ThreadState; 5] = [
+    ThreadState::Gil,
+    ThreadState::GilWait,
+    ThreadState::Handoff,
+    ThreadState::Native,
+    ThreadState::ObjectLock,
+];
 /// The collector's pauses decide the verdict when it collected in at least this share of the
 /// samples: whatever the threads do, most of the run is spent collecting.
 pub const GC_SHARE_MIN: f64 = 0.3;
@@ -104,13 +116,15 @@ pub enum VerdictKind {
     EventLoopBlocked,
     /// The garbage collector takes much of the run.
     GcPauses,
+    /// Free-threaded: threads take turns on the lock of an object they share.
+    ObjectLockContention,
     /// The evidence fits no rule, or could not be read well enough to judge (the GIL held by
     /// a thread gilscope could not map): what was seen, and no verdict built on it.
     Inconclusive,
 }
 
 impl VerdictKind {
-    pub const ALL: [VerdictKind; 15] = [
+    pub const ALL: [VerdictKind; 16] = [
         VerdictKind::GilContention,
         VerdictKind::SingleThreadCpu,
         VerdictKind::IoBound,
@@ -125,6 +139,7 @@ impl VerdictKind {
         VerdictKind::PoolUnderused,
         VerdictKind::EventLoopBlocked,
         VerdictKind::GcPauses,
+        VerdictKind::ObjectLockContention,
         VerdictKind::Inconclusive,
     ];
 
@@ -144,6 +159,7 @@ impl VerdictKind {
             VerdictKind::PoolUnderused => "pool_underused",
             VerdictKind::EventLoopBlocked => "event_loop_blocked",
             VerdictKind::GcPauses => "gc_pauses",
+            VerdictKind::ObjectLockContention => "object_lock_contention",
             VerdictKind::Inconclusive => "inconclusive",
         }
     }
@@ -166,6 +182,10 @@ pub struct Prediction {
     pub threads: Option<f64>,
     /// Speedup from running the same threads on a free-threaded build.
     pub free_threaded: Option<f64>,
+    /// Speedup from the code change the advice names, where it names one the other figures
+    /// do not cover (each thread its own object instead of a shared one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<f64>,
     pub assumptions: Vec<String>,
 }
 

@@ -2,7 +2,7 @@
 
 use crate::analysis::{Analysis, Window};
 use crate::model::ThreadState;
-use crate::model::ThreadState::{Gil, GilWait, Handoff, Io, Lock, Native, Sleep};
+use crate::model::ThreadState::{Gil, GilWait, Handoff, Io, Lock, Native, ObjectLock, Sleep};
 
 use super::findings::{PhaseLabel, PhaseSpan};
 use super::{VerdictKind, MIN_PHASE_WINDOWS};
@@ -17,11 +17,13 @@ pub(super) fn window_kind(w: &Window) -> Option<VerdictKind> {
     let native = per_tick(&[Native]);
     let io = per_tick(&[Io, Sleep]);
     let lock = per_tick(&[Lock]);
+    let object_lock = per_tick(&[ObjectLock]);
     let (best, _) = [
         (VerdictKind::GilContention, python),
         (VerdictKind::NativeParallel, native),
         (VerdictKind::IoBound, io),
         (VerdictKind::LockContention, lock),
+        (VerdictKind::ObjectLockContention, object_lock),
     ]
     .into_iter()
     .fold((VerdictKind::Idle, 0.5), |best, cand| {

@@ -213,6 +213,7 @@ pub(super) fn pool_underused(p: &PoolFacts) -> Finding {
             processes: Some(round2((cores / p.busy_workers.max(0.1)).clamp(1.0, cores))),
             threads: None,
             free_threaded: None,
+            fix: None,
             assumptions: vec![Assumption::AllCoresBusy {
                 cores: p.cores,
                 busy_workers: p.busy_workers,

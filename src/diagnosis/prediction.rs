@@ -36,6 +36,7 @@ pub(super) fn predict(f: &Facts, python: &[&Unit]) -> Forecast {
         processes: Some(round2(processes)),
         threads: Some(1.0),
         free_threaded: Some(round2(free_threaded)),
+        fix: None,
         assumptions: vec![
             Assumption::ParallelShare { parallel, workers },
             Assumption::EvenSplit,

@@ -8,9 +8,9 @@ use crate::words::{self, file_name, pct, place};
 use super::findings::{
     Assumption, CpuSaturated, Diagnosis, EventLoopBlocked, Finding, Forecast, FreeThreaded,
     FreeThreadedCase, GcPauses, GilContention, GilTurnedOn, GroupWords, Idle, IoBound, IpcOverhead,
-    Load, LockContention, Mixed, NativeParallel, NoRuleFits, NotEnoughEvidence, PhaseLabel,
-    PhaseSpan, PoolLoad, PoolParallel, PoolUnderused, ResultBottleneck, SingleThreadCpu,
-    ThreadPoolKind, UnmappedHolder,
+    Load, LockContention, Mixed, NativeParallel, NoRuleFits, NotEnoughEvidence,
+    ObjectLockContention, PhaseLabel, PhaseSpan, PoolLoad, PoolParallel, PoolUnderused,
+    ResultBottleneck, SingleThreadCpu, ThreadPoolKind, UnmappedHolder,
 };
 use super::{
     Phase, Prediction, Verdict, VerdictKind, FREE_THREADED_EFFICIENCY, HANDOFF_RATE_MIN,
@@ -61,6 +61,7 @@ fn write(v: &mut Verdict, finding: &Finding) {
         Finding::FreeThreaded(f) => free_threaded(v, f),
         Finding::GilTurnedOn(f) => gil_turned_on(v, f),
         Finding::GcPauses(f) => gc_pauses(v, f),
+        Finding::ObjectLockContention(f) => object_lock_contention(v, f),
     }
 }
 
@@ -606,6 +607,45 @@ fn free_threaded(v: &mut Verdict, f: &FreeThreaded) {
     v.evidence.push("with the GIL disabled, a thread on a CPU runs Python or native code: a free-threaded build cannot tell the two apart, so both show as `native`".into());
 }
 
+fn object_lock_contention(v: &mut Verdict, f: &ObjectLockContention) {
+    v.headline = format!(
+        "Object-lock contention: {} take turns on the lock of an object they share (a free-threaded build has no GIL, but each dict, list or set has a lock)",
+        groups_phrase(&f.groups)
+    );
+    v.evidence = vec![
+        format!(
+            "the threads spent {} of their time waiting for (or spinning on) an object's lock while another thread updated it",
+            pct(f.object_lock)
+        ),
+        core_line(&f.load),
+    ];
+    v.advice.push("Give each thread its own object and merge the results at the end (a dict per thread, then `Counter.update`), batch the updates, or send them through a `queue.Queue` to the one thread that owns the object".into());
+    titled(
+        &mut v.advice,
+        "Where the threads wait (the lines that update the shared object):",
+        hot_lines(&f.sites, "object-lock waiting time"),
+    );
+    let entries = entry_places(&f.entries);
+    if !entries.is_empty() {
+        v.advice
+            .push(format!("Waiting threads run: {}", entries.join(", ")));
+    }
+    v.snippet = Some(
+        "# each thread counts into its own dict; merge once at the end
+def work(chunk):
+    counts = {}
+    for key in chunk:
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+total = collections.Counter()
+for counts in executor.map(work, chunks):
+    total.update(counts)"
+            .into(),
+    );
+    v.predicted_speedup = Some(prediction(&f.forecast));
+}
+
 fn gil_turned_on(v: &mut Verdict, f: &GilTurnedOn) {
     let (at_s, cores) = (f.at_s, f.cores);
     let names: Vec<String> = f.modules.iter().map(|m| format!("`{}`", m.name)).collect();
@@ -691,6 +731,7 @@ fn character(kind: VerdictKind) -> &'static str {
         VerdictKind::PoolUnderused => "a process pool with idle workers",
         VerdictKind::EventLoopBlocked => "an event loop blocked",
         VerdictKind::GcPauses => "the garbage collector running",
+        VerdictKind::ObjectLockContention => "threads take turns on a shared object's lock",
         VerdictKind::Inconclusive => "no clear character",
     }
 }
@@ -700,6 +741,7 @@ fn prediction(f: &Forecast) -> Prediction {
         processes: f.processes,
         threads: f.threads,
         free_threaded: f.free_threaded,
+        fix: f.fix,
         assumptions: f.assumptions.iter().map(|a| assumption(*a)).collect(),
     }
 }
@@ -735,6 +777,10 @@ fn assumption(a: Assumption) -> String {
         Assumption::LockStays => "the lock stays as it is: only changing the locking helps".into(),
         Assumption::EveryCoreBusy => "every core is already busy".into(),
         Assumption::EveryCoreBusyWithWork => "every core is already busy with the work".into(),
+        Assumption::ObjectLockRemoved { running, cores } => format!(
+            "a floor: with its own object each thread works all the time, not {} of it, on {cores:.0} cores; a contended object also makes each update slower, which the fix removes too",
+            pct(running)
+        ),
         Assumption::AllCoresBusy {
             cores,
             busy_workers,

@@ -86,6 +86,7 @@ pub(super) fn native_parallel(f: &Facts, native_threads: f64) -> Finding {
             processes: Some(1.0),
             threads: saturated.then_some(1.0),
             free_threaded: Some(1.0),
+            fix: None,
             assumptions: vec![Assumption::NativeAlreadyParallel],
         },
     })
@@ -112,6 +113,7 @@ pub(super) fn single_thread_cpu(f: &Facts, busy: &Unit) -> Finding {
             processes: Some(cores),
             threads: Some(1.0),
             free_threaded: Some(cores * FREE_THREADED_EFFICIENCY),
+            fix: None,
             assumptions: vec![
                 Assumption::SplitFirst { cores: f.cores },
                 Assumption::FreeThreadedSpeed,
@@ -159,6 +161,7 @@ pub(super) fn io_bound(f: &Facts) -> Finding {
             processes: Some(1.0),
             threads: None,
             free_threaded: Some(1.0),
+            fix: None,
             assumptions: vec![Assumption::WaitsOutside],
         },
     })

@@ -26,6 +26,7 @@ pub fn style(state: ThreadState) -> StateStyle {
         ThreadState::Io => ('i', "#1f77b4", "34", "rail_load", "I/O"),
         ThreadState::Sleep => ('s', "#17becf", "36", "thread_state_sleeping", "sleep"),
         ThreadState::Lock => ('l', "#9467bd", "35", "rail_animation", "waits on a lock"),
+        ThreadState::ObjectLock => ('o', "#e377c2", "95", "olive", "waits for an object's lock"),
         ThreadState::Idle => ('.', "#b0b0b0", "90", "grey", "idle"),
         ThreadState::Unknown => ('?', "#e0e0e0", "90", "white", "unknown"),
     };

@@ -115,6 +115,7 @@ pub fn render(
         ("Native code without the GIL", &report.hot.native),
         ("In I/O", &report.hot.io),
         ("Waiting on a lock", &report.hot.lock),
+        ("Waiting for an object's lock", &report.hot.object_lock),
     ] {
         hot_table(&mut h, title, hot);
     }
@@ -205,6 +206,7 @@ fn verdict(h: &mut String, v: &Verdict) {
             ("processes", p.processes),
             ("more threads", p.threads),
             ("free-threaded", p.free_threaded),
+            ("the fix above", p.fix),
         ]
         .iter()
         .filter_map(|(label, x)| x.map(|x| format!("{label} {x:.1}x")))

@@ -281,6 +281,7 @@ fn prediction_lines(out: &mut impl Write, p: &Prediction) -> io::Result<()> {
         fmt("processes", p.processes),
         fmt("more threads", p.threads),
         fmt("free-threaded", p.free_threaded),
+        fmt("the fix above", p.fix),
     ]
     .into_iter()
     .flatten()
@@ -318,6 +319,9 @@ fn process_line(out: &mut impl Write, report: &Report) -> io::Result<()> {
     }
     if let Some(gc) = p.gc_collecting.filter(|&gc| gc >= 0.005) {
         line.push_str(&format!(" · GC {}", pct(gc)));
+    }
+    if let Some(stopped) = p.world_stopped.filter(|&s| s >= 0.005) {
+        line.push_str(&format!(" · world stopped {}", pct(stopped)));
     }
     writeln!(out, "{line}")?;
     if tree {
@@ -371,7 +375,7 @@ fn threads_table(out: &mut impl Write, report: &Report, style: Style) -> io::Res
             cell(s[ThreadState::Native]),
             cell(s[ThreadState::Io]),
             cell(s[ThreadState::Sleep]),
-            cell(s[ThreadState::Lock]),
+            cell(s[ThreadState::Lock] + s[ThreadState::ObjectLock]),
             row.cpu_s
         )?;
     }

@@ -31,6 +31,12 @@ pub fn gil_use(line: &LineGil) -> String {
             format!("releases the GIL {running} of its running time: threads help in part")
         }
         GilUse::Waited => return "only seen waiting for the GIL: threads do not help here".into(),
+        GilUse::ObjectLocked => {
+            return format!(
+                "waits for an object's lock {} of its time: threads take turns here",
+                pct(line.object_lock)
+            )
+        }
     };
     if line.waiting >= WAITING_MENTIONED {
         format!(

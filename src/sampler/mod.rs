@@ -20,8 +20,8 @@ use py_spy::PythonSpy;
 
 use crate::error::Error;
 use crate::model::{
-    CpythonGilFlags, Ending, Frame, GilMode, GilReading, Record, Sample, Syscall, TargetInfo,
-    ThreadSample,
+    Attachment, CpythonGilFlags, CpythonThreadStatus, Ending, Frame, GilMode, GilReading, Record,
+    Sample, Syscall, TargetInfo, ThreadSample,
 };
 use cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
 use cpython::frames::{self, FrameWalker, Layout};
@@ -203,7 +203,7 @@ impl PythonReader {
             notes.push("no glibc in the target: GIL holders cannot be mapped to OS threads on this version".into());
         }
         if self.gil.free_threaded {
-            notes.push("free-threaded build: while the GIL is disabled, a thread on a CPU runs Python or native code (the two cannot be told apart) and no thread waits for a GIL; waits on the program's own locks go through per-thread parking and show as `lock`".into());
+            notes.push("free-threaded build: while the GIL is disabled, a thread on a CPU runs Python or native code (the two cannot be told apart) and no thread waits for a GIL; waits on the program's own locks go through per-thread parking and show as `lock`; a thread waiting to enter an object's critical section (the lock of a dict, list or set another thread is using) shows as `object_lock`".into());
         }
         if !(8..=15).contains(&minor) {
             notes.push(format!(
@@ -738,10 +738,18 @@ impl ProcessSampler {
             }
         };
         let mut flags = Vec::new();
+        let mut statuses = Vec::new();
         for thread in walked {
             let Some(tid) = self.resolve(thread.thread) else {
                 continue;
             };
+            if let Some(s) = thread.status {
+                statuses.push(CpythonThreadStatus {
+                    tid,
+                    attachment: Attachment::from_state(s.state),
+                    entering_critical_section: s.entering_critical_section,
+                });
+            }
             if let Some(f) = thread.gil_flags {
                 flags.push(CpythonGilFlags {
                     tid,
@@ -757,6 +765,12 @@ impl ProcessSampler {
         }
         if !flags.is_empty() && self.role == Role::Root {
             sink.record(&Record::CpythonGilFlags(flags))?;
+        }
+        if !statuses.is_empty() {
+            sink.record(&Record::ThreadStatuses {
+                pid: self.pid,
+                threads: statuses,
+            })?;
         }
         Ok(())
     }

@@ -11,16 +11,17 @@ use super::view::{Scope, TopView};
 use crate::model::ThreadState;
 use crate::render::words::{pct, place, short_command, thread_name};
 
-/// The state columns, in the report's order.
-const COLUMNS: [(ThreadState, &str); 8] = [
-    (ThreadState::Gil, "GIL"),
-    (ThreadState::GilWait, "WAIT"),
-    (ThreadState::Handoff, "H-O"),
-    (ThreadState::Native, "NAT"),
-    (ThreadState::Io, "I/O"),
-    (ThreadState::Sleep, "SLP"),
-    (ThreadState::Lock, "LOCK"),
-    (ThreadState::Idle, "IDLE"),
+/// The state columns, in the report's order: LOCK counts the program's locks and, on a
+/// free-threaded build, objects' locks, as the report's table does.
+const COLUMNS: [(&[ThreadState], &str); 8] = [
+    (&[ThreadState::Gil], "GIL"),
+    (&[ThreadState::GilWait], "WAIT"),
+    (&[ThreadState::Handoff], "H-O"),
+    (&[ThreadState::Native], "NAT"),
+    (&[ThreadState::Io], "I/O"),
+    (&[ThreadState::Sleep], "SLP"),
+    (&[ThreadState::Lock, ThreadState::ObjectLock], "LOCK"),
+    (&[ThreadState::Idle], "IDLE"),
 ];
 
 fn cell(x: f64) -> String {
@@ -109,7 +110,7 @@ fn thread_table(view: &TopView) -> Table<'static> {
         cells.extend(
             COLUMNS
                 .iter()
-                .map(|&(s, _)| Cell::from(cell(r.states.get(s)))),
+                .map(|&(states, _)| Cell::from(cell(r.states.sum_of(states)))),
         );
         cells.push(Cell::from(format!("{:.2}", r.cpu_s)));
         Row::new(cells)

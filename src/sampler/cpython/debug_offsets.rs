@@ -76,6 +76,11 @@ struct WordPositions {
     thread_native_thread_id: usize,
     thread_holds_gil: Option<usize>,
     thread_gil_requested: Option<usize>,
+    /// Not in the table: byte offsets in `PyThreadState` of `int state` and `uintptr_t
+    /// critical_section` (`offsetof` with the release's headers, the same in both builds;
+    /// checked by `tests/thread_status.rs` on the real interpreters).
+    thread_state_field: u64,
+    thread_critical_section: u64,
     frame_size: usize,
     frame_previous: usize,
     frame_executable: usize,
@@ -98,6 +103,16 @@ struct WordPositions {
     str_state: usize,
     str_length: usize,
     str_ascii_size: usize,
+}
+
+/// Where a thread state (3.13+) keeps its attachment and its critical sections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadStatusFields {
+    /// `int state`: detached, attached, suspended (`_Py_THREAD_*`).
+    pub state: u64,
+    /// Free-threaded builds: `uintptr_t critical_section`, the tagged pointer to the
+    /// innermost critical section (always 0 in the default build, and not read there).
+    pub critical_section: Option<u64>,
 }
 
 /// Where the collector's `collecting` flag sits in its state.
@@ -130,6 +145,8 @@ const V3_13: WordPositions = WordPositions {
     thread_native_thread_id: 25,
     thread_holds_gil: None,
     thread_gil_requested: None,
+    thread_state_field: 40,
+    thread_critical_section: 176,
     frame_size: 28,
     frame_previous: 29,
     frame_executable: 30,
@@ -176,6 +193,8 @@ const V3_14: WordPositions = WordPositions {
     thread_native_thread_id: 28,
     thread_holds_gil: None,
     thread_gil_requested: None,
+    thread_state_field: 44,
+    thread_critical_section: 176,
     frame_size: 31,
     frame_previous: 32,
     frame_executable: 33,
@@ -221,6 +240,8 @@ const V3_15: WordPositions = WordPositions {
     thread_native_thread_id: 31,
     thread_holds_gil: Some(34),
     thread_gil_requested: Some(35),
+    thread_state_field: 48,
+    thread_critical_section: 200,
     frame_size: 39,
     frame_previous: 40,
     frame_executable: 41,
@@ -270,6 +291,8 @@ pub struct DebugOffsets {
     pub thread_native_thread_id: u64,
     /// 3.15: CPython's own per-thread `holds_gil` and `gil_requested` flags.
     pub thread_gil_flags: Option<(u64, u64)>,
+    /// The thread state's own status fields.
+    pub thread_status: ThreadStatusFields,
     pub frame_size: u64,
     pub frame_previous: u64,
     pub frame_executable: u64,
@@ -355,6 +378,10 @@ impl DebugOffsets {
                 .thread_holds_gil
                 .zip(p.thread_gil_requested)
                 .map(|(h, r)| (w(h), w(r))),
+            thread_status: ThreadStatusFields {
+                state: p.thread_state_field,
+                critical_section: free_threaded.then_some(p.thread_critical_section),
+            },
             frame_size: w(p.frame_size),
             frame_previous: w(p.frame_previous),
             frame_executable: w(p.frame_executable),
@@ -409,6 +436,10 @@ impl DebugOffsets {
             )
             && o.thread_gil_flags
                 .is_none_or(|(h, r)| h < thread_size && r < thread_size)
+            && o.thread_status.state < thread_size
+            && o.thread_status
+                .critical_section
+                .is_none_or(|c| c < thread_size)
             && within(
                 &[
                     o.frame_previous,

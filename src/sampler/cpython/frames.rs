@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 
-use super::debug_offsets::DebugOffsets;
+use super::debug_offsets::{DebugOffsets, ThreadStatusFields};
 use super::gil::{ThreadIdField, ThreadRef};
 use crate::model::Frame;
 use crate::sampler::memory::ReadMemory;
@@ -77,6 +77,8 @@ pub struct Layout {
     lines: LineTable,
     /// A thread state's own GIL flags (`holds_gil`, `gil_requested`: 3.15).
     ts_gil_flags: Option<(u64, u64)>,
+    /// A thread state's own status (3.13+).
+    ts_status: Option<ThreadStatusFields>,
     strings: StrLayout,
     bytes_size: u64,
     bytes_data: u64,
@@ -132,6 +134,7 @@ impl Layout {
             code_table: 120,
             lines,
             ts_gil_flags: None,
+            ts_status: None,
             strings: StrLayout::default_build(48, 72),
             bytes_size: 16,
             bytes_data: 32,
@@ -161,6 +164,7 @@ impl Layout {
                 code_table: 136,
                 lines: LineTable::Locations { code_adaptive: 184 },
                 ts_gil_flags: None,
+                ts_status: None,
                 strings: StrLayout::default_build(48, 72),
                 bytes_size: 16,
                 bytes_data: 32,
@@ -186,6 +190,7 @@ impl Layout {
                 code_table: 136,
                 lines: LineTable::Locations { code_adaptive: 192 },
                 ts_gil_flags: None,
+                ts_status: None,
                 strings: StrLayout::default_build(40, 56),
                 bytes_size: 16,
                 bytes_data: 32,
@@ -216,6 +221,7 @@ impl Layout {
                 code_adaptive: o.code_adaptive,
             },
             ts_gil_flags: o.thread_gil_flags,
+            ts_status: Some(o.thread_status),
             strings: StrLayout {
                 length: o.str_length,
                 state: o.str_state,
@@ -247,7 +253,10 @@ impl Layout {
         let flags = self
             .ts_gil_flags
             .map_or(0, |(held, requested)| held.max(requested));
-        (frame.max(thread).max(self.ts_next).max(flags) + 8) as usize
+        let status = self
+            .ts_status
+            .map_or(0, |s| s.state.max(s.critical_section.unwrap_or(0)));
+        (frame.max(thread).max(self.ts_next).max(flags).max(status) + 8) as usize
     }
 
     fn code_header_size(&self) -> usize {
@@ -262,6 +271,36 @@ pub struct ThreadGilFlags {
     pub gil_requested: bool,
 }
 
+/// A thread state's own status (3.13+), as read at one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadStatusReading {
+    /// `int state` (`_Py_THREAD_*`).
+    pub state: i32,
+    /// The innermost critical section has no mutex yet: the thread waits for an object's lock.
+    pub entering_critical_section: bool,
+}
+
+/// `_Py_CRITICAL_SECTION_MASK`: the tag bits of `critical_section` (inactive, two mutexes).
+const CRITICAL_SECTION_TAG_BITS: u64 = 0x3;
+const CRITICAL_SECTION_TWO_MUTEXES: u64 = 0x2;
+
+/// Whether the critical section `tag` points to is being entered. `PyCriticalSection` is
+/// `{uintptr_t prev; PyMutex *mutex}` (`PyCriticalSection2` adds `mutex2`): CPython pushes a
+/// section with no mutex, locks, and only then sets the mutex (`_PyCriticalSection_BeginSlow`,
+/// and `_Resume` after a detach), so a pushed section without one is a thread waiting.
+fn entering_critical_section(mem: &impl ReadMemory, tag: u64) -> bool {
+    if tag == 0 {
+        return false;
+    }
+    let two = tag & CRITICAL_SECTION_TWO_MUTEXES != 0;
+    let mut section = [0u8; 24];
+    let section = &mut section[..if two { 24 } else { 16 }];
+    if mem.read(tag & !CRITICAL_SECTION_TAG_BITS, section).is_err() {
+        return false;
+    }
+    u64_at(section, 8) == 0 || (two && u64_at(section, 16) == 0)
+}
+
 /// One Python thread as the walk found it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WalkedThread {
@@ -270,6 +309,7 @@ pub struct WalkedThread {
     pub stack: Option<WalkedStack>,
     /// CPython's own view of this thread's GIL (3.15 keeps it in the thread state).
     pub gil_flags: Option<ThreadGilFlags>,
+    pub status: Option<ThreadStatusReading>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -361,12 +401,19 @@ impl FrameWalker {
                 holds_gil: i32_at(header, held) != 0,
                 gil_requested: i32_at(header, requested) != 0,
             });
+            let status = layout.ts_status.map(|fields| ThreadStatusReading {
+                state: i32_at(header, fields.state),
+                entering_critical_section: fields
+                    .critical_section
+                    .is_some_and(|off| entering_critical_section(mem, u64_at(header, off))),
+            });
             let next = u64_at(header, layout.ts_next);
             if unchanged(thread) {
                 threads.push(WalkedThread {
                     thread,
                     stack: None,
                     gil_flags,
+                    status,
                 });
                 tstate = next;
                 continue;
@@ -386,6 +433,7 @@ impl FrameWalker {
                 thread,
                 stack: Some(WalkedStack { frames, depth }),
                 gil_flags,
+                status,
             });
             tstate = next;
         }
@@ -793,6 +841,7 @@ mod tests {
                 thread: ThreadRef::Tid(77),
                 stack: Some(stack),
                 gil_flags: None,
+                status: None,
             }]
         );
         // A thread the caller knows did not run is listed, not walked.
