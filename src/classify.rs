@@ -63,6 +63,8 @@ pub struct Observation<'a> {
     pub arch: &'a str,
     /// Free-threaded builds: the thread's innermost critical section has no mutex yet.
     pub entering_critical_section: bool,
+    /// The thread state said a stop-the-world pause suspended it (3.13+).
+    pub suspended: bool,
 }
 
 /// The classification rules, in order:
@@ -70,7 +72,9 @@ pub struct Observation<'a> {
 ///    on its `switch_cond` (the struct's tail) it is `handoff`: the thread dropped the GIL
 ///    and waits for another to take it;
 /// 2. a thread entering a critical section (free-threaded builds) that is parked on a futex
-///    or on a CPU waits for an object's lock: `object_lock`;
+///    or on a CPU waits for an object's lock: `object_lock`; one parked while a
+///    stop-the-world pause suspended it (the free-threaded collector) is not waiting on the
+///    program's locks: `idle`;
 /// 3. the GIL holder is `gil`, even when blocked: every other Python thread waits for it;
 /// 4. other futex waits are the program's own locks (`lock`); read/recv/poll-like calls are
 ///    `io`; sleeps are `sleep`; `select` with no descriptors is a sleep;
@@ -93,6 +97,7 @@ pub fn classify(obs: &Observation) -> ThreadState {
                 Some(GilPlace::Switch) => return ThreadState::Handoff,
                 Some(GilPlace::Take) => return ThreadState::GilWait,
                 None if obs.entering_critical_section => return ThreadState::ObjectLock,
+                None if obs.suspended => return ThreadState::Idle,
                 None => {}
             }
         }
@@ -184,6 +189,7 @@ mod tests {
             previous: None,
             arch: "x86_64",
             entering_critical_section: false,
+            suspended: false,
         }
     }
 
@@ -231,6 +237,12 @@ mod tests {
         assert_eq!(classify(&entering(read)), ThreadState::Io);
         // Without a critical section, the same futex is the program's own lock.
         assert_eq!(classify(&obs(futex(0x5000))), ThreadState::Lock);
+        // Unless a stop-the-world pause suspended the thread.
+        let suspended = Observation {
+            suspended: true,
+            ..obs(futex(0x5000))
+        };
+        assert_eq!(classify(&suspended), ThreadState::Idle);
     }
 
     #[test]

@@ -148,7 +148,7 @@ proptest! {
                                       holds in any::<bool>(), other_holds in any::<bool>(), entering in any::<bool>(), previous in proptest::option::of(state()),
                                       ranges in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..4),
                                       arch in prop_oneof![Just("x86_64"), Just("aarch64"), Just("riscv64")]) {
-        let obs = Observation { syscall, cpu_share: share, holds_gil: holds, other_holds_gil: other_holds, gil_ranges: &ranges, previous, arch, entering_critical_section: entering };
+        let obs = Observation { syscall, cpu_share: share, holds_gil: holds, other_holds_gil: other_holds, gil_ranges: &ranges, previous, arch, entering_critical_section: entering, suspended: entering && holds };
         let s = classify(&obs);
         prop_assert!(ThreadState::ALL.contains(&s));
         if let Some(Syscall::Blocked { nr, .. }) = syscall {

@@ -860,6 +860,7 @@ impl ProcessAcc {
         let cpu_share = cpu_delta
             .filter(|_| dt > 0 || acc.born_during_run)
             .map(|d| (d as f64 / span_ns as f64).min(1.0));
+        let status = self.statuses.get(&ts.tid);
         let obs = Observation {
             syscall: ts.syscall,
             cpu_share,
@@ -868,10 +869,8 @@ impl ProcessAcc {
             gil_ranges: &self.gil_ranges,
             previous: acc.previous,
             arch: shared.arch,
-            entering_critical_section: self
-                .statuses
-                .get(&ts.tid)
-                .is_some_and(|s| s.entering_critical_section),
+            entering_critical_section: status.is_some_and(|s| s.entering_critical_section),
+            suspended: status.is_some_and(|s| s.attachment == Attachment::Suspended),
         };
         let top_frame = ts
             .stack

@@ -184,6 +184,8 @@ pub(super) struct GcPauses {
     pub(super) share: f64,
     /// A free-threaded build: each collection stops every thread.
     pub(super) stops_the_world: bool,
+    /// Share of the samples in which a stop-the-world pause had suspended threads (3.13+).
+    pub(super) world_stopped: Option<f64>,
     pub(super) load: Load,
     /// Where the collecting thread was when collections ran: the code that allocates.
     pub(super) allocating: Vec<HotFunction>,

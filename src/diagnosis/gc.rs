@@ -38,6 +38,7 @@ pub(super) fn gc_pauses(f: &Facts) -> Option<Finding> {
             .target
             .as_ref()
             .is_some_and(|t| t.gil == GilMode::Disabled),
+        world_stopped: root.world_stopped,
         load: f.load(),
         allocating,
         forecast: Forecast {

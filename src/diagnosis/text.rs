@@ -80,8 +80,18 @@ fn gc_pauses(v: &mut Verdict, f: &GcPauses) {
             "the garbage collector was collecting in {} of the samples",
             pct(f.share)
         ),
-        gil_and_cores(&f.load),
+        if f.stops_the_world {
+            core_line(&f.load)
+        } else {
+            gil_and_cores(&f.load)
+        },
     ];
+    if let Some(stopped) = f.world_stopped.filter(|_| f.stops_the_world) {
+        v.evidence.push(format!(
+            "the world was stopped (every other thread suspended) in {} of the samples",
+            pct(stopped)
+        ));
+    }
     v.advice.push("Collections walk every tracked object: a large, long-lived heap (caches, loaded data) makes each one slow, and reference cycles in short-lived objects make them frequent".into());
     v.advice.push("After building the long-lived data, call `gc.freeze()`: the collector then skips those objects for good".into());
     v.advice.push("Break the reference cycles of short-lived objects (weak references, `__slots__` without back-pointers, clearing parents), or collect less often with `gc.set_threshold(...)`".into());
