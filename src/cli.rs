@@ -14,7 +14,7 @@ use crate::output::Output;
     name = "gilscope",
     version,
     about = "Why are your Python threads not faster? Samples a CPython process from outside and tells, per thread, how much time it held the GIL, waited for it, ran native code, waited on I/O, slept or waited on a lock, then says what to change.",
-    after_help = "Examples:\n  gilscope run -- python3 app.py\n  gilscope attach 4242 --duration 10 --json report.json\n  gilscope record -o app.gilscope -- python3 app.py\n  gilscope report app.gilscope"
+    after_help = "Examples:\n  gilscope run -- python3 app.py\n  gilscope attach 4242 --duration 10 --json report.json\n  gilscope record -o app.gilscope -- python3 app.py\n  gilscope report app.gilscope\n\nReads CPython 3.8 to 3.15 and the free-threaded 3.13t, all tested; the free-threaded 3.14t and 3.15t are read from their own debug offsets but not tested on those builds (their reports say so)."
 )]
 pub struct Cli {
     #[command(subcommand)]

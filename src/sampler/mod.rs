@@ -195,6 +195,19 @@ struct PythonReader {
     gc_was: Option<bool>,
 }
 
+/// The minor versions whose free-threaded build the tests run (3.13t): another one's report
+/// says it was not tested.
+const TESTED_FREE_THREADED_MINORS: [u64; 1] = [13];
+
+/// The note for a free-threaded build of a release whose free-threaded build is not tested.
+fn untested_free_threaded(free_threaded: bool, minor: u64, version: &str) -> Option<String> {
+    (free_threaded && !TESTED_FREE_THREADED_MINORS.contains(&minor)).then(|| {
+        format!(
+            "free-threaded CPython {version} is not tested on this build: it is read from its own _Py_DebugOffsets, and the thread-state fields gilscope adds were checked on the default {version} build only (the free-threaded build tested is 3.13t)"
+        )
+    })
+}
+
 impl PythonReader {
     /// What this reader cannot see on this target, for the report's notes.
     fn limits(&self, options: &SamplerOptions, minor: u64, version: &str) -> Vec<String> {
@@ -210,6 +223,11 @@ impl PythonReader {
                 "CPython {version} is best-effort: tested versions are 3.8 to 3.15"
             ));
         }
+        notes.extend(untested_free_threaded(
+            self.gil.free_threaded,
+            minor,
+            version,
+        ));
         if options.blocking && self.spy.is_none() {
             notes.push("--blocking needs py-spy, which cannot read this build: the stacks are read without pausing the target".into());
         }
@@ -1100,6 +1118,17 @@ fn read_cmdline(pid: u32) -> Vec<String> {
 mod tests {
     use super::*;
     use procfs::Stat;
+
+    #[test]
+    fn only_an_untested_free_threaded_build_says_so() {
+        assert_eq!(untested_free_threaded(true, 13, "3.13.5"), None);
+        assert_eq!(untested_free_threaded(false, 14, "3.14.10"), None);
+        let note = untested_free_threaded(true, 14, "3.14.2").unwrap();
+        assert!(
+            note.contains("3.14.2 is not tested on this build"),
+            "{note}"
+        );
+    }
 
     #[test]
     fn a_reused_pid_is_not_our_target() {
