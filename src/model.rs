@@ -379,6 +379,12 @@ pub enum Record {
         pid: u32,
         threads: Vec<CpythonThreadStatus>,
     },
+    /// A descendant's [`Record::GilEnabled`]: its free-threaded build's GIL came on.
+    ProcessGilEnabled {
+        pid: u32,
+        t_ns: u64,
+        modules: Vec<ExtensionModule>,
+    },
 }
 
 /// One thread's `holds_gil` and `gil_requested`, as CPython 3.15 keeps them. Written by the

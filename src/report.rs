@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::analysis::groups::GroupRole;
 use crate::analysis::queries::{gil_by_line, hot_functions, loop_culprits, GIL_LINES_LIMIT};
 pub use crate::analysis::queries::{GilHolder, GilUse, HotFunction, LineGil, LoopCulprit};
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, GilEnabling};
 use crate::diagnosis::Verdict;
 use crate::known_frames::{loop_culprit, ProcessRole};
 use crate::model::{Ending, ExtensionModule, GilMode, PerState, ThreadState};
@@ -123,6 +123,9 @@ pub struct ProcessEntry {
     /// 3.13+: share of its samples in which a stop-the-world pause had suspended its threads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub world_stopped: Option<f64>,
+    /// A free-threaded build's GIL came on in this process: when, and by which modules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gil_turned_on: Option<GilTurnedOn>,
     pub threads: Vec<u32>,
     pub notes: Vec<String>,
 }
@@ -185,6 +188,15 @@ pub struct GilTurnedOn {
     pub at_s: f64,
     /// The loaded extension modules that declare no free-threading support.
     pub modules: Vec<ExtensionModule>,
+}
+
+impl From<&GilEnabling> for GilTurnedOn {
+    fn from(e: &GilEnabling) -> GilTurnedOn {
+        GilTurnedOn {
+            at_s: e.at_s,
+            modules: e.modules.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,6 +324,7 @@ fn processes(analysis: &Analysis) -> Vec<ProcessEntry> {
             gil_switches_per_s: p.gil_switches_per_s,
             gc_collecting: p.gc_collecting,
             world_stopped: p.world_stopped,
+            gil_turned_on: p.gil_enabled.as_ref().map(GilTurnedOn::from),
             threads: analysis.threads_of(p.pid).map(|t| t.tid).collect(),
             notes: p.notes.clone(),
         })
@@ -416,10 +429,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
             python: target.as_ref().map_or(String::new(), |t| t.python.clone()),
             gil: target.as_ref().map_or(GilMode::Enabled, |t| t.gil),
             gil_wait_visible: target.as_ref().is_some_and(|t| t.gil_wait_visible),
-            gil_turned_on: analysis.gil_enabled.as_ref().map(|e| GilTurnedOn {
-                at_s: e.at_s,
-                modules: e.modules.clone(),
-            }),
+            gil_turned_on: analysis.gil_enabled.as_ref().map(GilTurnedOn::from),
             notes: notes(analysis),
         },
         duration_s: analysis.duration_s,

@@ -308,3 +308,52 @@ fn a_programs_own_lock_stays_lock_contention() {
         },
     );
 }
+
+/// The GIL turned on in a worker process, not in the root: the worker's entry in `processes[]`
+/// names the module, and the verdict, judged on the worker (the busiest process), is its
+/// threads' contention on the GIL that came back.
+#[test]
+fn an_extension_that_turns_the_gil_on_in_a_worker_process_is_named() {
+    let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    for version in common::FREE_THREADED {
+        let Some(py) = common::python(version) else {
+            continue;
+        };
+        let dir = compile_gil_ext(&py);
+        let ext = dir.display().to_string();
+        let mut last = String::new();
+        let passed = (0..2).any(|_| {
+            let (_, r) =
+                run_report_with(&py, "gil_in_worker.py", &["--subprocesses"], &["4", &ext]);
+            let check = || -> Result<(), String> {
+                ensure(r["target"]["gil_turned_on"].is_null(), || {
+                    format!("the root's GIL came on: {}", r["target"])
+                })?;
+                let processes = r["processes"].as_array().ok_or("no processes")?;
+                let on: Vec<&Value> = processes
+                    .iter()
+                    .filter(|p| !p["gil_turned_on"].is_null())
+                    .collect();
+                ensure(on.len() == 1, || {
+                    format!("{} processes turned it on", on.len())
+                })?;
+                let modules = on[0]["gil_turned_on"]["modules"].to_string();
+                ensure(modules.contains("\"gil_ext\""), || {
+                    format!("modules {modules}")
+                })?;
+                ensure(on[0]["pid"] != r["target"]["pid"], || "the root".into())?;
+                let v = &r["verdict"];
+                ensure(v["kind"] == "gil_contention", || {
+                    format!("verdict {}", v["kind"])
+                })?;
+                let headline = v["headline"].as_str().unwrap_or_default();
+                ensure(headline.contains("`gil_ext`"), || headline.to_string())
+            };
+            check()
+                .map_err(|e| last = format!("{e}\n{}", common::summary(&r)))
+                .is_ok()
+        });
+        let _ = std::fs::remove_dir_all(dir);
+        assert!(passed, "CPython {version}: {last}");
+    }
+}

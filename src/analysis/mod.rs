@@ -185,6 +185,8 @@ pub struct ProcessSummary {
     /// Share of its samples in which a stop-the-world pause had suspended a thread (`None`:
     /// its thread states' status was not read; 3.13+).
     pub world_stopped: Option<f64>,
+    /// A free-threaded build's GIL came on in this process.
+    pub gil_enabled: Option<GilEnabling>,
     pub notes: Vec<String>,
 }
 
@@ -313,6 +315,7 @@ impl Analysis {
             gil_held: process.and_then(|p| p.gil_held),
             gil_switches_per_s: process.and_then(|p| p.gil_switches_per_s),
             cpu_cores_used: process.map_or(0.0, |p| p.cpu_cores_used),
+            gil_enabled: process.and_then(|p| p.gil_enabled.clone()),
             ..self.clone()
         }
     }
@@ -695,6 +698,8 @@ struct ProcessAcc {
     statuses: HashMap<u32, CpythonThreadStatus>,
     status_ticks: u64,
     stopped_ticks: u64,
+    /// When its free-threaded build's GIL came on, and the modules that did it.
+    gil_enabled: Option<(u64, Vec<ExtensionModule>)>,
 }
 
 /// The GIL and the collector at one tick of a process, as each of its threads is counted.
@@ -1008,6 +1013,7 @@ impl ProcessAcc {
             gc_frames: self.gc_frames,
             world_stopped: (self.status_ticks > 0)
                 .then(|| self.stopped_ticks as f64 / self.status_ticks as f64),
+            gil_enabled: None,
             notes: self.notes,
         };
         (summary, threads)
@@ -1188,6 +1194,12 @@ impl Aggregator {
                 self.gil_enabled
                     .get_or_insert_with(|| (*t_ns, modules.clone()));
             }
+            Record::ProcessGilEnabled { pid, t_ns, modules } => {
+                if let Some(p) = self.descendant(*pid) {
+                    p.gil_enabled
+                        .get_or_insert_with(|| (*t_ns, modules.clone()));
+                }
+            }
         }
     }
 
@@ -1269,22 +1281,26 @@ impl Aggregator {
             _ => 0,
         };
         let first_t_ns = self.root.first_t_ns.unwrap_or(0);
-        let gil_enabled = self.gil_enabled.take().map(|(t_ns, modules)| GilEnabling {
+        let enabling = |(t_ns, modules): (u64, Vec<ExtensionModule>)| GilEnabling {
             at_s: t_ns.saturating_sub(first_t_ns) as f64 / 1e9,
             t_ns,
             modules,
-        });
+        };
+        let gil_enabled = self.gil_enabled.take().map(enabling);
         let mut root = std::mem::take(&mut self.root);
         root.ending = self.ending.as_ref().map(|(e, _)| e.clone());
         let (mut root_summary, mut threads) =
             root.finish(&mut totals, interval_ns, &self.frames, &self.stacks);
+        root_summary.gil_enabled = gil_enabled.clone();
         for t in &mut threads {
             t.cpython_flags = self.cpython_flags.get(&t.tid).copied();
         }
         let mut processes = Vec::new();
-        for process in std::mem::take(&mut self.descendants) {
-            let (summary, process_threads) =
+        for mut process in std::mem::take(&mut self.descendants) {
+            let gil_enabled = process.gil_enabled.take().map(enabling);
+            let (mut summary, process_threads) =
                 process.finish(&mut totals, interval_ns, &self.frames, &self.stacks);
+            summary.gil_enabled = gil_enabled;
             threads.extend(process_threads);
             processes.push(summary);
         }

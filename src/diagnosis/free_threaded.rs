@@ -1,7 +1,7 @@
 //! The rules for a free-threaded build, and for its GIL coming back on.
 
 use crate::analysis::{GilEnabling, Window};
-use crate::model::ThreadState::{Gil, GilWait, Lock, Native, ObjectLock};
+use crate::model::ThreadState::{Gil, GilWait, Handoff, Lock, Native, ObjectLock};
 
 use super::facts::{entry_points, hot, mean_of, threads_in, words_of, Facts, Unit};
 use super::findings::{
@@ -95,7 +95,14 @@ pub(super) fn gil_turned_on(f: &Facts, enabling: &GilEnabling) -> Finding {
         [] => &windows[before.len()..],
         after => after,
     };
-    let after = span(after);
+    let mut after = span(after);
+    // The windows carry the root's GIL readings only: a descendant judged alone (the GIL came
+    // on in a worker process) is read from its own totals.
+    if f.analysis.root().is_some_and(|p| p.parent.is_some()) {
+        let busy = f.mean(&[Gil, GilWait, Handoff, Native]);
+        after.gil_held = f.gil_held;
+        after.gil_wait = f.mean(&[GilWait]) / busy.max(1e-9);
+    }
     Finding::GilTurnedOn(GilTurnedOn {
         modules: enabling.modules.clone(),
         at_s: enabling.at_s,

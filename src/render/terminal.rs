@@ -495,6 +495,19 @@ fn processes_section(out: &mut impl Write, report: &Report) -> io::Result<()> {
             gil,
             truncate(&command, 34).trim_end()
         )?;
+        if let Some(on) = &p.gil_turned_on {
+            let modules: Vec<String> = on.modules.iter().map(|m| format!("`{}`", m.name)).collect();
+            let by = if modules.is_empty() {
+                "an extension module gilscope could not name".to_string()
+            } else {
+                modules.join(", ")
+            };
+            writeln!(
+                out,
+                "  {:<8} its free-threaded build's GIL came on at {:.1} s: {by}",
+                "", on.at_s
+            )?;
+        }
     }
     Ok(())
 }

@@ -793,7 +793,7 @@ impl ProcessSampler {
         Ok(())
     }
 
-    /// On a free-threaded build, when the GIL is found enabled (at the first reading, or
+    /// On a free-threaded build (the root or a descendant), when the GIL is found enabled (at the first reading, or
     /// after it was disabled), sends which extension modules keep it on. The GIL comes on
     /// while such a module initialises, before `sys.modules` holds it: the modules are looked
     /// for at the following ticks too, for up to [`GIL_USERS_WAIT`].
@@ -803,7 +803,7 @@ impl ProcessSampler {
         gil: Option<GilReading>,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<()> {
-        let (Role::Root, Some(python)) = (self.role, &mut self.python) else {
+        let Some(python) = &mut self.python else {
             return Ok(());
         };
         if let Some(enabled) = gil.and_then(|g| g.enabled) {
@@ -824,9 +824,16 @@ impl ProcessSampler {
             return Ok(());
         }
         python.gil_enabled_at = None;
-        sink.record(&Record::GilEnabled {
-            t_ns: at_ns,
-            modules,
+        sink.record(&match self.role {
+            Role::Root => Record::GilEnabled {
+                t_ns: at_ns,
+                modules,
+            },
+            Role::Descendant => Record::ProcessGilEnabled {
+                pid: self.pid,
+                t_ns: at_ns,
+                modules,
+            },
         })
     }
 
