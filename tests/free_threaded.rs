@@ -357,3 +357,29 @@ fn an_extension_that_turns_the_gil_on_in_a_worker_process_is_named() {
         assert!(passed, "CPython {version}: {last}");
     }
 }
+
+/// Four threads appending to one shared list take turns on the list's lock at the append.
+#[test]
+fn threads_appending_to_a_shared_list_take_turns_on_its_lock() {
+    for_every_free_threaded(
+        "shared_list.py",
+        |_| vec!["3".into()],
+        |r| {
+            ensure(r["verdict"]["kind"] == "object_lock_contention", || {
+                format!("verdict {}", r["verdict"]["kind"])
+            })?;
+            for w in threads(r, "parser") {
+                let waiting = share(w, &["object_lock"]);
+                ensure(waiting >= 0.3, || {
+                    format!("{}: object_lock {waiting:.2} < 0.30", w["name"])
+                })?;
+            }
+            let line = &r["gil_by_line"][0];
+            ensure(
+                line["kind"] == "object_locked"
+                    && line["source"].as_str().is_some_and(|s| s.contains("append")),
+                || format!("busiest line {line}"),
+            )
+        },
+    );
+}
