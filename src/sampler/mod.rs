@@ -811,6 +811,12 @@ impl ProcessSampler {
                 python.gil_enabled_at = Some((t_ns, Instant::now()));
             }
             python.gil_was_enabled = Some(enabled);
+            // Importing an extension turns the GIL on while the module initialises, and off
+            // again when it declares free-threading support: a GIL off again before its
+            // modules were named was on for an import, not for good.
+            if !enabled {
+                python.gil_enabled_at = None;
+            }
         }
         let Some((at_ns, since)) = python.gil_enabled_at else {
             return Ok(());
