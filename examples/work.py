@@ -3,6 +3,7 @@
     gilscope bench examples/work.py:cpu_work 2000000 --tasks 8
     gilscope bench examples/work.py:hash_work 64 --tasks 8
     gilscope bench examples/work.py:io_work 0.05 --tasks 16
+    gilscope bench examples/work.py:count_shared 300000 --tasks 8 --scaling --python python3.13t
 """
 import hashlib
 import socket
@@ -31,3 +32,16 @@ def io_work(seconds):
         b.recv(4)
     time.sleep(seconds)
     return seconds
+
+
+WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")
+SHARED_COUNTS = {}
+
+
+def count_shared(n):
+    """Counts n words into one module-level dict that every task shares, as code written for
+    the GIL does: on a free-threaded build, threads take turns on the dict's lock."""
+    for i in range(n):
+        word = WORDS[i % len(WORDS)]
+        SHARED_COUNTS[word] = SHARED_COUNTS.get(word, 0) + 1
+    return n

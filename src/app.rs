@@ -327,12 +327,18 @@ fn bench(args: &crate::cli::BenchArgs) -> Result<i32, Error> {
         output::check_dir(path)?;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.workers.unwrap_or(cores);
     let plan = crate::bench::BenchPlan {
         target: args.target.clone(),
         args: args.args.clone(),
         tasks: args.tasks,
         tasks_from: args.tasks_from.clone(),
-        workers: args.workers.unwrap_or(cores),
+        workers,
+        worker_counts: if args.scaling {
+            crate::bench::scaling_counts(workers)
+        } else {
+            vec![workers]
+        },
         runs: args.runs,
         warmup: args.warmup,
         modes: args.modes.clone().unwrap_or_else(|| {

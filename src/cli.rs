@@ -175,6 +175,11 @@ pub struct BenchArgs {
     /// Workers for the parallel modes [default: the number of cores].
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Run each parallel mode with 1, 2, 4 ... up to --workers workers: time, speedup, tasks a
+    /// second and speedup per worker at each count, and what gilscope saw in each threaded run
+    /// (on a free-threaded build: parallel, object locks, the collector).
+    #[arg(long)]
+    pub scaling: bool,
     /// Measured runs per mode.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,

@@ -379,3 +379,70 @@ fn free_threaded_threads_scale() {
         assert!(passed, "CPython {version}: {last}");
     }
 }
+
+/// `--scaling` on a free-threaded build: pure-Python tasks scale from 1 to 2 threads, and tasks
+/// that share one dict do not, with gilscope's reading of each threaded run beside it.
+#[test]
+fn free_threaded_scaling_says_where_threads_stop() {
+    let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    for version in common::FREE_THREADED {
+        let Some(py) = common::python(version) else {
+            continue;
+        };
+        let threads_at = |r: &Value, workers: u64| -> Value {
+            r["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|row| row["mode"] == "threads" && row["workers"] == workers)
+                .cloned()
+                .unwrap_or_else(|| panic!("no threads row with {workers} workers in {r}"))
+        };
+        let scaling = [
+            "--tasks",
+            "8",
+            "--scaling",
+            "--workers",
+            "2",
+            "--runs",
+            "2",
+            "--modes",
+            "sequential,threads",
+        ];
+        let mut last = String::new();
+        let passed = (0..3).any(|_| {
+            let args = [&["examples/work.py:cpu_work", "1500000"][..], &scaling].concat();
+            let (output, report) = bench(&py, &args);
+            let Some(r) = report else {
+                last = String::from_utf8_lossy(&output.stderr).into_owned();
+                return false;
+            };
+            let two = threads_at(&r, 2);
+            last = String::from_utf8_lossy(&output.stdout).into_owned();
+            r["scaling"] == true
+                && threads_at(&r, 1)["verdict"] == "free_threaded"
+                && two["verdict"] == "free_threaded"
+                && f(&two, "speedup") >= 1.4
+                && last.contains("per worker")
+        });
+        assert!(passed, "cpu_work on CPython {version}:\n{last}");
+
+        let args = [
+            &["examples/work.py:count_shared", "30000"][..],
+            &scaling[..5],
+            &["--runs", "1", "--modes", "sequential,threads"],
+        ]
+        .concat();
+        let (output, report) = bench(&py, &args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let r = report.unwrap_or_else(|| panic!("no report: {stdout}"));
+        let two = threads_at(&r, 2);
+        assert_eq!(two["verdict"], "object_lock_contention", "{stdout}");
+        assert!(f(&two, "speedup") < 0.5, "{stdout}");
+        let text = r["recommendation"]["text"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("take turns on the lock of an object"),
+            "{text}"
+        );
+    }
+}

@@ -377,7 +377,9 @@ fn threads_appending_to_a_shared_list_take_turns_on_its_lock() {
             let line = &r["gil_by_line"][0];
             ensure(
                 line["kind"] == "object_locked"
-                    && line["source"].as_str().is_some_and(|s| s.contains("append")),
+                    && line["source"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("append")),
                 || format!("busiest line {line}"),
             )
         },

@@ -52,12 +52,12 @@ impl<'a> LiveExecutor<'a> {
         })
     }
 
-    fn command(&self, python: &Path, mode: Mode) -> Command {
+    fn command(&self, python: &Path, mode: Mode, workers: usize) -> Command {
         let mut cmd = Command::new(python);
         cmd.arg(&self.driver)
             .arg(&self.plan.target)
             .arg(mode.name())
-            .arg(self.plan.workers.to_string())
+            .arg(workers.to_string())
             .arg(serde_json::to_string(&self.plan.args).unwrap_or_else(|_| "[]".into()))
             .arg(self.plan.tasks.to_string())
             .arg(self.plan.tasks_from.as_deref().unwrap_or(""))
@@ -129,6 +129,7 @@ fn sample(child: &mut Child, signals: &Signals, deadline: Instant) -> Option<Evi
         gil_wait,
         verdict_kind: verdict.kind,
         verdict_headline: verdict.headline,
+        confident: verdict.confidence == crate::diagnosis::Confidence::High,
     })
 }
 
@@ -186,15 +187,21 @@ impl Executor for LiveExecutor<'_> {
             .unwrap_or_default()
     }
 
-    fn run(&mut self, python: &Path, mode: Mode, sampled: bool) -> Result<RunOutcome, RunFailure> {
+    fn run(
+        &mut self,
+        python: &Path,
+        mode: Mode,
+        workers: usize,
+        sampled: bool,
+    ) -> Result<RunOutcome, RunFailure> {
         let started = Instant::now();
         let deadline = started + Duration::from_secs_f64(self.plan.timeout_s);
-        let mut child = self
-            .command(python, mode)
-            .spawn()
-            .map_err(|e| RunFailure::Setup {
-                detail: format!("cannot run {}: {e}", python.display()),
-            })?;
+        let mut child =
+            self.command(python, mode, workers)
+                .spawn()
+                .map_err(|e| RunFailure::Setup {
+                    detail: format!("cannot run {}: {e}", python.display()),
+                })?;
         // Drain the pipes on their own threads: a chatty function must not block on a full pipe.
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::diagnosis::VerdictKind;
+
 /// How the tasks are spread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +46,9 @@ pub struct BenchPlan {
     pub tasks: usize,
     pub tasks_from: Option<String>,
     pub workers: usize,
+    /// The worker counts each parallel mode runs with: `[workers]`, or with `--scaling`
+    /// [`scaling_counts`].
+    pub worker_counts: Vec<usize>,
     pub runs: usize,
     pub warmup: usize,
     pub modes: Vec<Mode>,
@@ -55,6 +60,15 @@ pub struct BenchPlan {
     pub evidence: bool,
 }
 
+/// `--scaling`'s worker counts: 1, 2, 4 ... below `workers`, then `workers`.
+pub fn scaling_counts(workers: usize) -> Vec<usize> {
+    let mut counts: Vec<usize> = std::iter::successors(Some(1usize), |n| n.checked_mul(2))
+        .take_while(|&n| n < workers)
+        .collect();
+    counts.push(workers.max(1));
+    counts
+}
+
 /// The GIL evidence of one sampled run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
@@ -63,6 +77,9 @@ pub struct Evidence {
     pub gil_wait: f64,
     pub verdict_kind: crate::diagnosis::VerdictKind,
     pub verdict_headline: String,
+    /// The verdict stands on enough evidence (a run too short for one says so instead).
+    #[serde(default)]
+    pub confident: bool,
 }
 
 /// One run of the driver.
@@ -128,6 +145,7 @@ pub trait Executor {
         &mut self,
         python: &std::path::Path,
         mode: Mode,
+        workers: usize,
         sampled: bool,
     ) -> Result<RunOutcome, RunFailure>;
 
@@ -176,6 +194,12 @@ pub struct BenchResult {
     pub cores_used: Option<f64>,
     pub gil_held: Option<f64>,
     pub gil_wait: Option<f64>,
+    /// What gilscope made of the sampled run (in-process modes), where it had enough evidence.
+    #[serde(default)]
+    pub verdict: Option<crate::diagnosis::VerdictKind>,
+    /// Tasks finished a second (median run).
+    #[serde(default)]
+    pub tasks_per_s: Option<f64>,
     /// Same results as sequential (`None` when there is nothing to compare).
     pub correct: Option<bool>,
     pub error: Option<String>,
@@ -201,6 +225,9 @@ pub struct BenchReport {
     pub workers: usize,
     pub runs: usize,
     pub warmup: usize,
+    /// Each parallel mode ran at several worker counts (`--scaling`).
+    #[serde(default)]
+    pub scaling: bool,
     pub results: Vec<BenchResult>,
     pub recommendation: Option<Recommendation>,
     pub warnings: Vec<String>,
@@ -228,6 +255,7 @@ pub fn run_benchmark(plan: &BenchPlan, executor: &mut dyn Executor) -> BenchRepo
     let mut results = Vec::new();
     let mut notes = Notes::default();
     let mut threads_verdict = None;
+    let mut threads_kind = None;
     let mut tasks_run = plan.tasks;
     if let Some(warning) = import_time_warning(plan, executor) {
         notes.warnings.push(warning);
@@ -235,46 +263,65 @@ pub fn run_benchmark(plan: &BenchPlan, executor: &mut dyn Executor) -> BenchRepo
     for python in &plan.pythons {
         let label = python.display().to_string();
         let mut rows: Vec<(BenchResult, Option<String>)> = Vec::new();
-        for &mode in &plan.modes {
-            let runs = run_mode(plan, executor, python, mode, &mut notes);
-            if let Some(tasks) = runs.tasks {
-                tasks_run = tasks;
-            }
-            if let Some(e @ RunFailure::Unavailable { .. }) = &runs.failure {
-                if !plan.optional_modes.contains(&mode) {
-                    notes.warnings.push(format!("{e}: skipped"));
+        let most = plan
+            .worker_counts
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(plan.workers);
+        'modes: for &mode in &plan.modes {
+            let counts = if mode == Mode::Sequential {
+                &[1][..]
+            } else {
+                &plan.worker_counts[..]
+            };
+            for &workers in counts {
+                let runs = run_mode(plan, executor, python, mode, workers, &mut notes);
+                if let Some(tasks) = runs.tasks {
+                    tasks_run = tasks;
                 }
-                continue;
-            }
-            if let Some(e) = &runs.failure {
-                let line = format!("{} on {label}: {e} (hint: {})", mode.name(), e.hint());
-                // A mode the user did not ask for (interpreters, where available) that fails
-                // is a warning: the modes asked for still answer the question.
-                if plan.optional_modes.contains(&mode) {
-                    notes.warnings.push(format!("{line}; left out"));
-                } else {
-                    notes.errors.push(line);
+                if let Some(e @ RunFailure::Unavailable { .. }) = &runs.failure {
+                    if !plan.optional_modes.contains(&mode) {
+                        notes.warnings.push(format!("{e}: skipped"));
+                    }
+                    continue 'modes;
                 }
-            }
-            if let (Mode::Threads, Some(e), None) = (mode, &runs.evidence, &threads_verdict) {
-                threads_verdict = Some(format!(
-                    "{} ({})",
-                    e.verdict_headline,
-                    e.verdict_kind.name()
-                ));
-            }
-            // Without a sequential baseline there is nothing to compare: stop here.
-            let baseline_failed = mode == Mode::Sequential && runs.failure.is_some();
-            rows.push(runs.into_row(plan, &label, mode));
-            if baseline_failed {
-                break;
+                if let Some(e) = &runs.failure {
+                    let line = format!("{} on {label}: {e} (hint: {})", mode.name(), e.hint());
+                    // A mode the user did not ask for (interpreters, where available) that
+                    // fails is a warning: the modes asked for still answer the question.
+                    if plan.optional_modes.contains(&mode) {
+                        notes.warnings.push(format!("{line}; left out"));
+                    } else {
+                        notes.errors.push(line);
+                    }
+                }
+                if let (Mode::Threads, Some(e), None, true) =
+                    (mode, &runs.evidence, &threads_verdict, workers == most)
+                {
+                    threads_verdict = Some(format!(
+                        "{} ({})",
+                        e.verdict_headline,
+                        e.verdict_kind.name()
+                    ));
+                    threads_kind = e.confident.then_some(e.verdict_kind);
+                }
+                let failed = runs.failure.is_some();
+                rows.push(runs.into_row(&label, mode, workers));
+                // Without a sequential baseline there is nothing to compare: stop here.
+                if failed && mode == Mode::Sequential {
+                    break 'modes;
+                }
+                if failed {
+                    continue 'modes;
+                }
             }
         }
         compare_to_sequential(&mut rows, &label, &mut notes.errors);
-        notes.warnings.extend(noise_warnings(&rows, &label));
+        notes.warnings.extend(noise_warnings(&rows, &label, most));
         results.extend(rows.into_iter().map(|(r, _)| r));
     }
-    let recommendation = recommend(&results).map(|r| Recommendation {
+    let recommendation = recommend(&results, threads_kind).map(|r| Recommendation {
         threads_verdict,
         ..r
     });
@@ -286,6 +333,7 @@ pub fn run_benchmark(plan: &BenchPlan, executor: &mut dyn Executor) -> BenchRepo
         workers: plan.workers,
         runs: plan.runs,
         warmup: plan.warmup,
+        scaling: plan.worker_counts.len() > 1,
         results,
         recommendation,
         warnings: notes.warnings,
@@ -333,6 +381,7 @@ fn run_mode(
     executor: &mut dyn Executor,
     python: &Path,
     mode: Mode,
+    workers: usize,
     notes: &mut Notes,
 ) -> ModeRuns {
     let label = python.display().to_string();
@@ -346,7 +395,7 @@ fn run_mode(
             runs: plan.runs,
         };
         executor.starting(python, mode, number);
-        let run = match executor.run(python, mode, sampled) {
+        let run = match executor.run(python, mode, workers, sampled) {
             Ok(run) => run,
             Err(e) => {
                 runs.failure = Some(e);
@@ -404,9 +453,9 @@ impl ModeRuns {
     /// The result row, with the digest to check against sequential (none after a failure).
     fn into_row(
         mut self,
-        plan: &BenchPlan,
         label: &str,
         mode: Mode,
+        workers: usize,
     ) -> (BenchResult, Option<String>) {
         let times = &mut self.times;
         times.sort_by(f64::total_cmp);
@@ -417,11 +466,7 @@ impl ModeRuns {
             python_version: self.version,
             free_threaded: self.free_threaded,
             mode,
-            workers: if mode == Mode::Sequential {
-                1
-            } else {
-                plan.workers
-            },
+            workers,
             median_s: stat(median),
             min_s: stat(|t| t[0]),
             max_s: stat(|t| t[t.len() - 1]),
@@ -431,6 +476,15 @@ impl ModeRuns {
             cores_used: (!self.cores.is_empty()).then(|| median(&self.cores)),
             gil_held: self.evidence.as_ref().and_then(|e| e.gil_held),
             gil_wait: self.evidence.as_ref().map(|e| e.gil_wait),
+            verdict: self
+                .evidence
+                .as_ref()
+                .filter(|e| e.confident)
+                .map(|e| e.verdict_kind),
+            tasks_per_s: stat(median)
+                .zip(self.tasks)
+                .filter(|&(m, _)| m > 0.0)
+                .map(|(m, tasks)| tasks as f64 / m),
             correct: None,
             error: self.failure.as_ref().map(|e| format!("{e}")),
             times_s: self.times,
@@ -473,12 +527,23 @@ fn compare_to_sequential(
     }
 }
 
-/// Modes whose time ranges overlap cannot be told apart.
-fn noise_warnings(rows: &[(BenchResult, Option<String>)], label: &str) -> Vec<String> {
+/// Modes whose time ranges overlap cannot be told apart. Rows are compared at one worker
+/// count (sequential with the most workers).
+fn noise_warnings(rows: &[(BenchResult, Option<String>)], label: &str, most: usize) -> Vec<String> {
     let mut warnings = Vec::new();
+    let count = |r: &BenchResult| {
+        if r.mode == Mode::Sequential {
+            most
+        } else {
+            r.workers
+        }
+    };
     for i in 0..rows.len() {
         for j in i + 1..rows.len() {
             let (a, b) = (&rows[i].0, &rows[j].0);
+            if count(a) != count(b) {
+                continue;
+            }
             if let (Some(amin), Some(amax), Some(bmin), Some(bmax)) =
                 (a.min_s, a.max_s, b.min_s, b.max_s)
             {
@@ -495,8 +560,21 @@ fn noise_warnings(rows: &[(BenchResult, Option<String>)], label: &str) -> Vec<St
     warnings
 }
 
+/// Why no parallel mode beat sequential, from what gilscope saw in the threaded run.
+fn why_sequential(threads_kind: Option<VerdictKind>) -> &'static str {
+    match threads_kind {
+        Some(VerdictKind::ObjectLockContention) => {
+            "the threads take turns on the lock of an object the tasks share"
+        }
+        Some(VerdictKind::GilContention) => "the threads take turns on the GIL",
+        Some(VerdictKind::LockContention) => "the threads wait on a lock of the program's own",
+        Some(VerdictKind::GcPauses) => "the garbage collector takes much of the time",
+        _ => "the tasks may be too small for their overhead",
+    }
+}
+
 /// The fastest correct mode over all interpreters.
-fn recommend(results: &[BenchResult]) -> Option<Recommendation> {
+fn recommend(results: &[BenchResult], threads_kind: Option<VerdictKind>) -> Option<Recommendation> {
     let best = results
         .iter()
         .filter(|r| r.error.is_none() && r.correct != Some(false))
@@ -505,8 +583,10 @@ fn recommend(results: &[BenchResult]) -> Option<Recommendation> {
         .0;
     let speedup = best.speedup.unwrap_or(1.0);
     let text = if best.mode == Mode::Sequential {
-        "none of the parallel modes beat sequential: the tasks may be too small for their overhead"
-            .to_string()
+        format!(
+            "none of the parallel modes beat sequential: {}",
+            why_sequential(threads_kind)
+        )
     } else {
         format!(
             "{} with {} workers: {:.2}x faster than sequential",
@@ -536,6 +616,7 @@ mod tests {
         digests: HashMap<Mode, String>,
         failures: HashMap<Mode, RunFailure>,
         calls: Vec<(Mode, bool)>,
+        workers: Vec<(Mode, usize)>,
     }
 
     impl Mock {
@@ -548,6 +629,7 @@ mod tests {
                 digests: HashMap::new(),
                 failures: HashMap::new(),
                 calls: Vec::new(),
+                workers: Vec::new(),
             }
         }
     }
@@ -561,9 +643,11 @@ mod tests {
             &mut self,
             python: &Path,
             mode: Mode,
+            workers: usize,
             sampled: bool,
         ) -> Result<RunOutcome, RunFailure> {
             self.calls.push((mode, sampled));
+            self.workers.push((mode, workers));
             if let Some(f) = self.failures.get(&mode) {
                 return Err(f.clone());
             }
@@ -591,6 +675,7 @@ mod tests {
                     gil_wait: 0.7,
                     verdict_kind: crate::diagnosis::VerdictKind::GilContention,
                     verdict_headline: "GIL contention".into(),
+                    confident: true,
                 }),
                 start_method: (mode == Mode::Processes).then(|| "fork".into()),
             })
@@ -604,6 +689,7 @@ mod tests {
             tasks: 4,
             tasks_from: None,
             workers: 2,
+            worker_counts: vec![2],
             runs: 3,
             warmup: 1,
             modes: modes.to_vec(),
@@ -647,6 +733,72 @@ mod tests {
         let sampled: Vec<_> = mock.calls.iter().filter(|c| c.1).map(|c| c.0).collect();
         assert_eq!(sampled, [Sequential, Threads]);
         assert!(report.errors.is_empty());
+    }
+
+    #[test]
+    fn scaling_counts_double_up_to_the_workers() {
+        assert_eq!(scaling_counts(0), [1]);
+        assert_eq!(scaling_counts(1), [1]);
+        assert_eq!(scaling_counts(2), [1, 2]);
+        assert_eq!(scaling_counts(4), [1, 2, 4]);
+        assert_eq!(scaling_counts(6), [1, 2, 4, 6]);
+    }
+
+    #[test]
+    fn scaling_runs_each_parallel_mode_at_each_count() {
+        let mut mock = Mock::new(&[
+            (Sequential, &[9.0, 2.0, 2.0, 2.0]),
+            (Threads, &[9.0, 2.0, 2.0, 2.0, 9.0, 1.0, 1.0, 1.0]),
+            (Processes, &[9.0, 2.1, 2.1, 2.1, 9.0, 1.3, 1.3, 1.3]),
+        ]);
+        let plan = BenchPlan {
+            worker_counts: vec![1, 2],
+            ..plan(&[Sequential, Threads, Processes])
+        };
+        let report = run_benchmark(&plan, &mut mock);
+        assert!(report.scaling);
+        let shape: Vec<(Mode, usize)> =
+            report.results.iter().map(|r| (r.mode, r.workers)).collect();
+        assert_eq!(
+            shape,
+            [
+                (Sequential, 1),
+                (Threads, 1),
+                (Threads, 2),
+                (Processes, 1),
+                (Processes, 2)
+            ]
+        );
+        let threads2 = &report.results[2];
+        assert_eq!(threads2.speedup, Some(2.0));
+        assert_eq!(threads2.tasks_per_s, Some(4.0));
+        assert_eq!(
+            threads2.verdict,
+            Some(crate::diagnosis::VerdictKind::GilContention),
+            "each threaded count is sampled"
+        );
+        assert_eq!(report.results[4].verdict, None, "processes are not sampled");
+        let sampled_threads = mock.calls.iter().filter(|c| c == &&(Threads, true)).count();
+        assert_eq!(sampled_threads, 2);
+        assert!(mock.workers.contains(&(Processes, 2)) && mock.workers.contains(&(Threads, 1)));
+        // Rows at different counts are not compared for noise: threads at 1 and sequential
+        // took the same time, and that is the point of the table.
+        assert!(
+            report.warnings.iter().all(|w| !w.contains("noise")),
+            "{:?}",
+            report.warnings
+        );
+        let mut table = Vec::new();
+        output::terminal(&report, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(
+            table.contains("per worker") && table.contains("tasks/s") && table.contains("seen"),
+            "{table}"
+        );
+        assert!(
+            table.contains("threads           2  1.00 s  1.00 s  1.00 s  2.00x (2.00-2.00)        1.00      4.0"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -48,37 +48,54 @@ fn python_label(r: &BenchResult) -> String {
     }
 }
 
-fn rows(report: &BenchReport) -> Vec<[String; 9]> {
+/// One row's cells, in [`header`]'s order.
+fn rows(report: &BenchReport) -> Vec<Vec<String>> {
     report
         .results
         .iter()
         .map(|r| {
-            [
-                r.mode.name().to_string(),
-                secs(r.median_s),
-                secs(r.min_s),
-                secs(r.max_s),
-                speedup(r),
+            let mut cells = vec![r.mode.name().to_string()];
+            if report.scaling {
+                cells.push(r.workers.to_string());
+            }
+            cells.extend([secs(r.median_s), secs(r.min_s), secs(r.max_s), speedup(r)]);
+            if report.scaling {
+                cells.push(r.speedup.map_or("-".into(), |s| {
+                    format!("{:.2}", s / r.workers.max(1) as f64)
+                }));
+                cells.push(r.tasks_per_s.map_or("-".into(), |t| format!("{t:.1}")));
+            }
+            cells.extend([
                 r.cores_used.map_or("-".into(), |c| format!("{c:.2}")),
                 fraction(r.gil_held),
                 fraction(r.gil_wait),
                 correct(r).to_string(),
-            ]
+            ]);
+            if report.scaling {
+                cells.push(r.verdict.map_or("-", |v| v.name()).to_string());
+            }
+            cells
         })
         .collect()
 }
 
-const HEADER: [&str; 9] = [
-    "mode",
-    "median",
-    "min",
-    "max",
-    "speedup (spread)",
-    "cores",
-    "GIL held",
-    "GIL wait",
-    "correct",
-];
+/// The columns; with `--scaling` also the workers, the speedup per worker, tasks a second and
+/// what gilscope saw in the sampled run.
+fn header(report: &BenchReport) -> Vec<&'static str> {
+    let mut header = vec!["mode"];
+    if report.scaling {
+        header.push("workers");
+    }
+    header.extend(["median", "min", "max", "speedup (spread)"]);
+    if report.scaling {
+        header.extend(["per worker", "tasks/s"]);
+    }
+    header.extend(["cores", "GIL held", "GIL wait", "correct"]);
+    if report.scaling {
+        header.push("seen");
+    }
+    header
+}
 
 fn summary_line(report: &BenchReport) -> String {
     let args = if report.args.is_empty() {
@@ -96,7 +113,8 @@ fn summary_line(report: &BenchReport) -> String {
 pub fn terminal(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "Benchmark: {}", summary_line(report))?;
     let all = rows(report);
-    let mut widths = HEADER.map(str::len);
+    let header = header(report);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &all {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -105,7 +123,7 @@ pub fn terminal(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
     let line = |cells: &[String]| -> String {
         cells
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .enumerate()
             .map(|(i, (c, w))| {
                 if i == 0 {
@@ -123,7 +141,8 @@ pub fn terminal(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
             current = Some(&r.python);
             writeln!(out)?;
             writeln!(out, "{}", python_label(r))?;
-            writeln!(out, "  {}", line(&HEADER.map(String::from)))?;
+            let names: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+            writeln!(out, "  {}", line(&names))?;
         }
         writeln!(out, "  {}", line(row))?;
     }
@@ -145,6 +164,7 @@ pub fn terminal(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
 pub fn markdown(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "Benchmark: `{}`", summary_line(report))?;
     let all = rows(report);
+    let header = header(report);
     let mut current = None;
     for (r, row) in report.results.iter().zip(&all) {
         if current != Some(&r.python) {
@@ -152,8 +172,8 @@ pub fn markdown(report: &BenchReport, out: &mut impl Write) -> io::Result<()> {
             writeln!(out)?;
             writeln!(out, "**{}**", python_label(r))?;
             writeln!(out)?;
-            writeln!(out, "| {} |", HEADER.join(" | "))?;
-            writeln!(out, "|{}", "---|".repeat(HEADER.len()))?;
+            writeln!(out, "| {} |", header.join(" | "))?;
+            writeln!(out, "|{}", "---|".repeat(header.len()))?;
         }
         writeln!(out, "| {} |", row.join(" | "))?;
     }

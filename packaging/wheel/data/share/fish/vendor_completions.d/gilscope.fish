@@ -136,6 +136,7 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand bench" -l export-markd
 complete -c gilscope -n "__fish_gilscope_using_subcommand bench" -l color -d 'Colour in the terminal report: on a terminal without NO_COLOR set (auto), always, never' -r -f -a "auto\t'On a terminal, unless `NO_COLOR` is set (https://no-color.org)'
 always\t''
 never\t''"
+complete -c gilscope -n "__fish_gilscope_using_subcommand bench" -l scaling -d 'Run each parallel mode with 1, 2, 4 ... up to --workers workers: time, speedup, tasks a second and speedup per worker at each count, and what gilscope saw in each threaded run (on a free-threaded build: parallel, object locks, the collector)'
 complete -c gilscope -n "__fish_gilscope_using_subcommand bench" -l no-evidence -d 'Do not sample the warm-up run for GIL evidence'
 complete -c gilscope -n "__fish_gilscope_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gilscope -n "__fish_gilscope_using_subcommand diff" -l json -d 'Also write the comparison as JSON (schema gilscope.diff/1); `-` for stdout' -r
