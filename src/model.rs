@@ -397,13 +397,16 @@ pub struct CpythonGilFlags {
 }
 
 /// One thread as its thread state (3.13+) describes itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpythonThreadStatus {
     pub tid: u32,
     pub attachment: Attachment,
     /// Free-threaded builds: the thread waits to enter a critical section (its innermost
     /// one has no mutex yet): another thread holds the lock of the object it needs.
     pub entering_critical_section: bool,
+    /// Free-threaded builds, at a tick when another thread waits to enter one: the type of
+    /// the object whose lock this thread holds in its innermost critical section.
+    pub holds_lock_of: Option<String>,
 }
 
 /// `PyThreadState.state`: whether the thread may touch Python objects.

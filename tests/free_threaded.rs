@@ -212,6 +212,10 @@ fn threads_sharing_a_dict_take_turns_on_its_lock() {
                 r["hot"]["object_lock"][0]["function"] == "count_words",
                 || format!("object-lock sites {}", r["hot"]["object_lock"]),
             )?;
+            let evidence = r["verdict"]["evidence"].to_string();
+            ensure(evidence.contains("held the lock of a `dict`"), || {
+                evidence.clone()
+            })?;
             let fix = r["verdict"]["predicted_speedup"]["fix"].as_f64();
             ensure(fix.is_some_and(|x| x >= 2.0), || format!("fix {fix:?}"))
         },
@@ -374,6 +378,10 @@ fn threads_appending_to_a_shared_list_take_turns_on_its_lock() {
                     format!("{}: object_lock {waiting:.2} < 0.30", w["name"])
                 })?;
             }
+            let evidence = r["verdict"]["evidence"].to_string();
+            ensure(evidence.contains("held the lock of a `list`"), || {
+                evidence.clone()
+            })?;
             let line = &r["gil_by_line"][0];
             ensure(
                 line["kind"] == "object_locked"

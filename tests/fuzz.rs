@@ -100,6 +100,7 @@ fn record() -> impl Strategy<Value = Record> {
                         tid,
                         attachment: Attachment::from_state(state),
                         entering_critical_section: entering,
+                        holds_lock_of: (state % 3 == 0).then(|| "dict".into()),
                     })
                     .collect(),
             }

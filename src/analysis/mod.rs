@@ -187,6 +187,9 @@ pub struct ProcessSummary {
     pub world_stopped: Option<f64>,
     /// A free-threaded build's GIL came on in this process.
     pub gil_enabled: Option<GilEnabling>,
+    /// Free-threaded: the types of the objects whose locks threads held while others waited
+    /// to enter a critical section, with the samples each was seen held.
+    pub contended_objects: HashMap<String, u64>,
     pub notes: Vec<String>,
 }
 
@@ -700,6 +703,8 @@ struct ProcessAcc {
     stopped_ticks: u64,
     /// When its free-threaded build's GIL came on, and the modules that did it.
     gil_enabled: Option<(u64, Vec<ExtensionModule>)>,
+    /// See [`ProcessSummary::contended_objects`].
+    contended_objects: HashMap<String, u64>,
 }
 
 /// The GIL and the collector at one tick of a process, as each of its threads is counted.
@@ -1014,6 +1019,7 @@ impl ProcessAcc {
             world_stopped: (self.status_ticks > 0)
                 .then(|| self.stopped_ticks as f64 / self.status_ticks as f64),
             gil_enabled: None,
+            contended_objects: self.contended_objects,
             notes: self.notes,
         };
         (summary, threads)
@@ -1187,7 +1193,10 @@ impl Aggregator {
             }
             Record::ThreadStatuses { pid, threads } => {
                 if let Some(p) = self.process_mut(*pid) {
-                    p.statuses = threads.iter().map(|s| (s.tid, *s)).collect();
+                    for held in threads.iter().filter_map(|s| s.holds_lock_of.as_ref()) {
+                        *p.contended_objects.entry(held.clone()).or_insert(0) += 1;
+                    }
+                    p.statuses = threads.iter().map(|s| (s.tid, s.clone())).collect();
                 }
             }
             Record::GilEnabled { t_ns, modules } => {

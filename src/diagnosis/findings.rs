@@ -171,6 +171,8 @@ pub(super) struct ObjectLockContention {
     /// The waiting groups' share of time waiting for (or spinning on) objects' locks.
     pub(super) object_lock: f64,
     pub(super) load: Load,
+    /// The types of the objects whose locks other threads held meanwhile, most seen first.
+    pub(super) objects: Vec<String>,
     /// Where they waited: the lines that update the shared object.
     pub(super) sites: Vec<HotFunction>,
     pub(super) entries: Vec<Frame>,

@@ -1,6 +1,6 @@
 //! The rules for a free-threaded build, and for its GIL coming back on.
 
-use crate::analysis::{GilEnabling, Window};
+use crate::analysis::{GilEnabling, ProcessSummary, Window};
 use crate::model::ThreadState::{Gil, GilWait, Handoff, Lock, Native, ObjectLock};
 
 use super::facts::{entry_points, hot, mean_of, threads_in, words_of, Facts, Unit};
@@ -12,6 +12,10 @@ use super::{
     VerdictKind, BUSY_MIN, CONTENTION_GIL_HELD_MIN, CONTENTION_WAIT_MIN, LOCK_SHARE_MIN,
     OBJECT_LOCK_SHARE_MIN,
 };
+
+/// A type of object is named as contended when it was the one held in this share of the
+/// readings where a thread waited.
+const HELD_TYPE_MIN: f64 = 0.2;
 
 /// Busy threads on a free-threaded build are starved when they get less than this share of
 /// the cores they could use.
@@ -61,6 +65,7 @@ fn object_lock_contention(f: &Facts) -> Finding {
         groups: words_of(&waiters),
         waiters: threads,
         object_lock: mean_of(&waiters, &[ObjectLock]),
+        objects: a.root().map(contended_types).unwrap_or_default(),
         load: f.load(),
         sites: hot(a, ObjectLock),
         entries: entry_points(a, &waiters),
@@ -72,6 +77,19 @@ fn object_lock_contention(f: &Facts) -> Finding {
             assumptions: vec![Assumption::ObjectLockRemoved { running, cores }],
         },
     })
+}
+
+/// The types seen held in at least [`HELD_TYPE_MIN`] of the readings, most seen first.
+fn contended_types(process: &ProcessSummary) -> Vec<String> {
+    let total: u64 = process.contended_objects.values().sum();
+    let mut types: Vec<(&String, u64)> = process
+        .contended_objects
+        .iter()
+        .map(|(name, &n)| (name, n))
+        .filter(|&(_, n)| n as f64 >= HELD_TYPE_MIN * total as f64)
+        .collect();
+    types.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    types.into_iter().map(|(name, _)| name.clone()).collect()
 }
 
 fn span(windows: &[Window]) -> Span {

@@ -629,6 +629,16 @@ fn object_lock_contention(v: &mut Verdict, f: &ObjectLockContention) {
         ),
         core_line(&f.load),
     ];
+    if !f.objects.is_empty() {
+        let names: Vec<String> = f.objects.iter().map(|t| format!("`{t}`")).collect();
+        v.evidence.push(format!(
+            "while they waited, other threads held the lock of {}",
+            match names.len() {
+                1 => format!("a {}", names[0]),
+                _ => format!("objects of type {}", names.join(" or ")),
+            }
+        ));
+    }
     v.advice.push("Give each thread its own object and merge the results at the end (a dict per thread, then `Counter.update`), batch the updates, or send them through a `queue.Queue` to the one thread that owns the object".into());
     titled(
         &mut v.advice,

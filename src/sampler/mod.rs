@@ -24,7 +24,7 @@ use crate::model::{
     Sample, Syscall, TargetInfo, ThreadSample,
 };
 use cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
-use cpython::frames::{self, FrameWalker, Layout};
+use cpython::frames::{self, CriticalSection, FrameWalker, Layout};
 use cpython::gil::{GilLocator, ThreadIdField, ThreadRef};
 use cpython::objects::ObjectReader;
 use memory::ProcessMemory;
@@ -194,6 +194,10 @@ struct PythonReader {
     gc_flag: Option<u64>,
     gc_was: Option<bool>,
 }
+
+/// Where a free-threaded object keeps its lock: `ob_mutex`, after `ob_tid` and a 16-bit
+/// field, in 3.13 to 3.15.
+const OB_MUTEX_OFFSET: u64 = 10;
 
 /// The minor versions whose free-threaded build the tests run (3.13t): another one's report
 /// says it was not tested.
@@ -757,15 +761,24 @@ impl ProcessSampler {
         };
         let mut flags = Vec::new();
         let mut statuses = Vec::new();
+        let someone_waits = walked.iter().any(|t| {
+            t.status
+                .is_some_and(|s| s.critical_section == CriticalSection::Entering)
+        });
         for thread in walked {
             let Some(tid) = self.resolve(thread.thread) else {
                 continue;
             };
             if let Some(s) = thread.status {
+                let held = match s.critical_section {
+                    CriticalSection::Holding(mutex) if someone_waits => self.lock_owner_type(mutex),
+                    _ => None,
+                };
                 statuses.push(CpythonThreadStatus {
                     tid,
                     attachment: Attachment::from_state(s.state),
-                    entering_critical_section: s.entering_critical_section,
+                    entering_critical_section: s.critical_section == CriticalSection::Entering,
+                    holds_lock_of: held,
                 });
             }
             if let Some(f) = thread.gil_flags {
@@ -841,6 +854,12 @@ impl ProcessSampler {
                 modules,
             },
         })
+    }
+
+    /// The type of the object whose `ob_mutex` is at `mutex`, where it reads as one.
+    fn lock_owner_type(&self, mutex: u64) -> Option<String> {
+        let objects = self.python.as_ref()?.objects.as_ref()?;
+        objects.type_name(&self.mem, mutex.checked_sub(OB_MUTEX_OFFSET)?)
     }
 
     /// Reads the collector's flag; sends it when it changed (and at the first reading).

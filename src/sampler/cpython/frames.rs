@@ -276,29 +276,43 @@ pub struct ThreadGilFlags {
 pub struct ThreadStatusReading {
     /// `int state` (`_Py_THREAD_*`).
     pub state: i32,
-    /// The innermost critical section has no mutex yet: the thread waits for an object's lock.
-    pub entering_critical_section: bool,
+    pub critical_section: CriticalSection,
+}
+
+/// A free-threaded thread's innermost critical section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CriticalSection {
+    /// None, or one that could not be read.
+    None,
+    /// Pushed without its mutex yet: the thread waits for an object's lock.
+    Entering,
+    /// Holding the mutex at this address (an object's `ob_mutex`, or an interpreter lock).
+    Holding(u64),
 }
 
 /// `_Py_CRITICAL_SECTION_MASK`: the tag bits of `critical_section` (inactive, two mutexes).
 const CRITICAL_SECTION_TAG_BITS: u64 = 0x3;
 const CRITICAL_SECTION_TWO_MUTEXES: u64 = 0x2;
 
-/// Whether the critical section `tag` points to is being entered. `PyCriticalSection` is
-/// `{uintptr_t prev; PyMutex *mutex}` (`PyCriticalSection2` adds `mutex2`): CPython pushes a
-/// section with no mutex, locks, and only then sets the mutex (`_PyCriticalSection_BeginSlow`,
-/// and `_Resume` after a detach), so a pushed section without one is a thread waiting.
-fn entering_critical_section(mem: &impl ReadMemory, tag: u64) -> bool {
+/// The critical section `tag` points to. `PyCriticalSection` is `{uintptr_t prev; PyMutex
+/// *mutex}` (`PyCriticalSection2` adds `mutex2`): CPython pushes a section with no mutex,
+/// locks, and only then sets the mutex (`_PyCriticalSection_BeginSlow`, and `_Resume` after a
+/// detach), so a pushed section without one is a thread waiting.
+fn critical_section(mem: &impl ReadMemory, tag: u64) -> CriticalSection {
     if tag == 0 {
-        return false;
+        return CriticalSection::None;
     }
     let two = tag & CRITICAL_SECTION_TWO_MUTEXES != 0;
     let mut section = [0u8; 24];
     let section = &mut section[..if two { 24 } else { 16 }];
     if mem.read(tag & !CRITICAL_SECTION_TAG_BITS, section).is_err() {
-        return false;
+        return CriticalSection::None;
     }
-    u64_at(section, 8) == 0 || (two && u64_at(section, 16) == 0)
+    match u64_at(section, 8) {
+        0 => CriticalSection::Entering,
+        _ if two && u64_at(section, 16) == 0 => CriticalSection::Entering,
+        mutex => CriticalSection::Holding(mutex),
+    }
 }
 
 /// One Python thread as the walk found it.
@@ -403,9 +417,11 @@ impl FrameWalker {
             });
             let status = layout.ts_status.map(|fields| ThreadStatusReading {
                 state: i32_at(header, fields.state),
-                entering_critical_section: fields
+                critical_section: fields
                     .critical_section
-                    .is_some_and(|off| entering_critical_section(mem, u64_at(header, off))),
+                    .map_or(CriticalSection::None, |off| {
+                        critical_section(mem, u64_at(header, off))
+                    }),
             });
             let next = u64_at(header, layout.ts_next);
             if unchanged(thread) {

@@ -249,6 +249,18 @@ impl ObjectReader {
         )
     }
 
+    /// The name of `object`'s type (`dict`, `list`, `Counter`), where it reads as one.
+    pub fn type_name(&self, mem: &impl ReadMemory, object: u64) -> Option<String> {
+        let o = &self.offsets;
+        let kind = mem.read_u64(object + o.object_type).ok()?;
+        let name = read_c_string(mem, mem.read_u64(kind + o.type_name).ok()?)?;
+        let plausible = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        plausible.then_some(name)
+    }
+
     /// A non-negative `int` below 2**32 (a thread id).
     fn small_int(&self, mem: &impl ReadMemory, int: u64) -> Option<u32> {
         let o = &self.offsets;
