@@ -106,7 +106,9 @@ fn static_binary_without_symbols() {
         .status()
         .is_ok_and(|s| s.success());
     if !built {
-        eprintln!("\n*** SKIP: gcc -static unavailable: the static-binary case did not run ***\n");
+        common::skip(
+            "gcc -static unavailable (Debian's libc6-dev): the static-binary case did not run",
+        );
         return;
     }
     let output = gilscope()
@@ -305,7 +307,7 @@ fn permission_denied_without_ptrace_rights() {
     // Needs root to drop to another user; setpriv comes with util-linux.
     let is_root = unsafe { libc_geteuid() } == 0;
     if !is_root || Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("*** SKIP: permission test needs root and setpriv ***");
+        common::skip("the permission test needs root and setpriv: it did not run");
         return;
     }
     let Some(py) = common::python("3.11").or_else(|| common::python("3.12")) else {

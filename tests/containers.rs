@@ -42,7 +42,7 @@ fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        eprintln!("\n*** SKIP: container tests need root (unshare): not tested ***\n");
+        common::skip("container tests need root (unshare): not tested");
     }
     root
 }

@@ -467,9 +467,7 @@ fn full_disk_leaves_no_half_written_file() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!(
-            "\n*** SKIP: cannot mount a tmpfs (needs root): the full-disk case did not run ***\n"
-        );
+        common::skip("cannot mount a tmpfs (needs root): the full-disk case did not run");
         return;
     }
     let fill = std::fs::File::create(dir.path().join("fill")).unwrap();

@@ -77,10 +77,7 @@ fn venv_python(version: &str) -> Option<PathBuf> {
         "no venv for CPython {version} at {}: build it with `bash tests/programs/venv.sh`",
         python.display()
     );
-    if std::env::var_os("GILSCOPE_REQUIRE_ALL").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("\n*** SKIP: {message} ***\n");
+    common::skip(&message);
     None
 }
 

@@ -229,7 +229,7 @@ fn pushes_arrive_every_interval_with_their_labels_and_match_the_report() {
 /// `go tool pprof -raw` reads a pushed profile, labels and all.
 fn read_with_go_pprof(request: &Request) {
     if Command::new("go").arg("version").output().is_err() {
-        eprintln!("SKIPPED: `go` is not installed (Debian's golang-go); .ci/run installs it");
+        common::skip("`go` is not installed (Debian's golang-go; .ci/run installs it): go tool pprof did not read the push");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -403,7 +403,7 @@ fn thousands_of_pushes_leak_no_descriptor_or_thread() {
 #[test]
 fn grafanas_own_agent_sends_the_same_shape() {
     let Some(python) = std::env::var_os("GILSCOPE_PYROSCOPE_IO_PYTHON") else {
-        eprintln!("SKIPPED: set GILSCOPE_PYROSCOPE_IO_PYTHON to a python with pyroscope-io installed (.ci/run does)");
+        common::skip("GILSCOPE_PYROSCOPE_IO_PYTHON is not set to a python with pyroscope-io (.ci/run sets it): Grafana's agent did not run");
         return;
     };
     let _live = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());

@@ -309,7 +309,9 @@ fn chromium_dom(page: &Path, screenshot: &Path) -> Option<String> {
             .is_ok_and(|o| o.status.success())
     });
     let Some(chromium) = chromium else {
-        eprintln!("\n*** SKIP: chromium not installed (apt-get install chromium): the browser check did not run ***\n");
+        common::skip(
+            "chromium not installed (apt-get install chromium): the browser check did not run",
+        );
         return None;
     };
     let profile = tempfile::tempdir().unwrap();
