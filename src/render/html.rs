@@ -263,10 +263,7 @@ fn threads(h: &mut String, report: &Report) {
             thread_bar(h, only);
             continue;
         }
-        let label = match g.started_per_s {
-            Some(rate) => format!("{} ×{} ({rate:.0} started/s)", g.label, g.tids.len()),
-            None => format!("{} ×{}", g.label, g.tids.len()),
-        };
+        let label = words::group_label(g);
         h.push_str("<details class=\"group\"><summary>");
         bar(h, &label, &g.states, g.cpu_s, None);
         h.push_str("</summary>");

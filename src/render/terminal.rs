@@ -422,12 +422,11 @@ impl Row {
         }
     }
 
-    /// `MainThread 4242`, `crunch-* x4`, `Thread-* (process_request_thread) x712, 178/s`.
+    /// `MainThread 4242`, or the group's label (see [`words::group_label`]).
     fn of_group(g: &crate::report::Group) -> Row {
-        let label = match (g.tids.as_slice(), g.started_per_s) {
-            ([tid], _) => format!("{} {tid}", g.label),
-            (tids, Some(rate)) => format!("{} x{} {rate:.0}/s", g.label, tids.len()),
-            (tids, None) => format!("{} x{}", g.label, tids.len()),
+        let label = match g.tids.as_slice() {
+            [tid] => format!("{} {tid}", g.label),
+            _ => words::group_label(g),
         };
         Row {
             label,

@@ -1,6 +1,6 @@
 //! Phrases the renderers share, so the terminal and the HTML page say the same thing.
 
-use crate::report::{GilHolder, GilUse, LineGil};
+use crate::report::{GilHolder, GilUse, Group, LineGil};
 
 pub use crate::words::{file_name, pct, place, short_command, thread_label, thread_name};
 
@@ -45,6 +45,15 @@ pub fn gil_use(line: &LineGil) -> String {
         )
     } else {
         judged
+    }
+}
+
+/// A group of several threads as a row names it: `crunch-* x4`, and for threads that come and
+/// go `Thread-* (process_request_thread) x712 178/s` (started a second).
+pub fn group_label(g: &Group) -> String {
+    match g.started_per_s {
+        Some(rate) => format!("{} x{} {rate:.0}/s", g.label, g.tids.len()),
+        None => format!("{} x{}", g.label, g.tids.len()),
     }
 }
 
