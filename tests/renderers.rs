@@ -294,6 +294,40 @@ fn html_escapes_target_strings() {
     }
 }
 
+/// Every timeline rectangle's tooltip names the state it is coloured in (a column takes the
+/// state the thread spent most of it in, and the tooltip that state's first frame there).
+#[test]
+fn timeline_tooltips_name_the_colour_they_explain() {
+    use gilscope::model::ThreadState;
+    use gilscope::render::colors::style;
+    let (analysis, report) = recorded("cpu_threads");
+    let html = html_of(&analysis, &report);
+    let mut checked = 0;
+    for rect in html.split("<rect ").skip(1) {
+        let Some(fill) = rect
+            .split("fill=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+        else {
+            continue;
+        };
+        let Some(tip) = rect.split(" s: ").nth(1) else {
+            continue;
+        };
+        if tip.starts_with("held") {
+            continue; // the GIL row
+        }
+        let state = ThreadState::ALL
+            .into_iter()
+            .find(|&s| style(s).hex == fill)
+            .unwrap_or_else(|| panic!("no state is coloured {fill}"));
+        let label = style(state).label.replace('\'', "&#39;");
+        assert!(tip.starts_with(&label), "a {fill} rectangle says: {tip}");
+        checked += 1;
+    }
+    assert!(checked > 50, "only {checked} rectangles");
+}
+
 #[test]
 fn html_golden() {
     let (analysis, report) = recorded("cpu_threads");

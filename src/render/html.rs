@@ -491,7 +491,7 @@ fn gil_columns(analysis: &Analysis, start: u64, col_ns: f64) -> Vec<Column> {
 }
 
 /// A thread's row: each column in the state it spent most of the column in, with the first
-/// frame seen there as its tooltip.
+/// frame seen in that state there as its tooltip.
 fn thread_columns(
     analysis: &Analysis,
     thread: &ThreadSummary,
@@ -499,26 +499,26 @@ fn thread_columns(
     col_ns: f64,
 ) -> Vec<Column> {
     let mut time = vec![PerState::<f64>::default(); TIMELINE_COLUMNS];
-    let mut tips: Vec<Option<String>> = vec![None; TIMELINE_COLUMNS];
+    let mut tips = vec![PerState::<Option<String>>::default(); TIMELINE_COLUMNS];
     for seg in &thread.timeline {
         let mut per_col = vec![0f64; TIMELINE_COLUMNS];
         let (first, last) = spread(&mut per_col, seg.start_ns, seg.end_ns, start, col_ns);
         for c in first..=last {
             time[c][seg.state] += per_col[c];
-            if tips[c].is_none() {
-                let frame = seg.stack.and_then(|s| analysis.top_frame(s));
-                tips[c] = Some(match frame {
-                    Some(f) => format!("{} in {}", style(seg.state).label, frame_label(f)),
-                    None => style(seg.state).label.to_string(),
-                });
-            }
+            tips[c][seg.state].get_or_insert_with(|| {
+                let label = style(seg.state).label;
+                match seg.stack.and_then(|s| analysis.top_frame(s)) {
+                    Some(f) => format!("{label} in {}", frame_label(f)),
+                    None => label.to_string(),
+                }
+            });
         }
     }
     time.iter()
         .zip(tips)
-        .map(|(t, tip)| {
+        .map(|(t, tips)| {
             let (best, &most) = t.iter().max_by(|a, b| a.1.total_cmp(b.1))?;
-            (most > 0.0).then(|| (best, tip.unwrap_or_default()))
+            (most > 0.0).then(|| (best, tips[best].clone().unwrap_or_default()))
         })
         .collect()
 }
