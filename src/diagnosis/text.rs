@@ -614,7 +614,7 @@ fn free_threaded(v: &mut Verdict, f: &FreeThreaded) {
                 .push("Threads already run Python in parallel; more cores give more speed".into());
         }
     }
-    v.evidence.push("with the GIL disabled, a thread on a CPU runs Python or native code: a free-threaded build cannot tell the two apart, so both show as `native`".into());
+    v.evidence.push("with the GIL disabled, a thread on a CPU shows as `native` whether it runs Python or native code; each thread's `attached` share in the JSON says how much of its time it ran attached to the interpreter".into());
 }
 
 fn object_lock_contention(v: &mut Verdict, f: &ObjectLockContention) {

@@ -220,7 +220,7 @@ impl PythonReader {
             notes.push("no glibc in the target: GIL holders cannot be mapped to OS threads on this version".into());
         }
         if self.gil.free_threaded {
-            notes.push("free-threaded build: while the GIL is disabled, a thread on a CPU runs Python or native code (the two cannot be told apart) and no thread waits for a GIL; waits on the program's own locks go through per-thread parking and show as `lock`; a thread waiting to enter an object's critical section (the lock of a dict, list or set another thread is using) shows as `object_lock`".into());
+            notes.push("free-threaded build: while the GIL is disabled, a thread on a CPU shows as `native` whether it runs Python or native code (`threads[].attached` in the JSON says how much of its time it was attached to the interpreter) and no thread waits for a GIL; waits on the program's own locks go through per-thread parking and show as `lock`; a thread waiting to enter an object's critical section (the lock of a dict, list or set another thread is using) shows as `object_lock`".into());
         }
         if !(8..=15).contains(&minor) {
             notes.push(format!(
