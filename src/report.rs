@@ -405,6 +405,11 @@ fn event_loops(analysis: &Analysis) -> Vec<EventLoopEntry> {
         .collect()
 }
 
+/// The report of `analysis` with its verdict, as every command that judges a run builds it.
+pub fn diagnosed(analysis: &Analysis) -> Report {
+    build(analysis, Some(crate::diagnosis::diagnose(analysis)))
+}
+
 /// Builds the report. Pure: the same analysis and verdict give the same report.
 pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
     let target = analysis.target.clone();

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use gilscope::diagnosis::{diagnose, VerdictKind};
+use gilscope::diagnosis::VerdictKind;
 use gilscope::diff::{compare, Fix, SpeedupNote, SCHEMA};
 use gilscope::model::ThreadState;
 use gilscope::report::{self, Report};
@@ -21,7 +21,7 @@ fn recording(name: &str) -> PathBuf {
 
 fn report_of(name: &str) -> Report {
     let analysis = gilscope::recording::replay(&recording(name)).unwrap();
-    report::build(&analysis, Some(diagnose(&analysis)))
+    report::diagnosed(&analysis)
 }
 
 #[test]

@@ -7,7 +7,6 @@ mod common;
 use std::path::Path;
 
 use gilscope::analysis::{Aggregator, Analysis};
-use gilscope::diagnosis::diagnose;
 use gilscope::model::{Frame, GilMode, GilReading, Record, Sample, Syscall, ThreadSample};
 use gilscope::render::terminal::{self, Style};
 use gilscope::report::{self, GilUse, Report};
@@ -93,7 +92,7 @@ fn synthetic_run() -> Analysis {
 }
 
 fn build(analysis: &Analysis) -> Report {
-    report::build(analysis, Some(diagnose(analysis)))
+    report::diagnosed(analysis)
 }
 
 fn text(report: &Report) -> String {

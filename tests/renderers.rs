@@ -9,7 +9,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use gilscope::analysis::{Aggregator, Analysis};
-use gilscope::diagnosis::diagnose;
 use gilscope::model::{Frame, Record, Sample, Syscall, TargetInfo, ThreadSample};
 use gilscope::render;
 use gilscope::report::{self, Report};
@@ -23,7 +22,7 @@ fn recorded(name: &str) -> (Analysis, Report) {
     let analysis =
         gilscope::recording::replay(&root().join(format!("tests/recordings/{name}.gilscope")))
             .unwrap();
-    let report = report::build(&analysis, Some(diagnose(&analysis)));
+    let report = report::diagnosed(&analysis);
     (analysis, report)
 }
 
@@ -262,7 +261,7 @@ fn hostile() -> (Analysis, Report) {
         }));
     }
     let analysis = agg.finish();
-    let report = report::build(&analysis, Some(diagnose(&analysis)));
+    let report = report::diagnosed(&analysis);
     (analysis, report)
 }
 

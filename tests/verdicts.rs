@@ -260,7 +260,7 @@ fn a_waiting_loop_is_healthy_io() {
 #[test]
 fn a_tree_reports_each_process() {
     let analysis = gilscope::recording::replay(&recording("pool_good")).unwrap();
-    let report = gilscope::report::build(&analysis, Some(diagnose(&analysis)));
+    let report = gilscope::report::diagnosed(&analysis);
     let roles: Vec<&str> = report.processes.iter().map(|p| p.role.name()).collect();
     assert_eq!(roles, ["parent", "pool worker", "pool worker"]);
     for worker in &report.processes[1..] {

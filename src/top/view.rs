@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::analysis::{Analysis, Window};
-use crate::diagnosis::{self, VerdictKind};
+use crate::diagnosis::VerdictKind;
 use crate::model::{PerState, ThreadState};
 use crate::report::{self, HotFunction, Report, States};
 
@@ -142,7 +142,7 @@ pub fn build(
     previous: &Snapshot,
     controls: Controls,
 ) -> TopView {
-    let report = report::build(analysis, Some(diagnosis::diagnose(analysis)));
+    let report = report::diagnosed(analysis);
     let (gil_held, switches_per_s, cores_used, mut rows) = match controls.scope {
         Scope::SinceStart => (
             report.process.gil_held,
