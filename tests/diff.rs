@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gilscope::diagnosis::VerdictKind;
 use gilscope::diff::{compare, Fix, SpeedupNote, SCHEMA};
@@ -13,14 +13,8 @@ use gilscope::model::ThreadState;
 use gilscope::report::{self, Report};
 use serde_json::Value;
 
-fn recording(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/recordings")
-        .join(format!("{name}.gilscope"))
-}
-
 fn report_of(name: &str) -> Report {
-    let analysis = gilscope::recording::replay(&recording(name)).unwrap();
+    let analysis = gilscope::recording::replay(&common::recording(name)).unwrap();
     report::diagnosed(&analysis)
 }
 
@@ -101,7 +95,10 @@ fn run_diff(before: &Path, after: &Path, json: &Path) -> (std::process::Output, 
 #[test]
 fn the_command_reads_recordings_and_json_reports_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let (before, after) = (recording("twin_threads"), recording("twin_processes"));
+    let (before, after) = (
+        common::recording("twin_threads"),
+        common::recording("twin_processes"),
+    );
     let (output, from_recordings) = run_diff(&before, &after, &dir.path().join("a.json"));
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
@@ -152,7 +149,7 @@ fn a_file_that_is_not_a_run_is_refused_with_a_hint() {
         let output = common::gilscope()
             .arg("diff")
             .arg(file)
-            .arg(recording("twin_threads"))
+            .arg(common::recording("twin_threads"))
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(2));

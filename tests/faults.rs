@@ -475,10 +475,7 @@ fn full_disk_leaves_no_half_written_file() {
     let report = dir.path().join("r.json");
     let output = common::gilscope()
         .arg("report")
-        .arg(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/recordings/cpu_threads.gilscope"),
-        )
+        .arg(common::recording("cpu_threads"))
         .args(["-q", "--json"])
         .arg(&report)
         .output()

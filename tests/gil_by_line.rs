@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use gilscope::analysis::{Aggregator, Analysis};
 use gilscope::model::{Frame, GilMode, GilReading, Record, Sample, Syscall, ThreadSample};
 use gilscope::render::terminal::{self, Style};
@@ -190,8 +188,7 @@ fn each_busy_line_says_whether_threads_help_there() {
 /// one of the others held the GIL there.
 #[test]
 fn a_recorded_gil_bound_run_names_the_other_workers() {
-    let recording =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recordings/cpu_threads.gilscope");
+    let recording = common::recording("cpu_threads");
     let report = build(&gilscope::recording::replay(&recording).unwrap());
     let waiting = &report.hot.gil_wait[0];
     assert_eq!(waiting.function, "work.<locals>.<genexpr>");

@@ -19,9 +19,7 @@ fn root() -> &'static Path {
 }
 
 fn recorded(name: &str) -> (Analysis, Report) {
-    let analysis =
-        gilscope::recording::replay(&root().join(format!("tests/recordings/{name}.gilscope")))
-            .unwrap();
+    let analysis = gilscope::recording::replay(&common::recording(name)).unwrap();
     let report = report::diagnosed(&analysis);
     (analysis, report)
 }
@@ -437,7 +435,7 @@ fn outputs_from_the_command_line_are_atomic_and_complete() {
     let p = |n: &str| -> PathBuf { dir.path().join(n) };
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_gilscope"))
         .arg("report")
-        .arg(root().join("tests/recordings/io_threads.gilscope"))
+        .arg(common::recording("io_threads"))
         .arg("-q")
         .args(["--trace", p("t.json").to_str().unwrap()])
         .args(["--flamegraph", p("f.svg").to_str().unwrap()])

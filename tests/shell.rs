@@ -62,8 +62,7 @@ fn the_man_page_is_roff_with_every_command() {
 
 #[test]
 fn color_follows_the_flag_then_no_color_then_the_stream() {
-    let recording =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recordings/cpu_threads.gilscope");
+    let recording = common::recording("cpu_threads");
     let recording = recording.to_str().unwrap();
     let escapes = |args: &[&str], env: &[(&str, &str)]| {
         let mut all = vec!["report", recording];

@@ -22,7 +22,7 @@ fn root() -> &'static Path {
 
 /// The analysis after the first `seconds` of the recording, and after all of it.
 fn halfway_and_end(name: &str, seconds: f64) -> (Analysis, Analysis) {
-    let path = root().join(format!("tests/recordings/{name}.gilscope"));
+    let path = common::recording(name);
     let mut reader = RecordingReader::open(&path).unwrap();
     let mut aggregator = Aggregator::new();
     let mut halfway = None;

@@ -2,8 +2,6 @@
 //! The recordings were made with `gilscope record -o tests/recordings/NAME.gilscope --
 //! python3.12 tests/workloads/NAME.py 1.5`.
 
-use std::path::{Path, PathBuf};
-
 mod common;
 
 use gilscope::analysis::Aggregator;
@@ -11,14 +9,8 @@ use gilscope::diagnosis::{diagnose, Verdict, VerdictKind};
 use gilscope::model::{GilMode, Record};
 use gilscope::recording::RecordingReader;
 
-fn recording(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/recordings")
-        .join(format!("{name}.gilscope"))
-}
-
 fn verdict(name: &str) -> Verdict {
-    diagnose(&gilscope::recording::replay(&recording(name)).unwrap())
+    diagnose(&gilscope::recording::replay(&common::recording(name)).unwrap())
 }
 
 #[test]
@@ -98,7 +90,7 @@ fn phases_are_reported_separately() {
 
 #[test]
 fn too_few_samples_is_not_enough_evidence() {
-    let mut reader = RecordingReader::open(&recording("cpu_threads")).unwrap();
+    let mut reader = RecordingReader::open(&common::recording("cpu_threads")).unwrap();
     let mut aggregator = Aggregator::new();
     let mut samples = 0;
     while let Some(record) = reader.next_record().unwrap() {
@@ -122,8 +114,8 @@ fn too_few_samples_is_not_enough_evidence() {
 
 #[test]
 fn replay_is_deterministic() {
-    let a = gilscope::recording::replay(&recording("mixed_cpu_native")).unwrap();
-    let b = gilscope::recording::replay(&recording("mixed_cpu_native")).unwrap();
+    let a = gilscope::recording::replay(&common::recording("mixed_cpu_native")).unwrap();
+    let b = gilscope::recording::replay(&common::recording("mixed_cpu_native")).unwrap();
     assert_eq!(a, b);
     assert_eq!(diagnose(&a), diagnose(&b));
 }
@@ -259,7 +251,7 @@ fn a_waiting_loop_is_healthy_io() {
 /// The per-process section of a tree: roles, and each worker's own GIL.
 #[test]
 fn a_tree_reports_each_process() {
-    let analysis = gilscope::recording::replay(&recording("pool_good")).unwrap();
+    let analysis = gilscope::recording::replay(&common::recording("pool_good")).unwrap();
     let report = gilscope::report::diagnosed(&analysis);
     let roles: Vec<&str> = report.processes.iter().map(|p| p.role.name()).collect();
     assert_eq!(roles, ["parent", "pool worker", "pool worker"]);

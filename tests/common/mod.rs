@@ -79,6 +79,13 @@ pub fn skip(what: &str) {
     eprintln!("\n*** SKIP: {what} ***\n");
 }
 
+/// The bundled recording `tests/recordings/NAME.gilscope`.
+pub fn recording(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/recordings")
+        .join(format!("{name}.gilscope"))
+}
+
 /// One interpreter for tests that need just one: 3.12, else 3.11.
 pub fn any_python() -> PathBuf {
     python("3.12")
