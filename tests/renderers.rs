@@ -24,23 +24,9 @@ fn recorded(name: &str) -> (Analysis, Report) {
     (analysis, report)
 }
 
-/// Compares with tests/golden/NAME, or rewrites it under GILSCOPE_BLESS=1.
+/// Compares with tests/golden/NAME (see [`common::golden`]).
 fn golden(name: &str, actual: &[u8]) {
-    let path = root().join("tests/golden").join(name);
-    if std::env::var_os("GILSCOPE_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read(&path)
-        .unwrap_or_else(|_| panic!("missing {}: run with GILSCOPE_BLESS=1", path.display()));
-    if expected != actual {
-        let got = path.with_extension("actual");
-        std::fs::write(&got, actual).unwrap();
-        panic!(
-            "{name} differs from its golden file; see {} (GILSCOPE_BLESS=1 accepts it)",
-            got.display()
-        );
-    }
+    common::golden(&root().join("tests/golden").join(name), actual);
 }
 
 fn render_to_vec(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<u8> {

@@ -96,16 +96,6 @@ fn the_wheels_man_page_and_completions_are_current() {
             "fish/vendor_completions.d/gilscope.fish",
         ),
     ] {
-        let printed = stdout_of(args, &[]);
-        let path = share.join(file);
-        if std::env::var_os("GILSCOPE_BLESS").is_some() {
-            std::fs::write(&path, &printed).unwrap();
-        }
-        let shipped = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            shipped == printed,
-            "{} is stale: regenerate with GILSCOPE_BLESS=1 cargo test --release --test shell",
-            path.display()
-        );
+        common::golden(&share.join(file), stdout_of(args, &[]).as_bytes());
     }
 }

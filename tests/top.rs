@@ -67,14 +67,9 @@ fn the_screen_of_a_replayed_gil_bound_run() {
         Controls::default(),
     );
     let text = screen(&view, 100, 24);
-    let golden = root().join("tests/golden/top_cpu_threads.txt");
-    if std::env::var_os("GILSCOPE_BLESS").is_some() {
-        std::fs::write(&golden, &text).unwrap();
-    }
-    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
-    assert!(
-        text == expected,
-        "the screen changed (GILSCOPE_BLESS=1 to accept):\n{text}"
+    common::golden(
+        &root().join("tests/golden/top_cpu_threads.txt"),
+        text.as_bytes(),
     );
     for needle in [
         "worker-0",

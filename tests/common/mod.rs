@@ -79,6 +79,26 @@ pub fn skip(what: &str) {
     eprintln!("\n*** SKIP: {what} ***\n");
 }
 
+/// Compares `actual` with the file at `path` (a golden file, or a file the wheel ships), or
+/// rewrites it under `GILSCOPE_BLESS=1`; a difference leaves the actual output beside it.
+pub fn golden(path: &Path, actual: &[u8]) {
+    if std::env::var_os("GILSCOPE_BLESS").is_some() {
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read(path)
+        .unwrap_or_else(|_| panic!("missing {}: run with GILSCOPE_BLESS=1", path.display()));
+    if expected != actual {
+        let got = path.with_extension("actual");
+        std::fs::write(&got, actual).unwrap();
+        panic!(
+            "{} differs from what this build prints; see {} (GILSCOPE_BLESS=1 accepts it)",
+            path.display(),
+            got.display()
+        );
+    }
+}
+
 /// The bundled recording `tests/recordings/NAME.gilscope`.
 pub fn recording(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
