@@ -1,5 +1,7 @@
 //! The report: the JSON contract `gilscope.report/1` (keys may be added, never renamed), built
-//! from an [`Analysis`] and a verdict. Renderers read only this.
+//! from an [`Analysis`] and a verdict. The terminal and JSON renderers read only this; the
+//! HTML page, the flame graph, pprof, speedscope and the trace also read the analysis, for
+//! its stacks and timelines, which the report leaves out.
 
 use serde::{Deserialize, Serialize};
 
