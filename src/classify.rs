@@ -13,11 +13,31 @@ pub enum SyscallKind {
     Other,
 }
 
-/// Classifies syscall `nr` of architecture `arch` (`std::env::consts::ARCH` names).
-pub fn syscall_kind(arch: &str, nr: i64) -> SyscallKind {
+/// The architectures whose system call numbers gilscope knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+    /// Any other: its calls are all [`SyscallKind::Other`].
+    Other,
+}
+
+impl Arch {
+    /// From `std::env::consts::ARCH`'s names, as recordings keep them.
+    pub fn from_name(name: &str) -> Arch {
+        match name {
+            "x86_64" => Arch::X86_64,
+            "aarch64" => Arch::Aarch64,
+            _ => Arch::Other,
+        }
+    }
+}
+
+/// Classifies syscall `nr` of architecture `arch`.
+pub fn syscall_kind(arch: Arch, nr: i64) -> SyscallKind {
     use SyscallKind::*;
     match arch {
-        "x86_64" => match nr {
+        Arch::X86_64 => match nr {
             202 | 449 => Futex,
             35 | 230 | 34 => Sleep,
             23 | 270 => SelectLike,
@@ -25,7 +45,7 @@ pub fn syscall_kind(arch: &str, nr: i64) -> SyscallKind {
             | 232 | 257 | 271 | 275 | 281 | 288 | 295 | 296 | 299 | 307 | 426 | 441 => Io,
             _ => Other,
         },
-        "aarch64" => match nr {
+        Arch::Aarch64 => match nr {
             98 | 449 => Futex,
             101 | 115 => Sleep,
             72 => SelectLike,
@@ -33,7 +53,7 @@ pub fn syscall_kind(arch: &str, nr: i64) -> SyscallKind {
             | 206 | 207 | 211 | 212 | 242 | 243 | 269 | 426 | 441 => Io,
             _ => Other,
         },
-        _ => Other,
+        Arch::Other => Other,
     }
 }
 
@@ -60,7 +80,7 @@ pub struct Observation<'a> {
     pub gil_ranges: &'a [(u64, u64)],
     /// The state this thread was given at the previous tick.
     pub previous: Option<ThreadState>,
-    pub arch: &'a str,
+    pub arch: Arch,
     /// Free-threaded builds: the thread's innermost critical section has no mutex yet.
     pub entering_critical_section: bool,
     /// The thread state said a stop-the-world pause suspended it (3.13+).
@@ -187,7 +207,7 @@ mod tests {
             other_holds_gil: false,
             gil_ranges: GIL,
             previous: None,
-            arch: "x86_64",
+            arch: Arch::X86_64,
             entering_critical_section: false,
             suspended: false,
         }
@@ -358,6 +378,9 @@ mod tests {
             args: [0; 3],
         };
         assert_eq!(classify(&obs(wait4)), ThreadState::Idle);
-        assert_eq!(syscall_kind("riscv64", 202), SyscallKind::Other);
+        assert_eq!(
+            syscall_kind(Arch::from_name("riscv64"), 202),
+            SyscallKind::Other
+        );
     }
 }

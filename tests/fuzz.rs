@@ -3,7 +3,7 @@
 //! `PROPTEST_CASES=200000 cargo test --release --test fuzz` (see docs/robustness.md).
 
 use gilscope::analysis::Aggregator;
-use gilscope::classify::{classify, syscall_kind, Observation};
+use gilscope::classify::{classify, syscall_kind, Arch, Observation};
 use gilscope::diagnosis::diagnose;
 use gilscope::model::{
     Attachment, CpythonThreadStatus, Frame, GilReading, Record, Sample, Syscall, TargetInfo,
@@ -149,6 +149,7 @@ proptest! {
                                       holds in any::<bool>(), other_holds in any::<bool>(), entering in any::<bool>(), previous in proptest::option::of(state()),
                                       ranges in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..4),
                                       arch in prop_oneof![Just("x86_64"), Just("aarch64"), Just("riscv64")]) {
+        let arch = Arch::from_name(arch);
         let obs = Observation { syscall, cpu_share: share, holds_gil: holds, other_holds_gil: other_holds, gil_ranges: &ranges, previous, arch, entering_critical_section: entering, suspended: entering && holds };
         let s = classify(&obs);
         prop_assert!(ThreadState::ALL.contains(&s));

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 pub mod groups;
 pub mod queries;
 
-use crate::classify::{classify, is_transit_candidate, resolve_transit, Observation};
+use crate::classify::{classify, is_transit_candidate, resolve_transit, Arch, Observation};
 use crate::known_frames::{
     descendant_role, loop_position, waits_for_task, LoopPosition, ProcessRole,
 };
@@ -725,7 +725,7 @@ struct Shared<'a> {
     totals: Totals<'a>,
     meanings: &'a mut StackMeanings,
     lines: &'a mut LineUse,
-    arch: &'a str,
+    arch: Arch,
     interval_ns: u64,
     /// Only the root's ticks and GIL readings go into the windows.
     root: bool,
@@ -1240,10 +1240,11 @@ impl Aggregator {
 
     fn push_sample(&mut self, pid: Option<u32>, sample: &Sample) {
         let interval_ns = self.interval_ns();
-        let arch = self
-            .target
-            .as_ref()
-            .map_or(std::env::consts::ARCH, |t| t.arch.as_str());
+        let arch = Arch::from_name(
+            self.target
+                .as_ref()
+                .map_or(std::env::consts::ARCH, |t| t.arch.as_str()),
+        );
         let process = match pid {
             None => &mut self.root,
             Some(pid) => match latest(&mut self.descendants, pid) {
