@@ -354,11 +354,7 @@ fn lock_contention(v: &mut Verdict, f: &LockContention) {
         "Where the threads wait:",
         hot_lines(&f.sites, "lock-waiting time"),
     );
-    let entries = entry_places(&f.entries);
-    if !entries.is_empty() {
-        v.advice
-            .push(format!("Waiting threads run: {}", entries.join(", ")));
-    }
+    waiting_threads_run(&mut v.advice, &f.entries);
     v.predicted_speedup = Some(prediction(&f.forecast));
 }
 
@@ -645,11 +641,7 @@ fn object_lock_contention(v: &mut Verdict, f: &ObjectLockContention) {
         "Where the threads wait (the lines that update the shared object):",
         hot_lines(&f.sites, "object-lock waiting time"),
     );
-    let entries = entry_places(&f.entries);
-    if !entries.is_empty() {
-        v.advice
-            .push(format!("Waiting threads run: {}", entries.join(", ")));
-    }
+    waiting_threads_run(&mut v.advice, &f.entries);
     v.snippet = Some(
         "# each thread counts into its own dict; merge once at the end
 def work(chunk):
@@ -879,6 +871,14 @@ fn hot_lines(hot: &[HotFunction], what: &str) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// `Waiting threads run: work (app.py:8), ...`, where the entry points are known.
+fn waiting_threads_run(advice: &mut Vec<String>, entries: &[Frame]) {
+    let entries = entry_places(entries);
+    if !entries.is_empty() {
+        advice.push(format!("Waiting threads run: {}", entries.join(", ")));
+    }
 }
 
 /// The entry points' places, sorted, each once.
