@@ -28,6 +28,8 @@ pub const MAX_RATE_HZ: f64 = 10_000.0;
 struct Sampling {
     options: SamplerOptions,
     duration: Option<Duration>,
+    /// Created once the first sample is taken (`--ready-file`).
+    ready_file: Option<PathBuf>,
 }
 
 impl Sampling {
@@ -55,6 +57,7 @@ impl Sampling {
                 subprocesses: args.subprocesses,
             },
             duration,
+            ready_file: args.ready_file.clone(),
         })
     }
 }
@@ -174,9 +177,11 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Attach {
             sampling,
             output,
+            gate,
             push,
             pid,
         } => profile(Job {
+            gate: gate.gate(),
             push: PushConfig::from_args(&push, Credentials::from_env())?,
             ..Job::new(
                 Source::Attach(target::parse_pid(&pid)?),
@@ -205,11 +210,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             pid,
             sampling,
             report,
+            gate,
             command,
         } => {
             let source = Source::of(pid.as_deref(), command)?;
             profile(Job {
                 recording: Some(&path),
+                gate: gate.gate(),
                 ..Job::new(source, &sampling, &report, color)
             })
         }
@@ -220,10 +227,10 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             json,
             quiet,
         } => diff(&before, &after, json.as_deref(), quiet),
-        Command::Report { file, output } => {
+        Command::Report { file, output, gate } => {
             let analysis = replay(&file)?;
-            emit(&analysis, &output, color, None)?;
-            Ok(0)
+            let report = emit(&analysis, &output, color, None)?;
+            Ok(gate_exit_code(&gate.gate(), &report).unwrap_or(0))
         }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -420,6 +427,9 @@ fn profile(job: Job) -> Result<i32, Error> {
     } = job;
     let sampling = Sampling::from_args(sampling)?;
     check_output_paths(output, recording)?;
+    if let Some(path) = &sampling.ready_file {
+        output::check_dir(path)?;
+    }
     let signals = Signals::install().map_err(Error::Signals)?;
     let mut child = None;
     let session = match start(source, &mut child, &sampling)? {
@@ -435,6 +445,15 @@ fn profile(job: Job) -> Result<i32, Error> {
             return Ok(target::exit_code_of(&ending));
         }
     };
+    if let Some(path) = &sampling.ready_file {
+        // The directory was checked: a failure now is rare, and sampling goes on without it.
+        if let Err(e) = std::fs::write(path, b"") {
+            eprintln!(
+                "gilscope: could not create the ready file {}: {e}",
+                path.display()
+            );
+        }
+    }
 
     let mut aggregator = Aggregator::new();
     let (live_records, view) = match live {
@@ -480,11 +499,14 @@ fn profile(job: Job) -> Result<i32, Error> {
             }
         }
     }
-    if let Some(tripped) = gate.check(&report) {
-        eprintln!("gilscope: gate: {tripped} (exit {GATE_EXIT_CODE})");
-        return Ok(GATE_EXIT_CODE);
-    }
-    Ok(exit_code)
+    Ok(gate_exit_code(&gate, &report).unwrap_or(exit_code))
+}
+
+/// [`GATE_EXIT_CODE`] when the report trips the gate, saying why on stderr.
+fn gate_exit_code(gate: &Gate, report: &Report) -> Option<i32> {
+    let tripped = gate.check(report)?;
+    eprintln!("gilscope: gate: {tripped} (exit {GATE_EXIT_CODE})");
+    Some(GATE_EXIT_CODE)
 }
 
 /// Attaches to the target, or launches it (into `child`) and waits for its interpreter. A

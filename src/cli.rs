@@ -70,6 +70,8 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
         #[command(flatten)]
+        gate: GateArgs,
+        #[command(flatten)]
         push: PushArgs,
         /// The process to sample.
         #[arg(value_name = "PID", allow_hyphen_values = true)]
@@ -112,6 +114,8 @@ pub enum Command {
         sampling: SamplingArgs,
         #[command(flatten)]
         report: OutputArgs,
+        #[command(flatten)]
+        gate: GateArgs,
         #[arg(last = true, value_name = "COMMAND", required_unless_present = "pid")]
         command: Vec<String>,
     },
@@ -153,6 +157,8 @@ pub enum Command {
         file: PathBuf,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        gate: GateArgs,
     },
 }
 
@@ -228,6 +234,10 @@ pub struct SamplingArgs {
     /// workers, `subprocess` children), including those started later.
     #[arg(long)]
     pub subprocesses: bool,
+    /// Create FILE (empty) once the first sample is taken, so that a script can wait for it
+    /// before it starts the work to measure (the Python package's `gilscope.profile()` does).
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// Continuous push to Grafana Pyroscope. The tenant and basic-auth credentials come from the

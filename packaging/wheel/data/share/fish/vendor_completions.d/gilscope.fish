@@ -41,6 +41,7 @@ complete -c gilscope -n "__fish_gilscope_needs_command" -f -a "report" -d 'Produ
 complete -c gilscope -n "__fish_gilscope_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l rate -d 'Samples per second' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l duration -d 'Stop sampling after this many seconds' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l ready-file -d 'Create FILE (empty) once the first sample is taken, so that a script can wait for it before it starts the work to measure (the Python package\'s `gilscope.profile()` does)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l json -d 'Write the JSON report (schema gilscope.report/1) to FILE, or to stdout with `-`' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l trace -d 'Write the timeline in the Chrome trace-event format (open in ui.perfetto.dev or chrome://tracing)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l flamegraph -d 'Write a flame graph (SVG) whose first level is the thread state' -r -F
@@ -64,6 +65,7 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand run" -l threads -d 'Li
 complete -c gilscope -n "__fish_gilscope_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l rate -d 'Samples per second' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l duration -d 'Stop sampling after this many seconds' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l ready-file -d 'Create FILE (empty) once the first sample is taken, so that a script can wait for it before it starts the work to measure (the Python package\'s `gilscope.profile()` does)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l json -d 'Write the JSON report (schema gilscope.report/1) to FILE, or to stdout with `-`' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l trace -d 'Write the timeline in the Chrome trace-event format (open in ui.perfetto.dev or chrome://tracing)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l flamegraph -d 'Write a flame graph (SVG) whose first level is the thread state' -r -F
@@ -71,6 +73,8 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l flamegraph-
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l speedscope -d 'Write a speedscope profile (open in speedscope.app)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l pprof -d 'Write a gzipped pprof profile with thread and state labels (go tool pprof, Pyroscope, Parca)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l html -d 'Write a self-contained HTML report (no network needed)' -r -F
+complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l fail-on -d 'Exit with status 3 when the verdict is one of these kinds (e.g. gil_contention)' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l max-gil-wait -d 'Exit with status 3 when a thread waits for the GIL more than this share of its time' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l pyroscope -d 'Push each interval\'s per-thread profile (labels thread_name, thread_id, state) to this Pyroscope server, e.g. http://pyroscope:4040. Runs until Ctrl-C, SIGTERM, the target\'s exit or --duration' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l push-interval -d 'Seconds per pushed profile' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l app-name -d 'The service_name label (default: the script\'s name)' -r
@@ -85,6 +89,7 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -l threads -d 
 complete -c gilscope -n "__fish_gilscope_using_subcommand attach" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l rate -d 'Samples per second' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l duration -d 'Stop sampling after this many seconds' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l ready-file -d 'Create FILE (empty) once the first sample is taken, so that a script can wait for it before it starts the work to measure (the Python package\'s `gilscope.profile()` does)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l json -d 'Write the JSON report (schema gilscope.report/1) to FILE, or to stdout with `-`' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l trace -d 'Write the timeline in the Chrome trace-event format (open in ui.perfetto.dev or chrome://tracing)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand top" -l flamegraph -d 'Write a flame graph (SVG) whose first level is the thread state' -r -F
@@ -104,6 +109,7 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand record" -s o -l output
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l pid -d 'Attach to this PID instead of launching a command' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l rate -d 'Samples per second' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l duration -d 'Stop sampling after this many seconds' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l ready-file -d 'Create FILE (empty) once the first sample is taken, so that a script can wait for it before it starts the work to measure (the Python package\'s `gilscope.profile()` does)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l json -d 'Write the JSON report (schema gilscope.report/1) to FILE, or to stdout with `-`' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l trace -d 'Write the timeline in the Chrome trace-event format (open in ui.perfetto.dev or chrome://tracing)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l flamegraph -d 'Write a flame graph (SVG) whose first level is the thread state' -r -F
@@ -111,6 +117,8 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l flamegraph-
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l speedscope -d 'Write a speedscope profile (open in speedscope.app)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l pprof -d 'Write a gzipped pprof profile with thread and state labels (go tool pprof, Pyroscope, Parca)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l html -d 'Write a self-contained HTML report (no network needed)' -r -F
+complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l fail-on -d 'Exit with status 3 when the verdict is one of these kinds (e.g. gil_contention)' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l max-gil-wait -d 'Exit with status 3 when a thread waits for the GIL more than this share of its time' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand record" -l color -d 'Colour in the terminal report: on a terminal without NO_COLOR set (auto), always, never' -r -f -a "auto\t'On a terminal, unless `NO_COLOR` is set (https://no-color.org)'
 always\t''
 never\t''"
@@ -160,6 +168,8 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand report" -l flamegraph-
 complete -c gilscope -n "__fish_gilscope_using_subcommand report" -l speedscope -d 'Write a speedscope profile (open in speedscope.app)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand report" -l pprof -d 'Write a gzipped pprof profile with thread and state labels (go tool pprof, Pyroscope, Parca)' -r -F
 complete -c gilscope -n "__fish_gilscope_using_subcommand report" -l html -d 'Write a self-contained HTML report (no network needed)' -r -F
+complete -c gilscope -n "__fish_gilscope_using_subcommand report" -l fail-on -d 'Exit with status 3 when the verdict is one of these kinds (e.g. gil_contention)' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand report" -l max-gil-wait -d 'Exit with status 3 when a thread waits for the GIL more than this share of its time' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand report" -l color -d 'Colour in the terminal report: on a terminal without NO_COLOR set (auto), always, never' -r -f -a "auto\t'On a terminal, unless `NO_COLOR` is set (https://no-color.org)'
 always\t''
 never\t''"
