@@ -17,16 +17,22 @@ use super::{
 /// readings where a thread waited.
 const HELD_TYPE_MIN: f64 = 0.2;
 
+/// Fewer busy threads than this (counted as [`Facts::count`] does) is none at all.
+const NOTHING_BUSY_MAX: f64 = 0.5;
+
 /// Busy threads on a free-threaded build are starved when they get less than this share of
 /// the cores they could use.
 const STARVED_CORES_MAX: f64 = 0.75;
 
-pub(super) fn free_threaded(f: &Facts) -> Finding {
+/// What a free-threaded build has to say, or `None` when no thread was busy and nothing
+/// waited on a lock: the general rules (I/O-bound, a blocked event loop, idle) judge a run in
+/// which the build made no difference.
+pub(super) fn free_threaded(f: &Facts) -> Option<Finding> {
     if let Some(enabling) = &f.analysis.gil_enabled {
-        return gil_turned_on(f, enabling);
+        return Some(gil_turned_on(f, enabling));
     }
     if f.mean(&[ObjectLock]) >= OBJECT_LOCK_SHARE_MIN {
-        return object_lock_contention(f);
+        return Some(object_lock_contention(f));
     }
     let busy = f.count(&[Native], BUSY_MIN);
     let case = if f.analysis.gil_held.is_some_and(|h| h > 0.0) {
@@ -37,13 +43,15 @@ pub(super) fn free_threaded(f: &Facts) -> Finding {
         FreeThreadedCase::Locks {
             lock: f.mean(&[Lock]),
         }
+    } else if busy < NOTHING_BUSY_MAX {
+        return None;
     } else {
         FreeThreadedCase::Parallel
     };
-    Finding::FreeThreaded(FreeThreaded {
+    Some(Finding::FreeThreaded(FreeThreaded {
         load: f.load(),
         case,
-    })
+    }))
 }
 
 /// Threads that take turns on shared objects' locks, and what giving each its own would gain:

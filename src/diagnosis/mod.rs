@@ -284,7 +284,9 @@ fn decide(f: &Facts) -> Finding {
         .as_ref()
         .is_some_and(|t| t.gil == GilMode::Disabled)
     {
-        return free_threaded(f);
+        if let Some(finding) = free_threaded(f) {
+            return finding;
+        }
     }
     if let Some(v) = unmapped_holder(f) {
         return v;
