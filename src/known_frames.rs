@@ -1,6 +1,8 @@
 //! What well-known standard-library frames mean: an asyncio event loop waiting or stalled,
-//! a process's role in a multiprocessing pool, time spent pickling and sending. Pure functions
-//! of frames, innermost first (as the sampler stores stacks).
+//! a process's role in a multiprocessing pool, time spent pickling and sending; and the few
+//! frames of Jupyter's kernel that hide the user's code (a cell run from the kernel's own
+//! event loop, the kernel's wrapper around every thread). Pure functions of frames, innermost
+//! first (as the sampler stores stacks).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,12 +32,25 @@ pub enum LoopPosition {
     Running,
 }
 
-/// The event-loop position of a stack.
+/// IPython running a cell's code: inside a Jupyter kernel's event loop, the cell is the
+/// user's program, not a callback that stalls the loop.
+fn is_cell(frame: &Frame) -> bool {
+    is(frame, "IPython/core/interactiveshell.py", &["run_code"])
+}
+
+fn is_loop(frame: &Frame) -> bool {
+    is(
+        frame,
+        "asyncio/base_events.py",
+        &["_run_once", "run_forever"],
+    )
+}
+
+/// The event-loop position of a stack. A notebook cell that the kernel's loop runs is not in
+/// a loop (an event loop the cell itself runs is).
 pub fn loop_position<'a>(frames: impl Iterator<Item = &'a Frame> + Clone) -> LoopPosition {
-    let in_loop = frames
-        .clone()
-        .any(|f| is(f, "asyncio/base_events.py", &["_run_once", "run_forever"]));
-    if !in_loop {
+    let innermost = frames.clone().find(|f| is_loop(f) || is_cell(f));
+    if !innermost.is_some_and(is_loop) {
         return LoopPosition::NotALoop;
     }
     // The selector call sits right under `_run_once`: `select` in selectors.py.
@@ -173,13 +188,35 @@ pub fn is_result_handler(frame: &Frame) -> bool {
 }
 
 /// The frames `threading` runs a new thread through before its target: `_bootstrap`,
-/// `_bootstrap_inner` and `Thread.run`.
+/// `_bootstrap_inner` and `Thread.run`, and the wrapper a Jupyter kernel (ipykernel 6.29+)
+/// puts around every thread's `run` to route its output.
 fn is_thread_bootstrap(frame: &Frame) -> bool {
     is(
         frame,
         "threading.py",
         &["_bootstrap", "_bootstrap_inner", "run"],
-    )
+    ) || is(frame, "ipykernel/ipkernel.py", &["run_closure"])
+}
+
+/// A file of code typed into a notebook or IPython: ipykernel names a cell's code
+/// `/tmp/ipykernel_PID/HASH.py`, IPython's terminal `<ipython-input-N-HASH>`. Worker processes
+/// that import their functions (spawn, forkserver) cannot find these.
+pub fn is_notebook_cell(file: &str) -> bool {
+    file.contains("/ipykernel_") || file.starts_with("<ipython-input-")
+}
+
+/// Frames of the machinery that runs threads, pools and loops (the standard library's,
+/// joblib's, billiard's, a Jupyter kernel's thread wrapper): never the user's own code.
+pub fn is_thread_machinery(frame: &Frame) -> bool {
+    let file = frame.file.as_str();
+    file.ends_with("threading.py")
+        || file.contains("concurrent/futures/")
+        || file.contains("multiprocessing/")
+        || file.contains("asyncio/")
+        || file.contains("/joblib/")
+        || file.contains("billiard/")
+        || file.starts_with("<frozen")
+        || is_thread_bootstrap(frame)
 }
 
 /// The function a thread was started with, in a stack given innermost first: the outermost
@@ -276,6 +313,54 @@ mod tests {
             loop_position([f("work", "app.py")].iter()),
             LoopPosition::NotALoop
         );
+    }
+
+    #[test]
+    fn a_notebook_cell_is_not_a_stalled_loop_but_a_loop_in_a_cell_is_a_loop() {
+        let base = "/v/lib/python3.12/asyncio/base_events.py";
+        let shell = "/v/lib/python3.12/site-packages/IPython/core/interactiveshell.py";
+        let cell = [
+            f("checksum", "/tmp/ipykernel_1/163.py"),
+            f("<module>", "/tmp/ipykernel_1/163.py"),
+            f("InteractiveShell.run_code", shell),
+            f("InteractiveShell.run_cell", shell),
+            f("Handle._run", "/v/lib/python3.12/asyncio/events.py"),
+            f("BaseEventLoop._run_once", base),
+            f("BaseEventLoop.run_forever", base),
+        ];
+        assert_eq!(loop_position(cell.iter()), LoopPosition::NotALoop);
+        let loop_in_cell = [
+            f("handler", "/tmp/ipykernel_1/170.py"),
+            f("BaseEventLoop._run_once", base),
+            f("BaseEventLoop.run_forever", base),
+            f("<module>", "/tmp/ipykernel_1/170.py"),
+            f("InteractiveShell.run_code", shell),
+            f("BaseEventLoop._run_once", base),
+        ];
+        assert_eq!(loop_position(loop_in_cell.iter()), LoopPosition::Running);
+    }
+
+    #[test]
+    fn notebook_cells() {
+        assert!(is_notebook_cell("/tmp/ipykernel_4242/1632923222.py"));
+        assert!(is_notebook_cell("<ipython-input-3-5c1e2f>"));
+        assert!(!is_notebook_cell("/home/me/app/work.py"));
+    }
+
+    #[test]
+    fn a_kernel_thread_starts_where_its_target_does() {
+        let wrapped = [
+            f("checksum", "/tmp/ipykernel_1/163.py"),
+            f("Thread.run", "/v/lib/python3.12/threading.py"),
+            f(
+                "IPythonKernel._initialize_thread_hooks.<locals>.run_closure",
+                "/v/lib/python3.12/site-packages/ipykernel/ipkernel.py",
+            ),
+            f("Thread._bootstrap_inner", "/v/lib/python3.12/threading.py"),
+            f("Thread._bootstrap", "/v/lib/python3.12/threading.py"),
+        ];
+        let refs: Vec<&Frame> = wrapped.iter().collect();
+        assert_eq!(start_function(&refs).unwrap().function, "checksum");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use crate::analysis::groups::{GroupRole, ThreadGroup};
 use crate::analysis::queries::{hot_functions, HotFunction};
 use crate::analysis::{Analysis, ThreadSummary};
+use crate::known_frames::is_thread_machinery;
 use crate::model::ThreadState::{Gil, GilWait, Handoff, Io, Native, Sleep};
 use crate::model::{Frame, PerState, ThreadState};
 
@@ -182,18 +183,6 @@ pub(super) fn mean_of(units: &[&Unit], states: &[ThreadState]) -> f64 {
         .map(|u| u.share(states) * u.weight())
         .sum::<f64>()
         / weight
-}
-
-/// Frames of the threading machinery, skipped when naming a thread's entry point.
-pub(super) fn is_thread_machinery(frame: &Frame) -> bool {
-    let file = frame.file.as_str();
-    file.ends_with("threading.py")
-        || file.contains("concurrent/futures/")
-        || file.contains("multiprocessing/")
-        || file.contains("asyncio/")
-        || file.contains("/joblib/")
-        || file.contains("billiard/")
-        || file.starts_with("<frozen")
 }
 
 /// The outermost frame of the user's own code in a group: the function its threads run.

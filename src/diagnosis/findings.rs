@@ -233,6 +233,9 @@ pub(super) struct GilContention {
     pub(super) pool: ThreadPoolKind,
     pub(super) hot: Vec<HotFunction>,
     pub(super) entries: Vec<Frame>,
+    /// The threads' functions were typed into a notebook (or IPython): a process pool started
+    /// by spawn or forkserver cannot import them.
+    pub(super) defined_in_notebook: bool,
     pub(super) forecast: Forecast,
 }
 

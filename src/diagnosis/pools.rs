@@ -7,13 +7,14 @@ use crate::known_frames::{is_ipc, is_result_handler, ProcessRole};
 use crate::model::Frame;
 use crate::model::ThreadState::{Gil, GilWait, Handoff, Native};
 
-use super::facts::{hot, is_thread_machinery};
+use super::facts::hot;
 use super::findings::{
     Assumption, Finding, Forecast, IpcOverhead, PoolLoad, PoolParallel, PoolUnderused,
     ResultBottleneck,
 };
 use super::prediction::round2;
 use super::BUSY_MIN;
+use crate::known_frames::is_thread_machinery;
 
 /// A pool whose workers are busy at least this share of the time they could be (the lesser
 /// of the cores and the workers) is working.

@@ -255,6 +255,9 @@ fn gil_contention(v: &mut Verdict, f: &GilContention) {
     v.advice.push(
         "Keep the pool's creation under `if __name__ == \"__main__\":`, and pass small arguments (paths, ranges) rather than large data".into(),
     );
+    if f.defined_in_notebook {
+        v.advice.push("These functions are defined in a notebook cell, which worker processes started by spawn or forkserver (the default from Python 3.14) cannot import: move them into a .py module beside the notebook and import them from there".into());
+    }
     v.advice.push(
         "Alternatively, a free-threaded CPython (3.13t or later) runs these threads in parallel"
             .into(),

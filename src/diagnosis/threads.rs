@@ -1,5 +1,6 @@
 //! The rules for the threads of one process: who holds the GIL, who waits, on what.
 
+use crate::known_frames::is_notebook_cell;
 use crate::model::ThreadState::{Gil, GilWait, Handoff, Io, Lock, Native, Sleep};
 
 use super::facts::{
@@ -46,6 +47,13 @@ pub(super) fn no_rule_fits(f: &Facts) -> Finding {
 
 pub(super) fn gil_contention(f: &Facts, python: &[&Unit]) -> Finding {
     let a = f.analysis;
+    let entries = entry_points(a, python);
+    let hot = hot(a, Gil);
+    let defined_in_notebook = entries
+        .iter()
+        .map(|e| e.file.as_str())
+        .chain(hot.iter().map(|h| h.file.as_str()))
+        .any(is_notebook_cell);
     Finding::GilContention(GilContention {
         groups: words_of(python),
         threads: threads_in(python),
@@ -55,8 +63,9 @@ pub(super) fn gil_contention(f: &Facts, python: &[&Unit]) -> Finding {
         load: f.load(),
         switches_per_s: a.gil_switches_per_s,
         pool: thread_pool_kind(a, python),
-        hot: hot(a, Gil),
-        entries: entry_points(a, python),
+        hot,
+        entries,
+        defined_in_notebook,
         forecast: predict(f, python),
     })
 }
