@@ -49,3 +49,56 @@ fn a_bad_gate_is_refused_before_anything_runs() {
         assert!(stderr.contains("expected"), "{stderr}");
     }
 }
+
+#[test]
+fn the_gate_reads_a_recording_the_same_way() {
+    let gated = |options: &[&str]| {
+        common::gilscope()
+            .arg("report")
+            .arg(common::recording("cpu_threads"))
+            .arg("-q")
+            .args(options)
+            .output()
+            .unwrap()
+    };
+    let tripped = gated(&["--fail-on", "gil_contention"]);
+    assert_eq!(tripped.status.code(), Some(3), "{tripped:?}");
+    assert!(String::from_utf8_lossy(&tripped.stderr)
+        .contains("gate: the verdict is gil_contention, listed in --fail-on"));
+    let passed = gated(&["--fail-on", "io_bound"]);
+    assert_eq!(passed.status.code(), Some(0), "{passed:?}");
+}
+
+#[test]
+fn attach_creates_the_ready_file_once_it_samples() {
+    let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut target = std::process::Command::new(common::any_python())
+        .args(["-c", "import time; time.sleep(20)"])
+        .spawn()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let json = dir.path().join("report.json");
+    let mut sampler = common::gilscope()
+        .args(["attach", "-q", "--duration", "1.5", "--ready-file"])
+        .arg(&ready)
+        .arg("--json")
+        .arg(&json)
+        .arg(target.id().to_string())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Sampling has begun and goes on: the file comes before the report.
+    let ready_before_report = ready.exists() && !json.exists();
+    let status = sampler.wait().unwrap();
+    target.kill().unwrap();
+    target.wait().unwrap();
+    assert!(status.success());
+    assert!(
+        ready_before_report,
+        "the ready file did not come before the report"
+    );
+}
