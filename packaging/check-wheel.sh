@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The wheel, as a user gets it: built with maturin (zig for the oldest glibc this toolchain
 # targets, manylinux2014 = glibc 2.17), its tag checked, installed into a fresh venv, and run
-# (`gilscope --version`, `python -m gilscope --version`, the README's main job); then
+# (`gilscope --version`, `python -m gilscope --version`, the README's main job,
+# `gilscope.profile()` and the pytest plugin through its entry point); then
 # `pip install .` from the checkout into another fresh venv. Needs PyPI (maturin, ziglang).
 #
 #     bash packaging/check-wheel.sh
@@ -41,6 +42,29 @@ kind = report["verdict"]["kind"]
 assert kind == "gil_contention", kind
 print("the README's main job through the installed binary: verdict", kind)
 PY
+  # The Python package: gilscope.profile() through the installed binary, and the pytest
+  # plugin found through the wheel's entry point (no -p), as `pip install gilscope` gives them.
+  "$venv/bin/python" - <<'PY'
+import threading, gilscope
+def work():
+    total = 0
+    for i in range(3_000_000):
+        total = (total * 31 + i) % 1000003
+with gilscope.profile() as run:
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+assert run.verdict.kind == "gil_contention", run.verdict
+print("gilscope.profile() through the installed package: verdict", run.verdict.kind)
+PY
+  "$venv/bin/pip" install -q --disable-pip-version-check pytest==8.4.2
+  local outcome
+  outcome=$(cd "$work" && "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+    "$root/tests/python_package/test_marked.py" 2>&1 | tail -n 1) || true
+  case "$outcome" in
+    "3 failed, 2 passed"*) echo "the pytest plugin from the wheel's entry point: $outcome" ;;
+    *) echo "FAIL: the marked suite through the installed plugin: $outcome"; exit 1 ;;
+  esac
 }
 
 echo "-- the wheel in a fresh venv"

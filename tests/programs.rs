@@ -64,23 +64,6 @@ fn corpus() -> Vec<Program> {
     programs
 }
 
-/// The venv of `version`, or `None` (loudly; a failure where the corpus is required, as in CI).
-fn venv_python(version: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("GILSCOPE_VENVS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("gilscope-venvs"));
-    let python = root.join(version).join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    let message = format!(
-        "no venv for CPython {version} at {}: build it with `bash tests/programs/venv.sh`",
-        python.display()
-    );
-    common::skip(&message);
-    None
-}
-
 fn report(json: &Path, what: &str, stderr: &[u8]) -> Result<Value, String> {
     let text = std::fs::read_to_string(json).map_err(|_| {
         format!(
@@ -160,7 +143,7 @@ fn every_program_gets_its_verdict_launched_and_attached() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for version in VERSIONS {
-        let Some(python) = venv_python(version) else {
+        let Some(python) = common::venv_python(version) else {
             continue;
         };
         for program in &programs {

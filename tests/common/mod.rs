@@ -99,6 +99,23 @@ pub fn golden(path: &Path, actual: &[u8]) {
     }
 }
 
+/// The python of the venv `tests/programs/venv.sh` built for `version` (the realistic
+/// programs' libraries, pytest, and for 3.12 Jupyter's), or `None` through [`skip`].
+pub fn venv_python(version: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("GILSCOPE_VENVS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("gilscope-venvs"));
+    let python = root.join(version).join("bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    skip(&format!(
+        "no venv for CPython {version} at {}: build it with `bash tests/programs/venv.sh`",
+        python.display()
+    ));
+    None
+}
+
 /// The bundled recording `tests/recordings/NAME.gilscope`.
 pub fn recording(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

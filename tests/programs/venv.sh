@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=${GILSCOPE_VENVS:-${TMPDIR:-/tmp}/gilscope-venvs}
 pyenv=${PYENV_ROOT:-/root/.pyenv}/versions
 mkdir -p "$root"
-check='import joblib, numpy, pandas, requests'
+base_check='import joblib, numpy, pandas, requests, pytest'
 pip_venv=""
 for version in "${@:-3.9 3.12 3.14}"; do
   for v in $version; do
@@ -19,6 +19,8 @@ for version in "${@:-3.9 3.12 3.14}"; do
       exit 1
     fi
     venv="$root/$v"
+    check=$base_check
+    [ "$v" = 3.12 ] && check="$check, ipykernel, nbclient, nbformat, nbconvert"
     if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" 2>/dev/null; then
       continue
     fi
