@@ -164,8 +164,9 @@ fn world_readable_copy(dir: &Path) -> (PathBuf, PathBuf) {
     }
     let binary = dir.join("gilscope");
     std::fs::copy(env!("CARGO_BIN_EXE_gilscope"), &binary).unwrap();
-    let script = dir.join("context_manager.py");
-    std::fs::copy(program("context_manager.py"), &script).unwrap();
+    for name in ["context_manager.py", "work.py"] {
+        std::fs::copy(program(name), dir.join(name)).unwrap();
+    }
     let status = Command::new("chmod")
         .args(["-R", "a+rX"])
         .arg(dir)

@@ -5,22 +5,10 @@ import json
 import re
 import sys
 import sysconfig
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import gilscope
-
-
-def checksum(n):
-    total = 0
-    for i in range(n):
-        total = (total * 31 + i) % 1000003
-    return total
-
-
-def fetch(i):
-    time.sleep(0.05)  # a remote call's latency
-    return i
+from work import checksum, fetch
 
 
 def seen(run):

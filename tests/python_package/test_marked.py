@@ -4,18 +4,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-
-def checksum(n):
-    total = 0
-    for i in range(n):
-        total = (total * 31 + i) % 1000003
-    return total
-
-
-def fetch(i):
-    time.sleep(0.05)  # a remote call's latency
-    return i
+from work import checksum, fetch
 
 
 @pytest.mark.gilscope(fail_on=["gil_contention"])
