@@ -10,10 +10,12 @@ pub fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// The command with its program's directory dropped: `python3.12 app.py`.
+/// The command with its program's directory dropped, on one line: `python3.12 app.py`
+/// (a `python -c` script's line breaks become spaces).
 pub fn short_command(command: &str) -> String {
     let (program, rest) = command.split_once(' ').unwrap_or((command, ""));
     let program = program.rsplit('/').next().unwrap_or(program);
+    let rest = rest.split_whitespace().collect::<Vec<_>>().join(" ");
     format!("{program} {rest}").trim_end().to_string()
 }
 
@@ -61,5 +63,22 @@ pub fn threads(n: f64) -> String {
         count(n.round().max(1.0) as usize, "thread")
     } else {
         format!("{n:.1} threads")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_on_one_line() {
+        assert_eq!(
+            short_command("/usr/bin/python3.12 app.py --port 80"),
+            "python3.12 app.py --port 80"
+        );
+        assert_eq!(
+            short_command("/v/bin/python -c \nimport time\n  time.sleep(60)\n"),
+            "python -c import time time.sleep(60)"
+        );
     }
 }

@@ -1,7 +1,8 @@
 """Executes a notebook as a data scientist writes one, in a real Jupyter kernel (nbclient):
 `%load_ext gilscope`, a GIL-bound cell (a thread pool over pure Python), an I/O cell (a thread
-pool over waits) and one with `--text`. Prints what the outputs show as one JSON line;
-`--save FILE.ipynb` also keeps the executed notebook (docs/notebook.sh renders it)."""
+pool over waits), one with `--text`, and `%gilscope_attach` on a service the notebook started.
+Prints what the outputs show as one JSON line; `--save FILE.ipynb` also keeps the executed
+notebook (docs/make-pictures.sh renders it)."""
 import json
 import re
 import sys
@@ -9,7 +10,7 @@ import sys
 import nbformat
 from nbclient import NotebookClient
 
-SETUP = """\
+SETUP = '''\
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,7 +22,18 @@ def checksum(n):
 
 def fetch(i):
     time.sleep(0.05)  # a remote call's latency
-    return i"""
+    return i
+
+# A service's workers: three threads of pure Python behind a sleeping main thread.
+SERVICE = """
+import threading, time
+def serve():
+    while True:
+        sum(i * i for i in range(10_000))
+for _ in range(3):
+    threading.Thread(target=serve, daemon=True).start()
+time.sleep(60)
+"""'''
 
 CELLS = [
     "%load_ext gilscope",
@@ -32,7 +44,10 @@ CELLS = [
     "    pages = list(pool.map(fetch, range(80)))",
     "%%gilscope --text\nwith ThreadPoolExecutor(max_workers=4) as pool:\n"
     "    totals = list(pool.map(checksum, [1_500_000] * 8))",
-    "print(cpu_run.verdict.kind, io_run.verdict.kind)",
+    "import subprocess, sys\nservice = subprocess.Popen([sys.executable, '-c', SERVICE])\n"
+    "time.sleep(0.5)",
+    "%gilscope_attach {service.pid} --duration 1.5 --text -o attached_run\nservice.kill()",
+    "print(cpu_run.verdict.kind, io_run.verdict.kind, attached_run.verdict.kind)",
 ]
 
 
@@ -57,7 +72,7 @@ def main():
     frames = [html_of(c) for c in cells[2:4]]
     out = {
         "errors": ["%s: %s" % (e["ename"], e["evalue"]) for e in errors],
-        "kinds": text_of(cells[5]).split(),
+        "kinds": text_of(cells[-1]).split(),
         "frames": [
             None if f is None else {
                 "iframe": f.startswith('<iframe class="gilscope-report" srcdoc="'),
@@ -66,6 +81,7 @@ def main():
             } for f in frames
         ],
         "text_report": text_of(cells[4])[:2000],
+        "attached_report": text_of(cells[6])[:600],
     }
     if len(sys.argv) == 3 and sys.argv[1] == "--save":
         nbformat.write(notebook, sys.argv[2])
