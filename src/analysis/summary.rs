@@ -1,4 +1,5 @@
-//! The analysis's output: per-thread and per-process summaries, the timeline's windows and segments, and the pieces a continuous push takes.
+//! The analysis's output: per-thread and per-process summaries, the timeline's windows and
+//! segments, and the pieces a continuous push takes.
 
 use std::collections::HashMap;
 
