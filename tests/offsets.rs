@@ -14,8 +14,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use gilscope::sampler::cpython::debug_offsets::DebugOffsets;
-use gilscope::sampler::cpython::frames::{FrameWalker, Layout, MAX_FRAMES_WALKED};
+use gilscope::sampler::cpython::frames::{FrameWalker, MAX_FRAMES_WALKED};
 use gilscope::sampler::cpython::gil::{GilLocator, ThreadRef};
+use gilscope::sampler::cpython::layout::Layout;
 use gilscope::sampler::cpython::runtime;
 use gilscope::sampler::memory::{ProcessMemory, ReadMemory};
 use gilscope::sampler::pthread::PthreadTidOffset;

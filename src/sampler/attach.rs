@@ -10,8 +10,9 @@ use crate::error::Error;
 use crate::model::{GilMode, TargetInfo};
 
 use super::cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
-use super::cpython::frames::{FrameWalker, Layout};
+use super::cpython::frames::FrameWalker;
 use super::cpython::gil::GilLocator;
+use super::cpython::layout::Layout;
 use super::cpython::objects::ObjectReader;
 use super::memory::ProcessMemory;
 use super::namespace::TidMap;

@@ -10,8 +10,11 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 
-use super::debug_offsets::{DebugOffsets, ThreadStatusFields};
-use super::gil::{ThreadIdField, ThreadRef};
+use super::gil::ThreadRef;
+use super::layout::{
+    FrameKind, FrameRoot, Layout, StrLayout, FIRST_NON_PYTHON_OWNER, STACKREF_TAG_BITS,
+};
+use super::line_table::line_of;
 use crate::model::Frame;
 use crate::sampler::memory::ReadMemory;
 
@@ -25,244 +28,6 @@ const MAX_TABLE_BYTES: u64 = 65536;
 const PAGE: u64 = 4096;
 /// The code cache is dropped when it grows past this (code made by `exec` in a loop).
 const MAX_CACHED_CODES: usize = 65536;
-
-/// Where a thread state keeps its innermost frame.
-#[derive(Debug, Clone, Copy)]
-enum FrameRoot {
-    /// A pointer in the thread state itself.
-    Direct(u64),
-    /// A pointer in the `_PyCFrame` the thread state points to (3.11, 3.12).
-    ViaCFrame { cframe: u64, current_frame: u64 },
-}
-
-/// How a frame is laid out and what its instruction position means.
-#[derive(Debug, Clone, Copy)]
-enum FrameKind {
-    /// `PyFrameObject` (3.8 to 3.10): `f_lasti` is an `int`.
-    Object { lasti: u64 },
-    /// `_PyInterpreterFrame` (3.11+): a pointer to the instruction, in the code object.
-    Interpreter {
-        instr: u64,
-        /// The `owner` byte; frames owned by the C stack (3.12+) are shims, skipped.
-        owner: Option<u64>,
-    },
-}
-
-/// How to turn an instruction position into a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LineTable {
-    /// `co_lnotab`, byte offsets (3.8, 3.9).
-    Lnotab,
-    /// `co_linetable` of 3.10, instruction offsets.
-    Linetable310,
-    /// The location table of 3.11+, relative to `co_code_adaptive`.
-    Locations { code_adaptive: u64 },
-}
-
-/// The offsets one CPython version needs, as py-spy's bindings for it give them.
-#[derive(Debug, Clone, Copy)]
-pub struct Layout {
-    interp_threads_head: u64,
-    ts_next: u64,
-    ts_frame: FrameRoot,
-    ts_thread: ThreadIdField,
-    frame_back: u64,
-    frame_code: u64,
-    frame_kind: FrameKind,
-    frame_size: usize,
-    code_filename: u64,
-    code_name: u64,
-    code_firstlineno: u64,
-    code_table: u64,
-    lines: LineTable,
-    /// A thread state's own GIL flags (`holds_gil`, `gil_requested`: 3.15).
-    ts_gil_flags: Option<(u64, u64)>,
-    /// A thread state's own status (3.13+).
-    ts_status: Option<ThreadStatusFields>,
-    strings: StrLayout,
-    bytes_size: u64,
-    bytes_data: u64,
-}
-
-/// Where a `str` object keeps its length, its state bits and its text.
-#[derive(Debug, Clone, Copy)]
-pub struct StrLayout {
-    length: u64,
-    state: u64,
-    /// The `kind` bits' position in `state` (free-threaded 3.14+ keep `interned` in a byte).
-    kind_shift: u32,
-    /// `sizeof(PyASCIIObject)`: an ASCII string's text follows.
-    ascii_size: u64,
-    /// `sizeof(PyCompactUnicodeObject)`: another compact string's text follows.
-    compact_size: u64,
-}
-
-impl StrLayout {
-    /// Default builds before 3.12: 48-byte ASCII header (with `wstr`); 3.12+: 40.
-    const fn default_build(ascii_size: u64, compact_size: u64) -> StrLayout {
-        StrLayout {
-            length: 16,
-            state: 32,
-            kind_shift: 2,
-            ascii_size,
-            compact_size,
-        }
-    }
-}
-
-/// Frames with an `owner` from this one on are not Python's: `FRAME_OWNED_BY_CSTACK` in 3.12
-/// and 3.13, `FRAME_OWNED_BY_INTERPRETER` (and `_CSTACK`) from 3.14.
-const FIRST_NON_PYTHON_OWNER: u8 = 3;
-/// `_PyStackRef` tag bits (3.14+ tag `f_executable`); pointers to objects are 8-aligned.
-const STACKREF_TAG_BITS: u64 = 3;
-
-impl Layout {
-    /// The layout of CPython `3.minor` (GIL-enabled builds), if gilscope knows it.
-    pub fn for_version(minor: u64) -> Option<Layout> {
-        let pre_311 = |lasti, lines| Layout {
-            interp_threads_head: 8,
-            ts_next: 8,
-            ts_frame: FrameRoot::Direct(24),
-            ts_thread: ThreadIdField::Pthread(176),
-            frame_back: 24,
-            frame_code: 32,
-            frame_kind: FrameKind::Object { lasti },
-            frame_size: 112,
-            code_filename: 104,
-            code_name: 112,
-            code_firstlineno: 40,
-            code_table: 120,
-            lines,
-            ts_gil_flags: None,
-            ts_status: None,
-            strings: StrLayout::default_build(48, 72),
-            bytes_size: 16,
-            bytes_data: 32,
-        };
-        // From 3.11 the name is `co_qualname` (`Class.method`), as py-spy reports it.
-        match minor {
-            8 | 9 => Some(pre_311(104, LineTable::Lnotab)),
-            10 => Some(pre_311(96, LineTable::Linetable310)),
-            11 => Some(Layout {
-                interp_threads_head: 16,
-                ts_next: 8,
-                ts_frame: FrameRoot::ViaCFrame {
-                    cframe: 56,
-                    current_frame: 8,
-                },
-                ts_thread: ThreadIdField::Native(160),
-                frame_back: 48,
-                frame_code: 32,
-                frame_kind: FrameKind::Interpreter {
-                    instr: 56,
-                    owner: None,
-                },
-                frame_size: 72,
-                code_filename: 112,
-                code_name: 128,
-                code_firstlineno: 72,
-                code_table: 136,
-                lines: LineTable::Locations { code_adaptive: 184 },
-                ts_gil_flags: None,
-                ts_status: None,
-                strings: StrLayout::default_build(48, 72),
-                bytes_size: 16,
-                bytes_data: 32,
-            }),
-            12 => Some(Layout {
-                interp_threads_head: 72,
-                ts_next: 8,
-                ts_frame: FrameRoot::ViaCFrame {
-                    cframe: 56,
-                    current_frame: 0,
-                },
-                ts_thread: ThreadIdField::Native(144),
-                frame_back: 8,
-                frame_code: 0,
-                frame_kind: FrameKind::Interpreter {
-                    instr: 56,
-                    owner: Some(70),
-                },
-                frame_size: 72,
-                code_filename: 112,
-                code_name: 128,
-                code_firstlineno: 68,
-                code_table: 136,
-                lines: LineTable::Locations { code_adaptive: 192 },
-                ts_gil_flags: None,
-                ts_status: None,
-                strings: StrLayout::default_build(40, 56),
-                bytes_size: 16,
-                bytes_data: 32,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The layout of a 3.13+ interpreter (either build), from its own `_Py_DebugOffsets`.
-    pub fn from_debug_offsets(o: &DebugOffsets) -> Layout {
-        Layout {
-            interp_threads_head: o.interp_threads_head,
-            ts_next: o.thread_next,
-            ts_frame: FrameRoot::Direct(o.thread_current_frame),
-            ts_thread: ThreadIdField::Native(o.thread_native_thread_id),
-            frame_back: o.frame_previous,
-            frame_code: o.frame_executable,
-            frame_kind: FrameKind::Interpreter {
-                instr: o.frame_instr_ptr,
-                owner: Some(o.frame_owner),
-            },
-            frame_size: o.frame_size as usize,
-            code_filename: o.code_filename,
-            code_name: o.code_qualname,
-            code_firstlineno: o.code_firstlineno,
-            code_table: o.code_linetable,
-            lines: LineTable::Locations {
-                code_adaptive: o.code_adaptive,
-            },
-            ts_gil_flags: o.thread_gil_flags,
-            ts_status: Some(o.thread_status),
-            strings: StrLayout {
-                length: o.str_length,
-                state: o.str_state,
-                kind_shift: if o.free_threaded && o.version.minor >= 14 {
-                    8
-                } else {
-                    2
-                },
-                ascii_size: o.str_ascii_size,
-                // `utf8_length` and `utf8` follow the ASCII header.
-                compact_size: o.str_ascii_size + 16,
-            },
-            bytes_size: o.bytes_size,
-            bytes_data: o.bytes_data,
-        }
-    }
-
-    /// How this version lays out `str` objects.
-    pub fn strings(&self) -> StrLayout {
-        self.strings
-    }
-
-    fn thread_header_size(&self) -> usize {
-        let frame = match self.ts_frame {
-            FrameRoot::Direct(off) => off,
-            FrameRoot::ViaCFrame { cframe, .. } => cframe,
-        };
-        let thread = self.ts_thread.offset();
-        let flags = self
-            .ts_gil_flags
-            .map_or(0, |(held, requested)| held.max(requested));
-        let status = self
-            .ts_status
-            .map_or(0, |s| s.state.max(s.critical_section.unwrap_or(0)));
-        (frame.max(thread).max(self.ts_next).max(flags).max(status) + 8) as usize
-    }
-
-    fn code_header_size(&self) -> usize {
-        (self.code_table.max(self.code_name).max(self.code_filename) + 8) as usize
-    }
-}
 
 /// CPython 3.15's own per-thread GIL flags (see [`crate::model::CpythonGilFlags`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -657,102 +422,10 @@ fn read_bytes(mem: &impl ReadMemory, layout: &Layout, addr: u64) -> Option<Vec<u
     Some(bytes)
 }
 
-/// The line py-spy gives for `instruction` (py-spy's own arithmetic, kept identical so both
-/// walks name the same lines).
-fn line_of(format: LineTable, firstlineno: i32, instruction: i64, table: &[u8]) -> i32 {
-    let mut line = i64::from(firstlineno);
-    let mut address: i64 = 0;
-    match format {
-        LineTable::Lnotab => {
-            for pair in table.chunks_exact(2) {
-                address += i64::from(pair[0]);
-                if address > instruction {
-                    break;
-                }
-                line += i64::from(pair[1] as i8);
-            }
-        }
-        LineTable::Linetable310 => {
-            let lasti = instruction.saturating_mul(2);
-            for pair in table.chunks_exact(2) {
-                let line_delta = pair[1] as i8;
-                if line_delta == -128 {
-                    continue;
-                }
-                line += i64::from(line_delta);
-                address += i64::from(pair[0]);
-                if address > lasti {
-                    break;
-                }
-            }
-        }
-        LineTable::Locations { code_adaptive } => {
-            let lasti = instruction.saturating_sub(code_adaptive as i64);
-            let mut index = 0;
-            while index < table.len() {
-                let byte = table[index];
-                index += 1;
-                address += (i64::from(byte & 7) + 1) * 2;
-                let code = (byte >> 3) & 15;
-                let delta = match code {
-                    15 => 0,
-                    14 => {
-                        let delta = signed_varint(&mut index, table).unwrap_or(0);
-                        for _ in 0..3 {
-                            varint(&mut index, table); // end line, start and end columns
-                        }
-                        delta
-                    }
-                    13 => signed_varint(&mut index, table).unwrap_or(0),
-                    10..=12 => {
-                        index += 2; // start and end columns
-                        i64::from(code - 10)
-                    }
-                    _ => {
-                        index += 1; // column
-                        0
-                    }
-                };
-                line = line.saturating_add(delta);
-                if address > lasti {
-                    break;
-                }
-            }
-        }
-    }
-    line as i32
-}
-
-fn varint(index: &mut usize, table: &[u8]) -> Option<u64> {
-    let mut byte = *table.get(*index)?;
-    *index += 1;
-    let mut value = u64::from(byte & 63);
-    let mut shift = 0;
-    while byte & 64 != 0 {
-        byte = *table.get(*index)?;
-        *index += 1;
-        shift += 6;
-        if shift >= 64 {
-            return None;
-        }
-        value = value.wrapping_add(u64::from(byte & 63) << shift);
-    }
-    Some(value)
-}
-
-fn signed_varint(index: &mut usize, table: &[u8]) -> Option<i64> {
-    let value = varint(index, table)?;
-    let magnitude = (value >> 1) as i64;
-    Some(if value & 1 != 0 {
-        -magnitude
-    } else {
-        magnitude
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampler::cpython::debug_offsets::DebugOffsets;
     use crate::sampler::memory::fake::FakeMemory;
 
     /// Puts a zeroed struct of `size` bytes at `addr` with the given little-endian fields.
@@ -891,27 +564,6 @@ mod tests {
         assert_eq!(stack.depth, MAX_FRAMES_WALKED + 1);
     }
 
-    #[test]
-    fn line_tables_decode_as_py_spy_does() {
-        // lnotab: (address +0, line +1), (+6, +1), (+8, +2)
-        let lnotab = [0, 1, 6, 1, 8, 2];
-        assert_eq!(line_of(LineTable::Lnotab, 10, 0, &lnotab), 11);
-        assert_eq!(line_of(LineTable::Lnotab, 10, 7, &lnotab), 12);
-        assert_eq!(line_of(LineTable::Lnotab, 10, 14, &lnotab), 14);
-        // 3.10: instruction offsets are doubled; -128 means no line.
-        let table = [4, 1, 0x80, 0x80, 4, 2];
-        assert_eq!(line_of(LineTable::Linetable310, 10, 1, &table), 11);
-        assert_eq!(line_of(LineTable::Linetable310, 10, 2, &table), 13);
-        // 3.11+: a one-line entry (code 11: +1, two units), then a signed varint (+3).
-        let locations = [0xD9, 0, 0, 0xE8, 6];
-        let format = LineTable::Locations { code_adaptive: 0 };
-        assert_eq!(line_of(format, 100, 0, &locations), 101);
-        assert_eq!(line_of(format, 100, 4, &locations), 104);
-        // Truncated or garbage tables end the walk, never panic.
-        assert_eq!(line_of(format, 100, 1000, &[0xF0, 0x7F]), 100);
-        assert_eq!(line_of(format, 100, 1000, &[0xE8, 0xFF, 0xFF]), 100);
-    }
-
     /// 3.8 to 3.12 from the tables, 3.13+ from live debug offsets.
     fn every_layout() -> Vec<Layout> {
         use crate::sampler::cpython::debug_offsets::tests::*;
@@ -927,21 +579,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #[test]
-        fn any_line_table_decodes_without_panicking(
-            table in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
-            instruction in proptest::prelude::any::<i64>(),
-            firstlineno in proptest::prelude::any::<i32>(),
-            format in 0..3u8,
-        ) {
-            let format = match format {
-                0 => LineTable::Lnotab,
-                1 => LineTable::Linetable310,
-                _ => LineTable::Locations { code_adaptive: 192 },
-            };
-            line_of(format, firstlineno, instruction, &table);
-        }
-
         #[test]
         fn any_memory_is_walked_without_panicking(
             words in proptest::collection::vec(0u64..0x1100, 64..256),

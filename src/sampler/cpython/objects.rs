@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 
 use super::debug_offsets::DebugOffsets;
-use super::frames::{read_string, StrLayout};
+use super::frames::read_string;
+use super::layout::StrLayout;
 use crate::model::ExtensionModule;
 use crate::sampler::memory::ReadMemory;
 
