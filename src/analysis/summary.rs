@@ -75,7 +75,7 @@ pub struct ThreadSummary {
     pub attachment: Option<AttachmentCounts>,
 }
 
-/// How often a thread state said it was attached (see [`Record::ThreadStatuses`]).
+/// How often a thread state said it was attached (see [`crate::model::Record::ThreadStatuses`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AttachmentCounts {
     pub readings: u64,
@@ -230,7 +230,7 @@ pub struct Analysis {
     pub stacks: Vec<Vec<u32>>,
     /// Every thread of every process, the root's first.
     pub threads: Vec<ThreadSummary>,
-    /// The threads grouped by what they do (see [`groups`]).
+    /// The threads grouped by what they do (see [`super::groups`]).
     pub groups: Vec<ThreadGroup>,
     /// The root first, then descendants in the order they were found.
     pub processes: Vec<ProcessSummary>,

@@ -1,8 +1,9 @@
 //! CPython's own structures, as gilscope reads them from outside, all in this folder: where
-//! the interpreter is ([`runtime`]), the table of offsets 3.13+ publish for tools like this one
-//! ([`debug_offsets`]), each version's frame and string layouts ([`layout`]) and the stack walk over them
-//! ([`frames`], with the line tables in `line_table`), where each version keeps its GIL ([`gil`]), and the few objects gilscope reads
-//! ([`objects`]: thread names, extension modules).
+//! the interpreter is ([`runtime`]), the table of offsets 3.13+ publish for tools like this
+//! one ([`debug_offsets`]), each version's frame and string layouts ([`layout`]) and the stack
+//! walk over them ([`frames`], with the line tables in `line_table`), where each version keeps
+//! its GIL ([`gil`]), and the few objects gilscope reads ([`objects`]: thread names, extension
+//! modules).
 
 pub mod debug_offsets;
 pub mod frames;
