@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::analysis::{Aggregator, Analysis};
-use crate::cli::{Cli, ColorWhen, Command, OutputArgs, SamplingArgs};
+use crate::cli::{Cli, ColorWhen, Command, JsonTo, OutputArgs, SamplingArgs};
 use crate::error::Error;
 use crate::gate::{Gate, GATE_EXIT_CODE};
 use crate::model::{Ending, Record};
@@ -226,7 +226,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             after,
             json,
             quiet,
-        } => diff(&before, &after, json.as_deref(), quiet),
+        } => diff(&before, &after, json.as_ref(), quiet),
         Command::Report { file, output, gate } => {
             let analysis = replay(&file)?;
             let report = emit(&analysis, &output, color, None)?;
@@ -273,9 +273,9 @@ fn load_report(path: &Path) -> Result<Report, Error> {
 }
 
 /// `gilscope diff`: two runs compared, printed and written as asked.
-fn diff(before: &Path, after: &Path, json: Option<&str>, quiet: bool) -> Result<i32, Error> {
-    if let Some(path) = json.filter(|j| *j != "-") {
-        output::check_dir(Path::new(path))?;
+fn diff(before: &Path, after: &Path, json: Option<&JsonTo>, quiet: bool) -> Result<i32, Error> {
+    if let Some(path) = json.and_then(JsonTo::file) {
+        output::check_dir(path)?;
     }
     let (b, a) = (load_report(before)?, load_report(after)?);
     let comparison = crate::diff::compare(
@@ -288,19 +288,19 @@ fn diff(before: &Path, after: &Path, json: Option<&str>, quiet: bool) -> Result<
         let mut text = Vec::new();
         // Into memory first: a closed pipe (`| head`) is not an error worth reporting.
         let _ = render::diff::render(&comparison, &mut text);
-        if json == Some("-") {
+        if json == Some(&JsonTo::Stdout) {
             let _ = std::io::stderr().write_all(&text);
         } else {
             let _ = std::io::stdout().write_all(&text);
         }
     }
     match json {
-        Some("-") => {
+        Some(JsonTo::Stdout) => {
             let mut bytes = Vec::new();
             let _ = render::json(&comparison, &mut bytes);
             let _ = std::io::stdout().write_all(&bytes);
         }
-        Some(path) => output::write_rendered(Path::new(path), |b| render::json(&comparison, b))?,
+        Some(JsonTo::File(path)) => output::write_rendered(path, |b| render::json(&comparison, b))?,
         None => {}
     }
     Ok(0)

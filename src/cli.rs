@@ -1,6 +1,6 @@
 //! The command line: clap types only. `app` reads them and hands each stage its plain values.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -137,8 +137,8 @@ pub enum Command {
         /// The run after it.
         after: PathBuf,
         /// Also write the comparison as JSON (schema gilscope.diff/1); `-` for stdout.
-        #[arg(long, value_name = "FILE")]
-        json: Option<String>,
+        #[arg(long, value_name = "FILE", value_parser = parse_json_to)]
+        json: Option<JsonTo>,
         /// Do not print the comparison.
         #[arg(short, long)]
         quiet: bool,
@@ -308,6 +308,29 @@ fn parse_verdict_kind(text: &str) -> Result<VerdictKind, String> {
         })
 }
 
+/// Where `--json` goes: `-` is stdout, anything else a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonTo {
+    Stdout,
+    File(PathBuf),
+}
+
+impl JsonTo {
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            JsonTo::Stdout => None,
+            JsonTo::File(path) => Some(path),
+        }
+    }
+}
+
+fn parse_json_to(text: &str) -> Result<JsonTo, String> {
+    Ok(match text {
+        "-" => JsonTo::Stdout,
+        path => JsonTo::File(PathBuf::from(path)),
+    })
+}
+
 fn parse_fraction(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
@@ -318,8 +341,8 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
     /// Write the JSON report (schema gilscope.report/1) to FILE, or to stdout with `-`.
-    #[arg(long, value_name = "FILE|-")]
-    pub json: Option<String>,
+    #[arg(long, value_name = "FILE|-", value_parser = parse_json_to)]
+    pub json: Option<JsonTo>,
     /// Do not print the terminal report.
     #[arg(long, short)]
     pub quiet: bool,
@@ -350,14 +373,13 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
-    /// Every file path asked for (not stdout).
     /// The files asked for (`--json -` is stdout, not a file: see [`Self::json_to_stdout`]).
     pub fn outputs(&self) -> Vec<Output> {
         let json = self
             .json
-            .as_deref()
-            .filter(|j| *j != "-")
-            .map(|j| Output::Json(PathBuf::from(j)));
+            .as_ref()
+            .and_then(JsonTo::file)
+            .map(|path| Output::Json(path.to_path_buf()));
         let flamegraph = self.flamegraph.clone().map(|path| Output::Flamegraph {
             path,
             only: self.flamegraph_state,
@@ -372,7 +394,7 @@ impl OutputArgs {
     }
 
     pub fn json_to_stdout(&self) -> bool {
-        self.json.as_deref() == Some("-")
+        self.json == Some(JsonTo::Stdout)
     }
 }
 
