@@ -7,6 +7,7 @@ use std::fmt;
 use crate::diagnosis::VerdictKind;
 use crate::model::ThreadState;
 use crate::report::Report;
+use crate::words::pct;
 
 /// The exit status of a tripped gate: distinct from gilscope's own failures (2).
 pub const GATE_EXIT_CODE: i32 = 3;
@@ -38,8 +39,8 @@ impl fmt::Display for Tripped {
             }
             Tripped::GilWait { thread, share, max } => write!(
                 f,
-                "{thread} waited {:.0}% of its time for the GIL, more than --max-gil-wait {max}",
-                share * 100.0
+                "{thread} waited {} of its time for the GIL, more than --max-gil-wait {max}",
+                pct(*share)
             ),
         }
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::model::Record;
+use crate::words::pct;
 
 /// The line is rewritten at most this often; indicatif redraws the spinner on its own thread.
 const UPDATE_EVERY: Duration = Duration::from_millis(250);
@@ -41,8 +42,8 @@ impl Counts {
             "GIL not read yet".to_string()
         } else {
             format!(
-                "GIL held {:.0}%",
-                100.0 * self.gil_locked as f64 / self.gil_readings as f64
+                "GIL held {}",
+                pct(self.gil_locked as f64 / self.gil_readings as f64)
             )
         };
         format!("{} samples · {} late · {gil}", self.samples, self.late)

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::{BenchReport, BenchResult};
+use crate::words::pct;
 
 fn secs(x: Option<f64>) -> String {
     match x {
@@ -22,7 +23,7 @@ fn speedup(r: &BenchResult) -> String {
 }
 
 fn fraction(x: Option<f64>) -> String {
-    x.map_or("-".into(), |f| format!("{:.0}%", f * 100.0))
+    x.map_or("-".into(), pct)
 }
 
 fn correct(r: &BenchResult) -> &'static str {
