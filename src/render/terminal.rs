@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use super::words::{self, pct};
+use super::words::{self, pct, STATE_COLUMNS};
 use crate::diagnosis::{Prediction, Verdict};
 use crate::model::ThreadState;
 use crate::report::{HotFunction, LineGil, Report};
@@ -333,18 +333,15 @@ fn process_line(out: &mut impl Write, report: &Report) -> io::Result<()> {
 /// One row per group of threads (or per thread, with `--threads`), busiest first: a bar of
 /// its states and their shares; the CPU no sampled thread accounts for; a legend.
 fn threads_table(out: &mut impl Write, report: &Report, style: Style) -> io::Result<()> {
+    let headers: String = STATE_COLUMNS
+        .iter()
+        .map(|(_, name)| format!("{name:>5}"))
+        .collect();
     writeln!(
         out,
-        "  {:<l$} {:<w$} {:>5}{:>5}{:>5}{:>5}{:>5}{:>5}{:>5} {:>6}",
+        "  {:<l$} {:<w$} {headers} {:>6}",
         if style.threads { "THREAD" } else { "THREADS" },
         "",
-        "GIL",
-        "WAIT",
-        "H-O",
-        "NAT",
-        "I/O",
-        "SLP",
-        "LOCK",
         "CPU s",
         l = LABEL_WIDTH,
         w = BAR_WIDTH
@@ -363,19 +360,15 @@ fn threads_table(out: &mut impl Write, report: &Report, style: Style) -> io::Res
             .iter()
             .map(|&s| (s, row.states.get(s)))
             .collect();
-        let s = &row.states;
+        let cells: String = STATE_COLUMNS
+            .iter()
+            .map(|(states, _)| cell(row.states.sum_of(states)))
+            .collect();
         writeln!(
             out,
-            "  {} {} {}{}{}{}{}{}{} {:>6.2}",
+            "  {} {} {cells} {:>6.2}",
             truncate(&row.label, LABEL_WIDTH),
             bar(&fractions, BAR_WIDTH, style),
-            cell(s[ThreadState::Gil]),
-            cell(s[ThreadState::GilWait]),
-            cell(s[ThreadState::Handoff]),
-            cell(s[ThreadState::Native]),
-            cell(s[ThreadState::Io]),
-            cell(s[ThreadState::Sleep]),
-            cell(s[ThreadState::Lock] + s[ThreadState::ObjectLock]),
             row.cpu_s
         )?;
     }

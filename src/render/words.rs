@@ -1,8 +1,22 @@
 //! Phrases the renderers share, so the terminal and the HTML page say the same thing.
 
+use crate::model::ThreadState;
 use crate::report::{GilHolder, GilUse, Group, LineGil};
 
 pub use crate::words::{file_name, pct, place, short_command, thread_label, thread_name};
+
+/// The state columns of the thread tables (the terminal report's and `gilscope top`'s), in
+/// the report's order: LOCK counts the program's locks and, on a free-threaded build, objects'
+/// locks.
+pub const STATE_COLUMNS: [(&[ThreadState], &str); 7] = [
+    (&[ThreadState::Gil], "GIL"),
+    (&[ThreadState::GilWait], "WAIT"),
+    (&[ThreadState::Handoff], "H-O"),
+    (&[ThreadState::Native], "NAT"),
+    (&[ThreadState::Io], "I/O"),
+    (&[ThreadState::Sleep], "SLP"),
+    (&[ThreadState::Lock, ThreadState::ObjectLock], "LOCK"),
+];
 
 /// Where a GIL holder was: `work (app.py:8)`, or `native code` without a Python frame.
 pub fn holder_place(h: &GilHolder) -> String {

@@ -9,20 +9,15 @@ use ratatui::Frame;
 
 use super::view::{Scope, TopView};
 use crate::model::ThreadState;
-use crate::render::words::{pct, place, short_command, thread_name};
+use crate::render::words::{pct, place, short_command, thread_name, STATE_COLUMNS};
 
-/// The state columns, in the report's order: LOCK counts the program's locks and, on a
-/// free-threaded build, objects' locks, as the report's table does.
-const COLUMNS: [(&[ThreadState], &str); 8] = [
-    (&[ThreadState::Gil], "GIL"),
-    (&[ThreadState::GilWait], "WAIT"),
-    (&[ThreadState::Handoff], "H-O"),
-    (&[ThreadState::Native], "NAT"),
-    (&[ThreadState::Io], "I/O"),
-    (&[ThreadState::Sleep], "SLP"),
-    (&[ThreadState::Lock, ThreadState::ObjectLock], "LOCK"),
-    (&[ThreadState::Idle], "IDLE"),
-];
+/// The report's state columns, and IDLE: a live view shows how much of the last second
+/// each thread sat idle.
+fn columns() -> impl Iterator<Item = (&'static [ThreadState], &'static str)> {
+    STATE_COLUMNS
+        .into_iter()
+        .chain([(&[ThreadState::Idle][..], "IDLE")])
+}
 
 fn cell(x: f64) -> String {
     if x < 0.005 {
@@ -100,23 +95,19 @@ fn header_text(view: &TopView) -> Paragraph<'static> {
 
 fn thread_table(view: &TopView) -> Table<'static> {
     let mut header = vec![Cell::from("THREAD"), Cell::from("TID")];
-    header.extend(COLUMNS.iter().map(|(_, name)| Cell::from(*name)));
+    header.extend(columns().map(|(_, name)| Cell::from(name)));
     header.push(Cell::from("CPU s"));
     let rows = view.rows.iter().map(|r| {
         let mut cells = vec![
             Cell::from(thread_name(&r.name, r.tid)),
             Cell::from(r.tid.to_string()),
         ];
-        cells.extend(
-            COLUMNS
-                .iter()
-                .map(|&(states, _)| Cell::from(cell(r.states.sum_of(states)))),
-        );
+        cells.extend(columns().map(|(states, _)| Cell::from(cell(r.states.sum_of(states)))));
         cells.push(Cell::from(format!("{:.2}", r.cpu_s)));
         Row::new(cells)
     });
     let mut widths = vec![Constraint::Length(22), Constraint::Length(8)];
-    widths.extend([Constraint::Length(5); COLUMNS.len()]);
+    widths.extend(columns().map(|_| Constraint::Length(5)));
     widths.push(Constraint::Length(7));
     Table::new(rows, widths)
         .header(Row::new(header).style(Style::default().add_modifier(Modifier::BOLD)))
