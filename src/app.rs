@@ -3,7 +3,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -11,13 +10,13 @@ use crate::analysis::{Aggregator, Analysis};
 use crate::cli::{Cli, ColorWhen, Command, JsonTo, OutputArgs, SamplingArgs};
 use crate::error::Error;
 use crate::gate::{Gate, GATE_EXIT_CODE};
-use crate::model::{Ending, Record};
+use crate::model::Record;
 use crate::push::{self, Credentials, PushConfig};
 use crate::recording::{self, replay, RecordingWriter};
 use crate::render::terminal::Style;
 use crate::report::{self, PushSummary, Report};
 use crate::sampler::{RecordSink, SamplerOptions};
-use crate::session::{Session, Start};
+use crate::session::{Session, Source, Start};
 use crate::target::{self, Signals};
 use crate::{diagnosis, output, render};
 
@@ -81,22 +80,6 @@ impl Live {
         } else {
             Live::Quiet
         }
-    }
-}
-
-/// Where the target comes from.
-enum Source {
-    Launch(Vec<String>),
-    Attach(u32),
-}
-
-impl Source {
-    /// A PID to attach to, else the command to launch.
-    fn of(pid: Option<&str>, command: Vec<String>) -> Result<Source, Error> {
-        Ok(match pid {
-            Some(pid) => Source::Attach(target::parse_pid(pid)?),
-            None => Source::Launch(command),
-        })
     }
 }
 
@@ -432,17 +415,14 @@ fn profile(job: Job) -> Result<i32, Error> {
     }
     let signals = Signals::install().map_err(Error::Signals)?;
     let mut child = None;
-    let session = match start(source, &mut child, &sampling)? {
+    let session = match Session::start(source, &mut child, &sampling.options, sampling.duration)? {
         Start::Sampling(session) => session,
-        Start::ExitedFirst(ending) => {
+        Start::ExitedFirst(outcome) => {
             eprintln!("gilscope: the target exited before the first sample");
             let mut aggregator = Aggregator::new();
-            aggregator.push(&Record::End {
-                ending: ending.clone(),
-                duration_s: 0.0,
-            });
+            aggregator.push(&outcome.end_record());
             emit(&aggregator.finish(), output, color, None)?;
-            return Ok(target::exit_code_of(&ending));
+            return Ok(outcome.exit_code(child.as_mut()));
         }
     };
     if let Some(path) = &sampling.ready_file {
@@ -490,15 +470,7 @@ fn profile(job: Job) -> Result<i32, Error> {
         });
     }
     // `run` passes the target's status on (with --duration, once it exits); `attach` exits 0.
-    let mut exit_code = 0;
-    if let Some(child) = &mut child {
-        exit_code = target::exit_code_of(&outcome.ending);
-        if !matches!(outcome.ending, Ending::Exited(_) | Ending::Killed(_)) {
-            if let Ok(status) = child.wait() {
-                exit_code = target::exit_code_of(&target::ending_of(status));
-            }
-        }
-    }
+    let exit_code = outcome.exit_code(child.as_mut());
     Ok(gate_exit_code(&gate, &report).unwrap_or(exit_code))
 }
 
@@ -507,28 +479,6 @@ fn gate_exit_code(gate: &Gate, report: &Report) -> Option<i32> {
     let tripped = gate.check(report)?;
     eprintln!("gilscope: gate: {tripped} (exit {GATE_EXIT_CODE})");
     Some(GATE_EXIT_CODE)
-}
-
-/// Attaches to the target, or launches it (into `child`) and waits for its interpreter. A
-/// launched program that cannot be profiled is stopped: gilscope leaves nothing behind.
-fn start<'a>(
-    source: Source,
-    child: &'a mut Option<Child>,
-    sampling: &Sampling,
-) -> Result<Start<'a>, Error> {
-    match source {
-        Source::Attach(pid) => Session::attach(pid, &sampling.options, sampling.duration)
-            .map(|session| Start::Sampling(Box::new(session))),
-        Source::Launch(command) => {
-            let launched = child.insert(target::launch(&command)?);
-            let pid = launched.id();
-            let started = Session::launched(launched, &sampling.options, sampling.duration);
-            if started.is_err() {
-                target::stop_pid(pid);
-            }
-            started
-        }
-    }
 }
 
 /// `gilscope top`'s screen, on its own thread, fed a copy of the records.

@@ -1,6 +1,6 @@
 //! One sampling run, as `run`, `attach`, `top`, `record` and the bench's evidence all do it:
 //! the target attached (or launched and waited for), its process tree sampled until it ends,
-//! and the run's `End` record, with a launched target's own exit status where it has one.
+//! the run's `End` record, and the exit status to pass on: a launched target's own.
 
 use std::process::Child;
 use std::time::Duration;
@@ -10,6 +10,22 @@ use crate::model::{Ending, Record};
 use crate::sampler::tree::ProcessTree;
 use crate::sampler::{ProcessSampler, RecordSink, Role, SamplerOptions};
 use crate::target::{self, Launched, Mode, Signals};
+
+/// Where the target comes from.
+pub enum Source {
+    Launch(Vec<String>),
+    Attach(u32),
+}
+
+impl Source {
+    /// A PID to attach to, else the command to launch.
+    pub fn of(pid: Option<&str>, command: Vec<String>) -> Result<Source, Error> {
+        Ok(match pid {
+            Some(pid) => Source::Attach(target::parse_pid(pid)?),
+            None => Source::Launch(command),
+        })
+    }
+}
 
 /// A target being sampled.
 pub struct Session<'a> {
@@ -25,7 +41,7 @@ pub struct Session<'a> {
 pub enum Start<'a> {
     Sampling(Box<Session<'a>>),
     /// The program exited before its interpreter could be read.
-    ExitedFirst(Ending),
+    ExitedFirst(Outcome),
 }
 
 /// How a session ended.
@@ -35,7 +51,54 @@ pub struct Outcome {
     pub duration_s: f64,
 }
 
+impl Outcome {
+    /// The run's last record.
+    pub fn end_record(&self) -> Record {
+        Record::End {
+            ending: self.ending.clone(),
+            duration_s: self.duration_s,
+        }
+    }
+
+    /// The status gilscope exits with: a launched target's own (waited for, when sampling
+    /// stopped before it exited: `--duration`, Ctrl-C), 0 after an attach.
+    pub fn exit_code(&self, launched: Option<&mut Child>) -> i32 {
+        let Some(child) = launched else {
+            return 0;
+        };
+        if !matches!(self.ending, Ending::Exited(_) | Ending::Killed(_)) {
+            if let Ok(status) = child.wait() {
+                return target::exit_code_of(&target::ending_of(status));
+            }
+        }
+        target::exit_code_of(&self.ending)
+    }
+}
+
 impl<'a> Session<'a> {
+    /// Attaches to the target, or launches it (into `child`) and waits for its interpreter. A
+    /// launched program that cannot be profiled is stopped: gilscope leaves nothing behind.
+    pub fn start(
+        source: Source,
+        child: &'a mut Option<Child>,
+        options: &SamplerOptions,
+        duration: Option<Duration>,
+    ) -> Result<Start<'a>, Error> {
+        match source {
+            Source::Attach(pid) => Session::attach(pid, options, duration)
+                .map(|session| Start::Sampling(Box::new(session))),
+            Source::Launch(command) => {
+                let launched = child.insert(target::launch(&command)?);
+                let pid = launched.id();
+                let started = Session::launched(launched, options, duration);
+                if started.is_err() {
+                    target::stop_pid(pid);
+                }
+                started
+            }
+        }
+    }
+
     /// Attaches to a running process.
     pub fn attach(
         pid: u32,
@@ -70,7 +133,10 @@ impl<'a> Session<'a> {
                     duration,
                 ))))
             }
-            Launched::ExitedFirst(status) => Ok(Start::ExitedFirst(target::ending_of(status))),
+            Launched::ExitedFirst(status) => Ok(Start::ExitedFirst(Outcome {
+                ending: target::ending_of(status),
+                duration_s: 0.0,
+            })),
         }
     }
 
@@ -112,10 +178,8 @@ impl<'a> Session<'a> {
                 ending = target::ending_of(status);
             }
         }
-        sink.record(&Record::End {
-            ending: ending.clone(),
-            duration_s,
-        })?;
-        Ok(Outcome { ending, duration_s })
+        let outcome = Outcome { ending, duration_s };
+        sink.record(&outcome.end_record())?;
+        Ok(outcome)
     }
 }
