@@ -4,84 +4,21 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
 
 use crate::analysis::{Aggregator, Analysis};
-use crate::cli::{Cli, ColorWhen, Command, JsonTo, OutputArgs, SamplingArgs};
+use crate::cli::{Cli, ColorWhen, JsonTo, OutputArgs};
 use crate::error::Error;
 use crate::gate::{Gate, GATE_EXIT_CODE};
 use crate::model::Record;
-use crate::push::{self, Credentials, PushConfig};
+use crate::options::{Bench, Live, Options, Profiling, Task};
+use crate::push::{self, PushConfig};
 use crate::recording::{self, replay, RecordingWriter};
 use crate::render::terminal::Style;
 use crate::report::{self, PushSummary, Report};
-use crate::sampler::{RecordSink, SamplerOptions};
-use crate::session::{Session, Source, Start};
-use crate::target::{self, Signals};
+use crate::sampler::RecordSink;
+use crate::session::{Session, Start};
+use crate::target::Signals;
 use crate::{diagnosis, output, render};
-
-/// Highest sampling rate accepted.
-pub const MAX_RATE_HZ: f64 = 10_000.0;
-
-/// Sampling settings, checked.
-struct Sampling {
-    options: SamplerOptions,
-    duration: Option<Duration>,
-    /// Created once the first sample is taken (`--ready-file`).
-    ready_file: Option<PathBuf>,
-}
-
-impl Sampling {
-    fn from_args(args: &SamplingArgs) -> Result<Sampling, Error> {
-        if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= MAX_RATE_HZ) {
-            return Err(Error::InvalidOption {
-                option: "--rate",
-                value: format!("{} (must be above 0 and at most {MAX_RATE_HZ})", args.rate),
-            });
-        }
-        let duration = match args.duration {
-            Some(d) if !(d.is_finite() && d > 0.0) => {
-                return Err(Error::InvalidOption {
-                    option: "--duration",
-                    value: format!("{d} (must be a positive number of seconds)"),
-                })
-            }
-            Some(d) => Some(Duration::from_secs_f64(d)),
-            None => None,
-        };
-        Ok(Sampling {
-            options: SamplerOptions {
-                rate_hz: args.rate,
-                blocking: args.blocking,
-                subprocesses: args.subprocesses,
-            },
-            duration,
-            ready_file: args.ready_file.clone(),
-        })
-    }
-}
-
-/// How the run is shown while it goes on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Live {
-    /// Nothing until the report.
-    Quiet,
-    /// A status line on stderr.
-    Status,
-    /// `gilscope top`'s screen.
-    Top,
-}
-
-impl Live {
-    /// A status line on a terminal, unless `-q`.
-    fn for_output(output: &OutputArgs) -> Live {
-        if !output.quiet && std::io::stderr().is_terminal() {
-            Live::Status
-        } else {
-            Live::Quiet
-        }
-    }
-}
 
 /// Sends records to the aggregator and, when recording, to the file; with a live view, a copy
 /// to its thread.
@@ -144,83 +81,27 @@ impl RecordSink for Tee<'_> {
 }
 
 pub fn run(cli: Cli) -> Result<i32, Error> {
-    let color = cli.color;
-    match cli.command {
-        Command::Run {
-            sampling,
-            output,
-            gate,
-            push,
-            command,
-        } => profile(Job {
-            gate: gate.gate(),
-            push: PushConfig::from_args(&push, Credentials::from_env())?,
-            ..Job::new(Source::Launch(command), &sampling, &output, color)
-        }),
-        Command::Attach {
-            sampling,
-            output,
-            gate,
-            push,
-            pid,
-        } => profile(Job {
-            gate: gate.gate(),
-            push: PushConfig::from_args(&push, Credentials::from_env())?,
-            ..Job::new(
-                Source::Attach(target::parse_pid(&pid)?),
-                &sampling,
-                &output,
-                color,
-            )
-        }),
-        Command::Top {
-            sampling,
-            output,
-            pid,
-            command,
-        } => {
-            if !std::io::stdout().is_terminal() {
-                return Err(Error::NotATerminal);
-            }
-            let source = Source::of(pid.as_deref(), command)?;
-            profile(Job {
-                live: Live::Top,
-                ..Job::new(source, &sampling, &output, color)
-            })
-        }
-        Command::Record {
-            output: path,
-            pid,
-            sampling,
-            report,
-            gate,
-            command,
-        } => {
-            let source = Source::of(pid.as_deref(), command)?;
-            profile(Job {
-                recording: Some(&path),
-                gate: gate.gate(),
-                ..Job::new(source, &sampling, &report, color)
-            })
-        }
-        Command::Bench(args) => bench(&args),
-        Command::Diff {
+    let Options { color, task } = Options::from_cli_arguments(cli)?;
+    match task {
+        Task::Profile(profiling) => profile(*profiling, color),
+        Task::Bench(plan) => bench(&plan),
+        Task::Diff {
             before,
             after,
             json,
             quiet,
         } => diff(&before, &after, json.as_ref(), quiet),
-        Command::Report { file, output, gate } => {
+        Task::Report { file, output, gate } => {
             let analysis = replay(&file)?;
             let report = emit(&analysis, &output, color, None)?;
-            Ok(gate_exit_code(&gate.gate(), &report).unwrap_or(0))
+            Ok(gate_exit_code(&gate, &report).unwrap_or(0))
         }
-        Command::Completions { shell } => {
+        Task::Completions(shell) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "gilscope", &mut std::io::stdout());
             Ok(0)
         }
-        Command::Man => {
+        Task::Man => {
             let mut page = Vec::new();
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
                 .render(&mut page)
@@ -257,9 +138,6 @@ fn load_report(path: &Path) -> Result<Report, Error> {
 
 /// `gilscope diff`: two runs compared, printed and written as asked.
 fn diff(before: &Path, after: &Path, json: Option<&JsonTo>, quiet: bool) -> Result<i32, Error> {
-    if let Some(path) = json.and_then(JsonTo::file) {
-        output::check_dir(path)?;
-    }
     let (b, a) = (load_report(before)?, load_report(after)?);
     let comparison = crate::diff::compare(
         &b,
@@ -289,71 +167,23 @@ fn diff(before: &Path, after: &Path, json: Option<&JsonTo>, quiet: bool) -> Resu
     Ok(0)
 }
 
-/// `gilscope bench`: check the plan, run it, print and export. Exit 2 when a run failed.
-fn bench(args: &crate::cli::BenchArgs) -> Result<i32, Error> {
-    let invalid = |option: &'static str, value: String| Err(Error::InvalidOption { option, value });
-    if !args.target.contains(':') {
-        return invalid(
-            "FILE.py:FUNCTION",
-            format!(
-                "{} (expected FILE.py:FUNCTION or module:FUNCTION)",
-                args.target
-            ),
-        );
-    }
-    if args.runs == 0 {
-        return invalid("--runs", "0 (at least 1)".into());
-    }
-    if args.workers == Some(0) {
-        return invalid("--workers", "0 (at least 1)".into());
-    }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return invalid(
-            "--timeout",
-            format!("{} (a positive number of seconds)", args.timeout),
-        );
-    }
-    for path in args.export_json.iter().chain(&args.export_markdown) {
-        output::check_dir(path)?;
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = args.workers.unwrap_or(cores);
-    let plan = crate::bench::BenchPlan {
-        target: args.target.clone(),
-        args: args.args.clone(),
-        tasks: args.tasks,
-        tasks_from: args.tasks_from.clone(),
-        workers,
-        worker_counts: if args.scaling {
-            crate::bench::scaling_counts(workers)
-        } else {
-            vec![workers]
-        },
-        runs: args.runs,
-        warmup: args.warmup,
-        modes: args.modes.clone().unwrap_or_else(|| {
-            use crate::bench::Mode::*;
-            vec![Sequential, Threads, Processes, Interpreters]
-        }),
-        optional_modes: if args.modes.is_some() {
-            Vec::new()
-        } else {
-            vec![crate::bench::Mode::Interpreters]
-        },
-        pythons: args.pythons.clone(),
-        timeout_s: args.timeout,
-        evidence: !args.no_evidence,
-    };
-    let mut executor = crate::bench::live::LiveExecutor::new(&plan)?;
+/// `gilscope bench`: run the plan, print and export. Exit 2 when a run failed.
+fn bench(bench: &Bench) -> Result<i32, Error> {
+    let Bench {
+        plan,
+        export_json,
+        export_markdown,
+    } = bench;
+    let mut executor = crate::bench::live::LiveExecutor::new(plan)?;
     executor.show_progress(std::io::stderr().is_terminal());
-    let report = crate::bench::run_benchmark(&plan, &mut executor);
+    let report = crate::bench::run_benchmark(plan, &mut executor);
     executor.finish();
     let mut stdout = std::io::stdout().lock();
     let _ = crate::bench::output::terminal(&report, &mut stdout);
-    if let Some(path) = &args.export_json {
+    if let Some(path) = export_json {
         output::write_rendered(path, |b| render::json(&report, b))?;
     }
-    if let Some(path) = &args.export_markdown {
+    if let Some(path) = export_markdown {
         output::write_rendered(path, |b| crate::bench::output::markdown(&report, b))?;
     }
     for e in &report.errors {
@@ -362,57 +192,17 @@ fn bench(args: &crate::cli::BenchArgs) -> Result<i32, Error> {
     Ok(if report.errors.is_empty() { 0 } else { 2 })
 }
 
-/// One sampling run, as asked for on the command line.
-struct Job<'a> {
-    source: Source,
-    sampling: &'a SamplingArgs,
-    output: &'a OutputArgs,
-    /// `gilscope record`'s file.
-    recording: Option<&'a Path>,
-    gate: Gate,
-    color: ColorWhen,
-    live: Live,
-    push: Option<PushConfig>,
-}
-
-impl<'a> Job<'a> {
-    /// A run of `source` that writes `output`: no gate, no recording, no push, and the
-    /// status line where stderr is a terminal.
-    fn new(
-        source: Source,
-        sampling: &'a SamplingArgs,
-        output: &'a OutputArgs,
-        color: ColorWhen,
-    ) -> Self {
-        Job {
-            live: Live::for_output(output),
-            source,
-            sampling,
-            output,
-            recording: None,
-            gate: Gate::default(),
-            color,
-            push: None,
-        }
-    }
-}
-
-fn profile(job: Job) -> Result<i32, Error> {
-    let Job {
+fn profile(profiling: Profiling, color: ColorWhen) -> Result<i32, Error> {
+    let Profiling {
         source,
         sampling,
         output,
         recording,
         gate,
-        color,
         live,
         push,
-    } = job;
-    let sampling = Sampling::from_args(sampling)?;
-    check_output_paths(output, recording)?;
-    if let Some(path) = &sampling.ready_file {
-        output::check_dir(path)?;
-    }
+    } = profiling;
+    let (output, recording) = (&output, recording.as_deref());
     let signals = Signals::install().map_err(Error::Signals)?;
     let mut child = None;
     let session = match Session::start(source, &mut child, &sampling.options, sampling.duration)? {
@@ -511,16 +301,6 @@ fn start_push(config: &PushConfig, aggregator: &mut Aggregator) -> Result<push::
 }
 
 /// Fails before sampling when an output cannot be written, so no run is wasted.
-fn check_output_paths(output: &OutputArgs, recording: Option<&Path>) -> Result<(), Error> {
-    for file in output.outputs() {
-        output::check_dir(file.path())?;
-    }
-    if let Some(path) = recording {
-        output::check_dir(path)?;
-    }
-    Ok(())
-}
-
 /// Diagnoses an analysis, prints its report and writes the outputs asked for; returns the
 /// report (with what the push delivered, when there was one). Every file is attempted; the first failure is returned after the others are written.
 fn emit(

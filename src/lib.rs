@@ -15,6 +15,7 @@ pub mod error;
 pub mod gate;
 pub mod known_frames;
 pub mod model;
+pub mod options;
 pub mod output;
 pub mod progress;
 pub mod push;
