@@ -198,6 +198,29 @@ fn is_thread_bootstrap(frame: &Frame) -> bool {
     ) || is(frame, "ipykernel/ipkernel.py", &["run_closure"])
 }
 
+/// Which library runs a pool's threads, known by a frame of its own in their stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolLibrary {
+    Joblib,
+    /// `multiprocessing.pool.ThreadPool`.
+    MultiprocessingPool,
+    /// `concurrent.futures.ThreadPoolExecutor`.
+    Executor,
+}
+
+/// The pool library a frame belongs to, if any.
+pub fn pool_library(frame: &Frame) -> Option<PoolLibrary> {
+    if frame.file.contains("/joblib/") {
+        Some(PoolLibrary::Joblib)
+    } else if frame.file.ends_with("multiprocessing/pool.py") {
+        Some(PoolLibrary::MultiprocessingPool)
+    } else if frame.file.ends_with("concurrent/futures/thread.py") {
+        Some(PoolLibrary::Executor)
+    } else {
+        None
+    }
+}
+
 /// A file of code typed into a notebook or IPython: ipykernel names a cell's code
 /// `/tmp/ipykernel_PID/HASH.py`, IPython's terminal `<ipython-input-N-HASH>`. Worker processes
 /// that import their functions (spawn, forkserver) cannot find these.

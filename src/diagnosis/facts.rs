@@ -3,7 +3,7 @@
 use crate::analysis::groups::{GroupRole, ThreadGroup};
 use crate::analysis::queries::{hot_functions, HotFunction};
 use crate::analysis::{Analysis, ThreadSummary};
-use crate::known_frames::is_thread_machinery;
+use crate::known_frames::{is_thread_machinery, pool_library, PoolLibrary};
 use crate::model::ThreadState::{Gil, GilWait, Handoff, Io, Native, Sleep};
 use crate::model::{Frame, PerState, ThreadState};
 
@@ -217,20 +217,23 @@ pub(super) fn entry_points(analysis: &Analysis, units: &[&Unit]) -> Vec<Frame> {
         .collect()
 }
 
-/// What started `units`' threads, from the frames they were seen in.
+/// What started `units`' threads, from the frames they were seen in: joblib first (it runs
+/// on `multiprocessing.pool`), then `multiprocessing`'s pool, then an executor.
 pub(super) fn thread_pool_kind(analysis: &Analysis, units: &[&Unit]) -> ThreadPoolKind {
-    let seen = |part: &str| {
+    let seen = |library: PoolLibrary| {
         units.iter().flat_map(|u| u.threads.iter()).any(|t| {
-            t.stacks
-                .keys()
-                .any(|&(_, stack)| analysis.stack_frames(stack).any(|f| f.file.contains(part)))
+            t.stacks.keys().any(|&(_, stack)| {
+                analysis
+                    .stack_frames(stack)
+                    .any(|f| pool_library(f) == Some(library))
+            })
         })
     };
-    if seen("/joblib/") {
+    if seen(PoolLibrary::Joblib) {
         ThreadPoolKind::Joblib
-    } else if seen("multiprocessing/pool.py") {
+    } else if seen(PoolLibrary::MultiprocessingPool) {
         ThreadPoolKind::MultiprocessingThreadPool
-    } else if seen("concurrent/futures/thread.py") {
+    } else if seen(PoolLibrary::Executor) {
         ThreadPoolKind::Executor
     } else {
         ThreadPoolKind::Threads
