@@ -29,6 +29,10 @@ fn golden(name: &str, actual: &[u8]) {
     common::golden(&root().join("tests/golden").join(name), actual);
 }
 
+fn golden_json(name: &str, actual: &[u8]) {
+    common::golden_json(&root().join("tests/golden").join(name), actual);
+}
+
 fn render_to_vec(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<u8> {
     let mut out = Vec::new();
     f(&mut out).unwrap();
@@ -56,7 +60,7 @@ fn terminal_and_json_golden() {
 fn chrome_trace_follows_the_format() {
     let (analysis, _) = recorded("cpu_threads");
     let bytes = render_to_vec(|o| render::trace::render(&analysis, o));
-    golden("cpu_threads.trace.json", &bytes);
+    golden_json("cpu_threads.trace.json", &bytes);
     let trace: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     let events = trace["traceEvents"].as_array().unwrap();
     let mut names = HashMap::new();
@@ -136,7 +140,7 @@ fn flamegraph_groups_by_state() {
 fn speedscope_follows_the_schema() {
     let (analysis, _) = recorded("cpu_threads");
     let bytes = render_to_vec(|o| render::speedscope::render(&analysis, o));
-    golden("cpu_threads.speedscope.json", &bytes);
+    golden_json("cpu_threads.speedscope.json", &bytes);
     let file: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
         file["$schema"],

@@ -99,6 +99,16 @@ pub fn golden(path: &Path, actual: &[u8]) {
     }
 }
 
+/// [`golden`] for a JSON output written on one line (a Chrome trace, a speedscope file): the
+/// golden holds it pretty-printed (keys sorted), so that a change reads as a diff of lines.
+pub fn golden_json(path: &Path, actual: &[u8]) {
+    let value: Value = serde_json::from_slice(actual)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+    let mut pretty = serde_json::to_vec_pretty(&value).unwrap();
+    pretty.push(b'\n');
+    golden(path, &pretty);
+}
+
 /// The python of the venv `tests/programs/venv.sh` built for `version` (the realistic
 /// programs' libraries, pytest, and for 3.12 Jupyter's), or `None` through [`skip`].
 pub fn venv_python(version: &str) -> Option<PathBuf> {
