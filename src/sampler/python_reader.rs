@@ -7,6 +7,7 @@ use py_spy::PythonSpy;
 use super::cpython::frames::FrameWalker;
 use super::cpython::gil::{GilLocator, ThreadIdField};
 use super::cpython::objects::ObjectReader;
+use super::cpython::versions::{TESTED_FREE_THREADED_MINORS, TESTED_MINORS};
 use super::pthread::PthreadTidOffset;
 use super::SamplerOptions;
 
@@ -37,10 +38,6 @@ pub(super) struct PythonReader {
     pub(super) gc_was: Option<bool>,
 }
 
-/// The minor versions whose free-threaded build the tests run (3.13t): another one's report
-/// says it was not tested.
-const TESTED_FREE_THREADED_MINORS: [u64; 1] = [13];
-
 /// The note for a free-threaded build of a release whose free-threaded build is not tested.
 fn untested_free_threaded(free_threaded: bool, minor: u64, version: &str) -> Option<String> {
     (free_threaded && !TESTED_FREE_THREADED_MINORS.contains(&minor)).then(|| {
@@ -65,9 +62,11 @@ impl PythonReader {
         if self.gil.free_threaded {
             notes.push("free-threaded build: while the GIL is disabled, a thread on a CPU shows as `native` whether it runs Python or native code (`threads[].attached` in the JSON says how much of its time it was attached to the interpreter) and no thread waits for a GIL; waits on the program's own locks go through per-thread parking and show as `lock`; a thread waiting to enter an object's critical section (the lock of a dict, list or set another thread is using) shows as `object_lock`".into());
         }
-        if !(8..=15).contains(&minor) {
+        if !TESTED_MINORS.contains(&minor) {
             notes.push(format!(
-                "CPython {version} is best-effort: tested versions are 3.8 to 3.15"
+                "CPython {version} is best-effort: tested versions are 3.{} to 3.{}",
+                TESTED_MINORS.start(),
+                TESTED_MINORS.end()
             ));
         }
         notes.extend(untested_free_threaded(

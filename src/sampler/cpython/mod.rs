@@ -3,7 +3,7 @@
 //! one ([`debug_offsets`]), each version's frame and string layouts ([`layout`]) and the stack
 //! walk over them ([`frames`], with the line tables in `line_table`), where each version keeps
 //! its GIL ([`gil`]), and the few objects gilscope reads ([`objects`]: thread names, extension
-//! modules).
+//! modules); [`versions`] says which releases are tested.
 
 pub mod debug_offsets;
 pub mod frames;
@@ -13,3 +13,4 @@ pub mod layout;
 mod line_table;
 pub mod objects;
 pub mod runtime;
+pub mod versions;
