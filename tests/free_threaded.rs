@@ -23,23 +23,19 @@ fn for_every_free_threaded(
         };
         let args = args(&py);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut last = String::new();
-        let passed = (0..2).any(|attempt| {
+        let result = common::retry(2, &format!("{workload} on {version}"), || {
             let (output, report) = run_report_with(&py, workload, &[], &args);
-            match check(&report).and_then(|_| {
-                ensure(output.status.success(), || {
-                    format!("exit {:?}", output.status)
+            check(&report)
+                .and_then(|_| {
+                    ensure(output.status.success(), || {
+                        format!("exit {:?}", output.status)
+                    })
                 })
-            }) {
-                Ok(()) => true,
-                Err(e) => {
-                    last = format!("{e}\n{}", common::summary(&report));
-                    eprintln!("{workload} on {version}, attempt {}: {last}", attempt + 1);
-                    false
-                }
-            }
+                .map_err(|e| format!("{e}\n{}", common::summary(&report)))
         });
-        assert!(passed, "{workload} on CPython {version}: {last}");
+        if let Err(last) = result {
+            panic!("{workload} on CPython {version}: {last}");
+        }
     }
 }
 

@@ -16,19 +16,11 @@ fn the_collectors_share_agrees_with_gc_callbacks() {
     let mut failures = Vec::new();
     for version in REQUIRED.iter().chain(FREE_THREADED.iter()) {
         let Some(py) = python(version) else { continue };
-        let mut last = String::new();
-        let passed = (0..2).any(|attempt| {
+        let result = common::retry(2, &format!("gc_heavy.py on {version}"), || {
             let (output, report) = run_report(&py, "gc_heavy.py", &["3"]);
-            match check(&output.stdout, &report) {
-                Ok(()) => true,
-                Err(e) => {
-                    last = format!("{e}\n{}", summary(&report));
-                    eprintln!("gc_heavy.py on {version}, attempt {}: {last}", attempt + 1);
-                    false
-                }
-            }
+            check(&output.stdout, &report).map_err(|e| format!("{e}\n{}", summary(&report)))
         });
-        if !passed {
+        if let Err(last) = result {
             failures.push(format!("CPython {version}: {last}"));
         }
     }

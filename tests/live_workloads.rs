@@ -180,9 +180,9 @@ fn cpython_315s_own_gil_flags_agree() {
         return;
     };
     for workload in ["cpu_threads.py", "mixed_cpu_native.py"] {
-        let passed = (0..2).any(|attempt| {
+        let agreed = common::retry(2, &format!("{workload} on 3.15"), || {
             let (_, r) = common::run_report(&py, workload, &[]);
-            let result: Result<(), String> = r["threads"]
+            r["threads"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -199,16 +199,11 @@ fn cpython_315s_own_gil_flags_agree() {
                         })?;
                     }
                     Ok(())
-                });
-            if let Err(e) = &result {
-                eprintln!("{workload} on 3.15, attempt {}: {e}", attempt + 1);
-            }
-            result.is_ok()
+                })
         });
-        assert!(
-            passed,
-            "{workload}: gilscope and CPython 3.15 disagree on the GIL"
-        );
+        if let Err(last) = agreed {
+            panic!("{workload}: gilscope and CPython 3.15 disagree on the GIL: {last}");
+        }
     }
 }
 

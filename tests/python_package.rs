@@ -128,22 +128,14 @@ fn the_context_manager_and_the_decorator_on_every_claimed_kind_of_build() {
         } else {
             python.with_file_name(format!("python{}", version.trim_end_matches('t')))
         };
-        let mut last = String::new();
-        let passed = (0..2).any(|attempt| {
+        let result = common::retry(2, &format!("CPython {version}"), || {
             let output = python_with_package(&python, &package_dir(), binary)
                 .arg(program("context_manager.py"))
                 .output()
                 .unwrap();
-            match last_json_line(&output).and_then(|seen| check_context_manager(&seen)) {
-                Ok(()) => true,
-                Err(e) => {
-                    eprintln!("CPython {version}, attempt {}: {e}", attempt + 1);
-                    last = e;
-                    false
-                }
-            }
+            last_json_line(&output).and_then(|seen| check_context_manager(&seen))
         });
-        if !passed {
+        if let Err(last) = result {
             failures.push(format!("CPython {version}: {last}"));
         }
     }
@@ -218,8 +210,7 @@ fn the_context_manager_as_a_user_without_privileges() {
     let (package, binary) = world_readable_copy(dir.path());
     let script = dir.path().join("context_manager.py");
     for python in interpreters {
-        let mut last = String::new();
-        let passed = (0..2).any(|_| {
+        let as_nobody_ran = common::retry(2, &format!("{} as nobody", python.display()), || {
             let output = as_nobody(&python)
                 .env("PYTHONPATH", &package)
                 .env("GILSCOPE_BIN", &binary)
@@ -228,16 +219,11 @@ fn the_context_manager_as_a_user_without_privileges() {
                 .arg(&script)
                 .output()
                 .unwrap();
-            match last_json_line(&output).and_then(|seen| check_context_manager(&seen)) {
-                Ok(()) => true,
-                Err(e) => {
-                    eprintln!("{} as nobody: {e}", python.display());
-                    last = e;
-                    false
-                }
-            }
+            last_json_line(&output).and_then(|seen| check_context_manager(&seen))
         });
-        assert!(passed, "{} as nobody: {last}", python.display());
+        if let Err(last) = as_nobody_ran {
+            panic!("{} as nobody: {last}", python.display());
+        }
 
         // A process that made itself unreadable (not dumpable, as setuid programs are): one
         // line that says why and what to do, and the block still runs.
@@ -340,8 +326,7 @@ fn the_pytest_marker_fails_gil_bound_tests_and_passes_the_others() {
         let Some(python) = common::venv_python(version) else {
             continue;
         };
-        let mut last = String::new();
-        let passed = (0..2).any(|attempt| {
+        let result = common::retry(2, &format!("pytest on {version}"), || {
             let reports = tempfile::tempdir().unwrap();
             let output = pytest(&python, binary, reports.path());
             let summary = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -361,13 +346,13 @@ fn the_pytest_marker_fails_gil_bound_tests_and_passes_the_others() {
                 wrong.push(format!("{written} HTML reports for the 4 marked tests"));
             }
             if wrong.is_empty() {
-                return true;
+                return Ok(());
             }
-            last = format!("{}\n{summary}", wrong.join("\n"));
-            eprintln!("pytest on {version}, attempt {}: {last}", attempt + 1);
-            false
+            Err(format!("{}\n{summary}", wrong.join("\n")))
         });
-        assert!(passed, "pytest on {version}: {last}");
+        if let Err(last) = result {
+            panic!("pytest on {version}: {last}");
+        }
     }
 }
 
@@ -405,13 +390,12 @@ fn the_notebook_magic_in_a_real_jupyter_kernel() {
     };
     let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let binary = Path::new(env!("CARGO_BIN_EXE_gilscope"));
-    let mut last = String::new();
-    let passed = (0..2).any(|attempt| {
+    let result = common::retry(2, "the notebook", || {
         let output = python_with_package(&python, &package_dir(), binary)
             .arg(program("notebook.py"))
             .output()
             .unwrap();
-        let result = last_json_line(&output).and_then(|seen| {
+        last_json_line(&output).and_then(|seen| {
             ensure(seen["errors"] == serde_json::json!([]), || {
                 format!("cells raised {}", seen["errors"])
             })?;
@@ -445,15 +429,9 @@ fn the_notebook_magic_in_a_real_jupyter_kernel() {
             ensure(text.contains("defined in a notebook cell"), || {
                 format!("no word on functions a process pool cannot import: {text}")
             })
-        });
-        match result {
-            Ok(()) => true,
-            Err(e) => {
-                eprintln!("notebook, attempt {}: {e}", attempt + 1);
-                last = e;
-                false
-            }
-        }
+        })
     });
-    assert!(passed, "{last}");
+    if let Err(last) = result {
+        panic!("{last}");
+    }
 }

@@ -210,29 +210,20 @@ pub fn for_every_version_with(
     let mut failures = Vec::new();
     for version in REQUIRED {
         let Some(py) = python(version) else { continue };
-        let mut last = String::new();
-        let passed = (0..2).any(|attempt| {
+        let what = format!("{workload_name} on {version}");
+        let result = retry(2, &what, || {
             let (output, report) = run_report_with(&py, workload_name, options, &[]);
-            let result = check(&report).and_then(|_| {
-                output
-                    .status
-                    .success()
-                    .then_some(())
-                    .ok_or_else(|| format!("exit status {:?}", output.status))
-            });
-            match result {
-                Ok(()) => true,
-                Err(e) => {
-                    last = format!("{e}\n{}", summary(&report));
-                    eprintln!(
-                        "{workload_name} on {version}, attempt {}: {last}",
-                        attempt + 1
-                    );
-                    false
-                }
-            }
+            check(&report)
+                .and_then(|_| {
+                    output
+                        .status
+                        .success()
+                        .then_some(())
+                        .ok_or_else(|| format!("exit status {:?}", output.status))
+                })
+                .map_err(|e| format!("{e}\n{}", summary(&report)))
         });
-        if !passed {
+        if let Err(last) = result {
             failures.push(format!("CPython {version}: {last}"));
         }
     }
@@ -241,6 +232,27 @@ pub fn for_every_version_with(
         "{workload_name}:\n{}",
         failures.join("\n")
     );
+}
+
+/// Runs a live check up to `attempts` times: shared machines are noisy, so a failed check is
+/// retried, never loosened. Each failure is printed with `what` and its attempt; the last one
+/// is returned when every attempt failed.
+pub fn retry(
+    attempts: u32,
+    what: &str,
+    mut check: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    let mut last = String::new();
+    for attempt in 1..=attempts {
+        match check() {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                eprintln!("{what}, attempt {attempt}: {e}");
+                last = e;
+            }
+        }
+    }
+    Err(last)
 }
 
 /// A compact view of a report for failure messages.
