@@ -227,20 +227,29 @@ class _Sampler(object):
             tracer.release()
             raise
         sampler = cls(process, workdir, paths, tracer)
-        sampler._wait_ready()
+        try:
+            sampler._wait_ready()
+        except BaseException:
+            # A Ctrl-C while the sampler starts, or its failure: nothing is left running.
+            sampler._abandon()
+            raise
         return sampler
+
+    def _abandon(self):
+        """Stops the sampler without its report (it never pauses the target: killing it
+        leaves the target as it was)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
+        self._tracer.release()
 
     def _wait_ready(self):
         deadline = time.monotonic() + _START_TIMEOUT_S
         while not os.path.exists(self._paths["ready"]):
             if self._process.poll() is not None:
-                self._tracer.release()
                 _, err = self._process.communicate()
                 raise _error(err, self._process.returncode)
             if time.monotonic() > deadline:
-                self._process.kill()
-                self._process.communicate()
-                self._tracer.release()
                 raise GilscopeError("gilscope took more than %.0f s to take its first sample"
                                     % _START_TIMEOUT_S)
             time.sleep(0.002)
@@ -255,12 +264,13 @@ class _Sampler(object):
         try:
             out, err = self._process.communicate(timeout=_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.communicate()
+            self._abandon()
             raise GilscopeError("gilscope did not finish its report within %.0f s"
                                 % _STOP_TIMEOUT_S)
-        finally:
-            self._tracer.release()
+        except BaseException:
+            self._abandon()  # a Ctrl-C while it writes: no report, nothing left running
+            raise
+        self._tracer.release()
         code = self._process.returncode
         if code not in (0, GATE_EXIT_CODE):
             raise _error(err, code)
