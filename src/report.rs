@@ -1,17 +1,22 @@
 //! The report: the JSON contract `gilscope.report/1` (keys may be added, never renamed), built
-//! from an [`Analysis`] and a verdict. The terminal and JSON renderers read only this; the
+//! from an [`Analysis`] and a verdict. Its types are all here or re-exported from here (the
+//! verdict's from the diagnosis, the states' from the model): one place to read the contract. The terminal and JSON renderers read only this; the
 //! HTML page, the flame graph, pprof, speedscope and the trace also read the analysis, for
 //! its stacks and timelines, which the report leaves out.
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::analysis::groups::GroupRole;
 use crate::analysis::queries::{gil_by_line, hot_functions, loop_culprits, GIL_LINES_LIMIT};
-pub use crate::analysis::queries::{GilHolder, GilUse, HotFunction, LineGil, LoopCulprit};
 use crate::analysis::{Analysis, GilEnabling};
-use crate::diagnosis::Verdict;
-use crate::known_frames::{loop_culprit, ProcessRole};
-use crate::model::{Ending, ExtensionModule, GilMode, PerState, ThreadState};
+use crate::known_frames::loop_culprit;
+use crate::model::Ending;
+
+// Every type of the contract is reachable from here, whichever stage defines it.
+pub use crate::analysis::groups::GroupRole;
+pub use crate::analysis::queries::{GilHolder, GilUse, HotFunction, LineGil, LoopCulprit};
+pub use crate::diagnosis::{Confidence, Phase, Prediction, Verdict, VerdictKind};
+pub use crate::known_frames::ProcessRole;
+pub use crate::model::{ExtensionModule, GilMode, PerState, ThreadState};
 
 pub const SCHEMA: &str = "gilscope.report/1";
 /// Hot-function lists keep this many entries.
