@@ -319,6 +319,7 @@ fn the_pytest_marker_fails_gil_bound_tests_and_passes_the_others() {
             "FAILED",
             "the test's own failure",
         ),
+        ("test_too_short_to_judge", "PASSED", ""),
         ("test_unmarked_tests_are_not_sampled", "PASSED", ""),
     ];
     let binary = Path::new(env!("CARGO_BIN_EXE_gilscope"));
@@ -342,8 +343,14 @@ fn the_pytest_marker_fails_gil_bound_tests_and_passes_the_others() {
             let written = std::fs::read_dir(reports.path())
                 .map(|d| d.count())
                 .unwrap_or(0);
-            if written != 4 {
-                wrong.push(format!("{written} HTML reports for the 4 marked tests"));
+            if written != 5 {
+                wrong.push(format!("{written} HTML reports for the 5 marked tests"));
+            }
+            // A marked test too short for a verdict passes, and says it was not judged.
+            if !summary.contains("GilscopeWarning: gilscope could not judge")
+                || !summary.contains("test_too_short_to_judge: Not enough evidence")
+            {
+                wrong.push("no warning for the test too short to judge".into());
             }
             if wrong.is_empty() {
                 return Ok(());

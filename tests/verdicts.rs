@@ -103,7 +103,7 @@ fn too_few_samples_is_not_enough_evidence() {
         aggregator.push(&record);
     }
     let v = diagnose(&aggregator.finish());
-    assert_eq!(v.kind, VerdictKind::Idle);
+    assert_eq!(v.kind, VerdictKind::Inconclusive);
     assert!(
         v.headline.starts_with("Not enough evidence: 20 samples"),
         "{}",

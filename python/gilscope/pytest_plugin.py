@@ -64,6 +64,10 @@ def pytest_runtest_call(item):
     if run is not None and run.gate:
         headline = run.verdict.headline if run.verdict else "no verdict"
         pytest.fail("gilscope: %s. %s" % (run.gate, headline), pytrace=False)
+    if run is not None and run.verdict is not None and run.verdict.kind == "inconclusive":
+        # The gate could not judge: say so rather than pass in silence.
+        warnings.warn(GilscopeWarning("gilscope could not judge %s: %s"
+                                      % (item.nodeid, run.verdict.headline)))
     return result
 
 

@@ -377,8 +377,10 @@ pub(super) struct GilTurnedOn {
 impl Finding {
     pub(super) fn kind(&self) -> VerdictKind {
         match self {
-            Finding::NotEnoughEvidence(_) | Finding::Idle(_) => VerdictKind::Idle,
-            Finding::UnmappedHolder(_) | Finding::NoRuleFits(_) => VerdictKind::Inconclusive,
+            Finding::Idle(_) => VerdictKind::Idle,
+            Finding::NotEnoughEvidence(_) | Finding::UnmappedHolder(_) | Finding::NoRuleFits(_) => {
+                VerdictKind::Inconclusive
+            }
             Finding::GilContention(_) => VerdictKind::GilContention,
             Finding::Mixed(_) => VerdictKind::Mixed,
             Finding::NativeParallel(n) if n.oversubscribed => VerdictKind::CpuSaturated,

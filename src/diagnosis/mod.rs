@@ -118,8 +118,9 @@ pub enum VerdictKind {
     GcPauses,
     /// Free-threaded: threads take turns on the lock of an object they share.
     ObjectLockContention,
-    /// The evidence fits no rule, or could not be read well enough to judge (the GIL held by
-    /// a thread gilscope could not map): what was seen, and no verdict built on it.
+    /// The evidence fits no rule, is too little (a run shorter than half a second), or could
+    /// not be read well enough to judge (the GIL held by a thread gilscope could not map):
+    /// what was seen, and no verdict built on it.
     Inconclusive,
 }
 

@@ -35,5 +35,12 @@ def test_a_failing_assertion_is_reported_as_such():
     assert 1 == 2, "the test's own failure"
 
 
+@pytest.mark.gilscope(fail_on=["gil_contention"])
+def test_too_short_to_judge():
+    """Passes, with a warning that gilscope could not judge it."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert len(list(pool.map(checksum, [20_000] * 4))) == 4
+
+
 def test_unmarked_tests_are_not_sampled(request):
     assert not hasattr(request.node, "gilscope_run")
