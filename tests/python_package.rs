@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::ensure;
 use serde_json::Value;
 
 fn package_dir() -> PathBuf {
@@ -43,10 +44,6 @@ fn last_json_line(output: &Output) -> Result<Value, String> {
                 String::from_utf8_lossy(&output.stderr)
             )
         })
-}
-
-fn ensure(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
-    common::ensure(cond, what)
 }
 
 /// What tests/python_package/context_manager.py must have seen on one interpreter.
@@ -179,18 +176,11 @@ fn as_nobody(python: &Path) -> Command {
 /// Interpreters a user without privileges can run: pyenv's live under /root; the system's
 /// python3 and the free-threaded build under /opt do not.
 fn interpreters_outside_root() -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for candidate in ["/usr/bin/python3"] {
-        if Path::new(candidate).exists() {
-            found.push(PathBuf::from(candidate));
-        }
-    }
-    if let Some(ft) = common::python("3.13t").and_then(|p| p.canonicalize().ok()) {
-        if !ft.starts_with("/root") {
-            found.push(ft);
-        }
-    }
-    found
+    let system = Some(PathBuf::from("/usr/bin/python3")).filter(|p| p.exists());
+    let free_threaded = common::python("3.13t")
+        .and_then(|p| p.canonicalize().ok())
+        .filter(|p| !p.starts_with("/root"));
+    system.into_iter().chain(free_threaded).collect()
 }
 
 #[test]

@@ -82,9 +82,10 @@ class Run(object):
         return path
 
     def html(self):
-        """The self-contained HTML report, as a string."""
+        """The self-contained HTML report, as a string (rendered once, then kept)."""
         path = os.path.join(self._workdir.name, "report.html")
-        self.save_html(path)
+        if not os.path.exists(path):
+            self.save_html(path)
         with open(path, encoding="utf-8") as f:
             return f.read()
 

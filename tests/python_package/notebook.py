@@ -10,6 +10,8 @@ import sys
 import nbformat
 from nbclient import NotebookClient
 
+# The work is typed into a cell, as in a notebook (not imported from work.py): the advice for
+# functions a process pool cannot import depends on it.
 SETUP = '''\
 import time
 from concurrent.futures import ThreadPoolExecutor
