@@ -135,6 +135,7 @@ def main():
     parser.add_argument("--details", action="store_true",
                         help="also print each thread's shares, gilscope's beside the uprobes'")
     parser.add_argument("--only", help="only the CPython versions given, e.g. 3.9,3.12")
+    parser.add_argument("--workload", help="only the workloads whose name contains this")
     opts = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("gil_truth.py: uprobes need root (run as root)")
@@ -142,6 +143,8 @@ def main():
         sys.exit("gil_truth.py: bpftrace not found (hint: apt-get install bpftrace)")
     ensure_tracefs()
     workloads = WORKLOADS[:1] if opts.smoke else WORKLOADS
+    if opts.workload:
+        workloads = [w for w in workloads if opts.workload in w[0]]
     runs, seconds = (1, 2.0) if opts.smoke else (opts.runs, opts.seconds)
     print("| CPython | workload | state | threads | median error (points) | worst (points) |")
     print("|---|---|---|---|---|---|")

@@ -1,6 +1,6 @@
 //! Turns one thread's raw observation into a [`ThreadState`]. Pure: no I/O, no clock.
 
-use crate::model::{Syscall, ThreadState};
+use crate::model::{RunnablePlace, Syscall, ThreadState};
 
 /// What a blocking system call means for the thread that is in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +98,14 @@ pub struct Observation<'a> {
 /// 3. the GIL holder is `gil`, even when blocked: every other Python thread waits for it;
 /// 4. other futex waits are the program's own locks (`lock`); read/recv/poll-like calls are
 ///    `io`; sleeps are `sleep`; `select` with no descriptors is a sleep;
-/// 5. a runnable thread is `native` when it used CPU since the previous tick; with almost
-///    none, a thread that was waiting for the GIL is still waiting (woken from its timed
-///    wait), anything else is `native`;
-/// 6. other blocked states are `idle`; an unreadable thread is `unknown`.
+/// 5. a runnable thread whose kernel stack was read is placed by it: on a CPU or preempted
+///    in user space, `native`; woken inside a futex wait but not yet on a CPU, still in the
+///    wait of its previous tick (`handoff` right after holding the GIL); preempted on its
+///    way back from a call while another thread holds the GIL, `handoff`;
+/// 6. otherwise a runnable thread is `native` when it used CPU since the previous tick; with
+///    almost none, a thread that was waiting for the GIL is still waiting (woken from its
+///    timed wait), anything else is `native`;
+/// 7. other blocked states are `idle`; an unreadable thread is `unknown`.
 pub fn classify(obs: &Observation) -> ThreadState {
     let Some(syscall) = obs.syscall else {
         return if obs.holds_gil {
@@ -136,9 +140,16 @@ pub fn classify(obs: &Observation) -> ThreadState {
     if obs.holds_gil {
         return ThreadState::Gil;
     }
+    if obs.entering_critical_section && matches!(syscall, Syscall::Running | Syscall::Runnable(_)) {
+        return ThreadState::ObjectLock;
+    }
+    if let Syscall::Runnable(place) = syscall {
+        if let Some(state) = runnable_state(obs, place) {
+            return state;
+        }
+    }
     match syscall {
-        Syscall::Running if obs.entering_critical_section => ThreadState::ObjectLock,
-        Syscall::Running => {
+        Syscall::Running | Syscall::Runnable(_) => {
             let barely_ran = obs
                 .cpu_share
                 .is_some_and(|share| share < NATIVE_MIN_CPU_SHARE);
@@ -149,6 +160,24 @@ pub fn classify(obs: &Observation) -> ThreadState {
             }
         }
         _ => ThreadState::Idle,
+    }
+}
+
+/// The state of a runnable thread that does not hold the GIL, from where its kernel stack put
+/// it; `None` where the stack does not tell (the rules for [`Syscall::Running`] apply).
+fn runnable_state(obs: &Observation, place: RunnablePlace) -> Option<ThreadState> {
+    use ThreadState::*;
+    match place {
+        // On a CPU or preempted in its own code: working, whatever CPU time says so far.
+        RunnablePlace::OnCpu | RunnablePlace::UserCode => Some(Native),
+        // Woken from a futex wait, waiting for a CPU to return: the GIL's, the hand-off's
+        // or the program's own lock (the stack does not say which futex), told as for a
+        // `running` thread.
+        RunnablePlace::FutexWake => None,
+        // Back from a call (the hand-off's wake-up, or a wait) while another holds the GIL.
+        RunnablePlace::SyscallExit if obs.other_holds_gil => Some(Handoff),
+        RunnablePlace::SyscallExit => Some(Native),
+        RunnablePlace::Kernel => None,
     }
 }
 
@@ -327,6 +356,36 @@ mod tests {
             ..obs(Syscall::Running)
         };
         assert_eq!(classify(&starved), ThreadState::Native);
+    }
+
+    #[test]
+    fn a_runnable_threads_kernel_stack_places_it() {
+        use RunnablePlace::*;
+        // Little CPU so far after a GIL wait: `running` alone reads it as still waiting.
+        let after_wait = |place| Observation {
+            cpu_share: Some(0.001),
+            previous: Some(ThreadState::GilWait),
+            ..obs(Syscall::Runnable(place))
+        };
+        // On a CPU or preempted in its own code, it works: its CPU time lags the kernel's tick.
+        assert_eq!(classify(&after_wait(OnCpu)), ThreadState::Native);
+        assert_eq!(classify(&after_wait(UserCode)), ThreadState::Native);
+        // Woken in a futex wait, or elsewhere in the kernel: the stack does not tell.
+        assert_eq!(classify(&after_wait(FutexWake)), ThreadState::GilWait);
+        assert_eq!(classify(&after_wait(Kernel)), ThreadState::GilWait);
+        // Back from the hand-off's wake-up while another thread holds the GIL.
+        let back = Observation {
+            other_holds_gil: true,
+            ..after_wait(SyscallExit)
+        };
+        assert_eq!(classify(&back), ThreadState::Handoff);
+        assert_eq!(classify(&after_wait(SyscallExit)), ThreadState::Native);
+        // The holder holds, wherever it is.
+        let holder = Observation {
+            holds_gil: true,
+            ..after_wait(UserCode)
+        };
+        assert_eq!(classify(&holder), ThreadState::Gil);
     }
 
     #[test]

@@ -163,6 +163,26 @@ pub enum Syscall {
     NotInSyscall,
     /// Blocked inside system call `nr`, with its first three arguments.
     Blocked { nr: i64, args: [u64; 3] },
+    /// Runnable (what `running` says), with where its kernel stack put it; read where the
+    /// stack is readable (root), [`Syscall::Running`] elsewhere.
+    Runnable(RunnablePlace),
+}
+
+/// Where a runnable thread stands, from its kernel stack (`/proc/PID/task/TID/stack`). It tells
+/// a waiter that was woken and has no CPU yet from a thread preempted in its own code, which
+/// `syscall` (`running` for both) cannot. Checked against uprobes on `take_gil`/`drop_gil`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunnablePlace {
+    /// On a CPU (the stack of a thread that runs cannot be read).
+    OnCpu,
+    /// Woken inside a futex wait and not yet back: it still waits for what it waited on.
+    FutexWake,
+    /// Preempted by an interrupt in user space: in the middle of its own code.
+    UserCode,
+    /// Preempted on its way back from a system call.
+    SyscallExit,
+    /// Elsewhere in the kernel (a page fault, another call's wake-up).
+    Kernel,
 }
 
 /// One thread at one tick.
@@ -385,6 +405,33 @@ pub enum Record {
         t_ns: u64,
         modules: Vec<ExtensionModule>,
     },
+    /// How the sampler's ticks were timed: sent before the first sample, and again if it
+    /// gave up its real-time priority.
+    SamplerTiming(SamplerTiming),
+    /// Each thread's cumulative time runnable without a CPU (`schedstat`'s run delay), in
+    /// nanoseconds, read at the sample of `t_ns`; sent about every [`RUN_DELAYS_EVERY_NS`].
+    RunDelays {
+        pid: u32,
+        t_ns: u64,
+        threads: Vec<(u32, u64)>,
+    },
+}
+
+/// How often [`Record::RunDelays`] is sent: the account is of whole runs and windows, not ticks.
+pub const RUN_DELAYS_EVERY_NS: u64 = 100_000_000;
+
+/// Whether the sampler's ticks happened at their timer or waited for a CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplerTiming {
+    /// At a real-time priority: each tick read the threads when its timer fired.
+    Realtime,
+    /// At a normal priority (not permitted more): on a machine short of CPUs a tick waits
+    /// for one, which frees up as a thread blocks, so blocked states read a few points high.
+    Normal,
+    /// Started at a real-time priority and gave it up when a tick ran late, so as never to
+    /// keep a CPU from the target; the later ticks were as [`SamplerTiming::Normal`].
+    RealtimeGivenUp,
 }
 
 /// One thread's `holds_gil` and `gil_requested`, as CPython 3.15 keeps them. Written by the

@@ -14,9 +14,10 @@ use crate::model::Ending;
 // Every type of the contract is reachable from here, whichever stage defines it.
 pub use crate::analysis::groups::GroupRole;
 pub use crate::analysis::queries::{GilHolder, GilUse, HotFunction, LineGil, LoopCulprit};
+pub use crate::analysis::SHORT_OF_CPUS_MIN;
 pub use crate::diagnosis::{Confidence, Phase, Prediction, Verdict, VerdictKind};
 pub use crate::known_frames::ProcessRole;
-pub use crate::model::{ExtensionModule, GilMode, PerState, ThreadState};
+pub use crate::model::{ExtensionModule, GilMode, PerState, SamplerTiming, ThreadState};
 
 pub const SCHEMA: &str = "gilscope.report/1";
 /// Hot-function lists keep this many entries.
@@ -31,6 +32,9 @@ pub struct Report {
     pub rate_hz: f64,
     /// Ticks the sampler could not take on time.
     pub late_samples: u64,
+    /// Whether ticks ran at a real-time priority. Absent in recordings made before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler_timing: Option<SamplerTiming>,
     /// How sampling ended, e.g. "exited with status 0".
     pub ending: Option<String>,
     /// The target's exit status or signal, for `run`.
@@ -225,6 +229,10 @@ pub struct Process {
     /// suspended its threads (the free-threaded collector stops every thread).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub world_stopped: Option<f64>,
+    /// Threads runnable but without a CPU, on average over the run (the kernel's run delay):
+    /// above a few tenths, the machine was short of cores. Absent where not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads_waiting_for_cpu: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,6 +253,10 @@ pub struct Thread {
     /// (3.13+: running Python, or native code that did not release it). Absent before 3.13.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attached: Option<f64>,
+    /// Share of its time runnable but without a CPU (the kernel's run delay), counted apart
+    /// from `states`: a preempted thread is in the state of the work it was doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for_cpu: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -285,7 +297,8 @@ pub fn describe_ending(ending: &Ending) -> String {
 /// sampling without pausing the target (a thread exiting mid-read): not worth a note.
 pub const STACK_ERROR_NOTE_MIN: f64 = 0.05;
 
-/// The target's notes, and what the analysis adds: stacks that could not be read.
+/// The target's notes, and what the analysis adds: stacks that could not be read, ticks
+/// that may have waited for a CPU.
 fn notes(analysis: &Analysis) -> Vec<String> {
     let mut notes = analysis
         .target
@@ -300,6 +313,19 @@ fn notes(analysis: &Analysis) -> Vec<String> {
             "the Python stacks could not be read in {count} of {} samples ({last}); thread states were measured all the same",
             analysis.ticks
         ));
+    }
+    if let Some(waiting) = analysis
+        .threads_waiting_for_cpu
+        .filter(|&w| w >= SHORT_OF_CPUS_MIN)
+    {
+        if analysis
+            .sampler_timing
+            .is_some_and(|t| t != SamplerTiming::Realtime)
+        {
+            notes.push(format!(
+                "threads waited for a CPU ({waiting:.1} at a time on average) and the sampler ran at a normal priority: its ticks waited too, so blocked states such as gil_wait may read a few points high (hint: run gilscope as root or with CAP_SYS_NICE)"
+            ));
+        }
     }
     notes
 }
@@ -448,6 +474,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
         samples: analysis.ticks,
         rate_hz: target.as_ref().map_or(0.0, |t| t.rate_hz),
         late_samples: analysis.late,
+        sampler_timing: analysis.sampler_timing,
         ending: analysis.ending.as_ref().map(describe_ending),
         exit,
         process: Process {
@@ -457,6 +484,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
             gil_switches_per_s: analysis.gil_switches_per_s,
             gc_collecting: analysis.root().and_then(|p| p.gc_collecting),
             world_stopped: analysis.root().and_then(|p| p.world_stopped),
+            threads_waiting_for_cpu: analysis.threads_waiting_for_cpu,
         },
         threads: analysis
             .threads
@@ -481,6 +509,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
                     .attachment
                     .filter(|c| c.readings > 0)
                     .map(|c| c.attached as f64 / c.readings as f64),
+                waiting_for_cpu: t.cpu_wait.map(|w| w.share()),
             })
             .collect(),
         groups: groups(analysis),

@@ -56,6 +56,12 @@ pub fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// Cores used out of those available: `1.0 of 2 cores`, `0.9 of 1 core` (`digits` decimals).
+pub fn of_cores(used: f64, cores: u32, digits: usize) -> String {
+    let noun = if cores == 1 { "core" } else { "cores" };
+    format!("{used:.digits$} of {cores} {noun}")
+}
+
 /// A count of threads that may be an average (threads alive at once), rounded to a whole one
 /// where it is close: `4 threads`, `1 thread`, `2.4 threads`.
 pub fn threads(n: f64) -> String {

@@ -6,13 +6,13 @@ use gilscope::analysis::Aggregator;
 use gilscope::classify::{classify, syscall_kind, Arch, Observation};
 use gilscope::diagnosis::diagnose;
 use gilscope::model::{
-    Attachment, CpythonThreadStatus, Frame, GilReading, Record, Sample, Syscall, TargetInfo,
-    ThreadSample, ThreadState,
+    Attachment, CpythonThreadStatus, Frame, GilReading, Record, RunnablePlace, Sample,
+    SamplerTiming, Syscall, TargetInfo, ThreadSample, ThreadState,
 };
 use gilscope::recording::RecordingReader;
 use gilscope::render;
 use gilscope::report;
-use gilscope::sampler::procfs::{parse_schedstat, parse_stat, parse_syscall};
+use gilscope::sampler::procfs::{parse_kernel_stack, parse_schedstat, parse_stat, parse_syscall};
 use proptest::prelude::*;
 
 fn syscall() -> impl Strategy<Value = Option<Syscall>> {
@@ -20,6 +20,14 @@ fn syscall() -> impl Strategy<Value = Option<Syscall>> {
         Just(None),
         Just(Some(Syscall::Running)),
         Just(Some(Syscall::NotInSyscall)),
+        proptest::sample::select(vec![
+            RunnablePlace::OnCpu,
+            RunnablePlace::FutexWake,
+            RunnablePlace::UserCode,
+            RunnablePlace::SyscallExit,
+            RunnablePlace::Kernel,
+        ])
+        .prop_map(|place| Some(Syscall::Runnable(place))),
         (any::<i64>(), any::<[u64; 3]>())
             .prop_map(|(nr, args)| Some(Syscall::Blocked { nr, args })),
         (0i64..500, any::<[u64; 3]>()).prop_map(|(nr, args)| Some(Syscall::Blocked { nr, args })),
@@ -111,6 +119,21 @@ fn record() -> impl Strategy<Value = Record> {
         }),
         proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3).prop_map(Record::GilRanges),
         any::<u32>().prop_map(|count| Record::Late { count }),
+        proptest::sample::select(vec![
+            SamplerTiming::Realtime,
+            SamplerTiming::Normal,
+            SamplerTiming::RealtimeGivenUp,
+        ])
+        .prop_map(Record::SamplerTiming),
+        (
+            prop_oneof![4 => 0u64..10_000_000_000, 1 => any::<u64>()],
+            proptest::collection::vec((1u32..6, any::<u64>()), 0..6)
+        )
+            .prop_map(|(t_ns, threads)| Record::RunDelays {
+                pid: 1234,
+                t_ns,
+                threads
+            }),
         (".*", 0.001f64..1e6, 1u32..64).prop_map(|(command, rate_hz, cores)| Record::Target(
             TargetInfo {
                 pid: 1234,
@@ -134,6 +157,7 @@ proptest! {
         let _ = parse_syscall(&bytes);
         let _ = parse_stat(&bytes);
         let _ = parse_schedstat(&bytes);
+        let _ = parse_kernel_stack(&bytes);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::{ensure, for_every_version, share, state, threads};
+use common::{
+    ensure, for_every_version, gilscope, python, retry, share, skip, state, threads, workload,
+};
+use serde_json::Value;
 
 /// (a) Four pure-Python threads: each holds or waits for the GIL nearly all its time
 /// (measured 0.93-0.99; the rest is hand-off transit and start-up), and the GIL is held
@@ -261,4 +264,70 @@ fn who_holds_the_gil_and_which_lines_release_it() {
         }
         Ok(())
     });
+}
+
+/// Four hashlib threads pinned to one CPU (`taskset -c 0`): each is runnable without a CPU
+/// about three quarters of its time (the kernel's run delay, expected 0.75), and is counted
+/// in the state of the native work it was doing, not as a wait for the GIL; the verdict
+/// weighs the one CPU the target may use, not the machine's. Run as root, the sampler's ticks
+/// ran at a real-time priority, so none of them waited for a CPU either.
+#[test]
+fn threads_short_of_cpus_are_counted_in_their_work() {
+    if std::process::Command::new("taskset")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return skip("taskset (util-linux) not found: not tested");
+    }
+    let Some(py) = python("3.12") else { return };
+    let result = retry(2, "native_threads.py on one CPU", || {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("report.json");
+        let output = gilscope()
+            .args(["run", "-q", "--json"])
+            .arg(&json)
+            .args(["--", "taskset", "-c", "0"])
+            .arg(&py)
+            .arg(workload("native_threads.py"))
+            .arg("3")
+            .output()
+            .unwrap();
+        let report: Value = std::fs::read_to_string(&json)
+            .map_err(|_| String::from_utf8_lossy(&output.stderr).into_owned())
+            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))?;
+        for w in threads(&report, "worker") {
+            let waiting = w["waiting_for_cpu"].as_f64().unwrap_or(0.0);
+            ensure(waiting >= 0.55, || {
+                format!("{}: waiting_for_cpu {waiting:.2} < 0.55", w["name"])
+            })?;
+            let native = state(w, "native");
+            ensure(native >= 0.7, || {
+                format!("{}: native {native:.2} < 0.7", w["name"])
+            })?;
+        }
+        let waiting = report["process"]["threads_waiting_for_cpu"]
+            .as_f64()
+            .unwrap_or(0.0);
+        ensure(waiting >= 2.0, || {
+            format!("threads_waiting_for_cpu {waiting:.2} < 2")
+        })?;
+        // The target may use one CPU (its affinity), whatever the machine has: every core it
+        // may use is busy, and more threads would not help.
+        ensure(report["process"]["cores"] == 1, || {
+            format!(
+                "cores {} for a target pinned to one CPU",
+                report["process"]["cores"]
+            )
+        })?;
+        let kind = &report["verdict"]["kind"];
+        ensure(kind == "cpu_saturated", || format!("verdict {kind}"))?;
+        let timing = &report["sampler_timing"];
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        ensure(!root || timing == "realtime", || {
+            format!("sampler_timing {timing} as root")
+        })
+    });
+    result.unwrap();
 }

@@ -346,21 +346,12 @@ mod tests {
             python: stack.is_some(),
             samples: 1,
             cpu_s: gil_ns as f64 / 1e9,
-            counts: PerState::default(),
             time_ns,
             stacks: stack
                 .map(|s| HashMap::from([((ThreadState::Gil, s), 1)]))
                 .unwrap_or_default(),
-            first_t_ns: 0,
             last_t_ns: 1_000,
-            timeline: Vec::new(),
-            event_loop: None,
-            cpython_flags: None,
-            gil_wait_holders: HashMap::new(),
-            line_time_ns: HashMap::new(),
-            waiting_for_work_ns: 0,
-            gc_ns: 0,
-            attachment: None,
+            ..ThreadSummary::default()
         }
     }
 

@@ -19,7 +19,8 @@ use timeline::{ProfileCounts, Totals, Windows};
 use crate::classify::Arch;
 use crate::known_frames::ProcessRole;
 use crate::model::{
-    Ending, ExtensionModule, Frame, ProcessInfo, Record, Sample, TargetInfo, ThreadState,
+    Ending, ExtensionModule, Frame, ProcessInfo, Record, Sample, SamplerTiming, TargetInfo,
+    ThreadState,
 };
 use crate::sampler::RecordSink;
 use groups::group_threads;
@@ -37,6 +38,7 @@ pub struct Aggregator {
     /// reuses its pid replaces it only after it ended.
     descendants: Vec<ProcessAcc>,
     late: u64,
+    sampler_timing: Option<SamplerTiming>,
     windows: Windows,
     segments: usize,
     /// Counts for [`Aggregator::take_profile_window`], once asked for.
@@ -170,6 +172,16 @@ impl Aggregator {
             Record::GilEnabled { t_ns, modules } => {
                 self.gil_enabled
                     .get_or_insert_with(|| (*t_ns, modules.clone()));
+            }
+            Record::SamplerTiming(timing) => self.sampler_timing = Some(*timing),
+            Record::RunDelays { pid, t_ns, threads } => {
+                if let Some(p) = self.process_mut(*pid) {
+                    for &(tid, delay_ns) in threads {
+                        if let Some(acc) = p.live.get_mut(&tid) {
+                            acc.note_run_delay(*t_ns, delay_ns);
+                        }
+                    }
+                }
             }
             Record::ProcessGilEnabled { pid, t_ns, modules } => {
                 if let Some(p) = self.descendant(*pid) {
@@ -307,6 +319,7 @@ impl Aggregator {
         let run_s = (span_ns as f64 / 1e9).max(1e-9);
         let cpu_cores_used = processes[0].cpu_cores_used
             + processes[1..].iter().map(|p| p.cpu_s).sum::<f64>() / run_s;
+        let threads_waiting_for_cpu = threads_waiting_for_cpu(&threads, run_s);
         let windows = std::mem::take(&mut self.windows).into_sampled();
         let groups = group_threads(&threads, &self.frames, &self.stacks);
         Analysis {
@@ -316,6 +329,8 @@ impl Aggregator {
             duration_s,
             ticks,
             late: self.late,
+            sampler_timing: self.sampler_timing,
+            threads_waiting_for_cpu,
             frames: self.frames,
             stacks: self.stacks,
             threads,
@@ -383,6 +398,16 @@ const SHAPE_POOL_MIN: usize = 2;
 const SHAPE_BUSY_MIN: f64 = 0.3;
 
 /// The descendant with this pid that was found last: the live one, when a pid was reused.
+/// Threads runnable without a CPU, on average over `run_s`; `None` where no run delay was read.
+fn threads_waiting_for_cpu(threads: &[ThreadSummary], run_s: f64) -> Option<f64> {
+    let waited_ns = threads
+        .iter()
+        .filter_map(|t| t.cpu_wait)
+        .map(|w| w.waited_ns)
+        .reduce(|a, b| a + b)?;
+    Some(waited_ns as f64 / 1e9 / run_s)
+}
+
 fn latest(descendants: &mut [ProcessAcc], pid: u32) -> Option<&mut ProcessAcc> {
     descendants.iter_mut().rev().find(|p| p.pid == pid)
 }
@@ -510,5 +535,39 @@ mod tests {
         let next = aggregator.take_profile_window();
         assert_eq!(of(&next, 2, ThreadState::Gil), 1, "a new window begins");
         assert!(aggregator.take_profile_window().stacks.is_empty());
+    }
+
+    #[test]
+    fn run_delays_give_each_thread_and_the_run_their_wait_for_a_cpu() {
+        let mut aggregator = Aggregator::new();
+        aggregator.push(&target());
+        aggregator.push(&Record::SamplerTiming(SamplerTiming::Normal));
+        for s in 0..=10 {
+            let t_ns = s * WINDOW_NS / 10;
+            // Thread 2 waits for a CPU a quarter of the time; thread 3 never. As live, the
+            // delays come before the tick's sample.
+            aggregator.push(&Record::RunDelays {
+                pid: 1,
+                t_ns,
+                threads: vec![(2, 500 + t_ns / 4), (3, 0)],
+            });
+            aggregator.push(&sample(t_ns));
+        }
+        let analysis = aggregator.finish();
+        let share = |tid| {
+            analysis
+                .threads
+                .iter()
+                .find(|t| t.tid == tid)
+                .and_then(|t| t.cpu_wait)
+                .map(|w| w.share())
+        };
+        // The first reading comes before thread 2's first sample: counted from the second.
+        let two = share(2).expect("thread 2 read twice");
+        assert!((two - 0.25).abs() < 1e-9, "{two}");
+        assert_eq!(share(3), Some(0.0));
+        let waiting = analysis.threads_waiting_for_cpu.expect("read");
+        assert!((waiting - 0.225).abs() < 1e-6, "{waiting}");
+        assert_eq!(analysis.sampler_timing, Some(SamplerTiming::Normal));
     }
 }

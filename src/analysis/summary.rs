@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use crate::known_frames::ProcessRole;
-use crate::model::{Ending, ExtensionModule, Frame, PerState, TargetInfo, ThreadState};
+use crate::model::{
+    Ending, ExtensionModule, Frame, PerState, SamplerTiming, TargetInfo, ThreadState,
+};
 
 use super::groups::{group_threads, ThreadGroup};
 
@@ -40,7 +42,7 @@ pub struct GilSegment {
 }
 
 /// One thread's totals over the run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ThreadSummary {
     /// The process the thread belongs to.
     pub pid: u32,
@@ -73,6 +75,31 @@ pub struct ThreadSummary {
     pub gc_ns: u64,
     /// Its thread state's own status (3.13+): readings, and those that said attached.
     pub attachment: Option<AttachmentCounts>,
+    /// Its time runnable without a CPU, where the kernel's run delay was read twice.
+    pub cpu_wait: Option<CpuWait>,
+}
+
+/// Threads runnable without a CPU, on average, from which a run is said to be short of cores
+/// (and a sampler at a normal priority noted: below, its ticks seldom wait for a CPU).
+pub const SHORT_OF_CPUS_MIN: f64 = 0.3;
+
+/// A thread's time runnable but waiting for a CPU (`schedstat`'s run delay) between its first
+/// and last readings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuWait {
+    pub span_ns: u64,
+    pub waited_ns: u64,
+}
+
+impl CpuWait {
+    /// Share of the span spent waiting for a CPU.
+    pub fn share(&self) -> f64 {
+        if self.span_ns == 0 {
+            0.0
+        } else {
+            (self.waited_ns as f64 / self.span_ns as f64).min(1.0)
+        }
+    }
 }
 
 /// How often a thread state said it was attached (see [`crate::model::Record::ThreadStatuses`]).
@@ -226,6 +253,11 @@ pub struct Analysis {
     pub duration_s: f64,
     pub ticks: u64,
     pub late: u64,
+    /// How the sampler's ticks were timed, where the recording says.
+    pub sampler_timing: Option<SamplerTiming>,
+    /// Threads runnable but without a CPU, on average over the run (every process's threads
+    /// together), where the kernel's run delays were read.
+    pub threads_waiting_for_cpu: Option<f64>,
     pub frames: Vec<Frame>,
     pub stacks: Vec<Vec<u32>>,
     /// Every thread of every process, the root's first.

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use crate::classify::resolve_transit;
 use crate::known_frames::{loop_position, waits_for_task, LoopPosition};
-use crate::model::{Frame, PerState, ThreadState};
+use crate::model::{Frame, ThreadState};
 
 use super::summary::{
-    EventLoop, Holder, Segment, Stall, ThreadSummary, WaitHolder, LOOP_STALLS_KEPT,
+    CpuWait, EventLoop, Holder, Segment, Stall, ThreadSummary, WaitHolder, LOOP_STALLS_KEPT,
     MAX_TIMELINE_SEGMENTS,
 };
 use super::timeline::Totals;
@@ -26,6 +26,8 @@ pub(super) struct ThreadAcc {
     /// The thread appeared after the process's first tick: it started during the run, so all
     /// the CPU time it has used is the run's.
     pub(super) born_during_run: bool,
+    /// Its first and last run-delay readings: (t_ns, cumulative ns).
+    run_delays: Option<((u64, u64), (u64, u64))>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -127,23 +129,11 @@ impl ThreadAcc {
                 pid,
                 tid,
                 name: names.get(&tid).cloned().unwrap_or_default(),
-                python: false,
-                samples: 0,
-                cpu_s: 0.0,
-                counts: PerState::default(),
-                time_ns: PerState::default(),
-                stacks: HashMap::new(),
                 first_t_ns: t,
                 last_t_ns: t,
-                timeline: Vec::new(),
-                event_loop: None,
-                cpython_flags: None,
-                gil_wait_holders: HashMap::new(),
-                line_time_ns: HashMap::new(),
-                waiting_for_work_ns: 0,
-                gc_ns: 0,
-                attachment: None,
+                ..ThreadSummary::default()
             },
+            run_delays: None,
             last_cpu_ns: None,
             previous: None,
             pending: None,
@@ -264,6 +254,20 @@ impl ThreadAcc {
     }
 
     /// Closes the thread: a pending sample is settled, and its last run gets one interval.
+    /// Adds a reading of the kernel's cumulative run delay.
+    pub(super) fn note_run_delay(&mut self, t_ns: u64, delay_ns: u64) {
+        self.run_delays = match self.run_delays {
+            Some((first, (_, last))) if delay_ns >= last => Some((first, (t_ns, delay_ns))),
+            _ => Some(((t_ns, delay_ns), (t_ns, delay_ns))),
+        };
+        if let Some(((t0, d0), (t1, d1))) = self.run_delays.filter(|((t0, _), (t1, _))| t1 > t0) {
+            self.summary.cpu_wait = Some(CpuWait {
+                span_ns: t1 - t0,
+                waited_ns: d1 - d0,
+            });
+        }
+    }
+
     pub(super) fn close(mut self, totals: &mut Totals, interval_ns: u64) -> ThreadSummary {
         self.settle(totals, None);
         self.close_stall();

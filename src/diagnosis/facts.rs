@@ -149,6 +149,7 @@ impl<'a> Facts<'a> {
             gil_held: self.gil_held,
             cores_used: self.cores_used(),
             cores: self.cores,
+            threads_waiting_for_cpu: self.analysis.threads_waiting_for_cpu,
         }
     }
 }

@@ -12,6 +12,8 @@ pub(super) struct Load {
     pub(super) gil_held: f64,
     pub(super) cores_used: f64,
     pub(super) cores: u32,
+    /// Threads runnable without a CPU, on average over the run, where the kernel said.
+    pub(super) threads_waiting_for_cpu: Option<f64>,
 }
 
 /// What started a program's threads: the fix names its process-based twin.

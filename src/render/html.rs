@@ -147,21 +147,23 @@ fn head(h: &mut String, report: &Report) {
     );
     let _ = write!(
         h,
-        "<h1>{}</h1><div class=\"meta\">CPython {} · PID {} · {:.1} s · {} samples at {} Hz · {:.2} of {} cores used",
+        "<h1>{}</h1><div class=\"meta\">CPython {} · PID {} · {:.1} s · {} samples at {} Hz · {} used",
         escape(&t.command),
         escape(&t.python),
         t.pid,
         report.duration_s,
         report.samples,
         report.rate_hz,
-        report.process.cpu_cores_used,
-        report.process.cores
+        words::of_cores(report.process.cpu_cores_used, report.process.cores, 2)
     );
     if let Some(held) = report.process.gil_held {
         let _ = write!(h, " · GIL held {}", pct(held));
     }
     if let Some(rate) = report.process.gil_switches_per_s {
         let _ = write!(h, " · {rate:.0} GIL hand-offs/s");
+    }
+    if let Some(short) = words::short_of_cpus(&report.process) {
+        let _ = write!(h, " · {short}");
     }
     if let Some(ending) = &report.ending {
         let _ = write!(h, " · {}", escape(ending));

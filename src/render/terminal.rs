@@ -302,13 +302,15 @@ fn process_line(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let tree = report.processes.len() > 1;
     let mut line = if tree {
         format!(
-            "{} processes: {:.2} of {} cores used",
+            "{} processes: {} used",
             report.processes.len(),
-            p.cpu_cores_used,
-            p.cores
+            words::of_cores(p.cpu_cores_used, p.cores, 2)
         )
     } else {
-        format!("Process: {:.2} of {} cores used", p.cpu_cores_used, p.cores)
+        format!(
+            "Process: {} used",
+            words::of_cores(p.cpu_cores_used, p.cores, 2)
+        )
     };
     match p.gil_held {
         Some(held) => line.push_str(&format!(" · GIL held {}", pct(held))),
@@ -322,6 +324,9 @@ fn process_line(out: &mut impl Write, report: &Report) -> io::Result<()> {
     }
     if let Some(stopped) = p.world_stopped.filter(|&s| s >= 0.005) {
         line.push_str(&format!(" · world stopped {}", pct(stopped)));
+    }
+    if let Some(short) = words::short_of_cpus(p) {
+        line.push_str(&format!(" · {short}"));
     }
     writeln!(out, "{line}")?;
     if tree {

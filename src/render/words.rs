@@ -1,9 +1,9 @@
 //! Phrases the renderers share, so the terminal and the HTML page say the same thing.
 
 use crate::model::ThreadState;
-use crate::report::{GilHolder, GilUse, Group, LineGil};
+use crate::report::{GilHolder, GilUse, Group, LineGil, Process, SHORT_OF_CPUS_MIN};
 
-pub use crate::words::{file_name, pct, place, short_command, thread_label, thread_name};
+pub use crate::words::{file_name, of_cores, pct, place, short_command, thread_label, thread_name};
 
 /// The state columns of the thread tables (the terminal report's and `gilscope top`'s), in
 /// the report's order: LOCK counts the program's locks and, on a free-threaded build, objects'
@@ -80,6 +80,14 @@ pub fn line_text(line: &LineGil) -> String {
 }
 
 /// What the push to Pyroscope delivered, in one sentence.
+/// "1.9 threads waiting for a CPU", when enough were to say the machine was short of cores.
+pub fn short_of_cpus(process: &Process) -> Option<String> {
+    process
+        .threads_waiting_for_cpu
+        .filter(|&w| w >= SHORT_OF_CPUS_MIN)
+        .map(|w| format!("{w:.1} threads waiting for a CPU"))
+}
+
 pub fn push_summary(push: &crate::report::PushSummary) -> String {
     let mut text = format!(
         "{} of {} windows ({} s each) pushed to {}",

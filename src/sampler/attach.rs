@@ -9,6 +9,7 @@ use py_spy::PythonSpy;
 use crate::error::Error;
 use crate::model::{GilMode, TargetInfo};
 
+use super::cores;
 use super::cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
 use super::cpython::frames::FrameWalker;
 use super::cpython::gil::GilLocator;
@@ -129,7 +130,7 @@ fn describe(pid: u32, options: &SamplerOptions) -> TargetInfo {
         notes: Vec::new(),
         rate_hz: options.rate_hz,
         arch: std::env::consts::ARCH.into(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        cores: cores::available_to(pid),
         started_unix_s: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64()),
@@ -271,6 +272,7 @@ impl ProcessSampler {
             previous: PreviousTick::default(),
             relist: true,
             tid_map,
+            run_delays_sent_ns: None,
         })
     }
 }

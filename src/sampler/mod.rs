@@ -3,12 +3,14 @@
 //! [`ProcessSampler::tick`] reads every thread's kernel state, the GIL, and the Python stacks, and
 //! turns them into [`Record`]s. Interpretation happens later, on the records.
 
+pub mod cores;
 pub mod cpython;
 pub mod exits;
 pub mod memory;
 pub mod namespace;
 pub mod procfs;
 pub mod pthread;
+pub mod realtime;
 pub mod source;
 pub mod tree;
 
@@ -113,6 +115,8 @@ pub struct ProcessSampler {
     relist: bool,
     /// The target's thread ids to gilscope's, across PID namespaces.
     tid_map: TidMap,
+    /// When [`Record::RunDelays`] was last sent.
+    run_delays_sent_ns: Option<u64>,
 }
 
 /// When the Python thread names (read by py-spy's walk, or by the object reader) are due.

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::model::Syscall;
+use crate::model::{RunnablePlace, Syscall};
 
 /// Parses `/proc/PID/task/TID/syscall`: `running`, `-1 sp pc`, or `nr a0 .. a5 sp pc`.
 pub fn parse_syscall(text: &[u8]) -> Option<Syscall> {
@@ -24,6 +24,33 @@ pub fn parse_syscall(text: &[u8]) -> Option<Syscall> {
         *arg = u64::from_str_radix(hex.strip_prefix("0x")?, 16).ok()?;
     }
     Some(Syscall::Blocked { nr, args })
+}
+
+/// Where a runnable thread's kernel stack (`/proc/PID/task/TID/stack`, one `[<0>] function+0x..`
+/// line per frame, innermost first) puts it. The names cover the kernels since 5.10 on x86-64
+/// and arm64; an unknown stack is [`RunnablePlace::Kernel`].
+pub fn parse_kernel_stack(text: &[u8]) -> RunnablePlace {
+    let Ok(text) = std::str::from_utf8(text) else {
+        return RunnablePlace::Kernel;
+    };
+    let functions = text
+        .lines()
+        .filter_map(|line| line.split_ascii_whitespace().nth(1))
+        .map(|f| f.split('+').next().unwrap_or(f));
+    let mut place = RunnablePlace::OnCpu;
+    for function in functions {
+        place = RunnablePlace::Kernel;
+        if function.contains("futex") {
+            return RunnablePlace::FutexWake;
+        }
+        if function.starts_with("irqentry_exit_to_user_mode") || function == "el0_interrupt" {
+            return RunnablePlace::UserCode;
+        }
+        if function.contains("exit_to_user_mode") || function.starts_with("el0_svc") {
+            return RunnablePlace::SyscallExit;
+        }
+    }
+    place
 }
 
 /// The fields gilscope needs from `/proc/PID/stat` or `/proc/PID/task/TID/stat`.
@@ -117,6 +144,9 @@ pub struct CpuUse {
     /// On-CPU nanoseconds (first field). The kernel adds a running slice only at a scheduler
     /// tick or when the thread leaves the CPU, so this lags a thread that is running now.
     pub ns: u64,
+    /// Nanoseconds runnable but waiting on a run queue for a CPU (second field); like `ns`,
+    /// added as the thread gets onto a CPU.
+    pub run_delay_ns: u64,
     /// Slices run (third field): counted as the thread gets onto a CPU, so it never lags.
     pub slices: u64,
 }
@@ -125,8 +155,13 @@ pub struct CpuUse {
 pub fn parse_schedstat(text: &[u8]) -> Option<CpuUse> {
     let mut fields = std::str::from_utf8(text).ok()?.split_ascii_whitespace();
     let ns = fields.next()?.parse().ok()?;
-    let slices = fields.nth(1)?.parse().ok()?;
-    Some(CpuUse { ns, slices })
+    let run_delay_ns = fields.next()?.parse().ok()?;
+    let slices = fields.next()?.parse().ok()?;
+    Some(CpuUse {
+        ns,
+        run_delay_ns,
+        slices,
+    })
 }
 
 /// Nanoseconds per clock tick of `stat`'s time fields.
@@ -156,11 +191,14 @@ impl ProcFile {
     }
 }
 
-/// The two files of one thread, opened once.
+/// The files of one thread, opened once.
 #[derive(Debug)]
 pub struct ThreadFiles {
     syscall: ProcFile,
     schedstat: ProcFile,
+    /// Its kernel stack, read only when it is runnable; `None` once unreadable (it takes
+    /// `CAP_SYS_ADMIN`).
+    stack: Option<ProcFile>,
 }
 
 /// What one read of a thread's files gave.
@@ -176,11 +214,12 @@ impl ThreadFiles {
         Ok(ThreadFiles {
             syscall: ProcFile::open(&format!("{base}/syscall"))?,
             schedstat: ProcFile::open(&format!("{base}/schedstat"))?,
+            stack: ProcFile::open(&format!("{base}/stack")).ok(),
         })
     }
 
     /// Reads the thread's state; a field is `None` when the thread is gone or unreadable.
-    pub fn read(&self, buf: &mut [u8]) -> ThreadKernelState {
+    pub fn read(&mut self, buf: &mut [u8]) -> ThreadKernelState {
         let cpu = self.read_cpu(buf);
         self.read_syscall(buf, cpu)
     }
@@ -190,12 +229,18 @@ impl ThreadFiles {
         self.schedstat.read(buf).ok().and_then(parse_schedstat)
     }
 
-    /// The syscall the thread is in, with an already read `cpu`.
-    pub fn read_syscall(&self, buf: &mut [u8], cpu: Option<CpuUse>) -> ThreadKernelState {
-        ThreadKernelState {
-            syscall: self.syscall.read(buf).ok().and_then(parse_syscall),
-            cpu,
+    /// The syscall the thread is in, with an already read `cpu`; for a runnable thread, where
+    /// its kernel stack puts it, where readable.
+    pub fn read_syscall(&mut self, buf: &mut [u8], cpu: Option<CpuUse>) -> ThreadKernelState {
+        let mut syscall = self.syscall.read(buf).ok().and_then(parse_syscall);
+        if let (Some(Syscall::Running), Some(stack)) = (syscall, &self.stack) {
+            match stack.read(buf) {
+                Ok(text) => syscall = Some(Syscall::Runnable(parse_kernel_stack(text))),
+                // Not permitted (or gone): the thread's other reads tell which.
+                Err(_) => self.stack = None,
+            }
         }
+        ThreadKernelState { syscall, cpu }
     }
 }
 
@@ -282,11 +327,29 @@ mod tests {
     }
 
     #[test]
+    fn kernel_stacks() {
+        use RunnablePlace::*;
+        assert_eq!(parse_kernel_stack(b""), OnCpu);
+        let futex = b"[<0>] futex_do_wait+0x4a/0x70\n[<0>] __futex_wait+0x8e/0xf0\n[<0>] futex_wait+0x6b/0x110\n[<0>] do_futex+0xc5/0x190\n";
+        assert_eq!(parse_kernel_stack(futex), FutexWake);
+        let preempted = b"[<0>] irqentry_exit_to_user_mode+0x1b2/0x1d0\n[<0>] asm_sysvec_apic_timer_interrupt+0x1a/0x20\n";
+        assert_eq!(parse_kernel_stack(preempted), UserCode);
+        let exit = b"[<0>] exit_to_user_mode_loop+0xa4/0x130\n[<0>] do_syscall_64+0x1f6/0x230\n[<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e\n";
+        assert_eq!(parse_kernel_stack(exit), SyscallExit);
+        assert_eq!(
+            parse_kernel_stack(b"[<0>] handle_mm_fault+0x1/0x2\n"),
+            Kernel
+        );
+        assert_eq!(parse_kernel_stack(b"\xff"), Kernel);
+    }
+
+    #[test]
     fn schedstat_line() {
         assert_eq!(
             parse_schedstat(b"123456 789 10\n"),
             Some(CpuUse {
                 ns: 123456,
+                run_delay_ns: 789,
                 slices: 10
             })
         );
@@ -299,7 +362,7 @@ mod tests {
         let pid = std::process::id();
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;
-        let files = ThreadFiles::open(pid, tid).unwrap();
+        let mut files = ThreadFiles::open(pid, tid).unwrap();
         // The kernel accounts run time at ticks and switches: run for a few ticks first.
         let start = std::time::Instant::now();
         while start.elapsed() < std::time::Duration::from_millis(30) {

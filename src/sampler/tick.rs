@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::model::{
     Attachment, CpythonGilFlags, CpythonThreadStatus, Ending, Frame, GilReading, Record, Sample,
-    TargetInfo, ThreadSample,
+    TargetInfo, ThreadSample, RUN_DELAYS_EVERY_NS,
 };
 
 use super::cpython::frames::CriticalSection;
@@ -82,6 +82,7 @@ impl ProcessSampler {
         }
         self.note_gil_enabled(t_ns, gil, sink)?;
         self.previous.remember(&threads, &kernels, gil);
+        self.note_run_delays(t_ns, &threads, &kernels, sink)?;
         self.kernels = kernels;
         self.note_os_names(&threads, sink)?;
         let sample = Sample {
@@ -103,7 +104,7 @@ impl ProcessSampler {
         kernels.clear();
         self.did_not_run.clear();
         for &tid in &self.tids {
-            let kernel = match self.threads.get(&tid) {
+            let kernel = match self.threads.get_mut(&tid) {
                 Some(files) => {
                     let cpu = files.read_cpu(&mut self.buf);
                     match self.previous.unchanged(tid, cpu) {
@@ -127,6 +128,33 @@ impl ProcessSampler {
             kernels.push(kernel);
         }
         (threads, kernels)
+    }
+
+    /// Sends the threads' run delays when [`RUN_DELAYS_EVERY_NS`] has passed since the last.
+    fn note_run_delays(
+        &mut self,
+        t_ns: u64,
+        threads: &[ThreadSample],
+        kernels: &[ThreadKernelState],
+        sink: &mut impl RecordSink,
+    ) -> std::io::Result<()> {
+        if self
+            .run_delays_sent_ns
+            .is_some_and(|sent| t_ns < sent + RUN_DELAYS_EVERY_NS)
+        {
+            return Ok(());
+        }
+        self.run_delays_sent_ns = Some(t_ns);
+        let delays = threads
+            .iter()
+            .zip(kernels)
+            .filter_map(|(t, k)| Some((t.tid, k.cpu?.run_delay_ns)))
+            .collect();
+        sink.record(&Record::RunDelays {
+            pid: self.pid,
+            t_ns,
+            threads: delays,
+        })
     }
 
     /// Sends a thread's OS name until its Python name is read.

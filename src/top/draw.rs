@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use super::view::{Scope, TopView};
 use crate::model::ThreadState;
-use crate::render::words::{pct, place, short_command, thread_name, STATE_COLUMNS};
+use crate::render::words::{self, pct, place, short_command, thread_name, STATE_COLUMNS};
 
 /// The report's state columns, and IDLE: a live view shows how much of the last second
 /// each thread sat idle.
@@ -79,11 +79,10 @@ fn header_text(view: &TopView) -> Paragraph<'static> {
             view.elapsed_s, view.samples, view.late
         )),
         Line::from(format!(
-            "GIL held {} · {} hand-offs/s · {:.2} of {} cores",
+            "GIL held {} · {} hand-offs/s · {}",
             opt(view.gil_held, pct),
             opt(view.switches_per_s, |s| format!("{s:.0}")),
-            view.cores_used,
-            view.cores
+            words::of_cores(view.cores_used, view.cores, 2)
         )),
         Line::from(match &view.verdict {
             Some((_, headline)) => format!("So far: {headline}"),

@@ -6,6 +6,7 @@ mod pools;
 mod threads;
 
 use crate::analysis::queries::HotFunction;
+use crate::analysis::SHORT_OF_CPUS_MIN;
 use crate::model::Frame;
 use crate::words::{self, file_name, pct, place};
 
@@ -197,8 +198,18 @@ fn assumption(a: Assumption) -> String {
 }
 
 /// "1.0 of 2 cores used".
+/// "1.0 of 2 cores used", and how many threads waited for a CPU when the machine was short.
 fn core_line(load: &Load) -> String {
-    format!("{:.1} of {} cores used", load.cores_used, load.cores)
+    let mut line = format!("{} used", words::of_cores(load.cores_used, load.cores, 1));
+    if let Some(waiting) = load
+        .threads_waiting_for_cpu
+        .filter(|&w| w >= SHORT_OF_CPUS_MIN)
+    {
+        line.push_str(&format!(
+            ", with {waiting:.1} threads on average runnable and waiting for a CPU"
+        ));
+    }
+    line
 }
 
 /// "the GIL was held 95% of the time; 1.0 of 2 cores used", which most rules give.
@@ -212,8 +223,10 @@ fn gil_and_cores(load: &Load) -> String {
 
 fn pool_line(pool: &PoolLoad) -> String {
     let mut line = format!(
-        "{:.1} workers alive on average, {:.1} of them busy on a CPU; {:.1} of {} cores used by the whole process tree",
-        pool.concurrent_workers, pool.busy_workers, pool.cores_used, pool.cores
+        "{:.1} workers alive on average, {:.1} of them busy on a CPU; {} used by the whole process tree",
+        pool.concurrent_workers,
+        pool.busy_workers,
+        words::of_cores(pool.cores_used, pool.cores, 1)
     );
     let (start, end) = pool.lifetime;
     let outside = (pool.run_s - (end - start)).max(0.0);
@@ -295,6 +308,7 @@ mod tests {
             gil_held: 0.97,
             cores_used: 1.04,
             cores: 2,
+            threads_waiting_for_cpu: None,
         }
     }
 

@@ -159,8 +159,8 @@ pub(super) fn mixed(v: &mut Verdict, f: &Mixed) {
 pub(super) fn native_parallel(v: &mut Verdict, f: &NativeParallel) {
     let threads = words::threads(f.threads);
     v.headline = format!(
-        "Threads already work: {threads} run native code with the GIL released, filling {:.1} of {} cores",
-        f.load.cores_used, f.load.cores
+        "Threads already work: {threads} run native code with the GIL released, filling {}",
+        words::of_cores(f.load.cores_used, f.load.cores, 1)
     );
     v.evidence = vec![
         format!(
@@ -173,8 +173,8 @@ pub(super) fn native_parallel(v: &mut Verdict, f: &NativeParallel) {
     v.advice.push("Threads already run in parallel here: processes would add start-up and pickling costs for no gain".into());
     if f.oversubscribed {
         v.advice.push(format!(
-            "Every core is busy: more workers will not help; {} workers (one per core) is enough",
-            f.load.cores
+            "Every core is busy: more workers will not help; {} (one per core) is enough",
+            words::count(f.load.cores as usize, "worker")
         ));
     }
     v.advice.extend(hot_lines(&f.hot, "native time"));
