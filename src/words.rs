@@ -62,6 +62,11 @@ pub fn of_cores(used: f64, cores: u32, digits: usize) -> String {
     format!("{used:.digits$} of {cores} {noun}")
 }
 
+/// Whether [`threads`] says "1 thread": a verb after it is then singular.
+pub fn is_one_thread(n: f64) -> bool {
+    (n - n.round()).abs() < 0.25 && n.round() <= 1.0
+}
+
 /// A count of threads that may be an average (threads alive at once), rounded to a whole one
 /// where it is close: `4 threads`, `1 thread`, `2.4 threads`.
 pub fn threads(n: f64) -> String {
@@ -86,5 +91,14 @@ mod tests {
             short_command("/v/bin/python -c \nimport time\n  time.sleep(60)\n"),
             "python -c import time time.sleep(60)"
         );
+    }
+
+    #[test]
+    fn counts_and_cores_agree_in_number() {
+        assert_eq!(threads(1.1), "1 thread");
+        assert!(is_one_thread(1.1) && is_one_thread(0.9));
+        assert!(!is_one_thread(2.0) && !is_one_thread(1.4));
+        assert_eq!(of_cores(1.0, 1, 1), "1.0 of 1 core");
+        assert_eq!(of_cores(1.25, 2, 2), "1.25 of 2 cores");
     }
 }

@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=${GILSCOPE_VENVS:-${TMPDIR:-/tmp}/gilscope-venvs}
 pyenv=${PYENV_ROOT:-/root/.pyenv}/versions
 mkdir -p "$root"
-base_check='import joblib, numpy, pandas, requests, pytest'
+base_check='import billiard, joblib, numpy, pandas, requests, pytest'
 pip_venv=""
 for version in "${@:-3.9 3.12 3.14}"; do
   for v in $version; do

@@ -231,8 +231,13 @@ pub(super) fn lock_contention(v: &mut Verdict, f: &LockContention) {
 }
 
 pub(super) fn io_bound(v: &mut Verdict, f: &IoBound) {
+    let (spend, their) = if words::is_one_thread(f.threads) {
+        ("spends", "its")
+    } else {
+        ("spend", "their")
+    };
     v.headline = format!(
-        "I/O-bound: {} spend most of their time waiting on I/O, not on the GIL",
+        "I/O-bound: {} {spend} most of {their} time waiting on I/O, not on the GIL",
         words::threads(f.threads)
     );
     v.evidence = vec![
