@@ -319,3 +319,61 @@ fn a_pool_in_a_container_gives_its_pool_verdict() {
     });
     assert!(passed, "pool in a container: {last}");
 }
+
+/// A cgroup with a CPU quota of half a CPU, as `docker --cpus 0.5` makes: the target may use
+/// one CPU, whatever the machine has, and the report's cores say so (v1's `cpu.cfs_quota_us`
+/// or v2's `cpu.max`, whichever this machine mounts).
+#[test]
+fn a_cpu_limit_is_the_targets_cores() {
+    if !is_root() {
+        return;
+    }
+    let Some(py) = common::python("3.12") else {
+        return;
+    };
+    let name = format!("gilscope-test-{}", std::process::id());
+    let v1 = Path::new("/sys/fs/cgroup/cpu");
+    let (dir, limit) = if v1.join("cpu.cfs_period_us").exists() {
+        (v1.join(&name), ("cpu.cfs_quota_us", "50000"))
+    } else {
+        (
+            Path::new("/sys/fs/cgroup").join(&name),
+            ("cpu.max", "50000 100000"),
+        )
+    };
+    let made = std::fs::create_dir(&dir)
+        .and_then(|_| std::fs::write(dir.join(limit.0), limit.1))
+        .map_err(|e| e.to_string());
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir(&dir);
+        return common::skip(&format!(
+            "cannot make a CPU-limited cgroup ({e}): not tested"
+        ));
+    }
+    let dir_text = dir.display().to_string();
+    let script = format!(
+        "echo $$ > {dir_text}/cgroup.procs && exec {} {} 2",
+        py.display(),
+        common::workload("cpu_threads.py").display()
+    );
+    let dir_json = tempfile::tempdir().unwrap();
+    let json = dir_json.path().join("report.json");
+    let output = common::gilscope()
+        .args(["run", "-q", "--json"])
+        .arg(&json)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir(&dir);
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(&json)
+            .unwrap_or_else(|_| panic!("no report: {}", String::from_utf8_lossy(&output.stderr))),
+    )
+    .unwrap();
+    assert_eq!(
+        report["process"]["cores"],
+        1,
+        "{}",
+        common::summary(&report)
+    );
+}

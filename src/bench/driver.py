@@ -173,8 +173,11 @@ def main():
                 results = list(pool.map(lambda a: f(*a), tasks))
         elif mode == "processes":
             from concurrent.futures import ProcessPoolExecutor
+            # Chunks as multiprocessing.Pool.map makes them (4 per worker): one pickled
+            # round trip per task would weigh on small tasks more than the fix has to.
+            chunksize = max(1, -(-len(tasks) // (4 * workers)))
             with ProcessPoolExecutor(workers) as pool:
-                results = list(pool.map(f, *zip(*tasks))) if tasks else []
+                results = list(pool.map(f, *zip(*tasks), chunksize=chunksize)) if tasks else []
                 # Under forkserver (the default from 3.14) the workers are the server's
                 # children, never reaped by this process: take their CPU time while they live.
                 workers_cpu = sum(live_cpu_seconds(pid) for pid in list(pool._processes))

@@ -132,7 +132,7 @@ pub(super) fn gil_contention(v: &mut Verdict, f: &GilContention) {
             .into(),
     );
     v.snippet = Some(if f.pool == ThreadPoolKind::Executor {
-        "# before\nwith ThreadPoolExecutor(max_workers=n) as pool:\n    results = list(pool.map(work, tasks))\n\n# after\nfrom concurrent.futures import ProcessPoolExecutor\n\nif __name__ == \"__main__\":\n    with ProcessPoolExecutor(max_workers=n) as pool:\n        results = list(pool.map(work, tasks))".into()
+        "# before\nwith ThreadPoolExecutor(max_workers=n) as pool:\n    results = list(pool.map(work, tasks))\n\n# after\nfrom concurrent.futures import ProcessPoolExecutor\n\nif __name__ == \"__main__\":\n    with ProcessPoolExecutor(max_workers=n) as pool:\n        # a few chunks per worker: one pickled round trip per task costs small tasks dear\n        chunks = max(1, len(tasks) // (4 * n))\n        results = list(pool.map(work, tasks, chunksize=chunks))".into()
     } else {
         "# before\nthreads = [threading.Thread(target=work, args=(t,)) for t in tasks]\n\n# after\nimport multiprocessing\n\nif __name__ == \"__main__\":\n    with multiprocessing.Pool() as pool:\n        results = pool.map(work, tasks)".into()
     });
