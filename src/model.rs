@@ -405,9 +405,6 @@ pub enum Record {
         t_ns: u64,
         modules: Vec<ExtensionModule>,
     },
-    /// How the sampler's ticks were timed: sent before the first sample, and again if it
-    /// gave up its real-time priority.
-    SamplerTiming(SamplerTiming),
     /// Each thread's cumulative time runnable without a CPU (`schedstat`'s run delay), in
     /// nanoseconds, read at the sample of `t_ns`; sent about every [`RUN_DELAYS_EVERY_NS`].
     RunDelays {
@@ -419,20 +416,6 @@ pub enum Record {
 
 /// How often [`Record::RunDelays`] is sent: the account is of whole runs and windows, not ticks.
 pub const RUN_DELAYS_EVERY_NS: u64 = 100_000_000;
-
-/// Whether the sampler's ticks happened at their timer or waited for a CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SamplerTiming {
-    /// At a real-time priority: each tick read the threads when its timer fired.
-    Realtime,
-    /// At a normal priority (not permitted more): on a machine short of CPUs a tick waits
-    /// for one, which frees up as a thread blocks, so blocked states read a few points high.
-    Normal,
-    /// Started at a real-time priority and gave it up when a tick ran late, so as never to
-    /// keep a CPU from the target; the later ticks were as [`SamplerTiming::Normal`].
-    RealtimeGivenUp,
-}
 
 /// One thread's `holds_gil` and `gil_requested`, as CPython 3.15 keeps them. Written by the
 /// thread itself and read without a lock: both can read set at once.

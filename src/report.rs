@@ -17,7 +17,7 @@ pub use crate::analysis::queries::{GilHolder, GilUse, HotFunction, LineGil, Loop
 pub use crate::analysis::SHORT_OF_CPUS_MIN;
 pub use crate::diagnosis::{Confidence, Phase, Prediction, Verdict, VerdictKind};
 pub use crate::known_frames::ProcessRole;
-pub use crate::model::{ExtensionModule, GilMode, PerState, SamplerTiming, ThreadState};
+pub use crate::model::{ExtensionModule, GilMode, PerState, ThreadState};
 
 pub const SCHEMA: &str = "gilscope.report/1";
 /// Hot-function lists keep this many entries.
@@ -32,9 +32,6 @@ pub struct Report {
     pub rate_hz: f64,
     /// Ticks the sampler could not take on time.
     pub late_samples: u64,
-    /// Whether ticks ran at a real-time priority. Absent in recordings made before it was kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sampler_timing: Option<SamplerTiming>,
     /// How sampling ended, e.g. "exited with status 0".
     pub ending: Option<String>,
     /// The target's exit status or signal, for `run`.
@@ -318,14 +315,9 @@ fn notes(analysis: &Analysis) -> Vec<String> {
         .threads_waiting_for_cpu
         .filter(|&w| w >= SHORT_OF_CPUS_MIN)
     {
-        if analysis
-            .sampler_timing
-            .is_some_and(|t| t != SamplerTiming::Realtime)
-        {
-            notes.push(format!(
-                "threads waited for a CPU ({waiting:.1} at a time on average) and the sampler ran at a normal priority: its ticks waited too, so blocked states such as gil_wait may read a few points high (hint: run gilscope as root or with CAP_SYS_NICE)"
-            ));
-        }
+        notes.push(format!(
+            "threads waited for a CPU ({waiting:.1} at a time on average): gilscope's ticks waited too, and a tick that waits for a CPU gets one as a thread blocks, so blocked states such as gil_wait may read a few points high"
+        ));
     }
     notes
 }
@@ -474,7 +466,6 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
         samples: analysis.ticks,
         rate_hz: target.as_ref().map_or(0.0, |t| t.rate_hz),
         late_samples: analysis.late,
-        sampler_timing: analysis.sampler_timing,
         ending: analysis.ending.as_ref().map(describe_ending),
         exit,
         process: Process {

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::model::{Ending, Record};
-use crate::sampler::realtime::Realtime;
 use crate::sampler::tree::ProcessTree;
 use crate::sampler::{ProcessSampler, RecordSink, Role, SamplerOptions};
 
@@ -190,8 +189,7 @@ pub fn exit_code_of(ending: &Ending) -> i32 {
 }
 
 /// Samples until the target ends, `duration` elapses, or a signal says stop. Emits the
-/// `Target` record first, then how ticks are timed ([`Realtime`]), and `Late` whenever ticks
-/// are missed; the caller emits `End` once it
+/// `Target` record first and `Late` whenever ticks are missed; the caller emits `End` once it
 /// knows how the target ended.
 pub fn sample_loop(
     tree: &mut ProcessTree,
@@ -202,8 +200,6 @@ pub fn sample_loop(
     sink: &mut impl RecordSink,
 ) -> std::io::Result<(Ending, f64)> {
     sink.record(&Record::Target(tree.root().target_info().clone()))?;
-    let mut realtime = Realtime::enter();
-    sink.record(&Record::SamplerTiming(realtime.timing()))?;
     let interval = Duration::from_secs_f64(1.0 / rate_hz);
     let start = Instant::now();
     let mut next = start;
@@ -247,11 +243,6 @@ pub fn sample_loop(
             let behind = ((now - next).as_secs_f64() / interval.as_secs_f64()) as u32;
             if behind > 0 {
                 next += interval * behind;
-                // At a real-time priority a late tick means the ticks' own work outran
-                // the rate: going on there would keep a CPU from the target.
-                if realtime.give_up() {
-                    sink.record(&Record::SamplerTiming(realtime.timing()))?;
-                }
                 // As they happen, so a live view can count them (the aggregator sums them).
                 sink.record(&Record::Late { count: behind })?;
             }
@@ -259,7 +250,6 @@ pub fn sample_loop(
             std::thread::sleep(next - now);
         }
     };
-    drop(realtime);
     if let Some(errors) = tree.stack_errors() {
         sink.record(&errors)?;
     }

@@ -6,8 +6,8 @@ use gilscope::analysis::Aggregator;
 use gilscope::classify::{classify, syscall_kind, Arch, Observation};
 use gilscope::diagnosis::diagnose;
 use gilscope::model::{
-    Attachment, CpythonThreadStatus, Frame, GilReading, Record, RunnablePlace, Sample,
-    SamplerTiming, Syscall, TargetInfo, ThreadSample, ThreadState,
+    Attachment, CpythonThreadStatus, Frame, GilReading, Record, RunnablePlace, Sample, Syscall,
+    TargetInfo, ThreadSample, ThreadState,
 };
 use gilscope::recording::RecordingReader;
 use gilscope::render;
@@ -119,12 +119,6 @@ fn record() -> impl Strategy<Value = Record> {
         }),
         proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3).prop_map(Record::GilRanges),
         any::<u32>().prop_map(|count| Record::Late { count }),
-        proptest::sample::select(vec![
-            SamplerTiming::Realtime,
-            SamplerTiming::Normal,
-            SamplerTiming::RealtimeGivenUp,
-        ])
-        .prop_map(Record::SamplerTiming),
         (
             prop_oneof![4 => 0u64..10_000_000_000, 1 => any::<u64>()],
             proptest::collection::vec((1u32..6, any::<u64>()), 0..6)

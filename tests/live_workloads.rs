@@ -269,8 +269,8 @@ fn who_holds_the_gil_and_which_lines_release_it() {
 /// Four hashlib threads pinned to one CPU (`taskset -c 0`): each is runnable without a CPU
 /// about three quarters of its time (the kernel's run delay, expected 0.75), and is counted
 /// in the state of the native work it was doing, not as a wait for the GIL; the verdict
-/// weighs the one CPU the target may use, not the machine's. Run as root, the sampler's ticks
-/// ran at a real-time priority, so none of them waited for a CPU either.
+/// weighs the one CPU the target may use, not the machine's, and the report notes that
+/// gilscope's own ticks waited for a CPU too.
 #[test]
 fn threads_short_of_cpus_are_counted_in_their_work() {
     if std::process::Command::new("taskset")
@@ -322,11 +322,9 @@ fn threads_short_of_cpus_are_counted_in_their_work() {
         })?;
         let kind = &report["verdict"]["kind"];
         ensure(kind == "cpu_saturated", || format!("verdict {kind}"))?;
-        let timing = &report["sampler_timing"];
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        ensure(!root || timing == "realtime", || {
-            format!("sampler_timing {timing} as root")
+        let notes = report["target"]["notes"].to_string();
+        ensure(notes.contains("waited for a CPU"), || {
+            format!("no note that ticks may have waited for a CPU: {notes}")
         })
     });
     result.unwrap();

@@ -19,8 +19,7 @@ use timeline::{ProfileCounts, Totals, Windows};
 use crate::classify::Arch;
 use crate::known_frames::ProcessRole;
 use crate::model::{
-    Ending, ExtensionModule, Frame, ProcessInfo, Record, Sample, SamplerTiming, TargetInfo,
-    ThreadState,
+    Ending, ExtensionModule, Frame, ProcessInfo, Record, Sample, TargetInfo, ThreadState,
 };
 use crate::sampler::RecordSink;
 use groups::group_threads;
@@ -38,7 +37,6 @@ pub struct Aggregator {
     /// reuses its pid replaces it only after it ended.
     descendants: Vec<ProcessAcc>,
     late: u64,
-    sampler_timing: Option<SamplerTiming>,
     windows: Windows,
     segments: usize,
     /// Counts for [`Aggregator::take_profile_window`], once asked for.
@@ -173,7 +171,6 @@ impl Aggregator {
                 self.gil_enabled
                     .get_or_insert_with(|| (*t_ns, modules.clone()));
             }
-            Record::SamplerTiming(timing) => self.sampler_timing = Some(*timing),
             Record::RunDelays { pid, t_ns, threads } => {
                 if let Some(p) = self.process_mut(*pid) {
                     for &(tid, delay_ns) in threads {
@@ -329,7 +326,6 @@ impl Aggregator {
             duration_s,
             ticks,
             late: self.late,
-            sampler_timing: self.sampler_timing,
             threads_waiting_for_cpu,
             frames: self.frames,
             stacks: self.stacks,
@@ -541,7 +537,6 @@ mod tests {
     fn run_delays_give_each_thread_and_the_run_their_wait_for_a_cpu() {
         let mut aggregator = Aggregator::new();
         aggregator.push(&target());
-        aggregator.push(&Record::SamplerTiming(SamplerTiming::Normal));
         for s in 0..=10 {
             let t_ns = s * WINDOW_NS / 10;
             // Thread 2 waits for a CPU a quarter of the time; thread 3 never. As live, the
@@ -568,6 +563,5 @@ mod tests {
         assert_eq!(share(3), Some(0.0));
         let waiting = analysis.threads_waiting_for_cpu.expect("read");
         assert!((waiting - 0.225).abs() < 1e-6, "{waiting}");
-        assert_eq!(analysis.sampler_timing, Some(SamplerTiming::Normal));
     }
 }

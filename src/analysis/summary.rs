@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 
 use crate::known_frames::ProcessRole;
-use crate::model::{
-    Ending, ExtensionModule, Frame, PerState, SamplerTiming, TargetInfo, ThreadState,
-};
+use crate::model::{Ending, ExtensionModule, Frame, PerState, TargetInfo, ThreadState};
 
 use super::groups::{group_threads, ThreadGroup};
 
@@ -253,8 +251,6 @@ pub struct Analysis {
     pub duration_s: f64,
     pub ticks: u64,
     pub late: u64,
-    /// How the sampler's ticks were timed, where the recording says.
-    pub sampler_timing: Option<SamplerTiming>,
     /// Threads runnable but without a CPU, on average over the run (every process's threads
     /// together), where the kernel's run delays were read.
     pub threads_waiting_for_cpu: Option<f64>,

@@ -10,7 +10,6 @@ pub mod memory;
 pub mod namespace;
 pub mod procfs;
 pub mod pthread;
-pub mod realtime;
 pub mod source;
 pub mod tree;
 
