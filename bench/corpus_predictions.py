@@ -68,6 +68,8 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--smoke", action="store_true", help="one program on 3.12, one run")
     opts = parser.parse_args()
+    # The runs happen in the programs' directory: a relative path would not be found there.
+    opts.gilscope = os.path.abspath(opts.gilscope)
     cases = CASES[:1] if opts.smoke else CASES
     if opts.smoke:
         opts.only, opts.runs = "3.12", 1
