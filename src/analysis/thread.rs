@@ -253,23 +253,24 @@ impl ThreadAcc {
         }
     }
 
-    /// Closes the thread: a pending sample is settled, and its last run gets one interval.
     /// Adds a reading of the kernel's cumulative run delay.
     pub(super) fn note_run_delay(&mut self, t_ns: u64, delay_ns: u64) {
         self.run_delays = match self.run_delays {
             Some((first, (_, last))) if delay_ns >= last => Some((first, (t_ns, delay_ns))),
             _ => Some(((t_ns, delay_ns), (t_ns, delay_ns))),
         };
-        if let Some(((t0, d0), (t1, d1))) = self.run_delays.filter(|((t0, _), (t1, _))| t1 > t0) {
-            self.summary.cpu_wait = Some(CpuWait {
-                span_ns: t1 - t0,
-                waited_ns: d1 - d0,
-            });
-        }
     }
 
+    /// Closes the thread: a pending sample is settled, and its last run gets one interval.
     pub(super) fn close(mut self, totals: &mut Totals, interval_ns: u64) -> ThreadSummary {
         self.settle(totals, None);
+        self.summary.cpu_wait =
+            self.run_delays
+                .filter(|((t0, _), (t1, _))| t1 > t0)
+                .map(|((t0, d0), (t1, d1))| CpuWait {
+                    span_ns: t1 - t0,
+                    waited_ns: d1 - d0,
+                });
         self.close_stall();
         if let Some(last) = self.summary.timeline.last_mut() {
             last.end_ns = last.end_ns.saturating_add(interval_ns);

@@ -63,7 +63,10 @@ fn cgroup_quota(proc_cgroup: &str) -> Option<f64> {
         };
         let roots: Vec<String> = if controllers.is_empty() {
             vec!["/sys/fs/cgroup".into()]
+        } else if controllers == "cpu" {
+            vec!["/sys/fs/cgroup/cpu".into()]
         } else if controllers.split(',').any(|c| c == "cpu") {
+            // Mounted under the joined name (`cpu,cpuacct`), often linked as `cpu` too.
             vec![
                 format!("/sys/fs/cgroup/{controllers}"),
                 "/sys/fs/cgroup/cpu".into(),
