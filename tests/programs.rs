@@ -10,11 +10,13 @@
 
 mod common;
 
+use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{gilscope, summary, LIVE};
+use common::{gilscope, output_within, summary, wait_within, LIVE};
 use serde_json::Value;
 
 /// The CPythons the corpus runs on.
@@ -23,6 +25,9 @@ const VERSIONS: [&str; 3] = ["3.9", "3.12", "3.14"];
 const RUN_SECONDS: f64 = 3.0;
 const WARM_UP: Duration = Duration::from_millis(1200);
 const ATTACH_SECONDS: f64 = 2.5;
+/// Past this, a launch or an attach is killed with its target and counted as a failure that
+/// says where each process was stuck (a hang must not become a CI run that never ends).
+const TIME_LIMIT: Duration = Duration::from_secs(90);
 
 /// A program of the corpus, with what its docstring says.
 struct Program {
@@ -78,16 +83,17 @@ fn report(json: &Path, what: &str, stderr: &[u8]) -> Result<Value, String> {
 fn launched(python: &Path, program: &Program) -> Result<Value, String> {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let output = gilscope()
-        .args(["run", "-q", "--json"])
-        .arg(&json)
-        .args(&program.options)
-        .arg("--")
-        .arg(python)
-        .arg(&program.path)
-        .env("RUN_SECONDS", RUN_SECONDS.to_string())
-        .output()
-        .unwrap();
+    let output = output_within(
+        gilscope()
+            .args(["run", "-q", "--json"])
+            .arg(&json)
+            .args(&program.options)
+            .arg("--")
+            .arg(python)
+            .arg(&program.path)
+            .env("RUN_SECONDS", RUN_SECONDS.to_string()),
+        TIME_LIMIT,
+    )?;
     report(&json, "gilscope run", &output.stderr)
 }
 
@@ -99,22 +105,24 @@ fn attached(python: &Path, program: &Program) -> Result<Value, String> {
     let mut target = Command::new(python)
         .arg(&program.path)
         .env("RUN_SECONDS", run_for.to_string())
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(WARM_UP);
-    let output = gilscope()
-        .args(["attach", "-q", "--duration"])
-        .arg(ATTACH_SECONDS.to_string())
-        .arg("--json")
-        .arg(&json)
-        .args(&program.options)
-        .arg(target.id().to_string())
-        .output()
-        .unwrap();
-    let status = target.wait().unwrap();
-    let report = report(&json, "gilscope attach", &output.stderr)?;
+    let output = output_within(
+        gilscope()
+            .args(["attach", "-q", "--duration"])
+            .arg(ATTACH_SECONDS.to_string())
+            .arg("--json")
+            .arg(&json)
+            .args(&program.options)
+            .arg(target.id().to_string()),
+        TIME_LIMIT,
+    );
+    let status = wait_within(&mut target, TIME_LIMIT).map_err(|e| format!("the program {e}"))?;
+    let report = report(&json, "gilscope attach", &output?.stderr)?;
     if !status.success() {
         return Err(format!("the program failed after the attach: {status}"));
     }
@@ -135,6 +143,12 @@ fn check(program: &Program, report: &Value) -> Result<(), String> {
     }
 }
 
+/// A line on the test's own stderr, past the harness's capture, so that a long corpus shows
+/// where it is (and where it stopped) in CI's log.
+fn progress(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Every program, launched and attached, on every version of [`VERSIONS`].
 #[test]
 fn every_program_gets_its_verdict_launched_and_attached() {
@@ -151,6 +165,7 @@ fn every_program_gets_its_verdict_launched_and_attached() {
             type Mode = fn(&Path, &Program) -> Result<Value, String>;
             for (mode, sample) in [("run", launched as Mode), ("attach", attached as Mode)] {
                 let mut last = String::new();
+                let started = Instant::now();
                 let passed = (0..2).any(|attempt| {
                     match sample(&python, program).and_then(|r| check(program, &r)) {
                         Ok(()) => true,
@@ -162,6 +177,11 @@ fn every_program_gets_its_verdict_launched_and_attached() {
                     }
                 });
                 checked += 1;
+                progress(&format!(
+                    "corpus: {name} ({mode}, {version}) {} in {:.1} s",
+                    if passed { "ok" } else { "FAILED" },
+                    started.elapsed().as_secs_f64()
+                ));
                 if !passed {
                     failures.push(format!("{name} ({mode}, CPython {version}): {last}"));
                 }

@@ -2,8 +2,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -296,4 +297,128 @@ pub fn synthetic_target(
         cores,
         started_unix_s: 0.0,
     }
+}
+
+/// Runs `command` in its own process group and returns its output, or, when it has not ended
+/// within `limit`, kills the whole group (gilscope, its target and the target's workers) and
+/// says what each of them was doing: a hang becomes a failure that names where it stuck, not
+/// a CI run that never ends.
+pub fn output_within(command: &mut Command, limit: Duration) -> Result<Output, String> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+
+    let mut child = command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    let group = child.id() as libc::pid_t;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = match wait_within(&mut child, limit) {
+        Ok(status) => status,
+        Err(stuck) => {
+            let stderr = stderr.join().unwrap_or_default();
+            return Err(format!(
+                "{command:?}: {stuck}\nstderr: {}",
+                String::from_utf8_lossy(&stderr).trim()
+            ));
+        }
+    };
+    // Whatever the command left behind in its group (a pool's worker) goes with it.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// Waits for `child`, the leader of its own process group, for at most `limit`; past it, kills
+/// the group and returns what each of its processes was doing.
+pub fn wait_within(child: &mut Child, limit: Duration) -> Result<ExitStatus, String> {
+    let group = child.id() as libc::pid_t;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let stuck = describe_group(group);
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            let _ = child.wait();
+            return Err(format!(
+                "had not ended after {limit:?}; killed. Its processes were:\n{stuck}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One line per live process of a process group: pid, state, kernel wait channel, command.
+fn describe_group(group: libc::pid_t) -> String {
+    let mut lines = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return "(no /proc)".into();
+    };
+    for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        let dir = PathBuf::from(format!("/proc/{pid}"));
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        // Fields after the command's closing parenthesis: state ppid pgrp ...
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2).and_then(|g| g.parse::<libc::pid_t>().ok()) != Some(group) {
+            continue;
+        }
+        let wchan = std::fs::read_to_string(dir.join("wchan")).unwrap_or_default();
+        let command = std::fs::read(dir.join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        let threads = std::fs::read_dir(dir.join("task"))
+            .map(|t| {
+                t.filter_map(|e| {
+                    let tid = e.ok()?.file_name();
+                    let task = dir.join("task").join(&tid);
+                    let wchan = std::fs::read_to_string(task.join("wchan")).ok()?;
+                    let comm = std::fs::read_to_string(task.join("comm")).ok()?;
+                    Some(format!("{}:{}@{wchan}", tid.to_string_lossy(), comm.trim()))
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+            })
+            .unwrap_or_default();
+        lines.push(format!(
+            "  {pid} ppid {} {} wchan {wchan}: {} [threads {threads}]",
+            fields.get(1).unwrap_or(&"?"),
+            fields.first().unwrap_or(&"?"),
+            command.trim()
+        ));
+    }
+    lines.join("\n")
 }
