@@ -106,6 +106,7 @@ fn attached(python: &Path, program: &Program) -> Result<Value, String> {
         .arg(&program.path)
         .env("RUN_SECONDS", run_for.to_string())
         .process_group(0)
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

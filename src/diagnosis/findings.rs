@@ -102,6 +102,16 @@ impl Forecast {
     }
 }
 
+/// How a process pool starts its workers on Linux, by default on the target's CPython.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StartMethod {
+    /// A copy of the parent: no interpreter to start, nothing to import.
+    Fork,
+    /// From a server process started once (a fresh interpreter importing the main module),
+    /// then forked per worker: the default from 3.14.
+    Forkserver,
+}
+
 /// What a forecast takes for granted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Assumption {
@@ -111,7 +121,11 @@ pub(super) enum Assumption {
         workers: f64,
     },
     EvenSplit,
-    WorkerStartup,
+    /// The pool's start: its workers started by `method`, `seconds` in all.
+    WorkerStartup {
+        method: StartMethod,
+        seconds: f64,
+    },
     PicklingUnmeasured,
     FreeThreadedSpeed,
     /// The work must first be split into `cores` parts.

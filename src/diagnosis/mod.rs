@@ -87,8 +87,6 @@ pub const GC_SHARE_MIN: f64 = 0.3;
 pub const SATURATION_MIN: f64 = 0.85;
 /// Idle: the process used less CPU than this (cores).
 pub const IDLE_CORES_MAX: f64 = 0.05;
-/// Estimated start-up of one worker process (fork, import), seconds. An estimate, flagged.
-pub const WORKER_STARTUP_S: f64 = 0.05;
 /// Estimated throughput of Python code on a free-threaded 3.13t build relative to the
 /// default build (its single-thread overhead). An estimate, flagged.
 pub const FREE_THREADED_EFFICIENCY: f64 = 0.8;

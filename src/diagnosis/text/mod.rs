@@ -12,8 +12,9 @@ use crate::words::{self, file_name, pct, place};
 
 use super::findings::{
     Assumption, Diagnosis, Finding, Forecast, GroupWords, Load, PhaseLabel, PhaseSpan, PoolLoad,
+    StartMethod,
 };
-use super::{Phase, Prediction, Verdict, VerdictKind, FREE_THREADED_EFFICIENCY, WORKER_STARTUP_S};
+use super::{Phase, Prediction, Verdict, VerdictKind, FREE_THREADED_EFFICIENCY};
 use interpreter::{free_threaded, gc_pauses, gil_turned_on, object_lock_contention};
 use pools::{ipc_overhead, pool_parallel, pool_underused, result_bottleneck};
 use threads::{
@@ -166,7 +167,12 @@ fn assumption(a: Assumption) -> String {
             pct(1.0 - parallel)
         ),
         Assumption::EvenSplit => "the work divides evenly among the workers and shares no state".into(),
-        Assumption::WorkerStartup => format!("worker start-up {WORKER_STARTUP_S} s each (estimate)"),
+        Assumption::WorkerStartup { method, seconds } => match method {
+            StartMethod::Fork => format!("the pool's workers forked, {seconds:.2} s in all (estimate)"),
+            StartMethod::Forkserver => format!(
+                "the pool's workers started from a forkserver (the default from 3.14), {seconds:.2} s in all; more when the program imports large libraries (estimate)"
+            ),
+        },
         Assumption::PicklingUnmeasured => {
             "pickling of arguments and results not measured: assumed small (estimate)".into()
         }
@@ -443,7 +449,14 @@ mod tests {
                 workers: 2.0,
             },
             Assumption::EvenSplit,
-            Assumption::WorkerStartup,
+            Assumption::WorkerStartup {
+                method: StartMethod::Fork,
+                seconds: 0.01,
+            },
+            Assumption::WorkerStartup {
+                method: StartMethod::Forkserver,
+                seconds: 0.07,
+            },
             Assumption::PicklingUnmeasured,
             Assumption::FreeThreadedSpeed,
             Assumption::SplitFirst { cores: 2 },
