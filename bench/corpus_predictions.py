@@ -6,7 +6,9 @@ For each program of `tests/programs/` whose work is one function mapped over a l
 pool from concurrent.futures, multiprocessing or joblib): `gilscope run` on the program as it
 is (its verdict and `predicted_speedup.processes`), then `gilscope bench FILE:FUNCTION` with
 the program's own task list in threads and in processes (as many workers as the program's
-pool, the medians of 5 runs). The issue's bar is 25%.
+pool, the medians of 5 runs); for the joblib program, the fix its verdict gives (joblib's
+default backend, loky, in place of backend="threading"), timed on the program's own calls.
+The issue's bar is 25%.
 
     python3 bench/corpus_predictions.py [--gilscope PATH] [--venvs DIR] [--only 3.12] [--runs 5]
                                         [--smoke]
@@ -14,6 +16,7 @@ pool, the medians of 5 runs). The issue's bar is 25%.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,12 +27,33 @@ PROGRAMS = os.path.join(ROOT, "tests", "programs")
 # programs map their list again and again for their run; the bench maps it as many times as
 # make about 2 s of sequential work (measured on 3.12), so that the pool's start-up weighs on
 # the measured speedup as little as on the program.
+# How the speedup is measured: "bench" is `gilscope bench` (threads against processes);
+# "joblib" is the verdict's own fix for a joblib program, the program's `Parallel` calls with
+# backend="threading" (as written) against joblib's default backend, loky (processes), the
+# task list mapped `repeats` times per call as the program does.
 CASES = [
-    ("executor_render.py", "render", 4, "list(range(200))", 60),
-    ("mp_threadpool.py", "checksum", 4, "[(bytes(range(256)) * 40,) for _ in range(64)]", 32),
+    ("executor_render.py", "render", 4, "list(range(200))", 60, "bench"),
+    ("mp_threadpool.py", "checksum", 4, "[(bytes(range(256)) * 40,) for _ in range(64)]", 32,
+     "bench"),
     ("joblib_threading.py", "tokenize", 4,
-     '[("The quick brown fox, the lazy dog; and the end. " * 200,) for _ in range(64)]', 130),
+     '[("The quick brown fox, the lazy dog; and the end. " * 200,) for _ in range(64)]', 130,
+     "joblib"),
 ]
+JOBLIB_PROBE = r"""
+import importlib, sys, time
+from joblib import Parallel, delayed
+
+if __name__ == "__main__":
+    programs, module, function, tasks, repeats, workers, backend = sys.argv[1:]
+    sys.path.insert(0, programs)
+    work = getattr(importlib.import_module(module), function)
+    tasks = eval(tasks)
+    start = time.perf_counter()
+    with Parallel(n_jobs=int(workers), backend=backend) as parallel:
+        for _ in range(int(repeats)):
+            parallel(delayed(work)(*args) for args in tasks)
+    print(time.perf_counter() - start)
+"""
 BAR = 0.25
 
 
@@ -57,6 +81,23 @@ def measured(gilscope, python, program, function, workers, tasks, runs):
         with open(out) as f:
             results = {r["mode"]: r["median_s"] for r in json.load(f)["results"]}
     return results["threads"] / results["processes"]
+
+
+def measured_joblib(python, program, function, workers, tasks, repeats, runs):
+    """Median seconds of the program's calls with backend="threading" over loky, each run in a
+    fresh interpreter, the two backends alternating."""
+    times = {"threading": [], "loky": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = os.path.join(tmp, "joblib_probe.py")
+        with open(probe, "w") as f:
+            f.write(JOBLIB_PROBE)
+        for _ in range(runs):
+            for backend in times:
+                out = subprocess.run([python, probe, PROGRAMS, program[:-3], function, tasks,
+                                      str(repeats), str(workers), backend], check=True,
+                                     capture_output=True, text=True, cwd=tmp).stdout
+                times[backend].append(float(out.split()[-1]))
+    return statistics.median(times["threading"]) / statistics.median(times["loky"])
 
 
 def main():
@@ -87,11 +128,14 @@ def main():
             print(f"*** SKIP: no venv for {version} at {python} "
                   "(bash tests/programs/venv.sh builds it) ***", file=sys.stderr)
             continue
-        for program, function, workers, tasks, repeats in cases:
-            tasks = f"TASKS = {tasks} * {repeats}"
+        for program, function, workers, tasks, repeats, how in cases:
             kind, prediction = predicted(opts.gilscope, python, program)
-            speedup = measured(opts.gilscope, python, program, function, workers, tasks,
-                               opts.runs)
+            if how == "joblib":
+                speedup = measured_joblib(python, program, function, workers, tasks, repeats,
+                                          opts.runs)
+            else:
+                speedup = measured(opts.gilscope, python, program, function, workers,
+                                   f"TASKS = {tasks} * {repeats}", opts.runs)
             if prediction is None:
                 print(f"| {version} | {program} | {kind} | none | {speedup:.2f}x | - |")
                 misses += 1

@@ -130,16 +130,34 @@ fn attached(python: &Path, program: &Program) -> Result<Value, String> {
     Ok(report)
 }
 
-fn check(program: &Program, report: &Value) -> Result<(), String> {
+fn check(python: &Path, program: &Program, report: &Value) -> Result<(), String> {
     let kind = report["verdict"]["kind"].as_str().unwrap_or("");
     if program.expect.iter().any(|k| k == kind) {
-        Ok(())
+        report["verdict"]["snippet"]
+            .as_str()
+            .map_or(Ok(()), |snippet| parses_as_python(python, snippet))
     } else {
         Err(format!(
             "verdict {kind}, expected {}: {}\n{}",
             program.expect.join(" or "),
             report["verdict"]["headline"],
             summary(report)
+        ))
+    }
+}
+
+/// The verdict's before-and-after code is Python the program's own interpreter can parse.
+fn parses_as_python(python: &Path, snippet: &str) -> Result<(), String> {
+    let output = Command::new(python)
+        .args(["-c", "import ast, sys; ast.parse(sys.argv[1])", snippet])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the verdict's snippet is not Python: {}\n{snippet}",
+            String::from_utf8_lossy(&output.stderr).trim()
         ))
     }
 }
@@ -168,7 +186,7 @@ fn every_program_gets_its_verdict_launched_and_attached() {
                 let mut last = String::new();
                 let started = Instant::now();
                 let passed = (0..2).any(|attempt| {
-                    match sample(&python, program).and_then(|r| check(program, &r)) {
+                    match sample(&python, program).and_then(|r| check(&python, program, &r)) {
                         Ok(()) => true,
                         Err(e) => {
                             eprintln!("{name} ({mode}, {version}), attempt {}: {e}", attempt + 1);

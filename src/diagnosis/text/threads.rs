@@ -131,12 +131,18 @@ pub(super) fn gil_contention(v: &mut Verdict, f: &GilContention) {
         "Alternatively, a free-threaded CPython (3.13t or later) runs these threads in parallel"
             .into(),
     );
-    v.snippet = Some(if f.pool == ThreadPoolKind::Executor {
-        "# before\nwith ThreadPoolExecutor(max_workers=n) as pool:\n    results = list(pool.map(work, tasks))\n\n# after\nfrom concurrent.futures import ProcessPoolExecutor\n\nif __name__ == \"__main__\":\n    with ProcessPoolExecutor(max_workers=n) as pool:\n        # a few chunks per worker: one pickled round trip per task costs small tasks dear\n        chunks = max(1, len(tasks) // (4 * n))\n        results = list(pool.map(work, tasks, chunksize=chunks))".into()
-    } else {
-        "# before\nthreads = [threading.Thread(target=work, args=(t,)) for t in tasks]\n\n# after\nimport multiprocessing\n\nif __name__ == \"__main__\":\n    with multiprocessing.Pool() as pool:\n        results = pool.map(work, tasks)".into()
-    });
+    v.snippet = Some(to_processes_snippet(f.pool).into());
     v.predicted_speedup = Some(prediction(&f.forecast));
+}
+
+/// The before and after of moving the work to processes, in the pool the program already uses.
+fn to_processes_snippet(pool: ThreadPoolKind) -> &'static str {
+    match pool {
+        ThreadPoolKind::Executor => "# before\nwith ThreadPoolExecutor(max_workers=n) as pool:\n    results = list(pool.map(work, tasks))\n\n# after\nfrom concurrent.futures import ProcessPoolExecutor\n\nif __name__ == \"__main__\":\n    with ProcessPoolExecutor(max_workers=n) as pool:\n        # a few chunks per worker: one pickled round trip per task costs small tasks dear\n        chunks = max(1, len(tasks) // (4 * n))\n        results = list(pool.map(work, tasks, chunksize=chunks))",
+        ThreadPoolKind::MultiprocessingThreadPool => "# before\nfrom multiprocessing.pool import ThreadPool\n\nwith ThreadPool(n) as pool:\n    results = pool.map(work, tasks)\n\n# after\nfrom multiprocessing import Pool\n\nif __name__ == \"__main__\":\n    with Pool(n) as pool:\n        results = pool.map(work, tasks)  # map already sends the tasks in chunks",
+        ThreadPoolKind::Joblib => "# before\nresults = Parallel(n_jobs=n, backend=\"threading\")(delayed(work)(t) for t in tasks)\n\n# after: joblib's default backend (loky) runs the tasks in worker processes,\n# kept alive between calls and fed in automatically sized batches\nif __name__ == \"__main__\":\n    results = Parallel(n_jobs=n)(delayed(work)(t) for t in tasks)",
+        ThreadPoolKind::Threads => "# before\nthreads = [threading.Thread(target=work, args=(t,)) for t in tasks]\n\n# after\nimport multiprocessing\n\nif __name__ == \"__main__\":\n    with multiprocessing.Pool() as pool:\n        results = pool.map(work, tasks)",
+    }
 }
 
 pub(super) fn mixed(v: &mut Verdict, f: &Mixed) {
@@ -343,4 +349,43 @@ pub(super) fn culprit(c: &LoopCulprit) -> String {
             "on a CPU"
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_pool_gets_the_processes_of_its_own_library() {
+        for (pool, before, after) in [
+            (
+                ThreadPoolKind::Executor,
+                "ThreadPoolExecutor(",
+                "ProcessPoolExecutor(",
+            ),
+            (
+                ThreadPoolKind::MultiprocessingThreadPool,
+                "ThreadPool(",
+                "with Pool(",
+            ),
+            (
+                ThreadPoolKind::Joblib,
+                "backend=\"threading\"",
+                "Parallel(n_jobs=n)(",
+            ),
+            (
+                ThreadPoolKind::Threads,
+                "threading.Thread(",
+                "multiprocessing.Pool()",
+            ),
+        ] {
+            let snippet = to_processes_snippet(pool);
+            let (old, new) = snippet.split_once("# after").unwrap();
+            assert!(old.contains(before), "{pool:?}: {snippet}");
+            assert!(
+                new.contains(after) && new.contains("__main__"),
+                "{pool:?}: {snippet}"
+            );
+        }
+    }
 }
