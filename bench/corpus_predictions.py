@@ -28,9 +28,9 @@ PROGRAMS = os.path.join(ROOT, "tests", "programs")
 # make about 2 s of sequential work (measured on 3.12), so that the pool's start-up weighs on
 # the measured speedup as little as on the program.
 # How the speedup is measured: "bench" is `gilscope bench` (threads against processes);
-# "joblib" is the verdict's own fix for a joblib program, the program's `Parallel` calls with
-# backend="threading" (as written) against joblib's default backend, loky (processes), the
-# task list mapped `repeats` times per call as the program does.
+# "joblib" is the verdict's own fix for a joblib program: the program as written (one
+# `Parallel` call with backend="threading" per pass over the task list, `repeats` passes)
+# against joblib's default backend, loky (processes), called once over all the passes' tasks.
 CASES = [
     ("executor_render.py", "render", 4, "list(range(200))", 60, "bench"),
     ("mp_threadpool.py", "checksum", 4, "[(bytes(range(256)) * 40,) for _ in range(64)]", 32,
@@ -47,11 +47,14 @@ if __name__ == "__main__":
     programs, module, function, tasks, repeats, workers, backend = sys.argv[1:]
     sys.path.insert(0, programs)
     work = getattr(importlib.import_module(module), function)
-    tasks = eval(tasks)
+    tasks, repeats = eval(tasks), int(repeats)
     start = time.perf_counter()
-    with Parallel(n_jobs=int(workers), backend=backend) as parallel:
-        for _ in range(int(repeats)):
-            parallel(delayed(work)(*args) for args in tasks)
+    if backend == "threading":
+        with Parallel(n_jobs=int(workers), backend="threading") as parallel:
+            for _ in range(repeats):
+                parallel(delayed(work)(*args) for args in tasks)
+    else:
+        Parallel(n_jobs=int(workers))(delayed(work)(*args) for args in tasks * repeats)
     print(time.perf_counter() - start)
 """
 BAR = 0.25
@@ -84,8 +87,8 @@ def measured(gilscope, python, program, function, workers, tasks, runs):
 
 
 def measured_joblib(python, program, function, workers, tasks, repeats, runs):
-    """Median seconds of the program's calls with backend="threading" over loky, each run in a
-    fresh interpreter, the two backends alternating."""
+    """Median seconds of the program's calls with backend="threading" over one loky call, each
+    run in a fresh interpreter, the two alternating."""
     times = {"threading": [], "loky": []}
     with tempfile.TemporaryDirectory() as tmp:
         probe = os.path.join(tmp, "joblib_probe.py")

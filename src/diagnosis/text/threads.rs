@@ -104,7 +104,7 @@ pub(super) fn gil_contention(v: &mut Verdict, f: &GilContention) {
             ThreadPoolKind::MultiprocessingThreadPool =>
                 "replace multiprocessing.pool.ThreadPool with multiprocessing.Pool (the same map and apply methods)",
             ThreadPoolKind::Joblib =>
-                "drop joblib's backend=\"threading\" (or prefer=\"threads\"): its default backend, loky, runs the tasks in worker processes",
+                "drop joblib's backend=\"threading\" (or prefer=\"threads\"): its default backend, loky, runs the tasks in worker processes. Each call then pays to pickle and dispatch its tasks, so call Parallel once over all the work rather than once per small batch: a program calling it for a few milliseconds of work at a time runs slower in processes than in threads",
             ThreadPoolKind::Threads =>
                 "replace threading.Thread with multiprocessing.Pool (or ProcessPoolExecutor)",
         }
@@ -140,7 +140,7 @@ fn to_processes_snippet(pool: ThreadPoolKind) -> &'static str {
     match pool {
         ThreadPoolKind::Executor => "# before\nwith ThreadPoolExecutor(max_workers=n) as pool:\n    results = list(pool.map(work, tasks))\n\n# after\nfrom concurrent.futures import ProcessPoolExecutor\n\nif __name__ == \"__main__\":\n    with ProcessPoolExecutor(max_workers=n) as pool:\n        # a few chunks per worker: one pickled round trip per task costs small tasks dear\n        chunks = max(1, len(tasks) // (4 * n))\n        results = list(pool.map(work, tasks, chunksize=chunks))",
         ThreadPoolKind::MultiprocessingThreadPool => "# before\nfrom multiprocessing.pool import ThreadPool\n\nwith ThreadPool(n) as pool:\n    results = pool.map(work, tasks)\n\n# after\nfrom multiprocessing import Pool\n\nif __name__ == \"__main__\":\n    with Pool(n) as pool:\n        results = pool.map(work, tasks)  # map already sends the tasks in chunks",
-        ThreadPoolKind::Joblib => "# before\nresults = Parallel(n_jobs=n, backend=\"threading\")(delayed(work)(t) for t in tasks)\n\n# after: joblib's default backend (loky) runs the tasks in worker processes,\n# kept alive between calls and fed in automatically sized batches\nif __name__ == \"__main__\":\n    results = Parallel(n_jobs=n)(delayed(work)(t) for t in tasks)",
+        ThreadPoolKind::Joblib => "# before\nfor batch in batches:\n    results = Parallel(n_jobs=n, backend=\"threading\")(delayed(work)(t) for t in batch)\n\n# after: joblib's default backend (loky) runs the tasks in worker processes;\n# one call over all the work, which it sends in automatically sized batches\nif __name__ == \"__main__\":\n    tasks = [t for batch in batches for t in batch]\n    results = Parallel(n_jobs=n)(delayed(work)(t) for t in tasks)",
         ThreadPoolKind::Threads => "# before\nthreads = [threading.Thread(target=work, args=(t,)) for t in tasks]\n\n# after\nimport multiprocessing\n\nif __name__ == \"__main__\":\n    with multiprocessing.Pool() as pool:\n        results = pool.map(work, tasks)",
     }
 }
