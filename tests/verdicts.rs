@@ -28,7 +28,8 @@ fn gil_contention_names_the_function_and_predicts() {
     assert!(advice.contains("__main__"), "{advice}");
     let p = v.predicted_speedup.unwrap();
     let processes = p.processes.unwrap();
-    assert!((1.4..=2.0).contains(&processes), "{processes}");
+    // At most the cores over the cores the threads used (0.99 of 2 here), less the pool's start.
+    assert!((1.4..=2.05).contains(&processes), "{processes}");
     assert_eq!(p.threads, Some(1.0));
     assert!(p.assumptions.iter().any(|a| a.contains("estimate")));
 }
