@@ -304,7 +304,6 @@ pub fn synthetic_target(
 /// says what each of them was doing: a hang becomes a failure that names where it stuck, not
 /// a CI run that never ends.
 pub fn output_within(command: &mut Command, limit: Duration) -> Result<Output, String> {
-    use std::io::Read;
     use std::os::unix::process::CommandExt;
     use std::process::Stdio;
 
@@ -315,28 +314,8 @@ pub fn output_within(command: &mut Command, limit: Duration) -> Result<Output, S
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    let group = child.id() as libc::pid_t;
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let status = match wait_within(&mut child, limit) {
         Ok(status) => status,
         Err(stuck) => {
@@ -347,8 +326,6 @@ pub fn output_within(command: &mut Command, limit: Duration) -> Result<Output, S
             ));
         }
     };
-    // Whatever the command left behind in its group (a pool's worker) goes with it.
-    unsafe { libc::kill(-group, libc::SIGKILL) };
     Ok(Output {
         status,
         stdout: stdout.join().unwrap_or_default(),
@@ -356,13 +333,27 @@ pub fn output_within(command: &mut Command, limit: Duration) -> Result<Output, S
     })
 }
 
-/// Waits for `child`, the leader of its own process group, for at most `limit`; past it, kills
-/// the group and returns what each of its processes was doing.
+/// Reads a child's pipe to its end on a thread of its own (both pipes at once: a child that
+/// fills one while the other is not read would block).
+fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
+/// Waits for `child`, the leader of its own process group, for at most `limit`, then kills
+/// what is left of the group; past the limit, returns what each of its processes was doing.
 pub fn wait_within(child: &mut Child, limit: Duration) -> Result<ExitStatus, String> {
     let group = child.id() as libc::pid_t;
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            // Whatever it left behind in its group (a pool's worker) goes with it.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
             return Ok(status);
         }
         if Instant::now() >= deadline {
