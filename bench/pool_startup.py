@@ -13,10 +13,10 @@ import argparse
 import os
 import statistics
 import subprocess
+import tempfile
 
 from pythons import interpreters
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBE = r"""
 import multiprocessing, sys, time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,23 +48,26 @@ def main():
         opts.pythons, opts.runs, methods = "3.12", 1, ["fork"]
     print("| CPython | start method | workers | cold pool (median) | warm pool (median) |")
     print("|---|---|---|---|---|")
-    with open(os.path.join(os.environ.get("TMPDIR", "/tmp"), "gilscope-pool-probe.py"), "w") as f:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(PROBE)
         probe = f.name
-    wanted = opts.pythons.split(",")
-    for version, python in interpreters():
-        if version not in wanted:
-            continue
-        for method in methods:
-            for workers in (2, 4):
-                cold, warm = [], []
-                for _ in range(opts.runs):
-                    out = subprocess.run([python, probe, method, str(workers)], check=True,
-                                         capture_output=True, text=True).stdout.split()
-                    cold.append(float(out[0]))
-                    warm.append(float(out[1]))
-                print(f"| {version} | {method} | {workers} | {statistics.median(cold):.3f} s | "
-                      f"{statistics.median(warm):.3f} s |")
+    try:
+        wanted = opts.pythons.split(",")
+        for version, python in interpreters():
+            if version not in wanted:
+                continue
+            for method in methods:
+                for workers in (2, 4):
+                    cold, warm = [], []
+                    for _ in range(opts.runs):
+                        out = subprocess.run([python, probe, method, str(workers)], check=True,
+                                             capture_output=True, text=True).stdout.split()
+                        cold.append(float(out[0]))
+                        warm.append(float(out[1]))
+                    print(f"| {version} | {method} | {workers} | {statistics.median(cold):.3f} s | "
+                          f"{statistics.median(warm):.3f} s |")
+    finally:
+        os.unlink(probe)
 
 
 if __name__ == "__main__":
