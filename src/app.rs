@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use crate::agent;
 use crate::analysis::{Aggregator, Analysis};
 use crate::cli::{Cli, ColorWhen, JsonTo, OutputArgs};
 use crate::error::Error;
@@ -95,6 +96,10 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             let analysis = replay(&file)?;
             let report = emit(&analysis, &output, color, None)?;
             Ok(gate_exit_code(&gate, &report).unwrap_or(0))
+        }
+        Task::Agent(options) => {
+            agent::run(*options)?;
+            Ok(0)
         }
         Task::Completions(shell) => {
             let mut command = <Cli as clap::CommandFactory>::command();

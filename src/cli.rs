@@ -151,6 +151,13 @@ pub enum Command {
     },
     /// Print the manual page (roff), e.g. `gilscope man | man -l -`.
     Man,
+    /// Watch every Python process on this host continuously, and serve their thread states,
+    /// GIL and verdicts to Prometheus (`/metrics`) and as JSON (`/processes`). Runs until
+    /// SIGTERM or Ctrl-C; needs the privilege `attach` needs.
+    #[command(
+        after_help = "Examples:\n  gilscope agent --listen 0.0.0.0:9531\n  gilscope agent --match 'gunicorn|celery' --env-label TEAM --max-cpu 0.1\n  curl -s localhost:9531/processes"
+    )]
+    Agent(AgentArgs),
     /// Produce the report from a recording, exactly as it was live.
     Report {
         /// A file written by `gilscope record`.
@@ -160,6 +167,62 @@ pub enum Command {
         #[command(flatten)]
         gate: GateArgs,
     },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AgentArgs {
+    /// Where to serve /metrics and /processes.
+    #[arg(long, default_value = "127.0.0.1:9531", value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// Samples per second of each process, at most.
+    #[arg(
+        long,
+        default_value_t = 20.0,
+        value_name = "HZ",
+        allow_negative_numbers = true
+    )]
+    pub rate: f64,
+    /// The agent's CPU budget, in cores: over it, idle processes are sampled less often,
+    /// then every process.
+    #[arg(
+        long,
+        default_value_t = 0.05,
+        value_name = "CORES",
+        allow_negative_numbers = true
+    )]
+    pub max_cpu: f64,
+    /// Seconds per window: each process's verdict and report cover its last window.
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
+    pub window: f64,
+    /// Seconds between two looks for new processes.
+    #[arg(
+        long,
+        default_value_t = 5.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
+    pub discover_every: f64,
+    /// Watch only processes whose command line matches this regular expression.
+    #[arg(long = "match", value_name = "REGEX")]
+    pub matching: Option<String>,
+    /// Never watch processes whose command line matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub exclude: Option<String>,
+    /// The environment variable that names a process's service (else: its script's name).
+    #[arg(long, default_value = "OTEL_SERVICE_NAME", value_name = "VAR")]
+    pub service_env: String,
+    /// Copy this environment variable of each process into its `gilscope_process_info`
+    /// labels (repeatable), e.g. --env-label TEAM.
+    #[arg(long, value_name = "VAR")]
+    pub env_label: Vec<String>,
+    /// Stop after this many seconds (default: until SIGTERM or Ctrl-C).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub duration: Option<f64>,
 }
 
 #[derive(Debug, Args, Clone)]

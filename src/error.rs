@@ -56,6 +56,11 @@ pub enum Error {
     PushThread(std::io::Error),
     #[error("cannot read {path} as a run: {detail}")]
     RunInput { path: PathBuf, detail: String },
+    #[error("cannot serve on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -80,6 +85,7 @@ impl Error {
             Error::Recording { .. } => "give a file written by `gilscope record`; an incomplete file still replays up to its last whole sample".into(),
             Error::NotATerminal => "run it in a terminal, or use `gilscope run` / `gilscope attach` for a printed report".into(),
             Error::PushThread(_) => "the system is out of threads or memory; free some, or run without --pyroscope".into(),
+            Error::Listen { .. } => "another process may have the port; give a free one with --listen, e.g. --listen 127.0.0.1:9532".into(),
             Error::RunInput { .. } => "give a recording written by `gilscope record` or a JSON report written by `--json` (schema gilscope.report/1)".into(),
         }
     }

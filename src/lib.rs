@@ -4,6 +4,7 @@
 //! [`recording`]) → [`analysis`] → [`diagnosis`] → [`report`] → [`render`]; [`diff`] compares two
 //! reports.
 
+pub mod agent;
 pub mod analysis;
 pub mod app;
 pub mod bench;

@@ -7,8 +7,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::agent::{AgentOptions, EnvLabels, Filter};
 use crate::bench::BenchPlan;
-use crate::cli::{BenchArgs, Cli, ColorWhen, Command, JsonTo, OutputArgs, SamplingArgs};
+use crate::cli::{AgentArgs, BenchArgs, Cli, ColorWhen, Command, JsonTo, OutputArgs, SamplingArgs};
 use crate::error::Error;
 use crate::gate::Gate;
 use crate::output;
@@ -39,6 +40,7 @@ pub enum Task {
         output: OutputArgs,
         gate: Gate,
     },
+    Agent(Box<AgentOptions>),
     Completions(clap_complete::Shell),
     Man,
 }
@@ -150,6 +152,7 @@ impl Options {
                     gate: gate.gate(),
                 }
             }
+            Command::Agent(args) => Task::Agent(Box::new(agent_options(&args)?)),
             Command::Completions { shell } => Task::Completions(shell),
             Command::Man => Task::Man,
         };
@@ -190,6 +193,52 @@ impl Profiling {
             push: None,
         })
     }
+}
+
+/// `gilscope agent`'s options, checked.
+fn agent_options(args: &AgentArgs) -> Result<AgentOptions, Error> {
+    let invalid = |option: &'static str, value: &str| Error::InvalidOption {
+        option,
+        value: value.to_string(),
+    };
+    let listen = args
+        .listen
+        .parse()
+        .map_err(|_| invalid("--listen", &args.listen))?;
+    let positive = |option: &'static str, value: f64| {
+        (value.is_finite() && value > 0.0)
+            .then_some(value)
+            .ok_or_else(|| invalid(option, &value.to_string()))
+    };
+    let rate_hz = positive("--rate", args.rate).and_then(|rate| {
+        (rate <= MAX_RATE_HZ)
+            .then_some(rate)
+            .ok_or_else(|| invalid("--rate", &rate.to_string()))
+    })?;
+    let regex = |option: &'static str, text: &Option<String>| {
+        text.as_deref()
+            .map(|text| regex::Regex::new(text).map_err(|_| invalid(option, text)))
+            .transpose()
+    };
+    Ok(AgentOptions {
+        listen,
+        rate_hz,
+        max_cpu: positive("--max-cpu", args.max_cpu)?,
+        window: Duration::from_secs_f64(positive("--window", args.window)?),
+        discover_every: Duration::from_secs_f64(positive("--discover-every", args.discover_every)?),
+        filter: Filter {
+            matching: regex("--match", &args.matching)?,
+            excluding: regex("--exclude", &args.exclude)?,
+        },
+        env: EnvLabels {
+            service_var: Some(args.service_env.clone()).filter(|v| !v.is_empty()),
+            labels: args.env_label.clone(),
+        },
+        duration: args
+            .duration
+            .map(|d| positive("--duration", d).map(Duration::from_secs_f64))
+            .transpose()?,
+    })
 }
 
 /// Highest sampling rate accepted.

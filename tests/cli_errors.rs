@@ -234,10 +234,25 @@ fn malformed_options() {
         (&["attach"], "required"),
         (&["frobnicate"], "frobnicate"),
         (&["report"], "required"),
+        (&["agent", "--listen", "nowhere"], "--listen"),
+        (&["agent", "--match", "("], "--match"),
+        (&["agent", "--max-cpu", "0"], "--max-cpu"),
+        (&["agent", "--window", "-3"], "--window"),
     ];
     for (args, needle) in cases {
         one_line_error(&gilscope().args(*args).output().unwrap(), needle);
     }
+}
+
+#[test]
+fn agent_on_a_port_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = gilscope()
+        .args(["agent", "--duration", "1", "--listen", &address])
+        .output()
+        .unwrap();
+    one_line_error(&output, "cannot serve on");
 }
 
 #[test]

@@ -93,7 +93,7 @@ pub const FREE_THREADED_EFFICIENCY: f64 = 0.8;
 /// Phases shorter than this many windows (seconds) are folded into their neighbours.
 pub const MIN_PHASE_WINDOWS: usize = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictKind {
     GilContention,

@@ -1,0 +1,176 @@
+//! Finding the processes to watch: every process in `/proc` whose command line passes
+//! `--match` and `--exclude`, that is not watched already, and that has not been found not to
+//! be Python. The attach itself (which tells Python from not) is the caller's.
+
+use std::collections::HashMap;
+
+use regex::Regex;
+
+use crate::sampler::procfs;
+
+/// A process worth trying to attach to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub pid: u32,
+    pub start_ticks: u64,
+    pub command: Vec<String>,
+}
+
+/// Which command lines to watch.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only command lines this matches (`--match`).
+    pub matching: Option<Regex>,
+    /// Never command lines this matches (`--exclude`).
+    pub excluding: Option<Regex>,
+}
+
+impl Filter {
+    pub fn admits(&self, command: &str) -> bool {
+        self.matching.as_ref().is_none_or(|re| re.is_match(command))
+            && !self
+                .excluding
+                .as_ref()
+                .is_some_and(|re| re.is_match(command))
+    }
+}
+
+/// How many attaches a Python process gets before it is given up (an interpreter still
+/// starting fails the first).
+pub const ATTACH_TRIES: u32 = 3;
+
+/// What is known of processes the agent does not watch.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    filter: Filter,
+    /// Processes (pid, start time) not to try again, and how many tries each has had.
+    tried: HashMap<u32, (u64, u32)>,
+}
+
+impl Discovery {
+    pub fn new(filter: Filter) -> Discovery {
+        Discovery {
+            filter,
+            tried: HashMap::new(),
+        }
+    }
+
+    /// The processes now running that pass the filter, are not `watched`, and have tries
+    /// left.
+    pub fn candidates(&mut self, watched: impl Fn(u32) -> bool) -> Vec<Candidate> {
+        let own = std::process::id();
+        let mut found = Vec::new();
+        let mut alive = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            alive.push(pid);
+            if pid == own || watched(pid) {
+                continue;
+            }
+            let Some(stat) = procfs::process_stat(pid).ok() else {
+                continue;
+            };
+            if stat.state == b'Z' || stat.state == b'X' {
+                continue;
+            }
+            if self
+                .tried
+                .get(&pid)
+                .is_some_and(|&(start, tries)| start == stat.start_ticks && tries >= ATTACH_TRIES)
+            {
+                continue;
+            }
+            let command = read_command(pid);
+            // Kernel threads have no command line.
+            if command.is_empty() || !self.filter.admits(&command.join(" ")) {
+                continue;
+            }
+            found.push(Candidate {
+                pid,
+                start_ticks: stat.start_ticks,
+                command,
+            });
+        }
+        self.tried.retain(|pid, _| alive.contains(pid));
+        found
+    }
+
+    /// An attach failed: `final_` when trying again cannot help (not a Python process).
+    pub fn failed(&mut self, candidate: &Candidate, final_: bool) {
+        let entry = self
+            .tried
+            .entry(candidate.pid)
+            .or_insert((candidate.start_ticks, 0));
+        if entry.0 != candidate.start_ticks {
+            *entry = (candidate.start_ticks, 0);
+        }
+        entry.1 = if final_ { ATTACH_TRIES } else { entry.1 + 1 };
+    }
+}
+
+/// A process's command line, its arguments split at NULs.
+pub fn read_command(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            bytes
+                .split(|&b| b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_and_exclude() {
+        let filter = Filter {
+            matching: Some(Regex::new(r"gunicorn|app\.py").unwrap()),
+            excluding: Some(Regex::new(r"--worker-tmp").unwrap()),
+        };
+        assert!(filter.admits("python3 app.py"));
+        assert!(filter.admits("/venv/bin/gunicorn api:app"));
+        assert!(!filter.admits("python3 other.py"));
+        assert!(!filter.admits("gunicorn --worker-tmp /dev/shm"));
+        assert!(Filter::default().admits("anything"));
+    }
+
+    #[test]
+    fn this_test_process_is_found_until_given_up() {
+        let mut discovery = Discovery::new(Filter::default());
+        let me = std::process::id();
+        // The agent never lists itself; the parent (cargo's harness or a shell) stands in.
+        let parent = std::os::unix::process::parent_id();
+        let found = discovery.candidates(|_| false);
+        assert!(found.iter().all(|c| c.pid != me));
+        let Some(candidate) = found.into_iter().find(|c| c.pid == parent) else {
+            return; // the parent is in another PID namespace
+        };
+        discovery.failed(&candidate, false);
+        assert!(discovery
+            .candidates(|_| false)
+            .iter()
+            .any(|c| c.pid == parent));
+        discovery.failed(&candidate, true);
+        assert!(discovery
+            .candidates(|_| false)
+            .iter()
+            .all(|c| c.pid != parent));
+        assert!(discovery
+            .candidates(|pid| pid == parent)
+            .iter()
+            .all(|c| c.pid != parent));
+    }
+}

@@ -1,0 +1,362 @@
+//! `gilscope agent`: every Python process on a node, watched continuously, its thread states,
+//! GIL and verdict served to Prometheus (`/metrics`) and as JSON (`/processes`).
+//!
+//! One thread samples every watched process at the schedule's rate, each into its own
+//! [`WindowedRecords`]; once a window, each window goes through the same analysis and
+//! diagnosis as a `gilscope attach`, and its figures into the metrics. The HTTP server reads
+//! the published [`Board`] on a thread of its own.
+
+mod board;
+mod budget;
+mod discovery;
+mod figures;
+mod identity;
+mod metrics;
+mod server;
+mod window;
+
+pub use budget::Schedule;
+pub use discovery::Filter;
+pub use identity::EnvLabels;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use board::{AgentEntry, Board, UnwatchedEntry, VerdictSummary, WatchedEntry};
+use discovery::{Candidate, Discovery};
+use figures::WindowFigures;
+use identity::Identity;
+use metrics::Published;
+use window::WindowedRecords;
+
+use crate::diagnosis;
+use crate::error::Error;
+use crate::model::{Ending, Record, ThreadState};
+use crate::report;
+use crate::sampler::{Interner, ProcessSampler, RecordSink, Role, SamplerOptions};
+
+/// A process that used less than this many cores over a window, and whose threads never
+/// waited for the GIL, is idle: sampled less often when the budget is tight.
+const BUSY_CORES: f64 = 0.05;
+
+/// A window holds at least this many samples of a busy process: the diagnosis's minimum and
+/// a tenth more, for ticks that come late.
+const WINDOW_SAMPLES: u64 = diagnosis::MIN_SAMPLES + diagnosis::MIN_SAMPLES / 10;
+
+/// How the agent runs, checked.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub listen: SocketAddr,
+    pub rate_hz: f64,
+    /// The agent's CPU budget, in cores.
+    pub max_cpu: f64,
+    pub window: Duration,
+    pub discover_every: Duration,
+    pub filter: Filter,
+    pub env: EnvLabels,
+    /// Stop after this long (for tests and one-off surveys); `None`: until SIGTERM.
+    pub duration: Option<Duration>,
+}
+
+/// Runs the agent until SIGINT, SIGTERM or `--duration`.
+pub fn run(options: AgentOptions) -> Result<(), Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(Error::Signals)?;
+    }
+    let board = Arc::new(Board::default());
+    let server = server::Server::start(options.listen, Arc::clone(&board)).map_err(|source| {
+        Error::Listen {
+            address: options.listen.to_string(),
+            source,
+        }
+    })?;
+    eprintln!(
+        "gilscope agent: serving http://{}/metrics and /processes; sampling at {} Hz, at most {} cores",
+        server.address, options.rate_hz, options.max_cpu
+    );
+    Fleet::new(options, board).run(&stop);
+    drop(server);
+    Ok(())
+}
+
+/// A process being watched.
+struct Watched {
+    identity: Identity,
+    sampler: ProcessSampler,
+    interner: Interner,
+    windows: WindowedRecords,
+    published: Published,
+    entry: WatchedEntry,
+    /// Sampled at every tick, whatever the budget.
+    busy: bool,
+}
+
+/// Every watched process, and the schedule they are sampled on.
+struct Fleet {
+    options: AgentOptions,
+    board: Arc<Board>,
+    discovery: Discovery,
+    watched: BTreeMap<u32, Watched>,
+    schedule: Schedule,
+    started: Instant,
+    dropped_in_window: u64,
+    dropped_total: u64,
+}
+
+impl Fleet {
+    fn new(options: AgentOptions, board: Arc<Board>) -> Fleet {
+        Fleet {
+            discovery: Discovery::new(options.filter.clone()),
+            schedule: Schedule::full(options.rate_hz),
+            options,
+            board,
+            watched: BTreeMap::new(),
+            started: Instant::now(),
+            dropped_in_window: 0,
+            dropped_total: 0,
+        }
+    }
+
+    /// How long a window lasts: `--window`, or longer where the budget slowed sampling, so
+    /// that a busy process's window holds the samples a verdict needs.
+    fn window(&self) -> Duration {
+        let needed_s = WINDOW_SAMPLES as f64 / self.schedule.rate_hz;
+        self.options.window.max(Duration::from_secs_f64(needed_s))
+    }
+
+    fn t_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        let mut tick: u64 = 0;
+        let mut next_tick = Instant::now();
+        let mut next_discovery = next_tick;
+        let mut window_start = next_tick;
+        let mut cpu_at_window_start = own_cpu_s();
+        let end = self.options.duration.map(|d| self.started + d);
+        while !stop.load(Ordering::Relaxed) && end.is_none_or(|end| Instant::now() < end) {
+            if Instant::now() >= next_discovery {
+                self.discover();
+                next_discovery = Instant::now() + self.options.discover_every;
+            }
+            self.tick_all(tick);
+            if window_start.elapsed() >= self.window() {
+                let cpu = own_cpu_s();
+                let cores = (cpu - cpu_at_window_start) / window_start.elapsed().as_secs_f64();
+                self.close_windows(cpu - cpu_at_window_start, cores);
+                window_start = Instant::now();
+                cpu_at_window_start = cpu;
+            }
+            tick += 1;
+            let interval = Duration::from_secs_f64(1.0 / self.schedule.rate_hz);
+            next_tick += interval;
+            let mut missed = 0u32;
+            while next_tick + interval <= Instant::now() {
+                next_tick += interval;
+                missed += 1;
+                tick += 1;
+            }
+            if missed > 0 {
+                self.missed(missed, tick);
+            }
+            if let Some(wait) = next_tick.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        // The last window, and every process let go.
+        let pids: Vec<u32> = self.watched.keys().copied().collect();
+        for pid in pids {
+            self.release(pid, Some(Ending::Interrupted));
+        }
+    }
+
+    /// Samples every process due at `tick`; those that ended are let go.
+    fn tick_all(&mut self, tick: u64) {
+        let t_ns = self.t_ns();
+        let mut ended = Vec::new();
+        for (&pid, watched) in &mut self.watched {
+            if !self.schedule.due(tick, watched.busy) {
+                continue;
+            }
+            let sampled = watched
+                .sampler
+                .tick(t_ns, &mut watched.interner, &mut watched.windows);
+            match sampled {
+                Ok(None) => {}
+                Ok(Some(ending)) => ended.push((pid, ending)),
+                // The windows never fail to take a record.
+                Err(_) => ended.push((pid, Ending::TargetGone)),
+            }
+        }
+        for (pid, ending) in ended {
+            self.release(pid, Some(ending));
+        }
+    }
+
+    /// Ticks that could not be taken in time: each process due at them misses a sample.
+    fn missed(&mut self, ticks: u32, tick: u64) {
+        for watched in self.watched.values_mut() {
+            let due = (0..u64::from(ticks))
+                .filter(|back| self.schedule.due(tick.saturating_sub(*back), watched.busy))
+                .count() as u32;
+            if due > 0 {
+                watched.windows.late(due);
+                self.dropped_in_window += u64::from(due);
+            }
+        }
+    }
+
+    /// Finds new processes and attaches to those that run Python.
+    fn discover(&mut self) {
+        let watched = &self.watched;
+        let candidates = self.discovery.candidates(|pid| watched.contains_key(&pid));
+        for candidate in candidates {
+            self.try_attach(candidate);
+        }
+        let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+        self.board.keep_unwatched(alive);
+        self.board.metrics.set_processes(self.watched.len());
+    }
+
+    fn try_attach(&mut self, candidate: Candidate) {
+        let options = SamplerOptions {
+            rate_hz: self.options.rate_hz,
+            blocking: false,
+            subprocesses: false,
+        };
+        let sampler = match ProcessSampler::attach(candidate.pid, &options, Role::Root) {
+            Ok(sampler) => sampler,
+            Err(error) => {
+                let final_ = matches!(
+                    error,
+                    Error::NotPython { .. }
+                        | Error::NoSuchProcess(_)
+                        | Error::Exited(_)
+                        | Error::PermissionDenied(_)
+                        | Error::UnsupportedPython { .. }
+                );
+                self.discovery.failed(&candidate, final_);
+                let worth_listing = !matches!(
+                    error,
+                    Error::NotPython { .. } | Error::NoSuchProcess(_) | Error::Exited(_)
+                );
+                if worth_listing {
+                    self.board.unwatched(UnwatchedEntry {
+                        pid: candidate.pid,
+                        command: candidate.command,
+                        reason: error.to_string(),
+                        hint: error.hint(),
+                    });
+                }
+                return;
+            }
+        };
+        let info = sampler.target_info().clone();
+        let identity = Identity::read(candidate.pid, candidate.command, &self.options.env);
+        let published = self.board.metrics.watch(&identity, &info.python);
+        let mut windows = WindowedRecords::default();
+        // Taking a record cannot fail.
+        let _ = windows.record(&Record::Target(info.clone()));
+        let entry = WatchedEntry {
+            identity: identity.clone(),
+            python: info.python.clone(),
+            watched_since_unix_s: info.started_unix_s,
+            rate_hz: self.schedule.rate_hz,
+            verdict: None,
+            report: format!("/processes/{}", candidate.pid),
+        };
+        self.board.publish(entry.clone(), None);
+        self.watched.insert(
+            candidate.pid,
+            Watched {
+                identity,
+                sampler,
+                interner: Interner::default(),
+                windows,
+                published,
+                entry,
+                busy: true,
+            },
+        );
+    }
+
+    /// Closes every process's window, and sets the schedule for the next from the agent's
+    /// own CPU use over this one.
+    fn close_windows(&mut self, cpu_s: f64, cores: f64) {
+        for watched in self.watched.values_mut() {
+            let rate_hz = self.schedule.rate_hz
+                / if watched.busy {
+                    1.0
+                } else {
+                    f64::from(self.schedule.idle_every)
+                };
+            close_window(watched, None, rate_hz, &self.board);
+        }
+        self.board
+            .metrics
+            .add_agent(cpu_s, self.dropped_in_window, self.schedule.rate_hz);
+        self.schedule = self
+            .schedule
+            .next(cores, self.options.max_cpu, self.options.rate_hz);
+        self.dropped_total += self.dropped_in_window;
+        self.dropped_in_window = 0;
+        self.board.set_agent(AgentEntry {
+            rate_hz: self.schedule.rate_hz,
+            idle_every: self.schedule.idle_every,
+            cpu_cores: cores,
+            max_cpu_cores: self.options.max_cpu,
+            dropped_samples: self.dropped_total,
+        });
+    }
+
+    /// Lets a process go: its last window is closed and its series taken down.
+    fn release(&mut self, pid: u32, ending: Option<Ending>) {
+        let Some(mut watched) = self.watched.remove(&pid) else {
+            return;
+        };
+        close_window(&mut watched, ending, self.schedule.rate_hz, &self.board);
+        self.board
+            .metrics
+            .forget(&watched.identity, &watched.published);
+        self.board.remove(pid);
+        self.board.metrics.set_processes(self.watched.len());
+    }
+}
+
+/// Closes a process's window: its analysis, diagnosis and report, published.
+fn close_window(watched: &mut Watched, ending: Option<Ending>, rate_hz: f64, board: &Board) {
+    let Some(analysis) = watched.windows.close(ending, rate_hz) else {
+        return;
+    };
+    let verdict = diagnosis::diagnose(&analysis);
+    let figures = WindowFigures::of(&analysis, verdict.kind);
+    board
+        .metrics
+        .add_window(&watched.identity, &figures, &mut watched.published);
+    watched.busy = figures.cores_used >= BUSY_CORES || figures.total(ThreadState::GilWait) > 0.0;
+    watched.entry.rate_hz = rate_hz;
+    watched.entry.verdict = Some(VerdictSummary {
+        kind: verdict.kind,
+        headline: verdict.headline.clone(),
+        window_s: figures.duration_s,
+    });
+    let report = report::build(&analysis, Some(verdict));
+    board.publish(watched.entry.clone(), serde_json::to_string(&report).ok());
+}
+
+/// The CPU time this process has used, every thread of it, in seconds.
+fn own_cpu_s() -> f64 {
+    // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF and a valid pointer to a rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
