@@ -275,6 +275,7 @@ impl Sampling {
                 rate_hz: args.rate,
                 blocking: args.blocking,
                 subprocesses: args.subprocesses,
+                names_refresh: crate::sampler::THREAD_NAMES_REFRESH,
             },
             duration,
             ready_file: args.ready_file.clone(),

@@ -74,18 +74,24 @@ impl Prometheus {
         }
     }
 
-    /// An instant query's series: each one's labels and value.
-    fn query(&self, expr: &str) -> Vec<(HashMap<String, String>, f64)> {
+    /// An instant query's answer, as Prometheus's API gives it (`Null` when there is none).
+    fn answer(&self, expr: &str) -> Value {
         let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
-        let Some(text) = ureq::get(&url)
+        ureq::get(&url)
+            .config()
+            .http_status_as_error(false)
+            .build()
             .query("query", expr)
             .call()
             .ok()
             .and_then(|mut r| r.body_mut().read_to_string().ok())
-        else {
-            return Vec::new();
-        };
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// An instant query's series: each one's labels and value.
+    fn query(&self, expr: &str) -> Vec<(HashMap<String, String>, f64)> {
+        let value = self.answer(expr);
         value["data"]["result"]
             .as_array()
             .into_iter()
@@ -352,6 +358,28 @@ fn prometheus_sees_gil_wait_verdicts_and_containers() {
     assert_eq!(watched.first().map(|(_, v)| *v), Some(3.0), "{watched:?}");
     let agent_cpu = prometheus.query("rate(gilscope_agent_cpu_seconds_total[10s])");
     assert!(!agent_cpu.is_empty(), "the agent's own CPU is served");
+
+    // Every query of the Grafana dashboard is valid PromQL over these series, and finds data.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/gilscope-dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "10s")
+                .replace("$service", ".*");
+            let answer = prometheus.answer(&expr);
+            assert_eq!(answer["status"], "success", "{expr}: {answer}");
+            let found = answer["data"]["result"].as_array().map_or(0, Vec::len);
+            assert!(found > 0, "panel {}: {expr} finds nothing", panel["title"]);
+        }
+    }
 
     // The JSON listing agrees, and serves each process's last report.
     let listing: Value =

@@ -78,9 +78,29 @@ pub fn run(options: AgentOptions) -> Result<(), Error> {
         "gilscope agent: serving http://{}/metrics and /processes; sampling at {} Hz, at most {} cores",
         server.address, options.rate_hz, options.max_cpu
     );
-    Fleet::new(options, board).run(&stop);
+    let tally = Fleet::new(options, board).run(&stop);
     drop(server);
+    eprintln!(
+        "gilscope agent: stopped after {:.1} s; watched {} processes, used {:.2} s of CPU ({:.3} cores), dropped {} samples; last rate {:.1} Hz, idle processes every {} ticks",
+        tally.seconds,
+        tally.processes,
+        tally.cpu_s,
+        tally.cpu_s / tally.seconds.max(1e-9),
+        tally.dropped_samples,
+        tally.schedule.rate_hz,
+        tally.schedule.idle_every,
+    );
     Ok(())
+}
+
+/// What a run of the agent came to.
+struct Tally {
+    /// Processes watched at some time.
+    processes: usize,
+    seconds: f64,
+    cpu_s: f64,
+    dropped_samples: u64,
+    schedule: Schedule,
 }
 
 /// A process being watched.
@@ -105,6 +125,7 @@ struct Fleet {
     started: Instant,
     dropped_in_window: u64,
     dropped_total: u64,
+    attached_total: usize,
 }
 
 impl Fleet {
@@ -118,6 +139,7 @@ impl Fleet {
             started: Instant::now(),
             dropped_in_window: 0,
             dropped_total: 0,
+            attached_total: 0,
         }
     }
 
@@ -132,7 +154,7 @@ impl Fleet {
         self.started.elapsed().as_nanos() as u64
     }
 
-    fn run(mut self, stop: &AtomicBool) {
+    fn run(mut self, stop: &AtomicBool) -> Tally {
         let mut tick: u64 = 0;
         let mut next_tick = Instant::now();
         let mut next_discovery = next_tick;
@@ -172,6 +194,13 @@ impl Fleet {
         let pids: Vec<u32> = self.watched.keys().copied().collect();
         for pid in pids {
             self.release(pid, Some(Ending::Interrupted));
+        }
+        Tally {
+            processes: self.attached_total,
+            seconds: self.started.elapsed().as_secs_f64(),
+            cpu_s: own_cpu_s(),
+            dropped_samples: self.dropped_total + self.dropped_in_window,
+            schedule: self.schedule,
         }
     }
 
@@ -228,6 +257,8 @@ impl Fleet {
             rate_hz: self.options.rate_hz,
             blocking: false,
             subprocesses: false,
+            // A new thread is still named at once; renames show within a window.
+            names_refresh: self.options.window,
         };
         let sampler = match ProcessSampler::attach(candidate.pid, &options, Role::Root) {
             Ok(sampler) => sampler,
@@ -271,6 +302,7 @@ impl Fleet {
             report: format!("/processes/{}", candidate.pid),
         };
         self.board.publish(entry.clone(), None);
+        self.attached_total += 1;
         self.watched.insert(
             candidate.pid,
             Watched {

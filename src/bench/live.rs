@@ -100,6 +100,7 @@ fn sample(child: &mut Child, signals: &Signals, deadline: Instant) -> Option<Evi
         rate_hz: EVIDENCE_RATE_HZ,
         blocking: false,
         subprocesses: false,
+        names_refresh: crate::sampler::THREAD_NAMES_REFRESH,
     };
     let budget = deadline.saturating_duration_since(Instant::now());
     let Start::Sampling(session) = Session::launched(child, &options, Some(budget)).ok()? else {

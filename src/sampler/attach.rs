@@ -213,7 +213,7 @@ impl ProcessSampler {
             python: version_text,
             ..describe(pid, options)
         };
-        ProcessSampler::new(pid, role, info, Some(python))
+        ProcessSampler::new(pid, role, info, Some(python), options)
     }
 
     /// Attaches to a process that does not run Python: its threads' kernel states, no stacks.
@@ -227,7 +227,7 @@ impl ProcessSampler {
             notes: vec![note],
             ..describe(pid, options)
         };
-        ProcessSampler::new(pid, role, info, None)
+        ProcessSampler::new(pid, role, info, None, options)
     }
 
     fn new(
@@ -235,6 +235,7 @@ impl ProcessSampler {
         role: Role,
         info: TargetInfo,
         python: Option<PythonReader>,
+        options: &SamplerOptions,
     ) -> Result<ProcessSampler, Error> {
         let tid_map = TidMap::for_process(pid);
         let mut info = info;
@@ -254,7 +255,7 @@ impl ProcessSampler {
             pid,
             role,
             python,
-            name_clock: NameClock::default(),
+            name_clock: NameClock::new(options.names_refresh),
             did_not_run: HashSet::new(),
             kernels: Vec::new(),
             mem: ProcessMemory { pid },

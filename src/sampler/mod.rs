@@ -33,7 +33,7 @@ use procfs::{CpuUse, ProcFile, ThreadFiles, ThreadKernelState};
 pub const MAX_STACK_DEPTH: usize = 512;
 /// How often py-spy walks the stacks even when gilscope's own walk could: it alone reads the
 /// Python thread names, and a thread can be named after it starts.
-const THREAD_NAMES_REFRESH: Duration = Duration::from_secs(1);
+pub const THREAD_NAMES_REFRESH: Duration = Duration::from_secs(1);
 /// A new thread's name is read this soon, at the most: a target that starts thousands of
 /// threads a second would otherwise have py-spy walk at every tick.
 const NEW_THREAD_NAMES_DELAY: Duration = Duration::from_millis(100);
@@ -50,6 +50,9 @@ pub struct SamplerOptions {
     pub blocking: bool,
     /// Follow descendant processes too (`--subprocesses`).
     pub subprocesses: bool,
+    /// How often the thread names are read again (a new thread's are read at once):
+    /// [`THREAD_NAMES_REFRESH`], or less often where a read of every process costs too much.
+    pub names_refresh: Duration,
 }
 
 /// Which records a process's samples go out as.
@@ -119,14 +122,23 @@ pub struct ProcessSampler {
 }
 
 /// When the Python thread names (read by py-spy's walk, or by the object reader) are due.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct NameClock {
+    refresh: Duration,
     read_at: Option<Instant>,
     /// Threads appeared since the names were last read.
     stale: bool,
 }
 
 impl NameClock {
+    fn new(refresh: Duration) -> NameClock {
+        NameClock {
+            refresh,
+            read_at: None,
+            stale: false,
+        }
+    }
+
     /// Whether to read the names at this tick. A new thread's name is due soon after it
     /// appears, even if no thread changes after it: until then it carries its OS name, which
     /// on 3.14+ is its creator's for a moment.
@@ -134,7 +146,7 @@ impl NameClock {
         self.stale |= threads_changed;
         let since = self.read_at.map(|at| at.elapsed());
         let due = since.is_none_or(|since| {
-            since >= THREAD_NAMES_REFRESH || (self.stale && since >= NEW_THREAD_NAMES_DELAY)
+            since >= self.refresh || (self.stale && since >= NEW_THREAD_NAMES_DELAY)
         });
         if due {
             self.stale = false;
