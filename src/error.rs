@@ -56,6 +56,8 @@ pub enum Error {
     PushThread(std::io::Error),
     #[error("cannot read {path} as a run: {detail}")]
     RunInput { path: PathBuf, detail: String },
+    #[error("cannot start the agent's discovery thread: {0}")]
+    AgentThread(std::io::Error),
     #[error("cannot serve on {address}: {source}")]
     Listen {
         address: String,
@@ -85,6 +87,7 @@ impl Error {
             Error::Recording { .. } => "give a file written by `gilscope record`; an incomplete file still replays up to its last whole sample".into(),
             Error::NotATerminal => "run it in a terminal, or use `gilscope run` / `gilscope attach` for a printed report".into(),
             Error::PushThread(_) => "the system is out of threads or memory; free some, or run without --pyroscope".into(),
+            Error::AgentThread(_) => "the system is out of threads or memory; free some and start the agent again".into(),
             Error::Listen { .. } => "another process may have the port; give a free one with --listen, e.g. --listen 127.0.0.1:9532".into(),
             Error::RunInput { .. } => "give a recording written by `gilscope record` or a JSON report written by `--json` (schema gilscope.report/1)".into(),
         }

@@ -1,12 +1,20 @@
-//! Finding the processes to watch: every process in `/proc` whose command line passes
-//! `--match` and `--exclude`, that is not watched already, and that has not been found not to
-//! be Python. The attach itself (which tells Python from not) is the caller's.
+//! Finding the processes to watch, on a thread of its own so that attaching (py-spy reads
+//! the interpreter's binary) never delays a sample: every process in `/proc` whose command
+//! line passes `--match` and `--exclude`, not handed over already, and not found not to be
+//! Python, is attached to and handed to the sampling loop.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use regex::Regex;
 
-use crate::sampler::procfs;
+use super::board::{Board, UnwatchedEntry};
+use super::identity::{EnvLabels, Identity};
+use crate::error::Error;
+use crate::sampler::{procfs, ProcessSampler, Role, SamplerOptions};
 
 /// A process worth trying to attach to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +51,53 @@ pub const ATTACH_TRIES: u32 = 3;
 #[derive(Debug, Default)]
 pub struct Discovery {
     filter: Filter,
-    /// Processes (pid, start time) not to try again, and how many tries each has had.
+    /// Processes (pid, start time) not to try again, and how many tries each has had (a
+    /// process handed over counts as out of tries).
     tried: HashMap<u32, (u64, u32)>,
+}
+
+/// A Python process attached to, for the sampling loop to watch.
+pub struct Attached {
+    pub sampler: ProcessSampler,
+    pub identity: Identity,
+}
+
+/// How the discovery thread works.
+pub struct Finding {
+    pub filter: Filter,
+    pub env: EnvLabels,
+    pub sampler: SamplerOptions,
+    pub every: Duration,
+}
+
+/// The discovery thread: it stops when the receiver of what it finds is dropped.
+pub fn spawn(
+    finding: Finding,
+    board: Arc<Board>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<Receiver<Attached>> {
+    let (found, receiver) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("gilscope-discovery".into())
+        .spawn(move || {
+            let mut discovery = Discovery::new(finding.filter.clone());
+            while !stop.load(Ordering::Relaxed) {
+                let round = Instant::now();
+                for candidate in discovery.candidates() {
+                    let Some(attached) = discovery.attach(candidate, &finding, &board) else {
+                        continue;
+                    };
+                    if found.send(attached).is_err() {
+                        return;
+                    }
+                }
+                board.keep_unwatched(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+                while round.elapsed() < finding.every && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        })?;
+    Ok(receiver)
 }
 
 impl Discovery {
@@ -55,9 +108,8 @@ impl Discovery {
         }
     }
 
-    /// The processes now running that pass the filter, are not `watched`, and have tries
-    /// left.
-    pub fn candidates(&mut self, watched: impl Fn(u32) -> bool) -> Vec<Candidate> {
+    /// The processes now running that pass the filter and have tries left.
+    pub fn candidates(&mut self) -> Vec<Candidate> {
         let own = std::process::id();
         let mut found = Vec::new();
         let mut alive = Vec::new();
@@ -73,7 +125,7 @@ impl Discovery {
                 continue;
             };
             alive.push(pid);
-            if pid == own || watched(pid) {
+            if pid == own {
                 continue;
             }
             let Some(stat) = procfs::process_stat(pid).ok() else {
@@ -104,8 +156,50 @@ impl Discovery {
         found
     }
 
-    /// An attach failed: `final_` when trying again cannot help (not a Python process).
-    pub fn failed(&mut self, candidate: &Candidate, final_: bool) {
+    /// Attaches to a candidate. A Python process that cannot be watched is listed on the
+    /// board with the reason.
+    fn attach(
+        &mut self,
+        candidate: Candidate,
+        finding: &Finding,
+        board: &Board,
+    ) -> Option<Attached> {
+        match ProcessSampler::attach(candidate.pid, &finding.sampler, Role::Root) {
+            Ok(sampler) => {
+                self.failed(&candidate, true);
+                let identity = Identity::read(candidate.pid, candidate.command, &finding.env);
+                Some(Attached { sampler, identity })
+            }
+            Err(error) => {
+                let final_ = matches!(
+                    error,
+                    Error::NotPython { .. }
+                        | Error::NoSuchProcess(_)
+                        | Error::Exited(_)
+                        | Error::PermissionDenied(_)
+                        | Error::UnsupportedPython { .. }
+                );
+                self.failed(&candidate, final_);
+                let not_python = matches!(
+                    error,
+                    Error::NotPython { .. } | Error::NoSuchProcess(_) | Error::Exited(_)
+                );
+                if !not_python {
+                    board.unwatched(UnwatchedEntry {
+                        pid: candidate.pid,
+                        command: candidate.command,
+                        reason: error.to_string(),
+                        hint: error.hint(),
+                    });
+                }
+                None
+            }
+        }
+    }
+
+    /// An attach failed, or succeeded: `final_` when it is not to be tried again (not a
+    /// Python process, or handed over).
+    fn failed(&mut self, candidate: &Candidate, final_: bool) {
         let entry = self
             .tried
             .entry(candidate.pid)
@@ -153,24 +247,14 @@ mod tests {
         let me = std::process::id();
         // The agent never lists itself; the parent (cargo's harness or a shell) stands in.
         let parent = std::os::unix::process::parent_id();
-        let found = discovery.candidates(|_| false);
+        let found = discovery.candidates();
         assert!(found.iter().all(|c| c.pid != me));
         let Some(candidate) = found.into_iter().find(|c| c.pid == parent) else {
             return; // the parent is in another PID namespace
         };
         discovery.failed(&candidate, false);
-        assert!(discovery
-            .candidates(|_| false)
-            .iter()
-            .any(|c| c.pid == parent));
+        assert!(discovery.candidates().iter().any(|c| c.pid == parent));
         discovery.failed(&candidate, true);
-        assert!(discovery
-            .candidates(|_| false)
-            .iter()
-            .all(|c| c.pid != parent));
-        assert!(discovery
-            .candidates(|pid| pid == parent)
-            .iter()
-            .all(|c| c.pid != parent));
+        assert!(discovery.candidates().iter().all(|c| c.pid != parent));
     }
 }

@@ -25,18 +25,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use board::{AgentEntry, Board, UnwatchedEntry, VerdictSummary, WatchedEntry};
-use discovery::{Candidate, Discovery};
+use board::{AgentEntry, Board, VerdictSummary, WatchedEntry};
+use discovery::{Attached, Finding};
 use figures::WindowFigures;
 use identity::Identity;
 use metrics::Published;
+use std::sync::mpsc::Receiver;
 use window::WindowedRecords;
 
 use crate::diagnosis;
 use crate::error::Error;
 use crate::model::{Ending, Record, ThreadState};
 use crate::report;
-use crate::sampler::{Interner, ProcessSampler, RecordSink, Role, SamplerOptions};
+use crate::sampler::{Interner, ProcessSampler, RecordSink, SamplerOptions};
 
 /// A process that used less than this many cores over a window, and whose threads never
 /// waited for the GIL, is idle: sampled less often when the budget is tight.
@@ -78,7 +79,22 @@ pub fn run(options: AgentOptions) -> Result<(), Error> {
         "gilscope agent: serving http://{}/metrics and /processes; sampling at {} Hz, at most {} cores",
         server.address, options.rate_hz, options.max_cpu
     );
-    let tally = Fleet::new(options, board).run(&stop);
+    let finding = Finding {
+        filter: options.filter.clone(),
+        env: options.env.clone(),
+        sampler: SamplerOptions {
+            rate_hz: options.rate_hz,
+            blocking: false,
+            subprocesses: false,
+            // A new thread is still named at once; renames show within a window.
+            names_refresh: options.window,
+        },
+        every: options.discover_every,
+    };
+    let found = discovery::spawn(finding, Arc::clone(&board), Arc::clone(&stop))
+        .map_err(Error::AgentThread)?;
+    let tally = Fleet::new(options, board, found).run(&stop);
+    stop.store(true, Ordering::Relaxed);
     drop(server);
     eprintln!(
         "gilscope agent: stopped after {:.1} s; watched {} processes, used {:.2} s of CPU ({:.3} cores), dropped {} samples; last rate {:.1} Hz, idle processes every {} ticks",
@@ -119,7 +135,8 @@ struct Watched {
 struct Fleet {
     options: AgentOptions,
     board: Arc<Board>,
-    discovery: Discovery,
+    /// Processes the discovery thread attached to.
+    found: Receiver<Attached>,
     watched: BTreeMap<u32, Watched>,
     schedule: Schedule,
     started: Instant,
@@ -129,9 +146,9 @@ struct Fleet {
 }
 
 impl Fleet {
-    fn new(options: AgentOptions, board: Arc<Board>) -> Fleet {
+    fn new(options: AgentOptions, board: Arc<Board>, found: Receiver<Attached>) -> Fleet {
         Fleet {
-            discovery: Discovery::new(options.filter.clone()),
+            found,
             schedule: Schedule::full(options.rate_hz),
             options,
             board,
@@ -157,14 +174,12 @@ impl Fleet {
     fn run(mut self, stop: &AtomicBool) -> Tally {
         let mut tick: u64 = 0;
         let mut next_tick = Instant::now();
-        let mut next_discovery = next_tick;
         let mut window_start = next_tick;
         let mut cpu_at_window_start = own_cpu_s();
         let end = self.options.duration.map(|d| self.started + d);
         while !stop.load(Ordering::Relaxed) && end.is_none_or(|end| Instant::now() < end) {
-            if Instant::now() >= next_discovery {
-                self.discover();
-                next_discovery = Instant::now() + self.options.discover_every;
+            while let Ok(attached) = self.found.try_recv() {
+                self.watch(attached);
             }
             self.tick_all(tick);
             if window_start.elapsed() >= self.window() {
@@ -240,55 +255,11 @@ impl Fleet {
         }
     }
 
-    /// Finds new processes and attaches to those that run Python.
-    fn discover(&mut self) {
-        let watched = &self.watched;
-        let candidates = self.discovery.candidates(|pid| watched.contains_key(&pid));
-        for candidate in candidates {
-            self.try_attach(candidate);
-        }
-        let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
-        self.board.keep_unwatched(alive);
-        self.board.metrics.set_processes(self.watched.len());
-    }
-
-    fn try_attach(&mut self, candidate: Candidate) {
-        let options = SamplerOptions {
-            rate_hz: self.options.rate_hz,
-            blocking: false,
-            subprocesses: false,
-            // A new thread is still named at once; renames show within a window.
-            names_refresh: self.options.window,
-        };
-        let sampler = match ProcessSampler::attach(candidate.pid, &options, Role::Root) {
-            Ok(sampler) => sampler,
-            Err(error) => {
-                let final_ = matches!(
-                    error,
-                    Error::NotPython { .. }
-                        | Error::NoSuchProcess(_)
-                        | Error::Exited(_)
-                        | Error::PermissionDenied(_)
-                        | Error::UnsupportedPython { .. }
-                );
-                self.discovery.failed(&candidate, final_);
-                let worth_listing = !matches!(
-                    error,
-                    Error::NotPython { .. } | Error::NoSuchProcess(_) | Error::Exited(_)
-                );
-                if worth_listing {
-                    self.board.unwatched(UnwatchedEntry {
-                        pid: candidate.pid,
-                        command: candidate.command,
-                        reason: error.to_string(),
-                        hint: error.hint(),
-                    });
-                }
-                return;
-            }
-        };
+    /// Starts watching a process the discovery thread attached to.
+    fn watch(&mut self, attached: Attached) {
+        let Attached { sampler, identity } = attached;
         let info = sampler.target_info().clone();
-        let identity = Identity::read(candidate.pid, candidate.command, &self.options.env);
+        let pid = identity.pid;
         let published = self.board.metrics.watch(&identity, &info.python);
         let mut windows = WindowedRecords::default();
         // Taking a record cannot fail.
@@ -299,12 +270,12 @@ impl Fleet {
             watched_since_unix_s: info.started_unix_s,
             rate_hz: self.schedule.rate_hz,
             verdict: None,
-            report: format!("/processes/{}", candidate.pid),
+            report: format!("/processes/{pid}"),
         };
         self.board.publish(entry.clone(), None);
         self.attached_total += 1;
         self.watched.insert(
-            candidate.pid,
+            pid,
             Watched {
                 identity,
                 sampler,
@@ -315,6 +286,7 @@ impl Fleet {
                 busy: true,
             },
         );
+        self.board.metrics.set_processes(self.watched.len());
     }
 
     /// Closes every process's window, and sets the schedule for the next from the agent's
