@@ -223,6 +223,19 @@ pub struct AgentArgs {
     /// Stop after this many seconds (default: until SIGTERM or Ctrl-C).
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub duration: Option<f64>,
+    /// Also push each window's profiles to this Pyroscope server, one series per process
+    /// (labels service_name, pid, container_id, pod_uid, --env-label values). Credentials
+    /// come from the environment, as for `attach --pyroscope`.
+    #[arg(long, value_name = "URL", help_heading = "Pyroscope")]
+    pub pyroscope: Option<String>,
+    /// An extra series label for the pushed profiles (repeatable), e.g. --tag cluster=eu-1.
+    #[arg(
+        long,
+        value_name = "KEY=VALUE",
+        requires = "pyroscope",
+        help_heading = "Pyroscope"
+    )]
+    pub tag: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone)]

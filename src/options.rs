@@ -220,11 +220,22 @@ fn agent_options(args: &AgentArgs) -> Result<AgentOptions, Error> {
             .map(|text| regex::Regex::new(text).map_err(|_| invalid(option, text)))
             .transpose()
     };
+    let window = positive("--window", args.window)?;
+    let push = PushConfig::from_args(
+        &crate::cli::PushArgs {
+            pyroscope: args.pyroscope.clone(),
+            push_interval: window.clamp(0.1, 3600.0),
+            app_name: None,
+            tag: args.tag.clone(),
+        },
+        Credentials::from_env(),
+    )?;
     Ok(AgentOptions {
+        push,
         listen,
         rate_hz,
         max_cpu: positive("--max-cpu", args.max_cpu)?,
-        window: Duration::from_secs_f64(positive("--window", args.window)?),
+        window: Duration::from_secs_f64(window),
         discover_every: Duration::from_secs_f64(positive("--discover-every", args.discover_every)?),
         filter: Filter {
             matching: regex("--match", &args.matching)?,

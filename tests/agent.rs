@@ -6,6 +6,8 @@
 //! the contained process with its container id; a process killed mid-run leaves no series.
 //! Needs root (unshare, cgroups) and `prometheus`; skipped loudly without them.
 
+#[path = "common/capture.rs"]
+mod capture;
 mod common;
 
 use std::collections::HashMap;
@@ -263,26 +265,23 @@ fn prometheus_sees_gil_wait_verdicts_and_containers() {
     let contained = python_child(unshare.0.id());
     let (gil_pid, io_pid) = (gil_bound.0.id(), io_bound.0.id());
 
+    let pyroscope = capture::Capture::start(capture::Answer::Ok);
     let agent_port = free_port();
+    let agent_log = tempfile::NamedTempFile::new().unwrap();
     let agent = Killed(
         common::gilscope()
-            .args([
-                "agent",
-                "--window",
-                "3",
-                "--discover-every",
-                "1",
-                "--env-label",
-                "TEAM",
-            ])
+            .args(["agent", "--window", "3", "--discover-every", "1"])
+            .args(["--env-label", "TEAM"])
             .args(["--match", r"tests/workloads/(cpu|io)_threads\.py"])
             .arg("--listen")
             .arg(format!("127.0.0.1:{agent_port}"))
             .args(["--duration", "80"])
-            .stderr(Stdio::null())
+            .args(["--pyroscope", &pyroscope.url(), "--tag", "cluster=test"])
+            .stderr(agent_log.reopen().unwrap())
             .spawn()
             .unwrap(),
     );
+    let agent_said = || std::fs::read_to_string(agent_log.path()).unwrap_or_default();
     let prometheus = Prometheus::start(agent_port);
 
     // Every process watched, each with the verdict its workload calls for.
@@ -295,7 +294,10 @@ fn prometheus_sees_gil_wait_verdicts_and_containers() {
         let now = prometheus.verdicts();
         for (pid, kind) in expected {
             if now.get(&pid).map(String::as_str) != Some(kind) {
-                return Err(format!("verdicts by pid {now:?}, expected {expected:?}"));
+                return Err(format!(
+                    "verdicts by pid {now:?}, expected {expected:?}; the agent said: {}",
+                    agent_said()
+                ));
             }
         }
         Ok(())
@@ -401,6 +403,59 @@ fn prometheus_sees_gil_wait_verdicts_and_containers() {
     .unwrap();
     assert_eq!(report["schema"], "gilscope.report/1");
     assert_eq!(report["verdict"]["kind"], "gil_contention");
+
+    // Each window's profiles went to Pyroscope, one series per process, labelled as the
+    // metrics are; the GIL-bound process's samples are mostly gil_wait.
+    assert!(
+        pyroscope.wait_for(2, Duration::from_secs(10)),
+        "no push arrived"
+    );
+    let requests = pyroscope.requests();
+    let mut series_of = HashMap::new();
+    for request in &requests {
+        for series in request.push_request().series {
+            let pid: u32 = series.label("pid").unwrap().parse().unwrap();
+            series_of.insert(pid, series);
+        }
+    }
+    for pid in [gil_pid, io_pid, contained] {
+        let series = series_of
+            .get(&pid)
+            .unwrap_or_else(|| panic!("no series for {pid}"));
+        assert_eq!(series.label("cluster"), Some("test"));
+        assert_eq!(series.label("__name__"), Some("wall"));
+    }
+    assert_eq!(
+        series_of[&io_pid].label("service_name"),
+        Some("storage-api")
+    );
+    assert_eq!(series_of[&io_pid].label("team"), Some("storage \"blue\""));
+    assert_eq!(
+        series_of[&contained].label("container_id"),
+        Some(cgroup.id.as_str())
+    );
+    let profile = capture::profile_of(&series_of[&gil_pid].samples[0].raw_profile);
+    let states: Vec<(String, i64)> = profile
+        .sample
+        .iter()
+        .filter_map(|sample| {
+            let state = sample
+                .label
+                .iter()
+                .find(|l| profile.string(l.key) == "state")?;
+            Some((profile.string(state.str).to_string(), sample.value[0]))
+        })
+        .collect();
+    let total: i64 = states.iter().map(|(_, n)| n).sum();
+    let waiting: i64 = states
+        .iter()
+        .filter(|(s, _)| s == "gil_wait")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        total > 0 && waiting as f64 > 0.3 * total as f64,
+        "gil_wait {waiting} of {total} samples pushed for the GIL-bound process"
+    );
 
     // A target killed mid-run: its series go, the others stay.
     drop(io_bound);

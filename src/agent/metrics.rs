@@ -327,7 +327,7 @@ fn info_labels(identity: &Identity, python: &str) -> Vec<(String, String)> {
 
 /// An environment variable's name as a label name: lower case, anything but letters, digits
 /// and `_` turned into `_`, and never one of the agent's own labels.
-fn label_name(variable: &str) -> String {
+pub fn label_name(variable: &str) -> String {
     let name: String = variable
         .chars()
         .map(|c| {

@@ -12,6 +12,7 @@ mod discovery;
 mod figures;
 mod identity;
 mod metrics;
+mod profiles;
 mod server;
 mod window;
 
@@ -30,12 +31,15 @@ use discovery::{Attached, Finding};
 use figures::WindowFigures;
 use identity::Identity;
 use metrics::Published;
+use profiles::Profiles;
 use std::sync::mpsc::Receiver;
-use window::WindowedRecords;
+use window::{ClosedWindow, WindowedRecords};
 
+use crate::analysis::ProfileWindow;
 use crate::diagnosis;
 use crate::error::Error;
 use crate::model::{Ending, Record, ThreadState};
+use crate::push::{PushConfig, PushStats};
 use crate::report;
 use crate::sampler::{Interner, ProcessSampler, RecordSink, SamplerOptions};
 
@@ -60,6 +64,8 @@ pub struct AgentOptions {
     pub env: EnvLabels,
     /// Stop after this long (for tests and one-off surveys); `None`: until SIGTERM.
     pub duration: Option<Duration>,
+    /// `--pyroscope`: where each window's profiles go.
+    pub push: Option<PushConfig>,
 }
 
 /// Runs the agent until SIGINT, SIGTERM or `--duration`.
@@ -93,7 +99,13 @@ pub fn run(options: AgentOptions) -> Result<(), Error> {
     };
     let found = discovery::spawn(finding, Arc::clone(&board), Arc::clone(&stop))
         .map_err(Error::AgentThread)?;
-    let tally = Fleet::new(options, board, found).run(&stop);
+    let profiles = options
+        .push
+        .as_ref()
+        .map(|config| Profiles::start(config, (1e9 / options.rate_hz) as u64))
+        .transpose()
+        .map_err(Error::PushThread)?;
+    let tally = Fleet::new(options, board, found, profiles).run(&stop);
     stop.store(true, Ordering::Relaxed);
     drop(server);
     eprintln!(
@@ -106,6 +118,18 @@ pub fn run(options: AgentOptions) -> Result<(), Error> {
         tally.schedule.rate_hz,
         tally.schedule.idle_every,
     );
+    if let Some(push) = tally.push {
+        eprintln!(
+            "gilscope agent: pushed {} windows to {} ({} dropped, {} failed requests{})",
+            push.windows_pushed,
+            push.url,
+            push.windows_dropped,
+            push.failed_requests,
+            push.last_error
+                .map(|e| format!("; last: {e}"))
+                .unwrap_or_default()
+        );
+    }
     Ok(())
 }
 
@@ -117,6 +141,8 @@ struct Tally {
     cpu_s: f64,
     dropped_samples: u64,
     schedule: Schedule,
+    /// What the push to Pyroscope delivered, when there was one.
+    push: Option<PushStats>,
 }
 
 /// A process being watched.
@@ -143,11 +169,24 @@ struct Fleet {
     dropped_in_window: u64,
     dropped_total: u64,
     attached_total: usize,
+    /// `--pyroscope`: the push, and the window's profiles gathered for it.
+    profiles: Option<Profiles>,
+    /// The wall clock when the agent started, for the profiles' times.
+    started_unix_s: f64,
 }
 
 impl Fleet {
-    fn new(options: AgentOptions, board: Arc<Board>, found: Receiver<Attached>) -> Fleet {
+    fn new(
+        options: AgentOptions,
+        board: Arc<Board>,
+        found: Receiver<Attached>,
+        profiles: Option<Profiles>,
+    ) -> Fleet {
         Fleet {
+            profiles,
+            started_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             found,
             schedule: Schedule::full(options.rate_hz),
             options,
@@ -175,6 +214,7 @@ impl Fleet {
         let mut tick: u64 = 0;
         let mut next_tick = Instant::now();
         let mut window_start = next_tick;
+        let mut window_start_t_ns = self.t_ns();
         let mut cpu_at_window_start = own_cpu_s();
         let end = self.options.duration.map(|d| self.started + d);
         while !stop.load(Ordering::Relaxed) && end.is_none_or(|end| Instant::now() < end) {
@@ -185,8 +225,9 @@ impl Fleet {
             if window_start.elapsed() >= self.window() {
                 let cpu = own_cpu_s();
                 let cores = (cpu - cpu_at_window_start) / window_start.elapsed().as_secs_f64();
-                self.close_windows(cpu - cpu_at_window_start, cores);
+                self.close_windows(window_start_t_ns, cpu - cpu_at_window_start, cores);
                 window_start = Instant::now();
+                window_start_t_ns = self.t_ns();
                 cpu_at_window_start = cpu;
             }
             tick += 1;
@@ -210,7 +251,10 @@ impl Fleet {
         for pid in pids {
             self.release(pid, Some(Ending::Interrupted));
         }
+        self.offer_profiles(window_start_t_ns);
+        let push = self.profiles.take().map(Profiles::finish);
         Tally {
+            push,
             processes: self.attached_total,
             seconds: self.started.elapsed().as_secs_f64(),
             cpu_s: own_cpu_s(),
@@ -261,7 +305,7 @@ impl Fleet {
         let info = sampler.target_info().clone();
         let pid = identity.pid;
         let published = self.board.metrics.watch(&identity, &info.python);
-        let mut windows = WindowedRecords::default();
+        let mut windows = WindowedRecords::new(self.profiles.is_some());
         // Taking a record cannot fail.
         let _ = windows.record(&Record::Target(info.clone()));
         let entry = WatchedEntry {
@@ -289,24 +333,28 @@ impl Fleet {
         self.board.metrics.set_processes(self.watched.len());
     }
 
-    /// Closes every process's window, and sets the schedule for the next from the agent's
-    /// own CPU use over this one.
-    fn close_windows(&mut self, cpu_s: f64, cores: f64) {
-        for watched in self.watched.values_mut() {
-            let rate_hz = self.schedule.rate_hz
-                / if watched.busy {
-                    1.0
-                } else {
-                    f64::from(self.schedule.idle_every)
-                };
-            close_window(watched, None, rate_hz, &self.board);
+    /// Closes every process's window (opened at `start_t_ns`), and sets the schedule for
+    /// the next from the agent's own CPU use over this one.
+    fn close_windows(&mut self, start_t_ns: u64, cpu_s: f64, cores: f64) {
+        let next = self
+            .schedule
+            .next(cores, self.options.max_cpu, self.options.rate_hz);
+        if let Some(profiles) = &mut self.profiles {
+            profiles.set_interval((1e9 / self.schedule.rate_hz) as u64);
         }
+        for watched in self.watched.values_mut() {
+            let every = if watched.busy { 1 } else { next.idle_every };
+            let rate_hz = next.rate_hz / f64::from(every);
+            let profile = close_window(watched, None, rate_hz, &self.board);
+            if let (Some(profiles), Some(profile)) = (&mut self.profiles, profile) {
+                profiles.add(&watched.identity, &watched.entry.python, profile);
+            }
+        }
+        self.offer_profiles(start_t_ns);
         self.board
             .metrics
             .add_agent(cpu_s, self.dropped_in_window, self.schedule.rate_hz);
-        self.schedule = self
-            .schedule
-            .next(cores, self.options.max_cpu, self.options.rate_hz);
+        self.schedule = next;
         self.dropped_total += self.dropped_in_window;
         self.dropped_in_window = 0;
         self.board.set_agent(AgentEntry {
@@ -318,12 +366,25 @@ impl Fleet {
         });
     }
 
-    /// Lets a process go: its last window is closed and its series taken down.
+    /// Pushes the profiles gathered since `start_t_ns`, when pushing.
+    fn offer_profiles(&mut self, start_t_ns: u64) {
+        let end_t_ns = self.t_ns();
+        if let Some(profiles) = &mut self.profiles {
+            let start_unix_ns = (self.started_unix_s * 1e9) as i64 + start_t_ns as i64;
+            profiles.offer(start_unix_ns, end_t_ns.saturating_sub(start_t_ns) as i64);
+        }
+    }
+
+    /// Lets a process go: its last window is closed (its profile goes with the next push)
+    /// and its series taken down.
     fn release(&mut self, pid: u32, ending: Option<Ending>) {
         let Some(mut watched) = self.watched.remove(&pid) else {
             return;
         };
-        close_window(&mut watched, ending, self.schedule.rate_hz, &self.board);
+        let profile = close_window(&mut watched, ending, self.schedule.rate_hz, &self.board);
+        if let (Some(profiles), Some(profile)) = (&mut self.profiles, profile) {
+            profiles.add(&watched.identity, &watched.entry.python, profile);
+        }
         self.board
             .metrics
             .forget(&watched.identity, &watched.published);
@@ -332,11 +393,15 @@ impl Fleet {
     }
 }
 
-/// Closes a process's window: its analysis, diagnosis and report, published.
-fn close_window(watched: &mut Watched, ending: Option<Ending>, rate_hz: f64, board: &Board) {
-    let Some(analysis) = watched.windows.close(ending, rate_hz) else {
-        return;
-    };
+/// Closes a process's window: its analysis, diagnosis and report, published. Returns its
+/// samples by stack, when they are collected for a push.
+fn close_window(
+    watched: &mut Watched,
+    ending: Option<Ending>,
+    rate_hz: f64,
+    board: &Board,
+) -> Option<ProfileWindow> {
+    let ClosedWindow { analysis, profile } = watched.windows.close(ending, rate_hz)?;
     let verdict = diagnosis::diagnose(&analysis);
     let figures = WindowFigures::of(&analysis, verdict.kind);
     board
@@ -351,6 +416,7 @@ fn close_window(watched: &mut Watched, ending: Option<Ending>, rate_hz: f64, boa
     });
     let report = report::build(&analysis, Some(verdict));
     board.publish(watched.entry.clone(), serde_json::to_string(&report).ok());
+    Some(profile)
 }
 
 /// The CPU time this process has used, every thread of it, in seconds.

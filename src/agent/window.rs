@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::analysis::{Aggregator, Analysis};
+use crate::analysis::{Aggregator, Analysis, ProfileWindow};
 use crate::model::{Ending, Record, TargetInfo};
 use crate::sampler::RecordSink;
 
@@ -69,6 +69,8 @@ impl Preamble {
 pub struct WindowedRecords {
     preamble: Preamble,
     aggregator: Aggregator,
+    /// Each window's samples are also counted by stack, for a profile push.
+    profiles: bool,
     /// The last sample seen, which also opens the next window.
     last_sample: Option<Record>,
     samples: u64,
@@ -86,7 +88,26 @@ impl RecordSink for WindowedRecords {
     }
 }
 
+/// A window, closed.
+pub struct ClosedWindow {
+    pub analysis: Analysis,
+    /// Its samples by stack; empty unless the records collect profiles.
+    pub profile: ProfileWindow,
+}
+
 impl WindowedRecords {
+    /// Records that also count each window's samples by stack, when `profiles`.
+    pub fn new(profiles: bool) -> WindowedRecords {
+        let mut records = WindowedRecords {
+            profiles,
+            ..WindowedRecords::default()
+        };
+        if profiles {
+            records.aggregator.collect_profile_windows();
+        }
+        records
+    }
+
     /// Counts samples the sampler meant to take but could not.
     pub fn late(&mut self, count: u32) {
         self.aggregator.push(&Record::Late { count });
@@ -95,11 +116,15 @@ impl WindowedRecords {
     /// Ends the current window (with `ending`, when the process is gone) and starts the
     /// next at rate `rate_hz`. `None` when the window had fewer than two samples: nothing
     /// to measure a span on.
-    pub fn close(&mut self, ending: Option<Ending>, rate_hz: f64) -> Option<Analysis> {
+    pub fn close(&mut self, ending: Option<Ending>, rate_hz: f64) -> Option<ClosedWindow> {
         let mut next = Aggregator::new();
         self.preamble.replay_into(&mut next, rate_hz);
         if let Some(sample) = &self.last_sample {
             next.push(sample);
+        }
+        if self.profiles {
+            // The sample carried over was counted in the window it closed.
+            next.collect_profile_windows();
         }
         let mut done = std::mem::replace(&mut self.aggregator, next);
         let samples = std::mem::replace(&mut self.samples, u64::from(self.last_sample.is_some()));
@@ -112,7 +137,11 @@ impl WindowedRecords {
                 duration_s: 0.0,
             });
         }
-        Some(done.finish())
+        let profile = done.take_profile_window();
+        Some(ClosedWindow {
+            analysis: done.finish(),
+            profile,
+        })
     }
 }
 
@@ -155,7 +184,10 @@ mod tests {
         for t in 0..=10 {
             windows.record(&sample(t * 50_000_000)).unwrap();
         }
-        let first = windows.close(None, 10.0).expect("a window of 11 samples");
+        let first = windows
+            .close(None, 10.0)
+            .expect("a window of 11 samples")
+            .analysis;
         assert!(
             (first.duration_s - 0.5).abs() < 1e-9,
             "{}",
@@ -164,7 +196,7 @@ mod tests {
         for t in 11..=20 {
             windows.record(&sample(t * 50_000_000)).unwrap();
         }
-        let second = windows.close(None, 10.0).expect("a second window");
+        let second = windows.close(None, 10.0).expect("a second window").analysis;
         // The second window starts where the first ended: no gap, no overlap in time.
         assert!(
             (second.duration_s - 0.5).abs() < 1e-9,

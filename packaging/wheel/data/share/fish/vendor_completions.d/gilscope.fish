@@ -172,6 +172,8 @@ complete -c gilscope -n "__fish_gilscope_using_subcommand agent" -l exclude -d '
 complete -c gilscope -n "__fish_gilscope_using_subcommand agent" -l service-env -d 'The environment variable that names a process\'s service (else: its script\'s name)' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand agent" -l env-label -d 'Copy this environment variable of each process into its `gilscope_process_info` labels (repeatable), e.g. --env-label TEAM' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand agent" -l duration -d 'Stop after this many seconds (default: until SIGTERM or Ctrl-C)' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand agent" -l pyroscope -d 'Also push each window\'s profiles to this Pyroscope server, one series per process (labels service_name, pid, container_id, pod_uid, --env-label values). Credentials come from the environment, as for `attach --pyroscope`' -r
+complete -c gilscope -n "__fish_gilscope_using_subcommand agent" -l tag -d 'An extra series label for the pushed profiles (repeatable), e.g. --tag cluster=eu-1' -r
 complete -c gilscope -n "__fish_gilscope_using_subcommand agent" -l color -d 'Colour in the terminal report: on a terminal without NO_COLOR set (auto), always, never' -r -f -a "auto\t'On a terminal, unless `NO_COLOR` is set (https://no-color.org)'
 always\t''
 never\t''"
