@@ -476,3 +476,114 @@ fn prometheus_sees_gil_wait_verdicts_and_containers() {
     drop(gil_bound);
     drop(cgroup);
 }
+
+/// The pids `/processes` lists.
+fn listed(agent_port: u16) -> Vec<u32> {
+    get(&format!("http://127.0.0.1:{agent_port}/processes"))
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|listing| {
+            listing["processes"].as_array().map(|ps| {
+                ps.iter()
+                    .filter_map(|p| p["pid"].as_u64().map(|pid| pid as u32))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// A program that prepares for 3 s, then maps CPU work over a forked pool of two for 5 s,
+/// closes it and idles: the agent must watch the workers while they live, and let them go.
+const POOL_PROGRAM: &str = r#"
+# agent-churn
+import multiprocessing, os, time
+def burn(n):
+    return sum(i * i for i in range(n))
+if __name__ == "__main__":
+    time.sleep(3)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            pool.map(burn, [200_000] * 8)
+    print("pool closed", flush=True)
+    time.sleep(60)
+"#;
+
+#[test]
+fn processes_that_fork_exec_and_exit() {
+    let Some(python) = common::python("3.12") else {
+        return common::skip("CPython 3.12 is not installed: the agent churn test did not run");
+    };
+    let mut pool = Killed(
+        Command::new(&python)
+            .args(["-c", POOL_PROGRAM])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // A shell that becomes Python after a while keeps its pid: the agent first finds a shell.
+    let exec = Killed(
+        Command::new("sh")
+            .arg("-c")
+            .arg(
+                r#"sleep 2; exec "$PY" -c 'import time  # agent-churn
+time.sleep(60)'"#,
+            )
+            .env("PY", &python)
+            .spawn()
+            .unwrap(),
+    );
+    let agent_port = free_port();
+    let _agent = Killed(
+        common::gilscope()
+            .args(["agent", "--window", "3", "--discover-every", "0.5"])
+            .args(["--match", "agent-churn", "--duration", "40"])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{agent_port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (parent, shell) = (pool.0.id(), exec.0.id());
+    let children = || {
+        std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+            .collect::<Vec<u32>>()
+    };
+    // While the pool works: its parent and both workers are watched, and the exec'd shell.
+    let mut workers = Vec::new();
+    let during = eventually(Duration::from_secs(12), || {
+        let now = listed(agent_port);
+        workers = children();
+        let all = [parent, shell]
+            .iter()
+            .chain(&workers)
+            .all(|pid| now.contains(pid));
+        if workers.len() >= 2 && all {
+            Ok(())
+        } else {
+            Err(format!(
+                "listed {now:?}; parent {parent}, workers {workers:?}, exec'd {shell}"
+            ))
+        }
+    });
+    assert_eq!(during, Ok(()));
+    // After the pool closed: the workers are let go, the parent and the exec'd one stay.
+    let mut out = std::io::BufReader::new(pool.0.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "pool closed");
+    let after = eventually(Duration::from_secs(8), || {
+        let now = listed(agent_port);
+        let workers_gone = workers.iter().all(|pid| !now.contains(pid));
+        if workers_gone && now.contains(&parent) && now.contains(&shell) {
+            Ok(())
+        } else {
+            Err(format!(
+                "listed {now:?} after the pool closed; workers were {workers:?}"
+            ))
+        }
+    });
+    assert_eq!(after, Ok(()));
+}

@@ -4,6 +4,7 @@
 //! Python, is attached to and handed to the sampling loop.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
@@ -21,7 +22,18 @@ use crate::sampler::{procfs, ProcessSampler, Role, SamplerOptions};
 pub struct Candidate {
     pub pid: u32,
     pub start_ticks: u64,
+    /// The program it runs: a process that `exec`s another (a shell script starting Python)
+    /// keeps its pid and start time, but not this.
+    pub exe: Option<PathBuf>,
     pub command: Vec<String>,
+}
+
+/// A process, as far as tries go: the same pid, start time and program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tried {
+    start_ticks: u64,
+    exe: Option<PathBuf>,
+    tries: u32,
 }
 
 /// Which command lines to watch.
@@ -51,9 +63,9 @@ pub const ATTACH_TRIES: u32 = 3;
 #[derive(Debug, Default)]
 pub struct Discovery {
     filter: Filter,
-    /// Processes (pid, start time) not to try again, and how many tries each has had (a
-    /// process handed over counts as out of tries).
-    tried: HashMap<u32, (u64, u32)>,
+    /// Processes tried, and how many tries each has had (a process handed over counts as out
+    /// of tries).
+    tried: HashMap<u32, Tried>,
 }
 
 /// A Python process attached to, for the sampling loop to watch.
@@ -134,11 +146,13 @@ impl Discovery {
             if stat.state == b'Z' || stat.state == b'X' {
                 continue;
             }
-            if self
-                .tried
-                .get(&pid)
-                .is_some_and(|&(start, tries)| start == stat.start_ticks && tries >= ATTACH_TRIES)
-            {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            let out_of_tries = self.tried.get(&pid).is_some_and(|tried| {
+                tried.start_ticks == stat.start_ticks
+                    && tried.exe == exe
+                    && tried.tries >= ATTACH_TRIES
+            });
+            if out_of_tries {
                 continue;
             }
             let command = read_command(pid);
@@ -149,6 +163,7 @@ impl Discovery {
             found.push(Candidate {
                 pid,
                 start_ticks: stat.start_ticks,
+                exe,
                 command,
             });
         }
@@ -200,14 +215,23 @@ impl Discovery {
     /// An attach failed, or succeeded: `final_` when it is not to be tried again (not a
     /// Python process, or handed over).
     fn failed(&mut self, candidate: &Candidate, final_: bool) {
-        let entry = self
+        let fresh = Tried {
+            start_ticks: candidate.start_ticks,
+            exe: candidate.exe.clone(),
+            tries: 0,
+        };
+        let tried = self
             .tried
             .entry(candidate.pid)
-            .or_insert((candidate.start_ticks, 0));
-        if entry.0 != candidate.start_ticks {
-            *entry = (candidate.start_ticks, 0);
+            .or_insert_with(|| fresh.clone());
+        if tried.start_ticks != fresh.start_ticks || tried.exe != fresh.exe {
+            *tried = fresh;
         }
-        entry.1 = if final_ { ATTACH_TRIES } else { entry.1 + 1 };
+        tried.tries = if final_ {
+            ATTACH_TRIES
+        } else {
+            tried.tries + 1
+        };
     }
 }
 
@@ -256,5 +280,10 @@ mod tests {
         assert!(discovery.candidates().iter().any(|c| c.pid == parent));
         discovery.failed(&candidate, true);
         assert!(discovery.candidates().iter().all(|c| c.pid != parent));
+        // The same process running another program (it exec'd) is tried again.
+        let mut before_exec = candidate.clone();
+        before_exec.exe = Some(PathBuf::from("/bin/sh"));
+        discovery.failed(&before_exec, true);
+        assert!(discovery.candidates().iter().any(|c| c.pid == parent));
     }
 }
