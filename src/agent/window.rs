@@ -214,4 +214,123 @@ mod tests {
             "one carried-over sample is no window"
         );
     }
+
+    /// A day of 10 s windows of a thread-per-request server (a new thread every request,
+    /// twenty a window, each named), simulated: what the windows carry from one to the next,
+    /// and the metrics, stay the size of one window.
+    #[test]
+    fn a_day_of_windows_keeps_memory_flat() {
+        use crate::agent::figures::WindowFigures;
+        use crate::agent::identity::Identity;
+        use crate::agent::metrics::Metrics;
+        use crate::diagnosis::VerdictKind;
+        use crate::model::{Syscall, ThreadSample};
+
+        const WINDOWS: u64 = 24 * 360;
+        let mut windows = WindowedRecords::new(true);
+        windows
+            .record(&Record::Target(TargetInfo {
+                pid: 7,
+                command: vec!["python3".into(), "server.py".into()],
+                python: "3.12.1".into(),
+                gil: GilMode::Enabled,
+                gil_wait_visible: true,
+                notes: Vec::new(),
+                rate_hz: 20.0,
+                arch: "x86_64".into(),
+                cores: 2,
+                started_unix_s: 0.0,
+            }))
+            .unwrap();
+        for (id, function) in ["serve_forever", "process_request_thread", "handle"]
+            .iter()
+            .enumerate()
+        {
+            let frame = Frame {
+                function: function.to_string(),
+                file: "socketserver.py".into(),
+                line: 10 * id as i32,
+            };
+            windows
+                .record(&Record::Frame {
+                    id: id as u32,
+                    frame,
+                })
+                .unwrap();
+        }
+        windows
+            .record(&Record::Stack {
+                id: 0,
+                frames: vec![0],
+            })
+            .unwrap();
+        windows
+            .record(&Record::Stack {
+                id: 1,
+                frames: vec![2, 1],
+            })
+            .unwrap();
+        let metrics = Metrics::new();
+        let identity = Identity {
+            pid: 7,
+            service: "server".into(),
+            command: Vec::new(),
+            container_id: None,
+            pod_uid: None,
+            env_labels: Vec::new(),
+        };
+        let mut published = metrics.watch(&identity, "3.12.1");
+        let thread = |tid: u32, t: u64| ThreadSample {
+            tid,
+            syscall: Some(Syscall::Blocked {
+                nr: 7,
+                args: [0; 3],
+            }),
+            cpu_ns: Some(t / 100),
+            stack: Some(u32::from(tid != 7)),
+            python: true,
+        };
+        let mut sizes = Vec::new();
+        let mut t = 0u64;
+        for window in 0..WINDOWS {
+            for request in 0..20u64 {
+                // Each request's thread lives for a tenth of the window.
+                let tid = 1000 + (window * 20 + request) as u32;
+                windows
+                    .record(&Record::ThreadName {
+                        tid,
+                        name: format!("Thread-{tid} (process_request_thread)"),
+                    })
+                    .unwrap();
+                for _ in 0..10 {
+                    t += 50_000_000;
+                    let sample = Sample {
+                        t_ns: t,
+                        process_cpu_ns: Some(t / 50),
+                        gil: None,
+                        threads: vec![thread(7, t), thread(tid, t)],
+                    };
+                    windows.record(&Record::Sample(sample)).unwrap();
+                }
+            }
+            let closed = windows.close(None, 20.0).expect("a window");
+            let figures = WindowFigures::of(&closed.analysis, VerdictKind::IoBound);
+            metrics.add_window(&identity, &figures, &mut published);
+            if window == 10 || window == WINDOWS - 1 {
+                sizes.push((
+                    windows.preamble.names.len(),
+                    windows.preamble.definitions.len(),
+                    metrics.encode().len(),
+                ));
+            }
+        }
+        assert_eq!(sizes[0].0, sizes[1].0, "thread names kept: {sizes:?}");
+        assert!(sizes[1].0 <= 2, "only the live threads' names: {sizes:?}");
+        assert_eq!(sizes[0].1, sizes[1].1, "definitions kept: {sizes:?}");
+        // The counters' digits grow; the series do not.
+        assert!(
+            sizes[1].2 < sizes[0].2 + 200,
+            "the metrics' text: {sizes:?}"
+        );
+    }
 }
