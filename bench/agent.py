@@ -3,8 +3,9 @@
 each, almost always idle (bench/workloads/web_worker.py), and B busy ones (4 threads handing
 the GIL around), watched at 20 Hz for S seconds:
 
-- the agent with no budget (--max-cpu 100): its CPU per watched process and per thread, and
-  the samples it dropped (due but not taken in time);
+- the agent with no budget (--max-cpu 100): its CPU over the whole run (attaching to every
+  process included) and over its last 5 s window (its own account: steady state), per watched
+  process and per thread, and the samples it dropped (due but not taken in time);
 - the agent with its default budget (--max-cpu 0.05): its CPU, and the rate it settled at;
 - py-spy, the peer, as one would watch the same node with it: one `py-spy record --rate 20
   --nonblocking` per process, all at once.
@@ -14,12 +15,15 @@ Interleaved rounds; medians and ratios of the profilers' own CPU (their rusage).
     python3 bench/agent.py --gilscope target/release/gilscope --py-spy bench/.venv/bin/py-spy
 """
 import argparse
+import json
 import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 
 from measure import children_cpu
 
@@ -45,18 +49,26 @@ def start_fleet(python, workers, busy):
 
 
 def run_agent(gilscope, seconds, max_cpu):
+    """The agent's CPU over the whole run (attaching included), its own account of its last
+    window (steady state), and its exit line's tally."""
     cmd = [gilscope, "agent", "--listen", "127.0.0.1:0", "--rate", str(RATE), "--max-cpu", str(max_cpu),
            "--window", "5", "--match", r"bench/workloads/(web_worker|busy_threads)\.py",
            "--duration", str(seconds)]
     before = children_cpu()
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    address = re.search(r"http://([\d.:]+)/metrics", agent.stderr.readline()).group(1)
+    time.sleep(seconds - 1.5)
+    with urllib.request.urlopen("http://%s/processes" % address) as answer:
+        steady = json.load(answer)["agent"]["cpu_cores"]
+    rest = agent.stderr.read()
+    agent.wait()
     cpu = children_cpu() - before
-    found = EXIT_LINE.search(out.stderr)
-    if out.returncode != 0 or not found:
-        sys.exit("agent failed: %s\n%s" % (" ".join(cmd), out.stderr[-2000:]))
+    found = EXIT_LINE.search(rest)
+    if agent.returncode != 0 or not found:
+        sys.exit("agent failed: %s\n%s" % (" ".join(cmd), rest[-2000:]))
     watched, _, _, dropped, rate, idle_every = found.groups()
-    return {"cpu": cpu, "watched": int(watched), "dropped": int(dropped), "rate": float(rate),
-            "idle_every": int(idle_every)}
+    return {"cpu": cpu, "steady": steady, "watched": int(watched), "dropped": int(dropped),
+            "rate": float(rate), "idle_every": int(idle_every)}
 
 
 def run_py_spy(py_spy, pids, seconds):
@@ -78,7 +90,7 @@ def main():
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
-    workers, busy, seconds, rounds = (8, 1, 6, 1) if args.smoke else (50, 3, 30, 3)
+    workers, busy, seconds, rounds = (8, 1, 12, 1) if args.smoke else (50, 3, 30, 3)
     processes = workers + busy
     threads = workers * 11 + busy * 5
     fleet = start_fleet(args.python, workers, busy)
@@ -102,19 +114,21 @@ def main():
     print("%d processes (%d web workers of 10 threads, %d busy of 4), %d threads, %d Hz, %d s, "
           "median of %d rounds" % (processes, workers, busy, threads, RATE, seconds, rounds))
     print()
-    print("| watcher | CPU (cores) | per process (ms/s) | per thread (ms/s) | dropped | vs py-spy |")
-    print("|---|---|---|---|---|---|")
-    print("| gilscope agent, no budget | %.3f | %.2f | %.3f | %.2f%% | %.2fx |" % (
-        free_cores, 1000 * free_cores / processes, 1000 * free_cores / threads,
+    print("| watcher | CPU, whole run (cores) | steady, last window (cores) | per process, steady (ms/s) "
+          "| per thread, steady (ms/s) | dropped | vs py-spy (whole run) |")
+    print("|---|---|---|---|---|---|---|")
+    steady = median(free, "steady")
+    print("| gilscope agent, no budget | %.3f | %.3f | %.2f | %.3f | %.2f%% | %.2fx |" % (
+        free_cores, steady, 1000 * steady / processes, 1000 * steady / threads,
         100 * median(free, "dropped") / due, free_cores / spy_cores))
     budget_cores = median(budgeted, "cpu") / seconds
-    print("| gilscope agent, --max-cpu 0.05 | %.3f | %.2f | %.3f | (settled at %.1f Hz, idle every %d) | %.2fx |" % (
-        budget_cores, 1000 * budget_cores / processes, 1000 * budget_cores / threads,
+    steady = median(budgeted, "steady")
+    print("| gilscope agent, --max-cpu 0.05 | %.3f | %.3f | %.2f | %.3f | (settled at %.1f Hz, idle every %d) | %.2fx |" % (
+        budget_cores, steady, 1000 * steady / processes, 1000 * steady / threads,
         median(budgeted, "rate"), median(budgeted, "idle_every"), budget_cores / spy_cores))
-    print("| py-spy record x%d | %.3f | %.2f | %.3f | (%d failed) | 1.00x |" % (
+    print("| py-spy record x%d | %.3f | | %.2f | %.3f | (%d failed) | 1.00x |" % (
         processes, spy_cores, 1000 * spy_cores / processes, 1000 * spy_cores / threads,
         max(r["failed"] for r in spy)))
-
 
 if __name__ == "__main__":
     main()

@@ -172,27 +172,6 @@ impl Drop for ContainerCgroup {
     }
 }
 
-/// The host PID of the first process under `parent` that has Python mapped.
-fn python_child(parent: u32) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
-            .unwrap_or_default();
-        if let Some(pid) = children
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse().ok())
-        {
-            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-            if maps.contains("python") {
-                return pid;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no Python process under {parent}");
-}
-
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -215,6 +194,7 @@ fn eventually(
 
 #[test]
 fn prometheus_sees_gil_wait_verdicts_and_containers() {
+    let _live = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
     if !is_root() {
         return common::skip("the agent test needs root (unshare, cgroups): not tested");
     }
@@ -262,7 +242,7 @@ fn prometheus_sees_gil_wait_verdicts_and_containers() {
             .spawn()
             .unwrap(),
     );
-    let contained = python_child(unshare.0.id());
+    let contained = common::python_child(unshare.0.id());
     let (gil_pid, io_pid) = (gil_bound.0.id(), io_bound.0.id());
 
     let pyroscope = capture::Capture::start(capture::Answer::Ok);
@@ -510,6 +490,7 @@ if __name__ == "__main__":
 
 #[test]
 fn processes_that_fork_exec_and_exit() {
+    let _live = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(python) = common::python("3.12") else {
         return common::skip("CPython 3.12 is not installed: the agent churn test did not run");
     };

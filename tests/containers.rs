@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{ensure, share, threads};
 use serde_json::Value;
@@ -104,25 +104,10 @@ fn start_contained(python: &Path, mounts: Mounts, workload: &str, args: &[&str])
 
 /// The host PID of the Python process `unshare` forked, once it runs Python.
 fn await_python(unshare: u32) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
-            .unwrap_or_default();
-        if let Some(pid) = children
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse().ok())
-        {
-            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-            if maps.contains("python") {
-                // Give the interpreter a moment to start its threads.
-                std::thread::sleep(Duration::from_millis(300));
-                return pid;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no Python process under unshare {unshare}");
+    let pid = common::python_child(unshare);
+    // Give the interpreter a moment to start its threads.
+    std::thread::sleep(Duration::from_millis(300));
+    pid
 }
 
 fn attach_report(pid: u32, options: &[&str]) -> Value {

@@ -155,7 +155,7 @@ impl Discovery {
             if out_of_tries {
                 continue;
             }
-            let command = read_command(pid);
+            let command = procfs::read_cmdline(pid);
             // Kernel threads have no command line.
             if command.is_empty() || !self.filter.admits(&command.join(" ")) {
                 continue;
@@ -233,19 +233,6 @@ impl Discovery {
             tried.tries + 1
         };
     }
-}
-
-/// A process's command line, its arguments split at NULs.
-pub fn read_command(pid: u32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|bytes| {
-            bytes
-                .split(|&b| b == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -76,6 +76,58 @@ impl Identity {
     }
 }
 
+impl Identity {
+    /// Where the process runs and what its environment says, as labels: `container_id` and
+    /// `pod_uid` where known, and each `--env-label` variable under [`label_name`]'s name.
+    pub fn place_labels(&self) -> Vec<(String, String)> {
+        let place = [
+            ("container_id", &self.container_id),
+            ("pod_uid", &self.pod_uid),
+        ];
+        place
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value.clone()?)))
+            .chain(
+                self.env_labels
+                    .iter()
+                    .map(|(name, value)| (label_name(name), value.clone())),
+            )
+            .collect()
+    }
+}
+
+/// Labels the agent sets itself, which an environment variable's label may not take.
+const OWN_LABELS: [&str; 8] = [
+    "pid",
+    "service",
+    "service_name",
+    "command",
+    "python",
+    "container_id",
+    "pod_uid",
+    "state",
+];
+
+/// An environment variable's name as a label name: lower case, anything but letters, digits
+/// and `_` turned into `_`, and never one of the agent's own labels (those get `env_`).
+pub fn label_name(variable: &str) -> String {
+    let name: String = variable
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if OWN_LABELS.contains(&name.as_str()) || name.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("env_{name}")
+    } else {
+        name
+    }
+}
+
 /// `NAME=value` pairs of a `/proc/PID/environ` file (NUL-separated).
 fn parse_environ(environ: &[u8]) -> Vec<(String, String)> {
     environ

@@ -307,50 +307,8 @@ fn info_labels(identity: &Identity, python: &str) -> Vec<(String, String)> {
         ("python".to_string(), python.to_string()),
     ];
     // Absent rather than empty: Prometheus drops empty labels anyway.
-    let place = [
-        ("container_id", &identity.container_id),
-        ("pod_uid", &identity.pod_uid),
-    ];
-    labels.extend(
-        place
-            .into_iter()
-            .filter_map(|(name, value)| Some((name.to_string(), value.clone()?))),
-    );
-    labels.extend(
-        identity
-            .env_labels
-            .iter()
-            .map(|(name, value)| (label_name(name), value.clone())),
-    );
+    labels.extend(identity.place_labels());
     labels
-}
-
-/// An environment variable's name as a label name: lower case, anything but letters, digits
-/// and `_` turned into `_`, and never one of the agent's own labels.
-pub fn label_name(variable: &str) -> String {
-    let name: String = variable
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let taken = [
-        "pid",
-        "service",
-        "command",
-        "python",
-        "container_id",
-        "pod_uid",
-    ];
-    if taken.contains(&name.as_str()) || name.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("env_{name}")
-    } else {
-        name
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use super::identity::Identity;
-use super::metrics::label_name;
 use crate::analysis::ProfileWindow;
 use crate::push::{http::Http, Batch, PushConfig, PushStats, Pusher, FLUSH_GRACE};
 
@@ -93,21 +92,7 @@ fn series_labels(
         labels.push(("process.runtime.name".into(), "cpython".into()));
         labels.push(("process.runtime.version".into(), python.to_string()));
     }
-    let place = [
-        ("container_id", &identity.container_id),
-        ("pod_uid", &identity.pod_uid),
-    ];
-    labels.extend(
-        place
-            .into_iter()
-            .filter_map(|(name, value)| Some((name.to_string(), value.clone()?))),
-    );
-    labels.extend(
-        identity
-            .env_labels
-            .iter()
-            .map(|(name, value)| (label_name(name), value.clone())),
-    );
+    labels.extend(identity.place_labels());
     labels.extend(tags.iter().cloned());
     labels
 }

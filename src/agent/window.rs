@@ -150,6 +150,21 @@ mod tests {
     use super::*;
     use crate::model::{Frame, GilMode, Sample};
 
+    fn target(pid: u32) -> TargetInfo {
+        TargetInfo {
+            pid,
+            command: vec!["python3".into(), "app.py".into()],
+            python: "3.12.1".into(),
+            gil: GilMode::Enabled,
+            gil_wait_visible: true,
+            notes: Vec::new(),
+            rate_hz: 20.0,
+            arch: "x86_64".into(),
+            cores: 2,
+            started_unix_s: 0.0,
+        }
+    }
+
     fn sample(t_ns: u64) -> Record {
         Record::Sample(Sample {
             t_ns,
@@ -162,19 +177,7 @@ mod tests {
     #[test]
     fn windows_tile_the_run_and_keep_what_was_defined_before_them() {
         let mut windows = WindowedRecords::default();
-        let target = TargetInfo {
-            pid: 42,
-            command: vec!["python3".into(), "app.py".into()],
-            python: "3.12.1".into(),
-            gil: GilMode::Enabled,
-            gil_wait_visible: true,
-            notes: Vec::new(),
-            rate_hz: 20.0,
-            arch: "x86_64".into(),
-            cores: 2,
-            started_unix_s: 0.0,
-        };
-        windows.record(&Record::Target(target)).unwrap();
+        windows.record(&Record::Target(target(42))).unwrap();
         let frame = Frame {
             function: "work".into(),
             file: "app.py".into(),
@@ -228,20 +231,7 @@ mod tests {
 
         const WINDOWS: u64 = 24 * 360;
         let mut windows = WindowedRecords::new(true);
-        windows
-            .record(&Record::Target(TargetInfo {
-                pid: 7,
-                command: vec!["python3".into(), "server.py".into()],
-                python: "3.12.1".into(),
-                gil: GilMode::Enabled,
-                gil_wait_visible: true,
-                notes: Vec::new(),
-                rate_hz: 20.0,
-                arch: "x86_64".into(),
-                cores: 2,
-                started_unix_s: 0.0,
-            }))
-            .unwrap();
+        windows.record(&Record::Target(target(7))).unwrap();
         for (id, function) in ["serve_forever", "process_request_thread", "handle"]
             .iter()
             .enumerate()

@@ -123,7 +123,7 @@ fn locate_gil(
 fn describe(pid: u32, options: &SamplerOptions) -> TargetInfo {
     TargetInfo {
         pid,
-        command: read_cmdline(pid),
+        command: procfs::read_cmdline(pid),
         python: String::new(),
         gil: GilMode::Enabled,
         gil_wait_visible: false,
@@ -319,16 +319,4 @@ fn classify_spy_error(pid: u32, err: anyhow::Error) -> Error {
             detail: text.lines().next().unwrap_or("").to_string(),
         }
     }
-}
-
-fn read_cmdline(pid: u32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|bytes| {
-            bytes
-                .split(|&b| b == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -92,6 +92,20 @@ pub fn parse_stat(text: &[u8]) -> Option<Stat> {
     })
 }
 
+/// A process's command line, its arguments split at NULs (empty for a kernel thread, or
+/// when it cannot be read).
+pub fn read_cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            bytes
+                .split(|&b| b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Lists the children of every thread of `pid` into `out` (pids, not cleared first), from
 /// the `children` files (`CONFIG_PROC_CHILDREN`).
 pub fn list_children(pid: u32, out: &mut Vec<u32>) -> io::Result<()> {

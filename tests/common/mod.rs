@@ -413,3 +413,25 @@ fn describe_group(group: libc::pid_t) -> String {
     }
     lines.join("\n")
 }
+
+/// The host PID of `parent`'s first child (e.g. `unshare --fork`'s) once it has Python
+/// mapped: a process that `exec`s Python keeps its pid.
+pub fn python_child(parent: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        if let Some(pid) = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+        {
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            if maps.contains("python") {
+                return pid;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no Python process under {parent}");
+}
