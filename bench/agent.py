@@ -60,6 +60,8 @@ def run_agent(gilscope, seconds, max_cpu):
     time.sleep(seconds - 1.5)
     with urllib.request.urlopen("http://%s/processes" % address) as answer:
         steady = json.load(answer)["agent"]["cpu_cores"]
+    with open("/proc/%d/status" % agent.pid) as status:
+        rss_mb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
     rest = agent.stderr.read()
     agent.wait()
     cpu = children_cpu() - before
@@ -67,7 +69,7 @@ def run_agent(gilscope, seconds, max_cpu):
     if agent.returncode != 0 or not found:
         sys.exit("agent failed: %s\n%s" % (" ".join(cmd), rest[-2000:]))
     watched, _, _, dropped, rate, idle_every = found.groups()
-    return {"cpu": cpu, "steady": steady, "watched": int(watched), "dropped": int(dropped),
+    return {"cpu": cpu, "steady": steady, "rss_mb": rss_mb, "watched": int(watched), "dropped": int(dropped),
             "rate": float(rate), "idle_every": int(idle_every)}
 
 
@@ -89,8 +91,13 @@ def main():
     parser.add_argument("--py-spy", required=True)
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--workers", type=int, help="web workers (default 50; 8 with --smoke)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --smoke)")
+    parser.add_argument("--no-peer", action="store_true", help="leave py-spy out (a large node)")
     args = parser.parse_args()
     workers, busy, seconds, rounds = (8, 1, 12, 1) if args.smoke else (50, 3, 30, 3)
+    workers = args.workers or workers
+    rounds = args.rounds or rounds
     processes = workers + busy
     threads = workers * 11 + busy * 5
     fleet = start_fleet(args.python, workers, busy)
@@ -99,7 +106,8 @@ def main():
         for _ in range(rounds):
             free.append(run_agent(args.gilscope, seconds, 100))
             budgeted.append(run_agent(args.gilscope, seconds, 0.05))
-            spy.append(run_py_spy(args.py_spy, [p.pid for p in fleet], seconds))
+            if not args.no_peer:
+                spy.append(run_py_spy(args.py_spy, [p.pid for p in fleet], seconds))
     finally:
         for p in fleet:
             p.kill()
@@ -109,26 +117,29 @@ def main():
             sys.exit("the agent watched %d processes of %d" % (run["watched"], processes))
     median = lambda runs, key: statistics.median(r[key] for r in runs)
     free_cores = median(free, "cpu") / seconds
-    spy_cores = median(spy, "cpu") / seconds
     due = RATE * seconds * processes
     print("%d processes (%d web workers of 10 threads, %d busy of 4), %d threads, %d Hz, %d s, "
           "median of %d rounds" % (processes, workers, busy, threads, RATE, seconds, rounds))
     print()
+    spy_cores = median(spy, "cpu") / seconds if spy else None
+    versus = lambda cores: "%.2fx" % (cores / spy_cores) if spy_cores else "-"
     print("| watcher | CPU, whole run (cores) | steady, last window (cores) | per process, steady (ms/s) "
-          "| per thread, steady (ms/s) | dropped | vs py-spy (whole run) |")
-    print("|---|---|---|---|---|---|---|")
+          "| per thread, steady (ms/s) | dropped | RSS (MB) | vs py-spy (whole run) |")
+    print("|---|---|---|---|---|---|---|---|")
     steady = median(free, "steady")
-    print("| gilscope agent, no budget | %.3f | %.3f | %.2f | %.3f | %.2f%% | %.2fx |" % (
+    print("| gilscope agent, no budget | %.3f | %.3f | %.2f | %.3f | %.2f%% | %.0f | %s |" % (
         free_cores, steady, 1000 * steady / processes, 1000 * steady / threads,
-        100 * median(free, "dropped") / due, free_cores / spy_cores))
+        100 * median(free, "dropped") / due, median(free, "rss_mb"), versus(free_cores)))
     budget_cores = median(budgeted, "cpu") / seconds
     steady = median(budgeted, "steady")
-    print("| gilscope agent, --max-cpu 0.05 | %.3f | %.3f | %.2f | %.3f | (settled at %.1f Hz, idle every %d) | %.2fx |" % (
+    print("| gilscope agent, --max-cpu 0.05 | %.3f | %.3f | %.2f | %.3f | %d samples (settled at %.1f Hz, idle every %d) | %.0f | %s |" % (
         budget_cores, steady, 1000 * steady / processes, 1000 * steady / threads,
-        median(budgeted, "rate"), median(budgeted, "idle_every"), budget_cores / spy_cores))
-    print("| py-spy record x%d | %.3f | | %.2f | %.3f | (%d failed) | 1.00x |" % (
-        processes, spy_cores, 1000 * spy_cores / processes, 1000 * spy_cores / threads,
-        max(r["failed"] for r in spy)))
+        median(budgeted, "dropped"), median(budgeted, "rate"), median(budgeted, "idle_every"),
+        median(budgeted, "rss_mb"), versus(budget_cores)))
+    if spy:
+        print("| py-spy record x%d | %.3f | | %.2f | %.3f | (%d failed) | | 1.00x |" % (
+            processes, spy_cores, 1000 * spy_cores / processes, 1000 * spy_cores / threads,
+            max(r["failed"] for r in spy)))
 
 if __name__ == "__main__":
     main()

@@ -51,6 +51,10 @@ const BUSY_CORES: f64 = 0.05;
 /// a tenth more, for ticks that come late.
 const WINDOW_SAMPLES: u64 = diagnosis::MIN_SAMPLES + diagnosis::MIN_SAMPLES / 10;
 
+/// Process windows closed at one tick, at most: a node's worth of analyses at once would
+/// make the next ticks late.
+const CLOSES_PER_TICK: usize = 8;
+
 /// How the agent runs, checked.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
@@ -155,6 +159,9 @@ struct Watched {
     entry: WatchedEntry,
     /// Sampled at every tick, whatever the budget.
     busy: bool,
+    /// When its current window opened: each process's windows run on their own clock, so
+    /// that their analyses spread over many ticks instead of all falling on one.
+    window_opened: Instant,
 }
 
 /// Every watched process, and the schedule they are sampled on.
@@ -222,10 +229,11 @@ impl Fleet {
                 self.watch(attached);
             }
             self.tick_all(tick);
+            self.close_due_windows();
             if window_start.elapsed() >= self.window() {
                 let cpu = own_cpu_s();
                 let cores = (cpu - cpu_at_window_start) / window_start.elapsed().as_secs_f64();
-                self.close_windows(window_start_t_ns, cpu - cpu_at_window_start, cores);
+                self.close_agent_window(window_start_t_ns, cpu - cpu_at_window_start, cores);
                 window_start = Instant::now();
                 window_start_t_ns = self.t_ns();
                 cpu_at_window_start = cpu;
@@ -328,27 +336,50 @@ impl Fleet {
                 published,
                 entry,
                 busy: true,
+                window_opened: Instant::now(),
             },
         );
         self.board.metrics.set_processes(self.watched.len());
     }
 
-    /// Closes every process's window (opened at `start_t_ns`), and sets the schedule for
-    /// the next from the agent's own CPU use over this one.
-    fn close_windows(&mut self, start_t_ns: u64, cpu_s: f64, cores: f64) {
+    /// Closes the windows of the processes whose window has run its length, the longest
+    /// open first, at most [`CLOSES_PER_TICK`] of them.
+    fn close_due_windows(&mut self) {
+        let length = self.window();
+        let mut due: Vec<(Instant, u32)> = self
+            .watched
+            .iter()
+            .filter(|(_, w)| w.window_opened.elapsed() >= length)
+            .map(|(&pid, w)| (w.window_opened, pid))
+            .collect();
+        due.sort_unstable();
+        for (_, pid) in due.into_iter().take(CLOSES_PER_TICK) {
+            let Some(watched) = self.watched.get_mut(&pid) else {
+                continue;
+            };
+            let every = if watched.busy {
+                1
+            } else {
+                self.schedule.idle_every
+            };
+            let rate_hz = self.schedule.rate_hz / f64::from(every);
+            let profile = close_window(watched, None, rate_hz, &self.board);
+            watched.window_opened = Instant::now();
+            if let (Some(profiles), Some(profile)) = (&mut self.profiles, profile) {
+                profiles.add(&watched.identity, &watched.entry.python, profile);
+            }
+        }
+    }
+
+    /// Ends the agent's own window (opened at `start_t_ns`): the profiles gathered are
+    /// pushed, its CPU and dropped samples counted, and the schedule for the next set from
+    /// its CPU use over this one.
+    fn close_agent_window(&mut self, start_t_ns: u64, cpu_s: f64, cores: f64) {
         let next = self
             .schedule
             .next(cores, self.options.max_cpu, self.options.rate_hz);
         if let Some(profiles) = &mut self.profiles {
             profiles.set_interval((1e9 / self.schedule.rate_hz) as u64);
-        }
-        for watched in self.watched.values_mut() {
-            let every = if watched.busy { 1 } else { next.idle_every };
-            let rate_hz = next.rate_hz / f64::from(every);
-            let profile = close_window(watched, None, rate_hz, &self.board);
-            if let (Some(profiles), Some(profile)) = (&mut self.profiles, profile) {
-                profiles.add(&watched.identity, &watched.entry.python, profile);
-            }
         }
         self.offer_profiles(start_t_ns);
         self.board
