@@ -92,11 +92,13 @@ def main():
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--workers", type=int, help="web workers (default 50; 8 with --smoke)")
+    parser.add_argument("--busy", type=int, help="busy processes (default 3; 1 with --smoke)")
     parser.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --smoke)")
     parser.add_argument("--no-peer", action="store_true", help="leave py-spy out (a large node)")
     args = parser.parse_args()
     workers, busy, seconds, rounds = (8, 1, 12, 1) if args.smoke else (50, 3, 30, 3)
     workers = args.workers or workers
+    busy = busy if args.busy is None else args.busy
     rounds = args.rounds or rounds
     processes = workers + busy
     threads = workers * 11 + busy * 5

@@ -230,7 +230,9 @@ impl Fleet {
             }
             self.tick_all(tick);
             self.close_due_windows();
-            if window_start.elapsed() >= self.window() {
+            // The agent's own window (its budget, its push) keeps `--window`'s length, however
+            // long a slow rate makes the processes' windows.
+            if window_start.elapsed() >= self.options.window {
                 let cpu = own_cpu_s();
                 let cores = (cpu - cpu_at_window_start) / window_start.elapsed().as_secs_f64();
                 self.close_agent_window(window_start_t_ns, cpu - cpu_at_window_start, cores);
