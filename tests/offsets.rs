@@ -208,6 +208,30 @@ fn own_layout(pid: u32, minor: u64) -> (Layout, u64) {
     }
 }
 
+/// Waits until every thread of `pid` is stopped (state `T`), up to 5 s.
+fn await_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let stopped = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks.flatten().all(|task| {
+                    std::fs::read_to_string(task.path().join("stat"))
+                        .ok()
+                        .and_then(|stat| {
+                            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+                            Some(state == "T" || state == "t")
+                        })
+                        .unwrap_or(true)
+                })
+            })
+            .unwrap_or(true);
+        if stopped || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
     let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
@@ -226,6 +250,9 @@ fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
                 .unwrap()
         };
         signal("-STOP");
+        // SIGSTOP is delivered to each thread in its own time: a spinning thread may run on
+        // for a moment (and move a line) after `kill` returns. Wait until every one is stopped.
+        await_stopped(pid);
         // The process is stopped already: py-spy need not pause it.
         let config = py_spy::Config {
             blocking: py_spy::config::LockingStrategy::NonBlocking,
@@ -331,6 +358,7 @@ fn own_frame_walk_matches_the_targets_own_stacks_on_free_threaded_builds() {
             .args(["-STOP", &pid.to_string()])
             .status()
             .unwrap();
+        await_stopped(pid);
         let ours = FrameWalker::new(layout, interpreter).walk(&mem, MAX_FRAMES_WALKED, |_| false);
         child.kill().unwrap();
         child.wait().unwrap();
