@@ -3,13 +3,14 @@
 //! watched processes with each one's last report.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
 use super::identity::Identity;
 use super::metrics::Metrics;
 use crate::diagnosis::VerdictKind;
+use crate::report::Report;
 
 /// A watched process, as `/processes` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,7 +65,7 @@ struct Listing {
 #[derive(Debug, Default)]
 struct Contents {
     agent: AgentEntry,
-    watched: BTreeMap<u32, (WatchedEntry, Option<String>)>,
+    watched: BTreeMap<u32, (WatchedEntry, Option<Arc<Report>>)>,
     unwatched: BTreeMap<u32, UnwatchedEntry>,
 }
 
@@ -81,15 +82,16 @@ impl Board {
         self.contents.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A process's entry, and its last report's JSON when a window closed.
-    pub fn publish(&self, entry: WatchedEntry, report_json: Option<String>) {
+    /// A process's entry, and its last report when a window closed (turned into JSON only
+    /// when asked for, on the server's thread).
+    pub fn publish(&self, entry: WatchedEntry, report: Option<Report>) {
         let mut contents = self.lock();
         let pid = entry.identity.pid;
         contents.unwatched.remove(&pid);
         let slot = contents.watched.entry(pid).or_insert((entry.clone(), None));
         slot.0 = entry;
-        if report_json.is_some() {
-            slot.1 = report_json;
+        if let Some(report) = report {
+            slot.1 = Some(Arc::new(report));
         }
     }
 
@@ -123,6 +125,7 @@ impl Board {
 
     /// `/processes/PID`: the last window's report of a watched process.
     pub fn report_json(&self, pid: u32) -> Option<String> {
-        self.lock().watched.get(&pid)?.1.clone()
+        let report = self.lock().watched.get(&pid)?.1.clone()?;
+        serde_json::to_string(&*report).ok()
     }
 }

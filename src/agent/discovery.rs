@@ -181,7 +181,7 @@ impl Discovery {
     ) -> Option<Attached> {
         match ProcessSampler::attach(candidate.pid, &finding.sampler, Role::Root) {
             Ok(sampler) => {
-                self.failed(&candidate, true);
+                self.count_try(&candidate, true);
                 let identity = Identity::read(candidate.pid, candidate.command, &finding.env);
                 Some(Attached { sampler, identity })
             }
@@ -194,7 +194,7 @@ impl Discovery {
                         | Error::PermissionDenied(_)
                         | Error::UnsupportedPython { .. }
                 );
-                self.failed(&candidate, final_);
+                self.count_try(&candidate, final_);
                 let not_python = matches!(
                     error,
                     Error::NotPython { .. } | Error::NoSuchProcess(_) | Error::Exited(_)
@@ -212,9 +212,9 @@ impl Discovery {
         }
     }
 
-    /// An attach failed, or succeeded: `final_` when it is not to be tried again (not a
-    /// Python process, or handed over).
-    fn failed(&mut self, candidate: &Candidate, final_: bool) {
+    /// Counts an attach: `final_` when the process is not to be tried again (not a Python
+    /// process, or attached and handed over).
+    fn count_try(&mut self, candidate: &Candidate, final_: bool) {
         let fresh = Tried {
             start_ticks: candidate.start_ticks,
             exe: candidate.exe.clone(),
@@ -263,14 +263,14 @@ mod tests {
         let Some(candidate) = found.into_iter().find(|c| c.pid == parent) else {
             return; // the parent is in another PID namespace
         };
-        discovery.failed(&candidate, false);
+        discovery.count_try(&candidate, false);
         assert!(discovery.candidates().iter().any(|c| c.pid == parent));
-        discovery.failed(&candidate, true);
+        discovery.count_try(&candidate, true);
         assert!(discovery.candidates().iter().all(|c| c.pid != parent));
         // The same process running another program (it exec'd) is tried again.
         let mut before_exec = candidate.clone();
         before_exec.exe = Some(PathBuf::from("/bin/sh"));
-        discovery.failed(&before_exec, true);
+        discovery.count_try(&before_exec, true);
         assert!(discovery.candidates().iter().any(|c| c.pid == parent));
     }
 }

@@ -448,7 +448,7 @@ fn close_window(
         window_s: figures.duration_s,
     });
     let report = report::build(&analysis, Some(verdict));
-    board.publish(watched.entry.clone(), serde_json::to_string(&report).ok());
+    board.publish(watched.entry.clone(), Some(report));
     Some(profile)
 }
 
