@@ -210,3 +210,32 @@ fn every_program_gets_its_verdict_launched_and_attached() {
     eprintln!("{checked} program runs checked");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// At the agent's low rate (20 Hz), a thread-per-request server's handlers are still read:
+/// most ticks find the threads of the last listing replaced by new ones while their count
+/// stayed the same, and those must be listed and read at that tick, not shown as `unknown`.
+#[test]
+fn request_threads_are_read_at_a_low_rate() {
+    let _guard = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let program = Program {
+        path: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/threading_http_server.py"),
+        expect: vec!["gil_contention".into()],
+        options: vec!["--rate".into(), "20".into()],
+    };
+    let report = launched(&common::any_python(), &program).unwrap();
+    let handlers = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["start"] == "ThreadingMixIn.process_request_thread")
+        .unwrap_or_else(|| panic!("no handler group:\n{}", summary(&report)));
+    let threads = handlers["tids"].as_array().unwrap().len();
+    let unknown = handlers["states"]["unknown"].as_f64().unwrap();
+    assert!(threads >= 20, "{threads} handler threads seen");
+    assert!(
+        unknown < 0.05,
+        "handlers {:.0}% unknown at 20 Hz\n{}",
+        unknown * 100.0,
+        summary(&report)
+    );
+}

@@ -56,13 +56,21 @@ impl ProcessSampler {
         self.refresh_gil_ranges(sink)?;
         // Listing /proc/PID/task costs more than reading it: list again only when the thread
         // count moved, or a thread's files stopped reading (it exited, maybe replaced by another).
-        let threads_changed =
-            (self.relist || stat.num_threads as usize != self.tids.len()) && self.refresh_threads();
+        let listed = self.relist || stat.num_threads as usize != self.tids.len();
+        let mut threads_changed = listed && self.refresh_threads();
+        self.relist = false;
+        let (mut threads, mut kernels) = self.read_kernel_states();
+        // A thread that exited since the last listing is not in this sample; when the count
+        // stayed the same (one thread-per-request thread replaced by the next), list again now,
+        // so the new threads are read at this tick rather than the next.
+        if self.relist && !listed && self.refresh_threads() {
+            threads_changed = true;
+            self.relist = false;
+            (threads, kernels) = self.read_kernel_states();
+        }
         if threads_changed {
             self.pthread_cache.clear();
         }
-        self.relist = false;
-        let (mut threads, kernels) = self.read_kernel_states();
         // The GIL is read next to the threads' kernel states, before the stacks.
         let nothing_ran = !threads_changed && self.did_not_run.len() == threads.len();
         let gil = if nothing_ran && !threads.is_empty() {
@@ -106,18 +114,22 @@ impl ProcessSampler {
         for &tid in &self.tids {
             let kernel = match self.threads.get_mut(&tid) {
                 Some(files) => {
-                    let cpu = files.read_cpu(&mut self.buf);
-                    match self.previous.unchanged(tid, cpu) {
+                    let Some(cpu) = files.read_cpu(&mut self.buf) else {
+                        // Its files stopped reading: the thread exited since the listing.
+                        self.relist = true;
+                        continue;
+                    };
+                    match self.previous.unchanged(tid, Some(cpu)) {
                         Some(kernel) => {
                             self.did_not_run.insert(tid);
                             kernel
                         }
-                        None => files.read_syscall(&mut self.buf, cpu),
+                        None => files.read_syscall(&mut self.buf, Some(cpu)),
                     }
                 }
                 None => Default::default(),
             };
-            self.relist |= kernel.syscall.is_none() || kernel.cpu.is_none();
+            self.relist |= kernel.syscall.is_none();
             threads.push(ThreadSample {
                 tid,
                 syscall: kernel.syscall,
