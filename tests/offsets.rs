@@ -18,6 +18,7 @@ use gilscope::sampler::cpython::frames::{FrameWalker, MAX_FRAMES_WALKED};
 use gilscope::sampler::cpython::gil::{GilLocator, ThreadRef};
 use gilscope::sampler::cpython::layout::Layout;
 use gilscope::sampler::cpython::runtime;
+use gilscope::sampler::cpython::versions::fixed_offsets;
 use gilscope::sampler::memory::{ProcessMemory, ReadMemory};
 use gilscope::sampler::pthread::PthreadTidOffset;
 
@@ -65,7 +66,11 @@ fn locate(pid: u32, major: u64, minor: u64) -> GilLocator {
             );
             GilLocator::from_debug_offsets(runtime.address, &offsets)
         }
-        Err(_) => GilLocator::new(&mem, runtime.address, major, minor).unwrap(),
+        Err(_) => {
+            assert_eq!(major, 3);
+            let fixed = fixed_offsets(minor).expect("fixed offsets for every release before 3.13");
+            GilLocator::fixed(runtime.address, fixed.gil, fixed.thread_id)
+        }
     }
 }
 
@@ -200,7 +205,9 @@ fn own_layout(pid: u32, minor: u64) -> (Layout, u64) {
             runtime::main_interpreter(&mem, runtime.address, &offsets).expect("an interpreter"),
         ),
         Err(_) => {
-            let layout = Layout::for_version(minor).expect("a layout for every required version");
+            let layout = fixed_offsets(minor)
+                .and_then(|fixed| fixed.frames)
+                .expect("a layout for every required version");
             // Before 3.13 the main interpreter is `_PyRuntime.interpreters.main`, whose place
             // py-spy knows: the caller checks it against py-spy's.
             (layout, 0)

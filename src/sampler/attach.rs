@@ -15,6 +15,7 @@ use super::cpython::frames::FrameWalker;
 use super::cpython::gil::GilLocator;
 use super::cpython::layout::Layout;
 use super::cpython::objects::ObjectReader;
+use super::cpython::versions::fixed_offsets;
 use super::memory::ProcessMemory;
 use super::namespace::TidMap;
 use super::procfs::{self, ProcFile};
@@ -99,7 +100,6 @@ fn identify(
 /// mislead.
 fn locate_gil(
     pid: u32,
-    mem: &ProcessMemory,
     runtime: Option<&cpython::runtime::RuntimeSymbol>,
     described: Option<&DebugOffsets>,
     version: &str,
@@ -112,9 +112,11 @@ fn locate_gil(
     };
     match (runtime, described) {
         (Some(rt), Some(offsets)) => Ok(GilLocator::from_debug_offsets(rt.address, offsets)),
-        (Some(rt), None) => {
-            GilLocator::new(mem, rt.address, 3, minor).map_err(|e| not_found(e.to_string()))
-        }
+        (Some(rt), None) => match fixed_offsets(minor) {
+            Some(fixed) => Ok(GilLocator::fixed(rt.address, fixed.gil, fixed.thread_id)),
+            None if minor >= 13 => Err(not_found("its `_Py_DebugOffsets` cannot be read".into())),
+            None => Err(not_found(format!("CPython 3.{minor} is not supported"))),
+        },
         (None, _) => Err(not_found("it exports no `_PyRuntime` symbol".into())),
     }
 }
@@ -151,7 +153,6 @@ impl ProcessSampler {
         let (spy, version_text, minor) = identify(pid, spy, described.as_ref())?;
         let gil = locate_gil(
             pid,
-            &mem,
             runtime.as_ref(),
             described.as_ref(),
             &version_text,
@@ -171,7 +172,7 @@ impl ProcessSampler {
         })?;
         let layout = match &described {
             Some(offsets) => Some(Layout::from_debug_offsets(offsets)),
-            None => Layout::for_version(minor),
+            None => fixed_offsets(minor).and_then(|fixed| fixed.frames),
         };
         // py-spy pauses the target for its walk in blocking mode; gilscope's walk never does.
         let walker = layout
@@ -182,7 +183,7 @@ impl ProcessSampler {
             _ => None,
         };
         let gc_flag = cpython::gc::collecting_flag(
-            minor,
+            fixed_offsets(minor).and_then(|fixed| fixed.gc_collecting),
             runtime.as_ref().map(|rt| rt.address),
             interpreter,
             described.as_ref(),

@@ -426,6 +426,7 @@ fn read_bytes(mem: &impl ReadMemory, layout: &Layout, addr: u64) -> Option<Vec<u
 mod tests {
     use super::*;
     use crate::sampler::cpython::debug_offsets::DebugOffsets;
+    use crate::sampler::cpython::versions::fixed_offsets;
     use crate::sampler::memory::fake::FakeMemory;
 
     /// Puts a zeroed struct of `size` bytes at `addr` with the given little-endian fields.
@@ -512,7 +513,7 @@ mod tests {
     #[test]
     fn shim_frames_are_skipped_and_threads_named_by_their_tid() {
         let mem = fake_312(&[0, FIRST_NON_PYTHON_OWNER, 0]);
-        let layout = Layout::for_version(12).unwrap();
+        let layout = fixed_offsets(12).unwrap().frames.unwrap();
         let mut walker = FrameWalker::new(layout, INTERP);
         let threads = walker.walk(&mem, 512, |_| false).unwrap();
         let frame = Frame {
@@ -541,7 +542,7 @@ mod tests {
     #[test]
     fn a_code_object_whose_fields_changed_is_read_again() {
         let mut mem = fake_312(&[0]);
-        let mut walker = FrameWalker::new(Layout::for_version(12).unwrap(), INTERP);
+        let mut walker = FrameWalker::new(fixed_offsets(12).unwrap().frames.unwrap(), INTERP);
         let mut name = |mem: &FakeMemory| {
             let threads = walker.walk(mem, 512, |_| false).unwrap();
             threads[0].stack.as_ref().unwrap().frames[0]
@@ -557,7 +558,7 @@ mod tests {
     #[test]
     fn deep_stacks_are_named_to_the_limit_and_counted_beyond() {
         let mem = fake_312(&vec![0; MAX_FRAMES_WALKED + 10]);
-        let mut walker = FrameWalker::new(Layout::for_version(12).unwrap(), INTERP);
+        let mut walker = FrameWalker::new(fixed_offsets(12).unwrap().frames.unwrap(), INTERP);
         let threads = walker.walk(&mem, 512, |_| false).unwrap();
         let stack = threads[0].stack.as_ref().unwrap();
         assert_eq!(stack.frames.len(), 512);
@@ -567,7 +568,9 @@ mod tests {
     /// 3.8 to 3.12 from the tables, 3.13+ from live debug offsets.
     fn every_layout() -> Vec<Layout> {
         use crate::sampler::cpython::debug_offsets::tests::*;
-        let mut layouts: Vec<Layout> = (8..=12).filter_map(Layout::for_version).collect();
+        let mut layouts: Vec<Layout> = (8..=12)
+            .filter_map(|minor| fixed_offsets(minor)?.frames)
+            .collect();
         for words in [LIVE_3_13_0, LIVE_3_13_5T, LIVE_3_14_10, LIVE_3_15_2] {
             let mut mem = FakeMemory::default();
             mem.regions.insert(0x1000, table(words));

@@ -1,31 +1,27 @@
 //! Where the garbage collector says it is collecting: the `collecting` flag of the collector's
 //! state, set for the whole of a collection (its `gc.callbacks` included). `_PyRuntime.gc` in
 //! 3.8, the interpreter's `gc` from 3.9; from 3.13 `_Py_DebugOffsets` place it. The offsets
-//! before 3.13 were measured on pyenv's builds (an int that reads 1 inside a `gc.callbacks`
-//! callback and 0 outside, the only one) and are checked by `tests/offsets.rs` on every
-//! installed interpreter.
+//! before 3.13 (in [`super::versions`]) were measured on pyenv's builds: an int that reads 1
+//! inside a `gc.callbacks` callback and 0 outside, the only one.
 
 use std::io;
 
 use super::debug_offsets::DebugOffsets;
 use crate::sampler::memory::ReadMemory;
 
-/// The offset of `collecting`, by minor version, before 3.13: (relative to `_PyRuntime` rather
-/// than the interpreter state, offset).
-fn fixed_offset(minor: u64) -> Option<(bool, u64)> {
-    match minor {
-        8 => Some((true, 544)),
-        9 | 10 => Some((false, 816)),
-        11 => Some((false, 848)),
-        12 => Some((false, 312)),
-        _ => None,
-    }
+/// Where `collecting` is before 3.13 (the table of [`super::versions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectingFlag {
+    /// At this offset in `_PyRuntime` (3.8).
+    InRuntime(u64),
+    /// At this offset in the interpreter state (3.9 to 3.12).
+    InInterpreter(u64),
 }
 
-/// The address of the main interpreter's `collecting` flag; `None` where gilscope does not
-/// know it (3.7).
+/// The address of the main interpreter's `collecting` flag, from the debug offsets where the
+/// interpreter has them, else from the fixed place; `None` where gilscope does not know it.
 pub fn collecting_flag(
-    minor: u64,
+    fixed: Option<CollectingFlag>,
     runtime: Option<u64>,
     interpreter: u64,
     described: Option<&DebugOffsets>,
@@ -33,9 +29,9 @@ pub fn collecting_flag(
     if let Some(offsets) = described {
         return Some(interpreter.wrapping_add(offsets.interp_gc_collecting));
     }
-    match fixed_offset(minor)? {
-        (true, offset) => Some(runtime?.wrapping_add(offset)),
-        (false, offset) => Some(interpreter.wrapping_add(offset)),
+    match fixed? {
+        CollectingFlag::InRuntime(offset) => Some(runtime?.wrapping_add(offset)),
+        CollectingFlag::InInterpreter(offset) => Some(interpreter.wrapping_add(offset)),
     }
 }
 
@@ -49,15 +45,20 @@ pub fn read_collecting(mem: &impl ReadMemory, flag: u64) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampler::cpython::versions::fixed_offsets;
 
     #[test]
     fn the_flag_is_relative_to_the_runtime_in_3_8_and_the_interpreter_after() {
+        let fixed = |minor| fixed_offsets(minor).and_then(|f| f.gc_collecting);
         assert_eq!(
-            collecting_flag(8, Some(0x1000), 0x9000, None),
+            collecting_flag(fixed(8), Some(0x1000), 0x9000, None),
             Some(0x1000 + 544)
         );
-        assert_eq!(collecting_flag(8, None, 0x9000, None), None);
-        assert_eq!(collecting_flag(12, None, 0x9000, None), Some(0x9000 + 312));
-        assert_eq!(collecting_flag(7, Some(0x1000), 0x9000, None), None);
+        assert_eq!(collecting_flag(fixed(8), None, 0x9000, None), None);
+        assert_eq!(
+            collecting_flag(fixed(12), None, 0x9000, None),
+            Some(0x9000 + 312)
+        );
+        assert_eq!(collecting_flag(fixed(7), Some(0x1000), 0x9000, None), None);
     }
 }

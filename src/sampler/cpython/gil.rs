@@ -1,12 +1,11 @@
 //! Where the GIL lives in each CPython version, and how to read it.
 //!
 //! 3.13+ describe themselves in `_Py_DebugOffsets` at `_PyRuntime`+0. Before that the offsets
-//! are fixed per version (measured on the pyenv builds, and checked by `tests/offsets.rs` on
-//! every installed interpreter).
+//! are fixed per version, in [`super::versions`].
 
 use std::io;
 
-use super::debug_offsets::{DebugOffsets, DebugOffsetsError};
+use super::debug_offsets::DebugOffsets;
 use crate::sampler::memory::ReadMemory;
 
 /// Field offsets inside `struct _gil_runtime_state`.
@@ -77,7 +76,7 @@ pub enum ThreadRef {
 
 /// How to reach every interpreter's GIL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum GilSource {
+pub enum GilSource {
     /// One GIL inside `_PyRuntime` (3.7 to 3.11).
     Runtime { offset: u64 },
     /// Each interpreter points to its GIL (3.12+): walk `_PyRuntime.interpreters`.
@@ -108,55 +107,19 @@ pub struct RawGil {
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum GilError {
-    #[error("CPython {0}.{1} is not supported")]
-    UnsupportedVersion(u64, u64),
-    #[error("{0}")]
-    DebugOffsets(DebugOffsetsError),
-    #[error("reading the target's memory: {0}")]
-    Read(#[from] io::Error),
-}
-
 /// At most this many interpreters are walked: the list is read from a live process.
 const MAX_INTERPRETERS: usize = 256;
 
 impl GilLocator {
-    /// Builds the locator for CPython `major.minor` whose `_PyRuntime` is at `runtime`.
-    pub fn new(
-        mem: &impl ReadMemory,
-        runtime: u64,
-        major: u64,
-        minor: u64,
-    ) -> Result<GilLocator, GilError> {
-        let fixed = |gil_offset: u64, thread_id: ThreadIdField| GilLocator {
+    /// The locator of a release before 3.13 (the table of [`super::versions`]) whose
+    /// `_PyRuntime` is at `runtime`.
+    pub fn fixed(runtime: u64, source: GilSource, thread_id: ThreadIdField) -> GilLocator {
+        GilLocator {
             runtime,
-            source: GilSource::Runtime { offset: gil_offset },
+            source,
             layout: GilLayout::DEFAULT,
             thread_id,
             free_threaded: false,
-        };
-        match (major, minor) {
-            (3, 7) => Ok(fixed(1264, ThreadIdField::Pthread(176))),
-            (3, 8) => Ok(fixed(1152, ThreadIdField::Pthread(176))),
-            (3, 9) | (3, 10) => Ok(fixed(352, ThreadIdField::Pthread(176))),
-            (3, 11) => Ok(fixed(360, ThreadIdField::Native(160))),
-            (3, 12) => Ok(GilLocator {
-                runtime,
-                source: GilSource::Interpreters {
-                    head: 40,
-                    main: 48,
-                    next: 0,
-                    ceval_gil: 384,
-                },
-                layout: GilLayout::DEFAULT,
-                thread_id: ThreadIdField::Native(144),
-                free_threaded: false,
-            }),
-            (3, 13..) => DebugOffsets::read(mem, runtime)
-                .map(|offsets| Self::from_debug_offsets(runtime, &offsets))
-                .map_err(GilError::DebugOffsets),
-            _ => Err(GilError::UnsupportedVersion(major, minor)),
         }
     }
 
@@ -277,18 +240,23 @@ fn nonzero(addr: u64) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampler::cpython::versions::fixed_offsets;
     use crate::sampler::memory::fake::FakeMemory;
+
+    /// The locator of CPython `3.minor` before 3.13, from the table.
+    fn fixed(runtime: u64, minor: u64) -> GilLocator {
+        let f = fixed_offsets(minor).unwrap();
+        GilLocator::fixed(runtime, f.gil, f.thread_id)
+    }
 
     #[test]
     fn fixed_offsets_before_312() {
         let mem = FakeMemory::default();
-        let loc = GilLocator::new(&mem, 0x1000, 3, 8).unwrap();
+        let loc = fixed(0x1000, 8);
         assert_eq!(loc.main_gil(&mem).unwrap(), 0x1000 + 1152);
         assert_eq!(loc.thread_id, ThreadIdField::Pthread(176));
-        assert!(matches!(
-            GilLocator::new(&mem, 0x1000, 3, 6),
-            Err(GilError::UnsupportedVersion(3, 6))
-        ));
+        assert!(fixed_offsets(6).is_none());
+        assert!(fixed_offsets(13).is_none());
     }
 
     #[test]
@@ -302,7 +270,7 @@ mod tests {
         mem.put_u64(sub_interp + 384, 0x50_000); // own GIL
         mem.put_u64(main_interp, 0);
         mem.put_u64(main_interp + 384, 0x40_000);
-        let loc = GilLocator::new(&mem, rt, 3, 12).unwrap();
+        let loc = fixed(rt, 12);
         assert_eq!(
             loc.ranges(&mem).unwrap(),
             vec![(0x40_000, 0x40_000 + 208), (0x50_000, 0x50_000 + 208)]
@@ -315,7 +283,8 @@ mod tests {
         let locate = |words: &[u64]| {
             let mut mem = FakeMemory::default();
             mem.regions.insert(0x100_000, table(words));
-            GilLocator::new(&mem, 0x100_000, 3, 13)
+            DebugOffsets::read(&mem, 0x100_000)
+                .map(|offsets| GilLocator::from_debug_offsets(0x100_000, &offsets))
         };
         for words in [LIVE_3_13_0, LIVE_3_14_10, LIVE_3_15_2] {
             let loc = locate(words).unwrap();
@@ -333,15 +302,6 @@ mod tests {
         let ft = locate(LIVE_3_13_5T).unwrap();
         assert_eq!(ft.layout, GilLayout::FREE_THREADED);
         assert!(ft.free_threaded);
-
-        let mut mem = FakeMemory::default();
-        let mut bytes = table(LIVE_3_13_0);
-        bytes[0] = b'y';
-        mem.regions.insert(0x100_000, bytes);
-        assert!(matches!(
-            GilLocator::new(&mem, 0x100_000, 3, 13),
-            Err(GilError::DebugOffsets(DebugOffsetsError::NoCookie))
-        ));
     }
 
     #[test]
@@ -352,7 +312,7 @@ mod tests {
         gil[16] = 1;
         gil[24..32].copy_from_slice(&42u64.to_le_bytes());
         mem.regions.insert(0x9000, gil);
-        let loc = GilLocator::new(&mem, 0x9000 - 360, 3, 11).unwrap();
+        let loc = fixed(0x9000 - 360, 11);
         let raw = loc.read(&mem, 0x9000).unwrap();
         assert_eq!(
             raw,

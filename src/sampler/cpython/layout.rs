@@ -1,6 +1,5 @@
-//! Each CPython version's layout of the structures the stack walk reads: the table for 3.8 to
-//! 3.12 (one entry per minor version, from py-spy's bindings), and 3.13+ from the interpreter's
-//! own `_Py_DebugOffsets`. Adding a version is adding its entry here.
+//! The layout of the structures the stack walk reads: for 3.8 to 3.12 the table of
+//! [`super::versions`] gives it, for 3.13+ the interpreter's own `_Py_DebugOffsets`.
 
 use super::debug_offsets::{DebugOffsets, ThreadStatusFields};
 use super::gil::ThreadIdField;
@@ -96,88 +95,6 @@ pub(super) const FIRST_NON_PYTHON_OWNER: u8 = 3;
 pub(super) const STACKREF_TAG_BITS: u64 = 3;
 
 impl Layout {
-    /// The layout of CPython `3.minor` (GIL-enabled builds), if gilscope knows it.
-    pub fn for_version(minor: u64) -> Option<Layout> {
-        let pre_311 = |lasti, lines| Layout {
-            interp_threads_head: 8,
-            ts_next: 8,
-            ts_frame: FrameRoot::Direct(24),
-            ts_thread: ThreadIdField::Pthread(176),
-            frame_back: 24,
-            frame_code: 32,
-            frame_kind: FrameKind::Object { lasti },
-            frame_size: 112,
-            code_filename: 104,
-            code_name: 112,
-            code_firstlineno: 40,
-            code_table: 120,
-            lines,
-            ts_gil_flags: None,
-            ts_status: None,
-            strings: StrLayout::default_build(48, 72),
-            bytes_size: 16,
-            bytes_data: 32,
-        };
-        // From 3.11 the name is `co_qualname` (`Class.method`), as py-spy reports it.
-        match minor {
-            8 | 9 => Some(pre_311(104, LineTable::Lnotab)),
-            10 => Some(pre_311(96, LineTable::Linetable310)),
-            11 => Some(Layout {
-                interp_threads_head: 16,
-                ts_next: 8,
-                ts_frame: FrameRoot::ViaCFrame {
-                    cframe: 56,
-                    current_frame: 8,
-                },
-                ts_thread: ThreadIdField::Native(160),
-                frame_back: 48,
-                frame_code: 32,
-                frame_kind: FrameKind::Interpreter {
-                    instr: 56,
-                    owner: None,
-                },
-                frame_size: 72,
-                code_filename: 112,
-                code_name: 128,
-                code_firstlineno: 72,
-                code_table: 136,
-                lines: LineTable::Locations { code_adaptive: 184 },
-                ts_gil_flags: None,
-                ts_status: None,
-                strings: StrLayout::default_build(48, 72),
-                bytes_size: 16,
-                bytes_data: 32,
-            }),
-            12 => Some(Layout {
-                interp_threads_head: 72,
-                ts_next: 8,
-                ts_frame: FrameRoot::ViaCFrame {
-                    cframe: 56,
-                    current_frame: 0,
-                },
-                ts_thread: ThreadIdField::Native(144),
-                frame_back: 8,
-                frame_code: 0,
-                frame_kind: FrameKind::Interpreter {
-                    instr: 56,
-                    owner: Some(70),
-                },
-                frame_size: 72,
-                code_filename: 112,
-                code_name: 128,
-                code_firstlineno: 68,
-                code_table: 136,
-                lines: LineTable::Locations { code_adaptive: 192 },
-                ts_gil_flags: None,
-                ts_status: None,
-                strings: StrLayout::default_build(40, 56),
-                bytes_size: 16,
-                bytes_data: 32,
-            }),
-            _ => None,
-        }
-    }
-
     /// The layout of a 3.13+ interpreter (either build), from its own `_Py_DebugOffsets`.
     pub fn from_debug_offsets(o: &DebugOffsets) -> Layout {
         Layout {

@@ -3,7 +3,8 @@
 //! one ([`debug_offsets`]), each version's frame and string layouts ([`layout`]) and the stack
 //! walk over them ([`frames`], with the line tables in `line_table`), where each version keeps
 //! its GIL ([`gil`]), and the few objects gilscope reads ([`objects`]: thread names, extension
-//! modules); [`versions`] says which releases are tested.
+//! modules); [`versions`] says which releases are tested, and holds the fixed offsets of those
+//! before 3.13.
 
 pub mod debug_offsets;
 pub mod frames;
