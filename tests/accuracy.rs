@@ -68,12 +68,11 @@ fn on_every_version(mode: &str) {
     for version in REQUIRED {
         let Some(py) = python(version) else { continue };
         // One retry on a noisy machine, never a looser bound.
-        let mut last = String::new();
-        let passed = (0..2).any(|_| {
+        let checked = common::retry(2, &format!("{mode} on {version}"), || {
             let (truth, report) = run(&py, mode);
-            check(&truth, &report).map_err(|e| last = e).is_ok()
+            check(&truth, &report)
         });
-        if !passed {
+        if let Err(last) = checked {
             failures.push(format!("CPython {version}: {last}"));
         }
     }

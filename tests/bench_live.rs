@@ -60,21 +60,15 @@ fn on_every_version(args: &[&str], check: impl Fn(&str, &Value) -> Result<(), St
         let Some(py) = common::python(version) else {
             continue;
         };
-        let mut last = String::new();
-        let passed = (0..3).any(|_| {
+        let checked = common::retry(3, version, || {
             let (output, report) = bench(&py, args);
             let result = match (&report, output.status.success()) {
                 (Some(r), true) => check(version, r),
                 _ => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
             };
-            result
-                .map_err(|e| {
-                    last = format!("{e}\n{}", String::from_utf8_lossy(&output.stdout));
-                    eprintln!("{version}: {last}");
-                })
-                .is_ok()
+            result.map_err(|e| format!("{e}\n{}", String::from_utf8_lossy(&output.stdout)))
         });
-        if !passed {
+        if let Err(last) = checked {
             failures.push(format!("CPython {version}: {last}"));
         }
     }
@@ -364,12 +358,10 @@ fn free_threaded_threads_scale() {
             "--modes",
             "sequential,threads",
         ];
-        let mut last = String::new();
-        let passed = (0..3).any(|_| {
+        let checked = common::retry(3, version, || {
             let (output, report) = bench(&py, &args);
             let Some(r) = report else {
-                last = String::from_utf8_lossy(&output.stderr).into_owned();
-                return false;
+                return Err(String::from_utf8_lossy(&output.stderr).into_owned());
             };
             let speedup = f(row(&r, "threads"), "speedup");
             let labelled = r["results"]
@@ -377,15 +369,15 @@ fn free_threaded_threads_scale() {
                 .unwrap()
                 .iter()
                 .all(|row| row["free_threaded"] == true);
-            last = format!(
-                "threads {speedup:.2}x, labelled {labelled}\n{}",
-                String::from_utf8_lossy(&output.stdout)
-            );
-            speedup >= 1.4
-                && labelled
-                && String::from_utf8_lossy(&output.stdout).contains("free-threaded")
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            common::ensure(
+                speedup >= 1.4 && labelled && stdout.contains("free-threaded"),
+                || format!("threads {speedup:.2}x, labelled {labelled}\n{stdout}"),
+            )
         });
-        assert!(passed, "CPython {version}: {last}");
+        if let Err(last) = checked {
+            panic!("CPython {version}: {last}");
+        }
     }
 }
 
@@ -418,23 +410,26 @@ fn free_threaded_scaling_says_where_threads_stop() {
             "--modes",
             "sequential,threads",
         ];
-        let mut last = String::new();
-        let passed = (0..3).any(|_| {
+        let checked = common::retry(3, version, || {
             let args = [&["examples/work.py:cpu_work", "1500000"][..], &scaling].concat();
             let (output, report) = bench(&py, &args);
             let Some(r) = report else {
-                last = String::from_utf8_lossy(&output.stderr).into_owned();
-                return false;
+                return Err(String::from_utf8_lossy(&output.stderr).into_owned());
             };
             let two = threads_at(&r, 2);
-            last = String::from_utf8_lossy(&output.stdout).into_owned();
-            r["scaling"] == true
-                && threads_at(&r, 1)["verdict"] == "free_threaded"
-                && two["verdict"] == "free_threaded"
-                && f(&two, "speedup") >= 1.4
-                && last.contains("per worker")
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            common::ensure(
+                r["scaling"] == true
+                    && threads_at(&r, 1)["verdict"] == "free_threaded"
+                    && two["verdict"] == "free_threaded"
+                    && f(&two, "speedup") >= 1.4
+                    && stdout.contains("per worker"),
+                || stdout.into_owned(),
+            )
         });
-        assert!(passed, "cpu_work on CPython {version}:\n{last}");
+        if let Err(last) = checked {
+            panic!("cpu_work on CPython {version}:\n{last}");
+        }
 
         let args = [
             &["examples/work.py:count_shared", "30000"][..],

@@ -198,34 +198,28 @@ fn check(version: &str, mounts: Mounts, workload: &str, expected: &str) {
     let Some(py) = common::python(version) else {
         return;
     };
-    let mut last = String::new();
-    let passed = (0..2).any(|attempt| {
+    let checked = common::retry(2, &format!("{workload} on {version}"), || {
         let host = host_report(&py, workload);
         let target = start_contained(&py, mounts, workload, &["6"]);
         let contained = attach_report(target.pid, &[]);
         drop(target);
-        let result = compare(&host, &contained, "worker").and_then(|_| {
-            ensure(contained["verdict"]["kind"] == expected, || {
-                format!("verdict {}", contained["verdict"]["kind"])
+        compare(&host, &contained, "worker")
+            .and_then(|_| {
+                ensure(contained["verdict"]["kind"] == expected, || {
+                    format!("verdict {}", contained["verdict"]["kind"])
+                })
             })
-        });
-        match result {
-            Ok(()) => true,
-            Err(e) => {
-                last = format!(
+            .map_err(|e| {
+                format!(
                     "{e}\nhost: {}\ncontained: {}",
                     common::summary(&host),
                     common::summary(&contained)
-                );
-                eprintln!("{workload} on {version}, attempt {}: {last}", attempt + 1);
-                false
-            }
-        }
+                )
+            })
     });
-    assert!(
-        passed,
-        "{workload} on CPython {version} in a container: {last}"
-    );
+    if let Err(last) = checked {
+        panic!("{workload} on CPython {version} in a container: {last}");
+    }
 }
 
 /// Own PID namespace: 3.12 names threads by `native_thread_id`, 3.9 by a `pthread_t` whose
@@ -280,8 +274,7 @@ fn a_pool_in_a_container_gives_its_pool_verdict() {
     let Some(py) = common::python("3.12") else {
         return;
     };
-    let mut last = String::new();
-    let passed = (0..2).any(|_| {
+    let checked = common::retry(2, "pool in a container", || {
         let target = start_contained(&py, Mounts::OwnInterpreterPath, "pool_good.py", &["6"]);
         let report = attach_report(target.pid, &["--subprocesses"]);
         drop(target);
@@ -291,18 +284,17 @@ fn a_pool_in_a_container_gives_its_pool_verdict() {
             .iter()
             .filter(|p| p["role"] == "pool worker")
             .count();
-        let result = ensure(workers >= 2, || format!("{workers} pool workers")).and_then(|_| {
-            ensure(report["verdict"]["kind"] == "pool_parallel", || {
-                format!("verdict {}", report["verdict"]["kind"])
+        ensure(workers >= 2, || format!("{workers} pool workers"))
+            .and_then(|_| {
+                ensure(report["verdict"]["kind"] == "pool_parallel", || {
+                    format!("verdict {}", report["verdict"]["kind"])
+                })
             })
-        });
-        if let Err(e) = &result {
-            last = format!("{e}\n{}", common::summary(&report));
-            eprintln!("pool in a container: {last}");
-        }
-        result.is_ok()
+            .map_err(|e| format!("{e}\n{}", common::summary(&report)))
     });
-    assert!(passed, "pool in a container: {last}");
+    if let Err(last) = checked {
+        panic!("pool in a container: {last}");
+    }
 }
 
 /// A cgroup with a CPU quota of half a CPU, as `docker --cpus 0.5` makes: the target may use

@@ -321,8 +321,7 @@ fn an_extension_that_turns_the_gil_on_in_a_worker_process_is_named() {
         };
         let dir = compile_gil_ext(&py);
         let ext = dir.display().to_string();
-        let mut last = String::new();
-        let passed = (0..2).any(|_| {
+        let checked = common::retry(2, version, || {
             let (_, r) =
                 run_report_with(&py, "gil_in_worker.py", &["--subprocesses"], &["4", &ext]);
             let check = || -> Result<(), String> {
@@ -349,12 +348,12 @@ fn an_extension_that_turns_the_gil_on_in_a_worker_process_is_named() {
                 let headline = v["headline"].as_str().unwrap_or_default();
                 ensure(headline.contains("`gil_ext`"), || headline.to_string())
             };
-            check()
-                .map_err(|e| last = format!("{e}\n{}", common::summary(&r)))
-                .is_ok()
+            check().map_err(|e| format!("{e}\n{}", common::summary(&r)))
         });
         let _ = std::fs::remove_dir_all(dir);
-        assert!(passed, "CPython {version}: {last}");
+        if let Err(last) = checked {
+            panic!("CPython {version}: {last}");
+        }
     }
 }
 

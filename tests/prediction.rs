@@ -10,13 +10,14 @@ fn predicted_process_speedup_matches_the_process_pool() {
     let _guard = common::LIVE.lock().unwrap_or_else(|e| e.into_inner());
     let py = common::any_python();
     let work = "12000000";
-    let mut last = String::new();
-    let agreed = (0..2).any(|_| {
+    let agreed = common::retry(2, "prediction", || {
         let started = Instant::now();
         let (output, report) = common::run_report(&py, "cpu_twin.py", &["threads", work]);
         let threads_s = started.elapsed().as_secs_f64();
         assert!(output.status.success());
-        let predicted = report["verdict"]["predicted_speedup"]["processes"].as_f64().unwrap();
+        let predicted = report["verdict"]["predicted_speedup"]["processes"]
+            .as_f64()
+            .unwrap();
         let started = Instant::now();
         let status = std::process::Command::new(&py)
             .arg(common::workload("cpu_twin.py"))
@@ -27,12 +28,14 @@ fn predicted_process_speedup_matches_the_process_pool() {
         assert!(status.success());
         let measured = threads_s / processes_s;
         let error = (predicted - measured).abs() / measured;
-        last = format!(
+        let told = format!(
             "predicted {predicted:.2}x, measured {measured:.2}x ({threads_s:.2} s in threads, {processes_s:.2} s in processes), off by {:.0}%",
             error * 100.0
         );
-        eprintln!("{last}");
-        error <= 0.25
+        eprintln!("{told}");
+        common::ensure(error <= 0.25, || told)
     });
-    assert!(agreed, "{last}");
+    if let Err(last) = agreed {
+        panic!("{last}");
+    }
 }

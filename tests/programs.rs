@@ -183,25 +183,17 @@ fn every_program_gets_its_verdict_launched_and_attached() {
             let name = program.path.file_name().unwrap().to_string_lossy();
             type Mode = fn(&Path, &Program) -> Result<Value, String>;
             for (mode, sample) in [("run", launched as Mode), ("attach", attached as Mode)] {
-                let mut last = String::new();
                 let started = Instant::now();
-                let passed = (0..2).any(|attempt| {
-                    match sample(&python, program).and_then(|r| check(&python, program, &r)) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            eprintln!("{name} ({mode}, {version}), attempt {}: {e}", attempt + 1);
-                            last = e;
-                            false
-                        }
-                    }
+                let result = common::retry(2, &format!("{name} ({mode}, {version})"), || {
+                    sample(&python, program).and_then(|r| check(&python, program, &r))
                 });
                 checked += 1;
                 progress(&format!(
                     "corpus: {name} ({mode}, {version}) {} in {:.1} s",
-                    if passed { "ok" } else { "FAILED" },
+                    if result.is_ok() { "ok" } else { "FAILED" },
                     started.elapsed().as_secs_f64()
                 ));
-                if !passed {
+                if let Err(last) = result {
                     failures.push(format!("{name} ({mode}, CPython {version}): {last}"));
                 }
             }
