@@ -32,7 +32,8 @@ pub struct Side {
     /// The file it was read from.
     pub source: String,
     pub command: String,
-    pub python: String,
+    #[serde(with = "crate::model::empty_as_none")]
+    pub python: Option<String>,
     pub gil: GilMode,
     pub duration_s: f64,
     /// How sampling ended, e.g. "the target exited with status 0".

@@ -62,7 +62,7 @@ impl Gate {
                 a.states[ThreadState::GilWait].total_cmp(&b.states[ThreadState::GilWait])
             })
             .map(|t| Tripped::GilWait {
-                thread: crate::words::thread_label(&t.name, t.tid),
+                thread: crate::words::thread_label(t.name.as_deref(), t.tid),
                 share: t.states[ThreadState::GilWait],
                 max,
             })

@@ -488,6 +488,21 @@ pub struct ProcessInfo {
     pub notes: Vec<String>,
 }
 
+/// A text that may be missing (a thread's name, the target's Python version), written as
+/// `report/1` has always written it: the empty string for "none". Read back the same way.
+pub mod empty_as_none {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(name: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(name.as_deref().unwrap_or_default())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok((!name.is_empty()).then_some(name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,5 +529,22 @@ mod tests {
         assert_eq!(counts.total(), 12);
         assert_eq!(counts.shares()[ThreadState::Lock], 3.0 / 12.0);
         assert_eq!(counts.sum_of(&[ThreadState::Gil, ThreadState::Lock]), 4);
+    }
+
+    #[test]
+    fn a_missing_thread_name_is_written_and_read_as_the_empty_string() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Named {
+            #[serde(with = "super::empty_as_none")]
+            name: Option<String>,
+        }
+        for (name, json) in [
+            (None, r#"{"name":""}"#),
+            (Some("w-1".into()), r#"{"name":"w-1"}"#),
+        ] {
+            let named = Named { name };
+            assert_eq!(serde_json::to_string(&named).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Named>(json).unwrap(), named);
+        }
     }
 }

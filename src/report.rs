@@ -142,7 +142,8 @@ pub struct ProcessEntry {
 pub struct EventLoopEntry {
     pub pid: u32,
     pub tid: u32,
-    pub thread: String,
+    #[serde(with = "crate::model::empty_as_none")]
+    pub thread: Option<String>,
     /// Share of the loop's time not spent waiting for events: running callbacks and
     /// coroutine steps, or stuck in a blocking call.
     pub busy: f64,
@@ -180,7 +181,9 @@ pub struct StallEntry {
 pub struct Target {
     pub pid: u32,
     pub command: String,
-    pub python: String,
+    /// The CPython version; `None` for a target that is not Python.
+    #[serde(with = "crate::model::empty_as_none")]
+    pub python: Option<String>,
     pub gil: GilMode,
     /// False where GIL waits cannot be told apart (a free-threaded build, or not Python).
     pub gil_wait_visible: bool,
@@ -237,7 +240,8 @@ pub struct Thread {
     /// The process it belongs to.
     pub pid: u32,
     pub tid: u32,
-    pub name: String,
+    #[serde(with = "crate::model::empty_as_none")]
+    pub name: Option<String>,
     pub python: bool,
     pub samples: u64,
     pub cpu_s: f64,
@@ -456,7 +460,9 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
             command: target
                 .as_ref()
                 .map_or(String::new(), |t| t.command.join(" ")),
-            python: target.as_ref().map_or(String::new(), |t| t.python.clone()),
+            python: target
+                .as_ref()
+                .and_then(|t| (!t.python.is_empty()).then(|| t.python.clone())),
             gil: target.as_ref().map_or(GilMode::Enabled, |t| t.gil),
             gil_wait_visible: target.as_ref().is_some_and(|t| t.gil_wait_visible),
             gil_turned_on: analysis.gil_enabled.as_ref().map(GilTurnedOn::from),

@@ -29,21 +29,27 @@ pub fn place(function: &str, file: &str, line: i32) -> String {
     }
 }
 
-/// A thread's display name: `name (tid)`.
-pub fn thread_label(name: &str, tid: u32) -> String {
-    if name.is_empty() {
-        format!("thread {tid}")
-    } else {
-        format!("{name} ({tid})")
+/// A thread's display name: `name (tid)`, else `thread tid`.
+pub fn thread_label(name: Option<&str>, tid: u32) -> String {
+    match name {
+        Some(name) => format!("{name} ({tid})"),
+        None => format!("thread {tid}"),
     }
 }
 
 /// A thread's name alone where it has one: `worker-1`, else `thread 13551`.
-pub fn thread_name(name: &str, tid: u32) -> String {
-    if name.is_empty() {
-        format!("thread {tid}")
-    } else {
-        name.to_string()
+pub fn thread_name(name: Option<&str>, tid: u32) -> String {
+    match name {
+        Some(name) => name.to_string(),
+        None => format!("thread {tid}"),
+    }
+}
+
+/// What runs the target: `CPython 3.12.1`, or `not Python`.
+pub fn interpreter(python: Option<&str>) -> String {
+    match python {
+        Some(version) => format!("CPython {version}"),
+        None => "not Python".into(),
     }
 }
 
@@ -91,6 +97,15 @@ mod tests {
             short_command("/v/bin/python -c \nimport time\n  time.sleep(60)\n"),
             "python -c import time time.sleep(60)"
         );
+    }
+
+    #[test]
+    fn what_is_missing_is_said_not_left_blank() {
+        assert_eq!(interpreter(Some("3.12.1")), "CPython 3.12.1");
+        assert_eq!(interpreter(None), "not Python");
+        assert_eq!(thread_label(None, 4242), "thread 4242");
+        assert_eq!(thread_label(Some("worker-1"), 4242), "worker-1 (4242)");
+        assert_eq!(thread_name(None, 4242), "thread 4242");
     }
 
     #[test]

@@ -355,7 +355,7 @@ fn thousands_of_pushes_leak_no_descriptor_or_thread() {
                 stacks: vec![WindowStack {
                     pid: 1,
                     tid: 2,
-                    thread: "worker-0".into(),
+                    thread: Some("worker-0".into()),
                     state: ThreadState::GilWait,
                     frames: vec![Frame {
                         function: "work".into(),

@@ -107,7 +107,7 @@ fn the_window_covers_the_last_second_and_since_start_the_whole_run() {
     let workers: Vec<_> = window
         .rows
         .iter()
-        .filter(|r| r.name.starts_with("worker"))
+        .filter(|r| r.name.as_deref().is_some_and(|n| n.starts_with("worker")))
         .collect();
     assert_eq!(workers.len(), 4);
     for w in &workers {

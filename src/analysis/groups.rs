@@ -130,9 +130,15 @@ fn place(t: &ThreadSummary, frames: &[Frame], stacks: &[Vec<u32>]) -> Placement 
             role,
         )
     } else if t.python {
-        (GroupKey::Name(name_pattern(&t.name)), GroupRole::Workers)
+        (
+            GroupKey::Name(name_pattern(t.name.as_deref())),
+            GroupRole::Workers,
+        )
     } else {
-        (GroupKey::Name(name_pattern(&t.name)), GroupRole::Native)
+        (
+            GroupKey::Name(name_pattern(t.name.as_deref())),
+            GroupRole::Native,
+        )
     };
     Placement { key, role, start }
 }
@@ -155,7 +161,7 @@ fn adopt_stackless(threads: &[ThreadSummary], placements: &mut [Placement]) {
         }
         let first = *first_of.entry((t.pid, p.key.clone())).or_insert(i);
         let votes = by_pattern
-            .entry((t.pid, name_pattern(&t.name)))
+            .entry((t.pid, name_pattern(t.name.as_deref())))
             .or_default();
         *votes.entry(first).or_insert(0) += 1;
         if t.samples <= SHORT_LIVED_SAMPLES {
@@ -178,7 +184,7 @@ fn adopt_stackless(threads: &[ThreadSummary], placements: &mut [Placement]) {
         let GroupKey::Name(pattern) = &p.key else {
             continue;
         };
-        let unread = t.name.is_empty() && t.stacks.is_empty();
+        let unread = t.name.is_none() && t.stacks.is_empty();
         let by_life = short_lived
             .get(&t.pid)
             .filter(|_| (t.python || unread) && t.samples <= SHORT_LIVED_SAMPLES)
@@ -260,15 +266,18 @@ fn thread_start(t: &ThreadSummary, frames: &[Frame], stacks: &[Vec<u32>]) -> Opt
 }
 
 /// The name a thread carries until its Python name is read, where the kernel's is all there
-/// is: before 3.14 every thread inherits the interpreter's (`python3.12`).
-fn is_os_default_name(name: &str) -> bool {
-    name.strip_prefix("python")
-        .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
-        || name.is_empty()
+/// is: before 3.14 every thread inherits the interpreter's (`python3.12`); or no name at all.
+fn is_os_default_name(name: Option<&str>) -> bool {
+    name.is_none_or(|name| {
+        name.strip_prefix("python")
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    })
 }
 
-/// A name with each run of digits as `*`: `worker-3` and `worker-12` are `worker-*`.
-fn name_pattern(name: &str) -> String {
+/// A name with each run of digits as `*`: `worker-3` and `worker-12` are `worker-*`. The
+/// threads without a name share the empty pattern.
+fn name_pattern(name: Option<&str>) -> String {
+    let name = name.unwrap_or_default();
     let mut out = String::with_capacity(name.len());
     let mut in_digits = false;
     for c in name.chars() {
@@ -295,19 +304,20 @@ fn label(group: &ThreadGroup, threads: &[ThreadSummary]) -> String {
         .map(|f| f.function.rsplit('.').next().unwrap_or(&f.function));
     if let [only] = group.members[..] {
         let t = &threads[only];
-        if !t.name.is_empty() {
-            return t.name.clone();
+        if let Some(name) = &t.name {
+            return name.clone();
         }
     }
     let mut patterns: HashMap<String, usize> = HashMap::new();
     let named: Vec<&str> = group
         .members
         .iter()
-        .map(|&i| threads[i].name.as_str())
-        .filter(|name| !is_os_default_name(name))
+        .map(|&i| threads[i].name.as_deref())
+        .filter(|&name| !is_os_default_name(name))
+        .flatten()
         .collect();
     for name in &named {
-        *patterns.entry(name_pattern(name)).or_insert(0) += 1;
+        *patterns.entry(name_pattern(Some(name))).or_insert(0) += 1;
     }
     let common = patterns
         .into_iter()
@@ -342,7 +352,7 @@ mod tests {
         ThreadSummary {
             pid,
             tid,
-            name: name.into(),
+            name: (!name.is_empty()).then(|| name.into()),
             python: stack.is_some(),
             samples: 1,
             cpu_s: gil_ns as f64 / 1e9,

@@ -87,7 +87,7 @@ impl Aggregator {
                 WindowStack {
                     pid,
                     tid,
-                    thread: self.names.get(&tid).cloned().unwrap_or_default(),
+                    thread: self.names.get(&tid).cloned(),
                     state,
                     frames,
                     samples,
@@ -113,12 +113,17 @@ impl Aggregator {
             Record::Frame { id, frame } => set_at(&mut self.frames, *id, frame.clone()),
             Record::Stack { id, frames } => set_at(&mut self.stacks, *id, frames.clone()),
             Record::ThreadName { tid, name } => {
+                // The sampler sends an empty name for a thread whose name it could not read.
+                let name = (!name.is_empty()).then(|| name.clone());
                 for process in std::iter::once(&mut self.root).chain(&mut self.descendants) {
                     if let Some(acc) = process.live.get_mut(tid) {
                         acc.summary.name = name.clone();
                     }
                 }
-                self.names.insert(*tid, name.clone());
+                match name {
+                    Some(name) => self.names.insert(*tid, name),
+                    None => self.names.remove(tid),
+                };
             }
             Record::Sample(sample) => self.push_sample(None, sample),
             Record::Late { count } => self.late += *count as u64,
@@ -526,7 +531,7 @@ mod tests {
             "not the sample before"
         );
         assert_eq!(of(&window, 3, ThreadState::Sleep), 10);
-        assert_eq!(window.stacks[0].thread, "worker");
+        assert_eq!(window.stacks[0].thread.as_deref(), Some("worker"));
         aggregator.push(&sample(11 * WINDOW_NS));
         let next = aggregator.take_profile_window();
         assert_eq!(of(&next, 2, ThreadState::Gil), 1, "a new window begins");

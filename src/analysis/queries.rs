@@ -26,7 +26,8 @@ pub struct HotFunction {
 /// A thread that held the GIL while another waited, and where it was.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GilHolder {
-    pub thread: String,
+    #[serde(with = "crate::model::empty_as_none")]
+    pub thread: Option<String>,
     pub tid: u32,
     /// The holder's innermost Python frame; `None` when it had none (native code).
     pub function: Option<String>,
@@ -94,7 +95,7 @@ fn gil_holders(analysis: &Analysis, waiting: u32, samples: u64) -> Vec<GilHolder
                 thread: analysis
                     .threads_of(pid)
                     .find(|t| t.tid == tid)
-                    .map_or(String::new(), |t| t.name.clone()),
+                    .and_then(|t| t.name.clone()),
                 tid,
                 function: frame.map(|f| f.function.clone()),
                 file: frame.map(|f| f.file.clone()),

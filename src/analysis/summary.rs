@@ -45,7 +45,8 @@ pub struct ThreadSummary {
     /// The process the thread belongs to.
     pub pid: u32,
     pub tid: u32,
-    pub name: String,
+    /// Its Python name, else its OS name; `None` while neither could be read.
+    pub name: Option<String>,
     pub python: bool,
     pub samples: u64,
     pub cpu_s: f64,
@@ -364,8 +365,8 @@ pub struct ProfileWindow {
 pub struct WindowStack {
     pub pid: u32,
     pub tid: u32,
-    /// Empty while the thread has no name.
-    pub thread: String,
+    /// `None` while the thread has no name.
+    pub thread: Option<String>,
     pub state: ThreadState,
     /// Outermost first; empty for samples without a Python stack.
     pub frames: Vec<Frame>,

@@ -128,7 +128,7 @@ impl ThreadAcc {
             summary: ThreadSummary {
                 pid,
                 tid,
-                name: names.get(&tid).cloned().unwrap_or_default(),
+                name: names.get(&tid).cloned(),
                 first_t_ns: t,
                 last_t_ns: t,
                 ..ThreadSummary::default()

@@ -280,6 +280,7 @@ pub(super) struct NativeParallel {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct SingleThreadCpu {
+    /// The busy thread's group.
     pub(super) thread: String,
     pub(super) on_cpu: f64,
     pub(super) holding: f64,
@@ -309,7 +310,7 @@ pub(super) struct IoBound {
     pub(super) wait: f64,
     pub(super) load: Load,
     /// Each running event loop: its thread's name and its share waiting for events.
-    pub(super) loops: Vec<(String, f64)>,
+    pub(super) loops: Vec<(Option<String>, f64)>,
     pub(super) hot: Vec<HotFunction>,
     pub(super) forecast: Forecast,
 }
@@ -328,7 +329,7 @@ pub(super) struct Idle {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct EventLoopBlocked {
-    pub(super) thread: String,
+    pub(super) thread: Option<String>,
     /// Blocking calls rather than CPU-bound code.
     pub(super) blocking: bool,
     pub(super) busy: f64,
@@ -347,7 +348,7 @@ pub(super) struct IpcOverhead {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct ResultBottleneck {
-    pub(super) thread: String,
+    pub(super) thread: Option<String>,
     pub(super) tid: u32,
     pub(super) busy: f64,
     pub(super) pool: PoolLoad,

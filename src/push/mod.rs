@@ -59,7 +59,7 @@ impl Batch {
                     .filter(|s| s.pid == pid)
                     .map(|s| StackCount {
                         tid: s.tid,
-                        thread: &s.thread,
+                        thread: s.thread.as_deref(),
                         state: s.state,
                         frames: s.frames.iter().collect(),
                         count: s.samples,
@@ -433,7 +433,7 @@ mod tests {
                 stacks: vec![crate::analysis::WindowStack {
                     pid: 7,
                     tid: 8,
-                    thread: "worker".into(),
+                    thread: Some("worker".into()),
                     state: crate::model::ThreadState::GilWait,
                     frames: Vec::new(),
                     samples: 3,

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::words::{file_name, pct, short_command};
+use super::words::{file_name, interpreter, pct, short_command};
 use crate::diff::{Diff, Fix, Side, SpeedupNote};
 use crate::model::ThreadState;
 
@@ -32,9 +32,9 @@ fn fix_name(fix: Fix) -> &'static str {
 fn run_line(out: &mut impl Write, label: &str, side: &Side) -> io::Result<()> {
     writeln!(
         out,
-        "{label} {} · CPython {} ({})",
+        "{label} {} · {} ({})",
         short_command(&side.command),
-        side.python,
+        interpreter(side.python.as_deref()),
         side.source
     )
 }

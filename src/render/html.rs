@@ -147,9 +147,9 @@ fn head(h: &mut String, report: &Report) {
     );
     let _ = write!(
         h,
-        "<h1>{}</h1><div class=\"meta\">CPython {} · PID {} · {:.1} s · {} samples at {} Hz · {} used",
+        "<h1>{}</h1><div class=\"meta\">{} · PID {} · {:.1} s · {} samples at {} Hz · {} used",
         escape(&t.command),
-        escape(&t.python),
+        escape(&words::interpreter(t.python.as_deref())),
         t.pid,
         report.duration_s,
         report.samples,
@@ -280,7 +280,7 @@ fn threads(h: &mut String, report: &Report) {
 fn thread_bar(h: &mut String, th: &Thread) {
     bar(
         h,
-        &thread_label(&th.name, th.tid),
+        &thread_label(th.name.as_deref(), th.tid),
         &th.states,
         th.cpu_s,
         Some(th.tid),
@@ -347,7 +347,7 @@ fn hot_table(h: &mut String, title: &str, hot: &[HotFunction]) {
                 .map(|g| {
                     format!(
                         "{} {} in {}",
-                        escape(&words::thread_label(&g.thread, g.tid)),
+                        escape(&words::thread_label(g.thread.as_deref(), g.tid)),
                         pct(g.fraction),
                         escape(&words::holder_place(g))
                     )
@@ -399,7 +399,7 @@ fn timeline(h: &mut String, analysis: &Analysis) {
     let col_ns = span / TIMELINE_COLUMNS as f64;
     h.push_str("<div class=\"tl\"><div class=\"labels\"><div>GIL</div>");
     for thread in &threads {
-        let label = escape(&thread_label(&thread.name, thread.tid));
+        let label = escape(&thread_label(thread.name.as_deref(), thread.tid));
         let _ = write!(h, "<div title=\"{label}\">{label}</div>");
     }
     let _ = write!(
@@ -412,7 +412,7 @@ fn timeline(h: &mut String, analysis: &Analysis) {
     timeline_row(h, (0, "GIL"), &gil, col_ns);
     for (k, thread) in threads.iter().enumerate() {
         let columns = thread_columns(analysis, thread, start, col_ns);
-        let label = thread_label(&thread.name, thread.tid);
+        let label = thread_label(thread.name.as_deref(), thread.tid);
         timeline_row(h, ((k + 1) * ROW, &label), &columns, col_ns);
     }
     h.push_str("</svg><div class=\"axis\" id=\"axis\"></div></div></div>\n");

@@ -6,7 +6,7 @@ use crate::model::{Frame, PerState, ThreadState};
 /// One distinct (thread, state, stack) with its sample count. Frames are outermost first.
 pub struct StackCount<'a> {
     pub tid: u32,
-    pub thread: &'a str,
+    pub thread: Option<&'a str>,
     pub state: ThreadState,
     pub frames: Vec<&'a Frame>,
     pub count: u64,
@@ -29,7 +29,7 @@ pub fn stack_counts(analysis: &Analysis, only: Option<ThreadState>) -> Vec<Stack
             frames.reverse();
             out.push(StackCount {
                 tid: thread.tid,
-                thread: &thread.name,
+                thread: thread.name.as_deref(),
                 state,
                 frames,
                 count,
@@ -40,7 +40,7 @@ pub fn stack_counts(analysis: &Analysis, only: Option<ThreadState>) -> Vec<Stack
             if bare > 0 && only.is_none_or(|s| s == state) {
                 out.push(StackCount {
                     tid: thread.tid,
-                    thread: &thread.name,
+                    thread: thread.name.as_deref(),
                     state,
                     frames: Vec::new(),
                     count: bare,

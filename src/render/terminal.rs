@@ -129,7 +129,10 @@ fn hot_section(out: &mut impl Write, title: &str, hot: &[HotFunction]) -> io::Re
 fn held_by_line(h: &HotFunction) -> Option<String> {
     let mut places: Vec<(String, f64, Vec<String>)> = Vec::new();
     for g in h.held_by.iter().flatten() {
-        let (at, who) = (words::holder_place(g), words::thread_name(&g.thread, g.tid));
+        let (at, who) = (
+            words::holder_place(g),
+            words::thread_name(g.thread.as_deref(), g.tid),
+        );
         match places.iter_mut().find(|(place, _, _)| *place == at) {
             Some((_, share, threads)) => {
                 *share += g.fraction;
@@ -206,10 +209,10 @@ fn header(out: &mut impl Write, report: &Report, style: Style) -> io::Result<()>
     let t = &report.target;
     writeln!(
         out,
-        "{} {} · CPython {} · PID {}",
+        "{} {} · {} · PID {}",
         style.paint("1", "gilscope"),
         truncate(&words::short_command(&t.command), 40).trim_end(),
-        t.python,
+        words::interpreter(t.python.as_deref()),
         t.pid,
     )?;
     writeln!(
@@ -409,10 +412,9 @@ struct Row {
 impl Row {
     fn of_thread(t: &crate::report::Thread) -> Row {
         Row {
-            label: if t.name.is_empty() {
-                t.tid.to_string()
-            } else {
-                format!("{} {}", t.name, t.tid)
+            label: match &t.name {
+                Some(name) => format!("{name} {}", t.tid),
+                None => t.tid.to_string(),
             },
             states: t.states,
             cpu_s: t.cpu_s,
@@ -512,10 +514,9 @@ fn processes_section(out: &mut impl Write, report: &Report) -> io::Result<()> {
 /// Each asyncio loop: how much it waited for events, and what kept it from waiting.
 fn event_loop_section(out: &mut impl Write, report: &Report) -> io::Result<()> {
     for lp in &report.event_loops {
-        let thread = if lp.thread.is_empty() {
-            lp.tid.to_string()
-        } else {
-            format!("{} {}", lp.thread, lp.tid)
+        let thread = match &lp.thread {
+            Some(name) => format!("{name} {}", lp.tid),
+            None => lp.tid.to_string(),
         };
         writeln!(
             out,

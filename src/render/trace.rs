@@ -23,10 +23,10 @@ fn us(ns: u64) -> f64 {
 
 pub fn render(analysis: &Analysis, out: &mut impl Write) -> io::Result<()> {
     let mut events: Vec<Value> = Vec::new();
-    let names: HashMap<(u32, u32), &str> = analysis
+    let names: HashMap<(u32, u32), Option<&str>> = analysis
         .threads
         .iter()
-        .map(|t| ((t.pid, t.tid), t.name.as_str()))
+        .map(|t| ((t.pid, t.tid), t.name.as_deref()))
         .collect();
     // One group per process: its GIL track first, then its threads.
     for (p, process) in analysis.processes.iter().enumerate() {
@@ -83,7 +83,7 @@ fn thread_events(
     let (pid, tid) = (thread.pid, thread.tid);
     events.push(
         json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid,
-                       "args": {"name": thread_label(&thread.name, tid)}}),
+                       "args": {"name": thread_label(thread.name.as_deref(), tid)}}),
     );
     events.push(
         json!({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": tid,
@@ -108,14 +108,14 @@ fn thread_events(
 fn gil_events(
     events: &mut Vec<Value>,
     process: &ProcessSummary,
-    names: &HashMap<(u32, u32), &str>,
+    names: &HashMap<(u32, u32), Option<&str>>,
 ) {
     let pid = process.pid;
     for seg in process.gil_timeline.iter().filter(|s| s.locked) {
         let name = match seg.holder {
             Some(tid) => format!(
                 "held by {}",
-                thread_label(names.get(&(pid, tid)).copied().unwrap_or(""), tid)
+                thread_label(names.get(&(pid, tid)).copied().flatten(), tid)
             ),
             None => "held".to_string(),
         };

@@ -3,7 +3,9 @@
 use crate::model::ThreadState;
 use crate::report::{GilHolder, GilUse, Group, LineGil, Process, SHORT_OF_CPUS_MIN};
 
-pub use crate::words::{file_name, of_cores, pct, place, short_command, thread_label, thread_name};
+pub use crate::words::{
+    file_name, interpreter, of_cores, pct, place, short_command, thread_label, thread_name,
+};
 
 /// The state columns of the thread tables (the terminal report's and `gilscope top`'s), in
 /// the report's order: LOCK counts the program's locks and, on a free-threaded build, objects'

@@ -9,7 +9,9 @@ use ratatui::Frame;
 
 use super::view::{Scope, TopView};
 use crate::model::ThreadState;
-use crate::render::words::{self, pct, place, short_command, thread_name, STATE_COLUMNS};
+use crate::render::words::{
+    self, interpreter, pct, place, short_command, thread_name, STATE_COLUMNS,
+};
 
 /// The report's state columns, and IDLE: a live view shows how much of the last second
 /// each thread sat idle.
@@ -68,9 +70,9 @@ fn header_text(view: &TopView) -> Paragraph<'static> {
     let opt = |x: Option<f64>, f: fn(f64) -> String| x.map_or("-".to_string(), f);
     let lines = vec![
         Line::from(format!(
-            "gilscope top · {} · CPython {} · PID {}",
+            "gilscope top · {} · {} · PID {}",
             short_command(&view.command),
-            view.python,
+            interpreter(view.python.as_deref()),
             view.pid
         ))
         .style(Style::default().add_modifier(Modifier::BOLD)),
@@ -98,7 +100,7 @@ fn thread_table(view: &TopView) -> Table<'static> {
     header.push(Cell::from("CPU s"));
     let rows = view.rows.iter().map(|r| {
         let mut cells = vec![
-            Cell::from(thread_name(&r.name, r.tid)),
+            Cell::from(thread_name(r.name.as_deref(), r.tid)),
             Cell::from(r.tid.to_string()),
         ];
         cells.extend(columns().map(|(states, _)| Cell::from(cell(r.states.sum_of(states)))));

@@ -103,7 +103,7 @@ impl Snapshot {
 /// One thread's row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadRow {
-    pub name: String,
+    pub name: Option<String>,
     pub pid: u32,
     pub tid: u32,
     pub states: States,
@@ -114,7 +114,7 @@ pub struct ThreadRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopView {
     pub command: String,
-    pub python: String,
+    pub python: Option<String>,
     pub pid: u32,
     pub elapsed_s: f64,
     pub samples: u64,

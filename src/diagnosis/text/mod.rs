@@ -251,12 +251,8 @@ fn pool_line(pool: &PoolLoad) -> String {
 const POOL_OUTSIDE_NOTE_MIN: f64 = 0.1;
 
 /// "the asyncio loop in MainThread", or "in its thread" for a nameless one.
-fn thread_or_its(thread: &str) -> &str {
-    if thread.is_empty() {
-        "its thread"
-    } else {
-        thread
-    }
+fn thread_or_its(thread: Option<&str>) -> &str {
+    thread.unwrap_or("its thread")
 }
 
 /// `function (file:line)`, the file's directory dropped.

@@ -1,6 +1,6 @@
 //! The words for the rules about process pools: pickling, results, workers.
 
-use crate::words::{file_name, pct};
+use crate::words::{file_name, pct, thread_name};
 
 use super::super::findings::{IpcOverhead, PoolParallel, PoolUnderused, ResultBottleneck};
 use super::super::Verdict;
@@ -30,7 +30,7 @@ pub(super) fn ipc_overhead(v: &mut Verdict, f: &IpcOverhead) {
 }
 
 pub(super) fn result_bottleneck(v: &mut Verdict, f: &ResultBottleneck) {
-    let thread = &f.thread;
+    let thread = thread_name(f.thread.as_deref(), f.tid);
     v.headline = format!(
         "Result bottleneck: the parent's result thread ({thread}) is busy {} of the time receiving and unpickling, and the workers wait on it",
         pct(f.busy)

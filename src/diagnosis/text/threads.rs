@@ -257,7 +257,7 @@ pub(super) fn io_bound(v: &mut Verdict, f: &IoBound) {
     for (thread, waiting) in &f.loops {
         v.evidence.push(format!(
             "the asyncio loop in {} waited for events {} of its time: it is not blocked",
-            thread_or_its(thread),
+            thread_or_its(thread.as_deref()),
             pct(*waiting)
         ));
     }
@@ -305,7 +305,7 @@ pub(super) fn idle(v: &mut Verdict, f: &Idle) {
 pub(super) fn event_loop_blocked(v: &mut Verdict, f: &EventLoopBlocked) {
     v.headline = format!(
         "Blocked event loop: the asyncio loop in {} {} {} of the time, stalling every task (longest stretch without waiting for events: {:.0} ms)",
-        thread_or_its(&f.thread),
+        thread_or_its(f.thread.as_deref()),
         if f.blocking { "sat in blocking calls" } else { "ran CPU-bound code" },
         pct(f.busy),
         f.longest_s * 1000.0
