@@ -20,6 +20,7 @@ use gilscope::sampler::cpython::layout::Layout;
 use gilscope::sampler::cpython::runtime;
 use gilscope::sampler::cpython::versions::fixed_offsets;
 use gilscope::sampler::memory::{ProcessMemory, ReadMemory};
+use gilscope::sampler::namespace::TargetTid;
 use gilscope::sampler::pthread::PthreadTidOffset;
 
 const TARGET: &str = r#"
@@ -124,7 +125,7 @@ fn check_gil(version: &str, py: &Path, gil_env: Option<&str>) {
         interval, 12_300,
         "CPython {version}: interval at the GIL struct"
     );
-    let expected = gil_enabled.then_some(native_id);
+    let expected = gil_enabled.then_some(TargetTid(native_id));
     assert_eq!(
         holder_tid, expected,
         "CPython {version} (PYTHON_GIL={gil_env:?}): GIL holder"
@@ -296,7 +297,7 @@ fn own_frame_walk_matches_py_spy_on_every_installed_interpreter() {
             let thread = trace
                 .os_thread_id
                 .map_or(ThreadRef::Pthread(trace.thread_id), |tid| {
-                    ThreadRef::Tid(tid as u32)
+                    ThreadRef::Tid(TargetTid(tid as u32))
                 });
             let walked = ours
                 .iter()
@@ -377,7 +378,7 @@ fn own_frame_walk_matches_the_targets_own_stacks_on_free_threaded_builds() {
         );
         for (tid, name, frames) in &reported {
             assert_eq!(
-                names.get(tid),
+                names.get(&TargetTid(*tid)),
                 Some(name),
                 "CPython {version}: name of {tid}"
             );
@@ -386,7 +387,7 @@ fn own_frame_walk_matches_the_targets_own_stacks_on_free_threaded_builds() {
             }
             let walked = ours
                 .iter()
-                .find(|t| t.thread == ThreadRef::Tid(*tid))
+                .find(|t| t.thread == ThreadRef::Tid(TargetTid(*tid)))
                 .unwrap_or_else(|| panic!("CPython {version}: {tid} not walked"));
             let stack = walked.stack.as_ref().unwrap();
             let ours: Vec<(&str, &str)> = stack

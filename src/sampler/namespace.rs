@@ -7,11 +7,17 @@
 
 use std::collections::{HashMap, HashSet};
 
+/// A thread id as the target's PID namespace numbers it, read from the target's memory. Its
+/// own type, so that it is never taken for one of gilscope's ids (a `/proc` task) without
+/// going through [`TidMap::to_ours`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TargetTid(pub u32);
+
 /// The target's thread ids mapped to gilscope's.
 #[derive(Debug, Default)]
 pub struct TidMap {
     /// `None` when gilscope shares the target's PID namespace: ids are the same.
-    translated: Option<HashMap<u32, u32>>,
+    translated: Option<HashMap<TargetTid, u32>>,
 }
 
 impl TidMap {
@@ -46,16 +52,24 @@ impl TidMap {
                 continue;
             }
             if let Some(theirs) = innermost_id(&format!("/proc/{pid}/task/{tid}/status")) {
-                map.insert(theirs, tid);
+                map.insert(TargetTid(theirs), tid);
             }
         }
     }
 
     /// gilscope's id of the thread the target calls `theirs`.
-    pub fn to_ours(&self, theirs: u32) -> Option<u32> {
+    pub fn to_ours(&self, theirs: TargetTid) -> Option<u32> {
         match &self.translated {
-            None => Some(theirs),
+            None => Some(theirs.0),
             Some(map) => map.get(&theirs).copied(),
+        }
+    }
+
+    /// A map for a target in another namespace, with these (theirs, ours) pairs.
+    #[cfg(test)]
+    pub fn translating(pairs: &[(u32, u32)]) -> TidMap {
+        TidMap {
+            translated: Some(pairs.iter().map(|&(t, o)| (TargetTid(t), o)).collect()),
         }
     }
 }
@@ -92,6 +106,6 @@ mod tests {
     fn own_namespace_needs_no_translation() {
         let map = TidMap::for_process(std::process::id());
         assert!(!map.translates());
-        assert_eq!(map.to_ours(12345), Some(12345));
+        assert_eq!(map.to_ours(TargetTid(12345)), Some(12345));
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use goblin::elf::Elf;
 
 use super::memory::ReadMemory;
+use super::namespace::TargetTid;
 
 /// Offset of `tid` inside glibc's `struct pthread`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +47,8 @@ impl PthreadTidOffset {
     }
 
     /// The tid of the thread whose `pthread_t` is `pthread`.
-    pub fn tid(self, mem: &impl ReadMemory, pthread: u64) -> io::Result<u32> {
-        mem.read_u32(pthread + self.0)
+    pub fn tid(self, mem: &impl ReadMemory, pthread: u64) -> io::Result<TargetTid> {
+        mem.read_u32(pthread + self.0).map(TargetTid)
     }
 }
 
@@ -63,6 +64,6 @@ mod tests {
         let offset = PthreadTidOffset::find(pid, &mem).expect("glibc descriptor");
         // SAFETY: pthread_self and gettid have no preconditions.
         let (me, tid) = unsafe { (libc::pthread_self() as u64, libc::gettid() as u32) };
-        assert_eq!(offset.tid(&mem, me).unwrap(), tid);
+        assert_eq!(offset.tid(&mem, me).unwrap(), TargetTid(tid));
     }
 }

@@ -1,7 +1,7 @@
 //! One tick of an attached process: the kernel states, the GIL, the Python stacks, the names, as
 //! records.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use crate::model::{
@@ -11,6 +11,7 @@ use crate::model::{
 
 use super::cpython::frames::CriticalSection;
 use super::cpython::gil::ThreadRef;
+use super::namespace::{TargetTid, TidMap};
 use super::procfs::{self, ThreadFiles, ThreadKernelState};
 use super::{
     cpython, still_our_target, Interner, ProcessSampler, PythonReader, RecordSink, Role,
@@ -195,13 +196,9 @@ impl ProcessSampler {
     ) -> std::io::Result<()> {
         let names_due = self.name_clock.due(threads_changed);
         // Only a thread changes its own frames: those that did not run are not walked.
-        let (did_not_run, pthreads) = (&self.did_not_run, &self.pthread_cache);
-        let unchanged = |thread| match thread {
-            ThreadRef::Tid(tid) => did_not_run.contains(&tid),
-            ThreadRef::Pthread(p) => pthreads
-                .get(&p)
-                .is_some_and(|tid| did_not_run.contains(tid)),
-        };
+        let (did_not_run, pthreads, tid_map) =
+            (&self.did_not_run, &self.pthread_cache, &self.tid_map);
+        let unchanged = |thread| did_not_run_since(thread, did_not_run, pthreads, tid_map);
         let walked = match self.python.as_mut() {
             Some(PythonReader {
                 walker: Some(walker),
@@ -411,7 +408,7 @@ impl ProcessSampler {
             let thread = trace
                 .os_thread_id
                 .map_or(ThreadRef::Pthread(trace.thread_id), |tid| {
-                    ThreadRef::Tid(tid as u32)
+                    ThreadRef::Tid(TargetTid(tid as u32))
                 });
             let Some(tid) = self.resolve(thread) else {
                 continue;
@@ -526,10 +523,45 @@ impl ProcessSampler {
     }
 }
 
+/// Whether a thread, as the target's memory names it, has not run since the last tick: a
+/// thread id read from the target is translated to gilscope's before it is looked up.
+fn did_not_run_since(
+    thread: ThreadRef,
+    did_not_run: &HashSet<u32>,
+    pthreads: &HashMap<u64, u32>,
+    tid_map: &TidMap,
+) -> bool {
+    let ours = match thread {
+        ThreadRef::Tid(theirs) => tid_map.to_ours(theirs),
+        ThreadRef::Pthread(p) => pthreads.get(&p).copied(),
+    };
+    ours.is_some_and(|tid| did_not_run.contains(&tid))
+}
+
 /// Marks thread `tid` (in `threads`, sorted by tid) as a Python thread with this stack.
 fn fill_in(threads: &mut [ThreadSample], tid: u32, stack: Option<u32>) {
     if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
         threads[i].python = true;
         threads[i].stack = stack;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In a container the target calls its thread 7 where gilscope's `/proc` says 4007; 7 is
+    /// also one of gilscope's ids, of another thread that did not run.
+    #[test]
+    fn a_thread_id_from_the_target_is_translated_before_it_is_looked_up() {
+        let tid_map = TidMap::translating(&[(7, 4007), (8, 4008)]);
+        let did_not_run: HashSet<u32> = [7, 4008].into();
+        let pthreads: HashMap<u64, u32> = [(0xaa, 4008)].into();
+        let still = |thread| did_not_run_since(thread, &did_not_run, &pthreads, &tid_map);
+        assert!(!still(ThreadRef::Tid(TargetTid(7))), "4007 ran");
+        assert!(still(ThreadRef::Tid(TargetTid(8))));
+        assert!(!still(ThreadRef::Tid(TargetTid(9))), "unknown to the map");
+        assert!(still(ThreadRef::Pthread(0xaa)));
+        assert!(!still(ThreadRef::Pthread(0xbb)));
     }
 }

@@ -428,6 +428,7 @@ mod tests {
     use crate::sampler::cpython::debug_offsets::DebugOffsets;
     use crate::sampler::cpython::versions::fixed_offsets;
     use crate::sampler::memory::fake::FakeMemory;
+    use crate::sampler::namespace::TargetTid;
 
     /// Puts a zeroed struct of `size` bytes at `addr` with the given little-endian fields.
     fn put(mem: &mut FakeMemory, addr: u64, size: usize, fields: &[(u64, &[u8])]) {
@@ -528,14 +529,16 @@ mod tests {
         assert_eq!(
             threads,
             vec![WalkedThread {
-                thread: ThreadRef::Tid(77),
+                thread: ThreadRef::Tid(TargetTid(77)),
                 stack: Some(stack),
                 gil_flags: None,
                 status: None,
             }]
         );
         // A thread the caller knows did not run is listed, not walked.
-        let threads = walker.walk(&mem, 512, |t| t == ThreadRef::Tid(77)).unwrap();
+        let threads = walker
+            .walk(&mem, 512, |t| t == ThreadRef::Tid(TargetTid(77)))
+            .unwrap();
         assert_eq!(threads[0].stack, None);
     }
 

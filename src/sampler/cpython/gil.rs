@@ -7,6 +7,7 @@ use std::io;
 
 use super::debug_offsets::DebugOffsets;
 use crate::sampler::memory::ReadMemory;
+use crate::sampler::namespace::TargetTid;
 
 /// Field offsets inside `struct _gil_runtime_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,7 @@ impl ThreadIdField {
     /// The thread named by the field's value.
     pub fn thread(self, value: u64) -> ThreadRef {
         match self {
-            ThreadIdField::Native(_) => ThreadRef::Tid(value as u32),
+            ThreadIdField::Native(_) => ThreadRef::Tid(TargetTid(value as u32)),
             ThreadIdField::Pthread(_) => ThreadRef::Pthread(value),
         }
     }
@@ -70,7 +71,7 @@ impl ThreadIdField {
 /// mapped to one (see [`crate::sampler::pthread`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadRef {
-    Tid(u32),
+    Tid(TargetTid),
     Pthread(u64),
 }
 

@@ -16,6 +16,7 @@ use super::frames::read_string;
 use super::layout::StrLayout;
 use crate::model::ExtensionModule;
 use crate::sampler::memory::ReadMemory;
+use crate::sampler::namespace::TargetTid;
 
 /// At most this many entries are read from any one dictionary of the target.
 const MAX_ENTRIES: u64 = 1 << 16;
@@ -68,7 +69,11 @@ impl ObjectReader {
 
     /// Native thread id (as the target's namespace numbers it) to Python name, for every
     /// thread in `threading._active`; empty where `threading` is not imported.
-    pub fn thread_names(&self, mem: &impl ReadMemory, interpreter: u64) -> HashMap<u32, String> {
+    pub fn thread_names(
+        &self,
+        mem: &impl ReadMemory,
+        interpreter: u64,
+    ) -> HashMap<TargetTid, String> {
         self.try_thread_names(mem, interpreter).unwrap_or_default()
     }
 
@@ -76,7 +81,7 @@ impl ObjectReader {
         &self,
         mem: &impl ReadMemory,
         interpreter: u64,
-    ) -> Option<HashMap<u32, String>> {
+    ) -> Option<HashMap<TargetTid, String>> {
         let o = &self.offsets;
         let modules = mem.read_u64(interpreter + o.interp_imports_modules).ok()?;
         let threading = self.lookup(mem, modules, "threading")?;
@@ -93,7 +98,7 @@ impl ObjectReader {
                 read_string(mem, &self.strings, name),
                 self.small_int(mem, native_id),
             ) {
-                names.insert(tid, name);
+                names.insert(TargetTid(tid), name);
             }
         }
         Some(names)
