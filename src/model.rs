@@ -189,7 +189,7 @@ pub enum RunnablePlace {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadSample {
     /// The OS thread id.
-    pub tid: u32,
+    pub tid: Tid,
     /// `None` when the syscall file could not be read.
     pub syscall: Option<Syscall>,
     /// Cumulative on-CPU time in nanoseconds (`schedstat`), `None` when unreadable.
@@ -206,7 +206,7 @@ pub struct ThreadSample {
 pub struct GilReading {
     pub locked: bool,
     /// The OS thread holding it, when `locked` and the holder could be mapped.
-    pub holder_tid: Option<u32>,
+    pub holder_tid: Option<Tid>,
     /// `switch_number`, a counter of hand-offs.
     pub switch_number: Option<u64>,
     /// Free-threaded builds: whether the GIL is enabled right now.
@@ -235,7 +235,7 @@ pub struct Frame {
 /// What the run is about, written first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetInfo {
-    pub pid: u32,
+    pub pid: Pid,
     pub command: Vec<String>,
     /// The CPython version, e.g. "3.12.1".
     pub python: String,
@@ -334,7 +334,7 @@ pub enum Record {
         frames: Vec<u32>,
     },
     ThreadName {
-        tid: u32,
+        tid: Tid,
         name: String,
     },
     Sample(Sample),
@@ -357,17 +357,17 @@ pub enum Record {
     Process(ProcessInfo),
     /// A descendant's GIL ranges (the root's are in [`Record::GilRanges`]).
     ProcessGilRanges {
-        pid: u32,
+        pid: Pid,
         ranges: Vec<(u64, u64)>,
     },
     /// One tick of a descendant (the root's are in [`Record::Sample`]).
     ProcessSample {
-        pid: u32,
+        pid: Pid,
         sample: Sample,
     },
     /// A descendant ended while the run went on.
     ProcessEnd {
-        pid: u32,
+        pid: Pid,
         t_ns: u64,
         ending: Ending,
     },
@@ -389,28 +389,28 @@ pub enum Record {
     /// A process's garbage collector started (`collecting`) or finished a collection, as
     /// seen at a sample; the first reading of each process is sent too.
     GcCollecting {
-        pid: u32,
+        pid: Pid,
         t_ns: u64,
         collecting: bool,
     },
     /// A 3.13+ process's thread states' own status at one tick, read in the same walk as its
     /// stacks and sent before that tick's sample.
     ThreadStatuses {
-        pid: u32,
+        pid: Pid,
         threads: Vec<CpythonThreadStatus>,
     },
     /// A descendant's [`Record::GilEnabled`]: its free-threaded build's GIL came on.
     ProcessGilEnabled {
-        pid: u32,
+        pid: Pid,
         t_ns: u64,
         modules: Vec<ExtensionModule>,
     },
     /// Each thread's cumulative time runnable without a CPU (`schedstat`'s run delay), in
     /// nanoseconds, read at the sample of `t_ns`; sent about every [`RUN_DELAYS_EVERY_NS`].
     RunDelays {
-        pid: u32,
+        pid: Pid,
         t_ns: u64,
-        threads: Vec<(u32, u64)>,
+        threads: Vec<(Tid, u64)>,
     },
 }
 
@@ -421,7 +421,7 @@ pub const RUN_DELAYS_EVERY_NS: u64 = 100_000_000;
 /// thread itself and read without a lock: both can read set at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpythonGilFlags {
-    pub tid: u32,
+    pub tid: Tid,
     pub holds_gil: bool,
     pub gil_requested: bool,
 }
@@ -429,7 +429,7 @@ pub struct CpythonGilFlags {
 /// One thread as its thread state (3.13+) describes itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpythonThreadStatus {
-    pub tid: u32,
+    pub tid: Tid,
     pub attachment: Attachment,
     /// Free-threaded builds: the thread waits to enter a critical section (its innermost
     /// one has no mutex yet): another thread holds the lock of the object it needs.
@@ -476,9 +476,9 @@ pub struct ExtensionModule {
 /// A descendant process, as first seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessInfo {
-    pub pid: u32,
+    pub pid: Pid,
     /// Its parent process (the root, or another descendant).
-    pub parent: u32,
+    pub parent: Pid,
     pub command: Vec<String>,
     /// The CPython version, `None` for a process that is not Python (no stacks, no GIL).
     pub python: Option<String>,
@@ -486,6 +486,40 @@ pub struct ProcessInfo {
     /// When it was found, on the run's clock.
     pub t_ns: u64,
     pub notes: Vec<String>,
+}
+
+/// A process id, as gilscope's own `/proc` numbers it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Pid(pub u32);
+
+/// A thread id (a kernel task), as gilscope's own `/proc` numbers it: in another PID
+/// namespace the target numbers it otherwise (see `sampler::namespace`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Tid(pub u32);
+
+impl Pid {
+    /// The process's main thread: its tid is the process's pid.
+    pub fn main_thread(self) -> Tid {
+        Tid(self.0)
+    }
+}
+
+impl std::fmt::Display for Pid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for Tid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// A text that may be missing (a thread's name, the target's Python version), written as

@@ -236,7 +236,7 @@ fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Ending, Frame, Sample, Syscall, ThreadSample};
+    use crate::model::{Ending, Frame, Sample, Syscall, ThreadSample, Tid};
 
     fn records() -> Vec<Record> {
         vec![
@@ -253,7 +253,7 @@ mod tests {
                 process_cpu_ns: Some(5),
                 gil: None,
                 threads: vec![ThreadSample {
-                    tid: 7,
+                    tid: Tid(7),
                     syscall: Some(Syscall::Blocked {
                         nr: 202,
                         args: [1, 2, 3],

@@ -10,6 +10,8 @@ use crate::analysis::queries::{gil_by_line, hot_functions, loop_culprits, GIL_LI
 use crate::analysis::{Analysis, GilEnabling};
 use crate::known_frames::loop_culprit;
 use crate::model::Ending;
+use crate::model::Pid;
+use crate::model::Tid;
 
 // Every type of the contract is reachable from here, whichever stage defines it.
 pub use crate::analysis::groups::GroupRole;
@@ -77,7 +79,7 @@ pub struct PushSummary {
 /// Threads of one process started with the same function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
-    pub pid: u32,
+    pub pid: Pid,
     /// `crunch-*`, `ThreadPoolExecutor-0_*`, `Thread-* (process_request_thread)`, `MainThread`.
     pub label: String,
     pub role: GroupRole,
@@ -85,7 +87,7 @@ pub struct Group {
     pub start: Option<String>,
     pub start_file: Option<String>,
     /// Its threads' ids (a server that starts a thread per request has many).
-    pub tids: Vec<u32>,
+    pub tids: Vec<Tid>,
     /// Threads alive at once, on average over the group's life.
     pub at_once: f64,
     /// Threads started a second over the group's life, for a group whose threads come and go.
@@ -100,9 +102,9 @@ pub struct Group {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessEntry {
-    pub pid: u32,
+    pub pid: Pid,
     /// `None` for the root.
-    pub parent: Option<u32>,
+    pub parent: Option<Pid>,
     /// "main", "parent", "pool worker", "multiprocessing child", "multiprocessing helper",
     /// "child".
     pub role: ProcessRole,
@@ -134,14 +136,14 @@ pub struct ProcessEntry {
     /// A free-threaded build's GIL came on in this process: when, and by which modules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gil_turned_on: Option<GilTurnedOn>,
-    pub threads: Vec<u32>,
+    pub threads: Vec<Tid>,
     pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventLoopEntry {
-    pub pid: u32,
-    pub tid: u32,
+    pub pid: Pid,
+    pub tid: Tid,
     #[serde(with = "crate::model::empty_as_none")]
     pub thread: Option<String>,
     /// Share of the loop's time not spent waiting for events: running callbacks and
@@ -179,7 +181,7 @@ pub struct StallEntry {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Target {
-    pub pid: u32,
+    pub pid: Pid,
     pub command: String,
     /// The CPython version; `None` for a target that is not Python.
     #[serde(with = "crate::model::empty_as_none")]
@@ -238,8 +240,8 @@ pub struct Process {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Thread {
     /// The process it belongs to.
-    pub pid: u32,
-    pub tid: u32,
+    pub pid: Pid,
+    pub tid: Tid,
     #[serde(with = "crate::model::empty_as_none")]
     pub name: Option<String>,
     pub python: bool,
@@ -456,7 +458,7 @@ pub fn build(analysis: &Analysis, verdict: Option<Verdict>) -> Report {
     Report {
         schema: SCHEMA.into(),
         target: Target {
-            pid: target.as_ref().map_or(0, |t| t.pid),
+            pid: target.as_ref().map_or(Pid::default(), |t| t.pid),
             command: target
                 .as_ref()
                 .map_or(String::new(), |t| t.command.join(" ")),

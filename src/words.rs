@@ -1,6 +1,8 @@
 //! Phrases every stage that speaks shares (the diagnosis, the renderers, the bench, the live
 //! view): a percentage, a file's name, a place in the code, a thread's name.
 
+use crate::model::Tid;
+
 pub fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
@@ -30,7 +32,7 @@ pub fn place(function: &str, file: &str, line: i32) -> String {
 }
 
 /// A thread's display name: `name (tid)`, else `thread tid`.
-pub fn thread_label(name: Option<&str>, tid: u32) -> String {
+pub fn thread_label(name: Option<&str>, tid: Tid) -> String {
     match name {
         Some(name) => format!("{name} ({tid})"),
         None => format!("thread {tid}"),
@@ -38,7 +40,7 @@ pub fn thread_label(name: Option<&str>, tid: u32) -> String {
 }
 
 /// A thread's name alone where it has one: `worker-1`, else `thread 13551`.
-pub fn thread_name(name: Option<&str>, tid: u32) -> String {
+pub fn thread_name(name: Option<&str>, tid: Tid) -> String {
     match name {
         Some(name) => name.to_string(),
         None => format!("thread {tid}"),
@@ -103,9 +105,9 @@ mod tests {
     fn what_is_missing_is_said_not_left_blank() {
         assert_eq!(interpreter(Some("3.12.1")), "CPython 3.12.1");
         assert_eq!(interpreter(None), "not Python");
-        assert_eq!(thread_label(None, 4242), "thread 4242");
-        assert_eq!(thread_label(Some("worker-1"), 4242), "worker-1 (4242)");
-        assert_eq!(thread_name(None, 4242), "thread 4242");
+        assert_eq!(thread_label(None, Tid(4242)), "thread 4242");
+        assert_eq!(thread_label(Some("worker-1"), Tid(4242)), "worker-1 (4242)");
+        assert_eq!(thread_name(None, Tid(4242)), "thread 4242");
     }
 
     #[test]

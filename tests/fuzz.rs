@@ -6,8 +6,8 @@ use gilscope::analysis::Aggregator;
 use gilscope::classify::{classify, syscall_kind, Arch, Observation};
 use gilscope::diagnosis::diagnose;
 use gilscope::model::{
-    Attachment, CpythonThreadStatus, Frame, GilReading, Record, RunnablePlace, Sample, Syscall,
-    TargetInfo, ThreadSample, ThreadState,
+    Attachment, CpythonThreadStatus, Frame, GilReading, Pid, Record, RunnablePlace, Sample,
+    Syscall, TargetInfo, ThreadSample, ThreadState, Tid,
 };
 use gilscope::recording::RecordingReader;
 use gilscope::render;
@@ -47,7 +47,7 @@ fn record() -> impl Strategy<Value = Record> {
         any::<bool>(),
     )
         .prop_map(|(tid, syscall, cpu_ns, stack, python)| ThreadSample {
-            tid,
+            tid: Tid(tid),
             syscall,
             cpu_ns,
             stack,
@@ -61,7 +61,7 @@ fn record() -> impl Strategy<Value = Record> {
         )
             .prop_map(|(locked, holder_tid, switch_number)| GilReading {
                 locked,
-                holder_tid,
+                holder_tid: holder_tid.map(Tid),
                 switch_number,
                 enabled: None,
             }),
@@ -98,14 +98,17 @@ fn record() -> impl Strategy<Value = Record> {
                 frames,
             }
         }),
-        (1u32..6, ".*").prop_map(|(tid, name)| Record::ThreadName { tid, name }),
+        (1u32..6, ".*").prop_map(|(tid, name)| Record::ThreadName {
+            tid: Tid(tid),
+            name
+        }),
         proptest::collection::vec((1u32..6, any::<i32>(), any::<bool>()), 0..6).prop_map(
             |threads| Record::ThreadStatuses {
-                pid: 1234,
+                pid: Pid(1234),
                 threads: threads
                     .into_iter()
                     .map(|(tid, state, entering)| CpythonThreadStatus {
-                        tid,
+                        tid: Tid(tid),
                         attachment: Attachment::from_state(state),
                         entering_critical_section: entering,
                         holds_lock_of: (state % 3 == 0).then(|| "dict".into()),
@@ -124,13 +127,13 @@ fn record() -> impl Strategy<Value = Record> {
             proptest::collection::vec((1u32..6, any::<u64>()), 0..6)
         )
             .prop_map(|(t_ns, threads)| Record::RunDelays {
-                pid: 1234,
+                pid: Pid(1234),
                 t_ns,
-                threads
+                threads: threads.into_iter().map(|(t, d)| (Tid(t), d)).collect()
             }),
         (".*", 0.001f64..1e6, 1u32..64).prop_map(|(command, rate_hz, cores)| Record::Target(
             TargetInfo {
-                pid: 1234,
+                pid: Pid(1234),
                 command: vec![command],
                 python: "3.12.1".into(),
                 gil: gilscope::model::GilMode::Enabled,
@@ -226,7 +229,7 @@ fn an_absurd_timestamp_is_refused_without_a_large_allocation() {
             process_cpu_ns: Some(0),
             gil: None,
             threads: vec![ThreadSample {
-                tid: 1,
+                tid: Tid(1),
                 syscall: Some(Syscall::Running),
                 cpu_ns: Some(0),
                 stack: None,

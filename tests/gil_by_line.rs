@@ -5,7 +5,7 @@
 mod common;
 
 use gilscope::analysis::{Aggregator, Analysis};
-use gilscope::model::{Frame, GilMode, GilReading, Record, Sample, Syscall, ThreadSample};
+use gilscope::model::{Frame, GilMode, GilReading, Record, Sample, Syscall, ThreadSample, Tid};
 use gilscope::render::terminal::{self, Style};
 use gilscope::report::{self, GilUse, Report};
 
@@ -53,14 +53,14 @@ fn synthetic_run() -> Analysis {
     });
     for (tid, name) in [(1, "spinner"), (2, "waiter"), (3, "hasher")] {
         agg.push(&Record::ThreadName {
-            tid,
+            tid: Tid(tid),
             name: name.into(),
         });
     }
     for i in 0..200u64 {
         let t = i * 10_000_000;
         let thread = |tid, syscall, cpu_ns, stack| ThreadSample {
-            tid,
+            tid: Tid(tid),
             syscall: Some(syscall),
             cpu_ns: Some(cpu_ns),
             stack: Some(stack),
@@ -75,7 +75,7 @@ fn synthetic_run() -> Analysis {
             process_cpu_ns: Some(2 * t),
             gil: Some(GilReading {
                 locked: true,
-                holder_tid: Some(1),
+                holder_tid: Some(Tid(1)),
                 switch_number: Some(i / 10),
                 enabled: None,
             }),
@@ -119,7 +119,7 @@ fn the_waiting_function_names_who_held_the_gil_and_where() {
     assert_eq!(held_by.len(), 2, "{held_by:?}");
     for (holder, function) in held_by.iter().zip(["spin_a", "spin_b"]) {
         assert_eq!(holder.thread.as_deref(), Some("spinner"));
-        assert_eq!(holder.tid, 1);
+        assert_eq!(holder.tid, Tid(1));
         assert_eq!(holder.function.as_deref(), Some(function));
         assert_eq!(holder.file.as_deref(), Some("/srv/app.py"));
         assert!((holder.fraction - 0.5).abs() < 0.01, "{holder:?}");

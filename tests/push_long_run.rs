@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use gilscope::analysis::Aggregator;
 use gilscope::model::{
-    Ending, Frame, GilMode, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample,
+    Ending, Frame, GilMode, GilReading, Pid, Record, Sample, Syscall, TargetInfo, ThreadSample, Tid,
 };
 use gilscope::push::{Credentials, Feed, PushConfig, Pusher, Retry, SendError, Transport};
 
@@ -65,7 +65,7 @@ fn tick(t_ns: u64, n: u64) -> Record {
             let tid = 101 + i;
             let holds = tid == holder;
             ThreadSample {
-                tid,
+                tid: Tid(tid),
                 syscall: Some(if holds {
                     Syscall::Running
                 } else {
@@ -85,7 +85,7 @@ fn tick(t_ns: u64, n: u64) -> Record {
         process_cpu_ns: Some(n * 50_000_000),
         gil: Some(GilReading {
             locked: true,
-            holder_tid: Some(holder),
+            holder_tid: Some(Tid(holder)),
             switch_number: Some(n),
             enabled: None,
         }),
@@ -96,7 +96,7 @@ fn tick(t_ns: u64, n: u64) -> Record {
 fn prologue() -> Vec<Record> {
     let mut records = vec![
         Record::Target(TargetInfo {
-            pid: 100,
+            pid: Pid(100),
             command: vec!["python3".into(), "api.py".into()],
             python: "3.12.4".into(),
             gil: GilMode::Enabled,
@@ -127,7 +127,7 @@ fn prologue() -> Vec<Record> {
     }
     for i in 0..THREADS {
         records.push(Record::ThreadName {
-            tid: 101 + i,
+            tid: Tid(101 + i),
             name: format!("worker-{i}"),
         });
     }

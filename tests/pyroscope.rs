@@ -353,8 +353,8 @@ fn thousands_of_pushes_leak_no_descriptor_or_thread() {
             window: ProfileWindow {
                 interval_ns: 10_000_000,
                 stacks: vec![WindowStack {
-                    pid: 1,
-                    tid: 2,
+                    pid: gilscope::model::Pid(1),
+                    tid: gilscope::model::Tid(2),
                     thread: Some("worker-0".into()),
                     state: ThreadState::GilWait,
                     frames: vec![Frame {
@@ -365,7 +365,10 @@ fn thousands_of_pushes_leak_no_descriptor_or_thread() {
                     samples: 100,
                 }],
             },
-            series_labels: HashMap::from([(1, vec![("service_name".into(), "leak".into())])]),
+            series_labels: HashMap::from([(
+                gilscope::model::Pid(1),
+                vec![("service_name".into(), "leak".into())],
+            )]),
         };
         let mut steady = None;
         for n in 1..=2000 {

@@ -214,7 +214,7 @@ fn hostile() -> (Analysis, Report) {
     let evil_thread = "<img src=x onerror=\"document.title='pwned'\">";
     let mut agg = Aggregator::new();
     agg.push(&Record::Target(TargetInfo {
-        pid: 42,
+        pid: gilscope::model::Pid(42),
         command: vec!["python".into(), "<b>app</b>.py".into()],
         ..common::synthetic_target("3.12.1", gilscope::model::GilMode::Enabled, 2)
     }));
@@ -231,7 +231,7 @@ fn hostile() -> (Analysis, Report) {
         frames: vec![0],
     });
     agg.push(&Record::ThreadName {
-        tid: 7,
+        tid: gilscope::model::Tid(7),
         name: evil_thread.into(),
     });
     for i in 0..100u64 {
@@ -240,7 +240,7 @@ fn hostile() -> (Analysis, Report) {
             process_cpu_ns: Some(i * 10_000_000),
             gil: None,
             threads: vec![ThreadSample {
-                tid: 7,
+                tid: gilscope::model::Tid(7),
                 syscall: Some(Syscall::Running),
                 cpu_ns: Some(i * 10_000_000),
                 stack: Some(0),

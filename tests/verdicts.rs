@@ -143,7 +143,7 @@ fn free_threaded_run(gil_locked: bool) -> gilscope::analysis::Analysis {
             }),
             threads: (1..=4)
                 .map(|tid| ThreadSample {
-                    tid,
+                    tid: gilscope::model::Tid(tid),
                     syscall: Some(Syscall::Running),
                     cpu_ns: Some(t),
                     stack: None,
@@ -294,13 +294,13 @@ fn a_gil_held_by_an_unmapped_thread_gives_no_verdict() {
             process_cpu_ns: Some(t),
             gil: Some(GilReading {
                 locked: true,
-                holder_tid: Some(7), // the namespace's id, not gilscope's
+                holder_tid: Some(gilscope::model::Tid(7)), // the namespace's id, not gilscope's
                 switch_number: Some(i),
                 enabled: None,
             }),
             threads: (100..104)
                 .map(|tid| ThreadSample {
-                    tid,
+                    tid: gilscope::model::Tid(tid),
                     syscall: Some(Syscall::Running),
                     cpu_ns: Some(t / 4),
                     stack: None,
@@ -354,13 +354,13 @@ fn a_gil_turned_back_on_names_the_module_and_splits_the_run() {
             }),
             gil: Some(GilReading {
                 locked: on,
-                holder_tid: on.then_some(holder),
+                holder_tid: on.then_some(gilscope::model::Tid(holder)),
                 switch_number: Some(i),
                 enabled: Some(on),
             }),
             threads: (1..=4u32)
                 .map(|tid| ThreadSample {
-                    tid,
+                    tid: gilscope::model::Tid(tid),
                     syscall: Some(if !on || tid == holder {
                         Syscall::Running
                     } else {

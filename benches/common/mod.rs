@@ -42,7 +42,7 @@ impl Rng {
 pub fn write_recording(path: &Path, samples: u64, threads: u32) -> std::io::Result<()> {
     let mut w = RecordingWriter::new(BufWriter::new(std::fs::File::create(path)?))?;
     w.record(&Record::Target(TargetInfo {
-        pid: 1000,
+        pid: gilscope::model::Pid(1000),
         command: vec!["python3".into(), "app.py".into()],
         python: "3.12.1".into(),
         gil: gilscope::model::GilMode::Enabled,
@@ -97,7 +97,7 @@ pub fn write_recording(path: &Path, samples: u64, threads: u32) -> std::io::Resu
                 }
             };
             sample_threads.push(ThreadSample {
-                tid,
+                tid: gilscope::model::Tid(tid),
                 syscall: Some(syscall),
                 cpu_ns: Some(cpu[t]),
                 stack: Some(stacks[t]),
@@ -109,7 +109,7 @@ pub fn write_recording(path: &Path, samples: u64, threads: u32) -> std::io::Resu
             process_cpu_ns: Some(cpu.iter().sum()),
             gil: Some(GilReading {
                 locked: true,
-                holder_tid: Some(holder),
+                holder_tid: Some(gilscope::model::Tid(holder)),
                 switch_number: Some(i),
                 enabled: None,
             }),

@@ -2,6 +2,7 @@
 //! through the same push thread as `attach --pyroscope`, one profile per process, its series
 //! labelled with the process's service, pid, runtime, container, pod and `--env-label` values.
 
+use crate::model::Pid;
 use std::collections::HashMap;
 
 use super::identity::Identity;
@@ -13,7 +14,7 @@ pub struct Profiles {
     pusher: Pusher,
     tags: Vec<(String, String)>,
     window: ProfileWindow,
-    labels: HashMap<u32, Vec<(String, String)>>,
+    labels: HashMap<Pid, Vec<(String, String)>>,
 }
 
 impl Profiles {
@@ -43,8 +44,10 @@ impl Profiles {
                 stack.samples *= scale;
                 stack
             }));
-        self.labels
-            .insert(identity.pid, series_labels(identity, python, &self.tags));
+        self.labels.insert(
+            Pid(identity.pid),
+            series_labels(identity, python, &self.tags),
+        );
     }
 
     /// Offers the window gathered, from `start_unix_ns` for `duration_ns`, to the push

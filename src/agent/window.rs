@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use crate::analysis::{Aggregator, Analysis, ProfileWindow};
+use crate::model::Tid;
 use crate::model::{Ending, Record, TargetInfo};
 use crate::sampler::RecordSink;
 
@@ -14,7 +15,7 @@ use crate::sampler::RecordSink;
 struct Preamble {
     target: Option<TargetInfo>,
     gil_ranges: Option<Record>,
-    names: HashMap<u32, String>,
+    names: HashMap<Tid, String>,
     /// Frames, stacks and source lines, in the order defined.
     definitions: Vec<Record>,
     gc: Option<Record>,
@@ -148,11 +149,11 @@ impl WindowedRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Frame, GilMode, Sample};
+    use crate::model::{Frame, GilMode, Pid, Sample};
 
     fn target(pid: u32) -> TargetInfo {
         TargetInfo {
-            pid,
+            pid: Pid(pid),
             command: vec!["python3".into(), "app.py".into()],
             python: "3.12.1".into(),
             gil: GilMode::Enabled,
@@ -271,7 +272,7 @@ mod tests {
         };
         let mut published = metrics.watch(&identity, "3.12.1");
         let thread = |tid: u32, t: u64| ThreadSample {
-            tid,
+            tid: Tid(tid),
             syscall: Some(Syscall::Blocked {
                 nr: 7,
                 args: [0; 3],
@@ -288,7 +289,7 @@ mod tests {
                 let tid = 1000 + (window * 20 + request) as u32;
                 windows
                     .record(&Record::ThreadName {
-                        tid,
+                        tid: Tid(tid),
                         name: format!("Thread-{tid} (process_request_thread)"),
                     })
                     .unwrap();

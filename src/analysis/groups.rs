@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ThreadSummary;
 use crate::known_frames::{is_pool_helper, start_function};
+use crate::model::Pid;
 use crate::model::{Frame, PerState, ThreadState};
 
 /// A thread sampled at most this many times lived between a few samples: one of a server's
@@ -39,7 +40,7 @@ pub enum GroupRole {
 /// Threads of one process that were started with the same function.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadGroup {
-    pub pid: u32,
+    pub pid: Pid,
     /// `crunch-*`, `ThreadPoolExecutor-0_*`, `Thread-* (process_request_thread)`, `MainThread`.
     pub label: String,
     pub role: GroupRole,
@@ -117,7 +118,7 @@ struct Placement {
 
 fn place(t: &ThreadSummary, frames: &[Frame], stacks: &[Vec<u32>]) -> Placement {
     let start = thread_start(t, frames, stacks);
-    let (key, role) = if t.tid == t.pid {
+    let (key, role) = if t.tid == t.pid.main_thread() {
         (GroupKey::Main, GroupRole::Main)
     } else if let Some(start) = &start {
         let role = if is_pool_helper(start) {
@@ -152,9 +153,9 @@ fn place(t: &ThreadSummary, frames: &[Frame], stacks: &[Vec<u32>]) -> Placement 
 fn adopt_stackless(threads: &[ThreadSummary], placements: &mut [Placement]) {
     // Per (pid, name pattern), and per pid for short-lived threads: votes for a placement,
     // by the index of the first thread placed there.
-    let mut by_pattern: HashMap<(u32, String), HashMap<usize, usize>> = HashMap::new();
-    let mut short_lived: HashMap<u32, HashMap<usize, usize>> = HashMap::new();
-    let mut first_of: HashMap<(u32, GroupKey), usize> = HashMap::new();
+    let mut by_pattern: HashMap<(Pid, String), HashMap<usize, usize>> = HashMap::new();
+    let mut short_lived: HashMap<Pid, HashMap<usize, usize>> = HashMap::new();
+    let mut first_of: HashMap<(Pid, GroupKey), usize> = HashMap::new();
     for (i, (t, p)) in threads.iter().zip(placements.iter()).enumerate() {
         if !matches!(p.key, GroupKey::Start(..)) {
             continue;
@@ -213,7 +214,7 @@ pub fn group_threads(
     stacks: &[Vec<u32>],
 ) -> Vec<ThreadGroup> {
     let mut groups: Vec<ThreadGroup> = Vec::new();
-    let mut index: HashMap<(u32, GroupKey), usize> = HashMap::new();
+    let mut index: HashMap<(Pid, GroupKey), usize> = HashMap::new();
     let mut placements: Vec<Placement> = threads.iter().map(|t| place(t, frames, stacks)).collect();
     adopt_stackless(threads, &mut placements);
     for (i, (t, Placement { key, role, start })) in threads.iter().zip(placements).enumerate() {
@@ -337,6 +338,7 @@ fn label(group: &ThreadGroup, threads: &[ThreadSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Tid;
 
     fn frame(function: &str, file: &str) -> Frame {
         Frame {
@@ -350,8 +352,8 @@ mod tests {
         let mut time_ns = PerState::default();
         time_ns[ThreadState::Gil] = gil_ns;
         ThreadSummary {
-            pid,
-            tid,
+            pid: Pid(pid),
+            tid: Tid(tid),
             name: (!name.is_empty()).then(|| name.into()),
             python: stack.is_some(),
             samples: 1,
@@ -392,7 +394,7 @@ mod tests {
         let groups = group_threads(&threads, &frames, &stacks);
         let summary: Vec<(u32, &str, GroupRole, usize)> = groups
             .iter()
-            .map(|g| (g.pid, g.label.as_str(), g.role, g.threads()))
+            .map(|g| (g.pid.0, g.label.as_str(), g.role, g.threads()))
             .collect();
         assert_eq!(
             summary,

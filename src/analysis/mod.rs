@@ -21,6 +21,7 @@ use crate::known_frames::ProcessRole;
 use crate::model::{
     Ending, ExtensionModule, Frame, ProcessInfo, Record, Sample, TargetInfo, ThreadState,
 };
+use crate::model::{Pid, Tid};
 use crate::sampler::RecordSink;
 use groups::group_threads;
 
@@ -31,7 +32,7 @@ pub struct Aggregator {
     target: Option<TargetInfo>,
     frames: Vec<Frame>,
     stacks: Vec<Vec<u32>>,
-    names: HashMap<u32, String>,
+    names: HashMap<Tid, String>,
     root: ProcessAcc,
     /// Descendants by pid, in the order found; one that ended stays, and a new process that
     /// reuses its pid replaces it only after it ended.
@@ -48,7 +49,7 @@ pub struct Aggregator {
     /// The first time a free-threaded build's GIL was found on: when, and the modules.
     gil_enabled: Option<(u64, Vec<ExtensionModule>)>,
     /// CPython 3.15's own GIL flags, counted per root thread.
-    cpython_flags: HashMap<u32, CpythonFlagCounts>,
+    cpython_flags: HashMap<Tid, CpythonFlagCounts>,
     sources: HashMap<u32, String>,
 }
 
@@ -207,12 +208,12 @@ impl Aggregator {
         });
     }
 
-    fn descendant(&mut self, pid: u32) -> Option<&mut ProcessAcc> {
+    fn descendant(&mut self, pid: Pid) -> Option<&mut ProcessAcc> {
         latest(&mut self.descendants, pid)
     }
 
     /// The root or the latest descendant with `pid`.
-    fn process_mut(&mut self, pid: u32) -> Option<&mut ProcessAcc> {
+    fn process_mut(&mut self, pid: Pid) -> Option<&mut ProcessAcc> {
         if pid == self.root.pid {
             Some(&mut self.root)
         } else {
@@ -220,7 +221,7 @@ impl Aggregator {
         }
     }
 
-    fn push_sample(&mut self, pid: Option<u32>, sample: &Sample) {
+    fn push_sample(&mut self, pid: Option<Pid>, sample: &Sample) {
         let interval_ns = self.interval_ns();
         let arch = Arch::from_name(
             self.target
@@ -363,13 +364,13 @@ fn recognise_pools_by_shape(processes: &mut [ProcessSummary], threads: &[ThreadS
     let busy = |p: &ProcessSummary| {
         threads
             .iter()
-            .find(|t| t.pid == p.pid && t.tid == p.pid)
+            .find(|t| t.pid == p.pid && t.tid == p.pid.main_thread())
             .is_some_and(|t| {
                 t.share(&[ThreadState::Gil, ThreadState::Handoff, ThreadState::Native])
                     >= SHAPE_BUSY_MIN
             })
     };
-    let mut siblings: HashMap<(u32, Vec<String>), Vec<usize>> = HashMap::new();
+    let mut siblings: HashMap<(Pid, Vec<String>), Vec<usize>> = HashMap::new();
     for (i, p) in processes.iter().enumerate() {
         let candidate = matches!(
             p.role,
@@ -409,7 +410,7 @@ fn threads_waiting_for_cpu(threads: &[ThreadSummary], run_s: f64) -> Option<f64>
     Some(waited_ns as f64 / 1e9 / run_s)
 }
 
-fn latest(descendants: &mut [ProcessAcc], pid: u32) -> Option<&mut ProcessAcc> {
+fn latest(descendants: &mut [ProcessAcc], pid: Pid) -> Option<&mut ProcessAcc> {
     descendants.iter_mut().rev().find(|p| p.pid == pid)
 }
 
@@ -431,7 +432,7 @@ mod tests {
 
     fn target() -> Record {
         Record::Target(TargetInfo {
-            pid: 1,
+            pid: Pid(1),
             command: vec!["python3".into(), "app.py".into()],
             python: "3.12.1".into(),
             gil: GilMode::Enabled,
@@ -447,7 +448,7 @@ mod tests {
     /// Thread 2 holds the GIL; thread 3 sleeps.
     fn sample(t_ns: u64) -> Record {
         let thread = |tid, syscall| ThreadSample {
-            tid,
+            tid: Tid(tid),
             syscall: Some(syscall),
             cpu_ns: Some(t_ns),
             stack: None,
@@ -458,7 +459,7 @@ mod tests {
             process_cpu_ns: Some(t_ns),
             gil: Some(GilReading {
                 locked: true,
-                holder_tid: Some(2),
+                holder_tid: Some(Tid(2)),
                 switch_number: None,
                 enabled: None,
             }),
@@ -510,7 +511,7 @@ mod tests {
         aggregator.push(&sample(0));
         aggregator.collect_profile_windows();
         aggregator.push(&Record::ThreadName {
-            tid: 2,
+            tid: Tid(2),
             name: "worker".into(),
         });
         for s in 1..=10 {
@@ -521,7 +522,7 @@ mod tests {
         let of = |w: &ProfileWindow, tid, state| {
             w.stacks
                 .iter()
-                .filter(|s| s.tid == tid && s.state == state)
+                .filter(|s| s.tid == Tid(tid) && s.state == state)
                 .map(|s| s.samples)
                 .sum::<u64>()
         };
@@ -547,9 +548,9 @@ mod tests {
             // Thread 2 waits for a CPU a quarter of the time; thread 3 never. As live, the
             // delays come before the tick's sample.
             aggregator.push(&Record::RunDelays {
-                pid: 1,
+                pid: Pid(1),
                 t_ns,
-                threads: vec![(2, 500 + t_ns / 4), (3, 0)],
+                threads: vec![(Tid(2), 500 + t_ns / 4), (Tid(3), 0)],
             });
             aggregator.push(&sample(t_ns));
         }
@@ -558,7 +559,7 @@ mod tests {
             analysis
                 .threads
                 .iter()
-                .find(|t| t.tid == tid)
+                .find(|t| t.tid == Tid(tid))
                 .and_then(|t| t.cpu_wait)
                 .map(|w| w.share())
         };

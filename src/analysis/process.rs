@@ -8,6 +8,7 @@ use crate::model::{
     Attachment, CpythonThreadStatus, Ending, ExtensionModule, Frame, GilReading, Sample,
     ThreadSample,
 };
+use crate::model::{Pid, Tid};
 
 use super::summary::{
     AttachmentCounts, GilSegment, Holder, ProcessSummary, ThreadSummary, MAX_TIMELINE_SEGMENTS,
@@ -18,8 +19,8 @@ use super::timeline::Totals;
 /// One process's accumulation.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ProcessAcc {
-    pub(super) pid: u32,
-    pub(super) parent: Option<u32>,
+    pub(super) pid: Pid,
+    pub(super) parent: Option<Pid>,
     pub(super) command: Vec<String>,
     pub(super) python: Option<String>,
     pub(super) gil_wait_visible: bool,
@@ -29,7 +30,7 @@ pub(super) struct ProcessAcc {
     pub(super) finished: Vec<ThreadSummary>,
     /// Threads present in the last sample, by tid: a tid that vanishes and comes back is a
     /// new thread (the kernel reuses ids).
-    pub(super) live: HashMap<u32, ThreadAcc>,
+    pub(super) live: HashMap<Tid, ThreadAcc>,
     pub(super) ticks: u64,
     pub(super) first_t_ns: Option<u64>,
     pub(super) last_t_ns: Option<u64>,
@@ -51,7 +52,7 @@ pub(super) struct ProcessAcc {
     pub(super) gc_frames: HashMap<u32, u64>,
     /// Each thread's status as last read (3.13+): it holds until the next reading, as a
     /// thread that did not run between two ticks is not walked again.
-    pub(super) statuses: HashMap<u32, CpythonThreadStatus>,
+    pub(super) statuses: HashMap<Tid, CpythonThreadStatus>,
     pub(super) status_ticks: u64,
     pub(super) stopped_ticks: u64,
     /// When its free-threaded build's GIL came on, and the modules that did it.
@@ -62,7 +63,7 @@ pub(super) struct ProcessAcc {
 
 /// The GIL and the collector at one tick of a process, as each of its threads is counted.
 pub(super) struct TickGil {
-    pub(super) holder: Option<u32>,
+    pub(super) holder: Option<Tid>,
     /// The holder, where it is one of the process's sampled threads.
     pub(super) holding: Option<Holder>,
     pub(super) locked: bool,
@@ -74,7 +75,7 @@ pub(super) struct TickGil {
 pub(super) struct Shared<'a> {
     pub(super) frames: &'a [Frame],
     pub(super) stacks: &'a [Vec<u32>],
-    pub(super) names: &'a HashMap<u32, String>,
+    pub(super) names: &'a HashMap<Tid, String>,
     pub(super) totals: Totals<'a>,
     pub(super) meanings: &'a mut StackMeanings,
     pub(super) lines: &'a mut LineUse,
@@ -291,7 +292,7 @@ impl ProcessAcc {
 
     /// Threads missing from this tick ended (a tid that comes back is a new thread).
     pub(super) fn close_vanished_threads(&mut self, shared: &mut Shared) {
-        let ended: Vec<u32> = self
+        let ended: Vec<Tid> = self
             .live
             .iter()
             .filter(|(_, acc)| acc.seen_at_tick != self.ticks)

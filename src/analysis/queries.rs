@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Analysis, EventLoop};
 use crate::known_frames::loop_culprit;
 use crate::model::{Frame, ThreadState};
+use crate::model::{Pid, Tid};
 
 /// The functions (innermost Python frame) most often seen in a state. `fraction` is the share
 /// of all thread-samples in that state.
@@ -28,7 +29,7 @@ pub struct HotFunction {
 pub struct GilHolder {
     #[serde(with = "crate::model::empty_as_none")]
     pub thread: Option<String>,
-    pub tid: u32,
+    pub tid: Tid,
     /// The holder's innermost Python frame; `None` when it had none (native code).
     pub function: Option<String>,
     pub file: Option<String>,
@@ -74,7 +75,7 @@ pub fn hot_functions(analysis: &Analysis, state: ThreadState, limit: usize) -> V
 
 /// Who held the GIL while threads waited in frame `waiting` (`samples` waiting samples there).
 fn gil_holders(analysis: &Analysis, waiting: u32, samples: u64) -> Vec<GilHolder> {
-    let mut by_holder: HashMap<(u32, u32, Option<u32>), u64> = HashMap::new();
+    let mut by_holder: HashMap<(Pid, Tid, Option<u32>), u64> = HashMap::new();
     for thread in &analysis.threads {
         for (key, &n) in &thread.gil_wait_holders {
             if key.waiting_frame == waiting {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::known_frames::ProcessRole;
 use crate::model::{Ending, ExtensionModule, Frame, PerState, TargetInfo, ThreadState};
+use crate::model::{Pid, Tid};
 
 use super::groups::{group_threads, ThreadGroup};
 
@@ -36,15 +37,15 @@ pub struct GilSegment {
     pub start_ns: u64,
     pub end_ns: u64,
     pub locked: bool,
-    pub holder: Option<u32>,
+    pub holder: Option<Tid>,
 }
 
 /// One thread's totals over the run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ThreadSummary {
     /// The process the thread belongs to.
-    pub pid: u32,
-    pub tid: u32,
+    pub pid: Pid,
+    pub tid: Tid,
     /// Its Python name, else its OS name; `None` while neither could be read.
     pub name: Option<String>,
     pub python: bool,
@@ -113,14 +114,14 @@ pub struct AttachmentCounts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct WaitHolder {
     pub waiting_frame: u32,
-    pub holder_tid: u32,
+    pub holder_tid: Tid,
     pub holder_frame: Option<u32>,
 }
 
 /// The GIL's holder at one sample, as a waiting sample remembers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Holder {
-    pub(super) tid: u32,
+    pub(super) tid: Tid,
     pub(super) frame: Option<u32>,
 }
 
@@ -166,9 +167,9 @@ pub struct Stall {
 /// One process's totals over the run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessSummary {
-    pub pid: u32,
+    pub pid: Pid,
     /// `None` for the root.
-    pub parent: Option<u32>,
+    pub parent: Option<Pid>,
     pub command: Vec<String>,
     /// The CPython version, `None` when the process is not Python.
     pub python: Option<String>,
@@ -318,16 +319,16 @@ impl Analysis {
         self.processes.first()
     }
 
-    pub fn process(&self, pid: u32) -> Option<&ProcessSummary> {
+    pub fn process(&self, pid: Pid) -> Option<&ProcessSummary> {
         self.processes.iter().find(|p| p.pid == pid)
     }
 
-    pub fn threads_of(&self, pid: u32) -> impl Iterator<Item = &ThreadSummary> {
+    pub fn threads_of(&self, pid: Pid) -> impl Iterator<Item = &ThreadSummary> {
         self.threads.iter().filter(move |t| t.pid == pid)
     }
 
     /// The analysis of one process alone, as if it had been sampled by itself.
-    pub fn only_process(&self, pid: u32) -> Analysis {
+    pub fn only_process(&self, pid: Pid) -> Analysis {
         let process = self.process(pid);
         let threads: Vec<ThreadSummary> = self.threads_of(pid).cloned().collect();
         Analysis {
@@ -363,8 +364,8 @@ pub struct ProfileWindow {
 /// One (process, thread, state, stack) of a [`ProfileWindow`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowStack {
-    pub pid: u32,
-    pub tid: u32,
+    pub pid: Pid,
+    pub tid: Tid,
     /// `None` while the thread has no name.
     pub thread: Option<String>,
     pub state: ThreadState,

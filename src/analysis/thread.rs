@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use crate::classify::resolve_transit;
 use crate::known_frames::{loop_position, waits_for_task, LoopPosition};
 use crate::model::{Frame, ThreadState};
+use crate::model::{Pid, Tid};
 
 use super::summary::{
     CpuWait, EventLoop, Holder, Segment, Stall, ThreadSummary, WaitHolder, LOOP_STALLS_KEPT,
@@ -118,10 +119,10 @@ impl StackMeanings {
 impl ThreadAcc {
     /// A thread first seen at `t` (named, when its name is already known).
     pub(super) fn new(
-        pid: u32,
-        tid: u32,
+        pid: Pid,
+        tid: Tid,
         t: u64,
-        names: &HashMap<u32, String>,
+        names: &HashMap<Tid, String>,
         born_during_run: bool,
     ) -> ThreadAcc {
         ThreadAcc {

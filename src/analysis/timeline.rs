@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::model::ThreadState;
+use crate::model::{Pid, Tid};
 
 use super::summary::{Window, MAX_WINDOWS, WINDOW_NS};
 
@@ -15,7 +16,7 @@ pub(super) struct Totals<'a> {
 }
 
 /// Samples by (pid, tid, state, stack).
-pub(super) type ProfileCounts = HashMap<(u32, u32, ThreadState, Option<u32>), u64>;
+pub(super) type ProfileCounts = HashMap<(Pid, Tid, ThreadState, Option<u32>), u64>;
 
 /// The timeline's windows, by index (start / length): only the windows that saw a sample
 /// exist, so a timestamp far in the future (a corrupt file) costs one window, not one per

@@ -3,6 +3,7 @@
 
 use crate::analysis::queries::{HotFunction, LoopCulprit};
 use crate::model::{ExtensionModule, Frame, ThreadState};
+use crate::model::{Pid, Tid};
 
 use super::{Confidence, VerdictKind};
 
@@ -349,7 +350,7 @@ pub(super) struct IpcOverhead {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct ResultBottleneck {
     pub(super) thread: Option<String>,
-    pub(super) tid: u32,
+    pub(super) tid: Tid,
     pub(super) busy: f64,
     pub(super) pool: PoolLoad,
 }
@@ -457,6 +458,6 @@ pub(super) struct Diagnosis {
     /// The stretch of the run judged, when its phases did not overlap: (start, end) seconds.
     pub(super) during: Option<(f64, f64)>,
     /// The process judged when a tree's busiest one is not its root: (pid, command).
-    pub(super) within: Option<(u32, String)>,
+    pub(super) within: Option<(Pid, String)>,
     pub(super) phases: Vec<PhaseSpan>,
 }

@@ -52,7 +52,11 @@ impl<'a> PoolFacts<'a> {
             .processes
             .iter()
             .filter(|p| p.role == ProcessRole::PoolWorker)
-            .filter_map(|p| analysis.threads_of(p.pid).find(|t| t.tid == p.pid))
+            .filter_map(|p| {
+                analysis
+                    .threads_of(p.pid)
+                    .find(|t| t.tid == p.pid.main_thread())
+            })
             .collect();
         let presence: f64 = workers
             .iter()
@@ -87,9 +91,11 @@ impl<'a> PoolFacts<'a> {
                 }
             }
         }
-        let root = analysis.root().map_or(0, |p| p.pid);
+        let root = analysis.root().map(|p| p.pid);
         let result_thread = analysis
-            .threads_of(root)
+            .threads
+            .iter()
+            .filter(|t| Some(t.pid) == root)
             .find(|t| {
                 t.stacks
                     .keys()
@@ -203,7 +209,11 @@ pub(super) fn pool_underused(p: &PoolFacts) -> Finding {
     let parent_busy = p
         .analysis
         .root()
-        .and_then(|root| p.analysis.threads_of(root.pid).find(|t| t.tid == root.pid))
+        .and_then(|root| {
+            p.analysis
+                .threads_of(root.pid)
+                .find(|t| t.tid == root.pid.main_thread())
+        })
         .map_or(0.0, |t| t.share(&[Gil, Native]));
     Finding::PoolUnderused(PoolUnderused {
         pool: p.load(),

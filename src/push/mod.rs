@@ -17,6 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::analysis::{Aggregator, ProfileWindow};
+use crate::model::Pid;
 use crate::model::Record;
 use crate::render::pprof::{self, SampleLabels, Span};
 use crate::render::stacks::StackCount;
@@ -37,13 +38,13 @@ pub struct Batch {
     pub duration_ns: i64,
     pub window: ProfileWindow,
     /// Series labels per pid.
-    pub series_labels: HashMap<u32, Vec<(String, String)>>,
+    pub series_labels: HashMap<Pid, Vec<(String, String)>>,
 }
 
 impl Batch {
     /// One series per process, its samples labelled the way Pyroscope keeps them.
     pub fn series(&self) -> Vec<wire::Series> {
-        let mut pids: Vec<u32> = self.window.stacks.iter().map(|s| s.pid).collect();
+        let mut pids: Vec<Pid> = self.window.stacks.iter().map(|s| s.pid).collect();
         pids.dedup();
         let span = Span {
             time_nanos: self.start_unix_ns,
@@ -270,7 +271,7 @@ pub struct Feed {
     /// The current window's start on the sampler's clock.
     window_start_ns: Option<u64>,
     started_unix_s: f64,
-    series_labels: HashMap<u32, Vec<(String, String)>>,
+    series_labels: HashMap<Pid, Vec<(String, String)>>,
 }
 
 impl Feed {
@@ -330,7 +331,7 @@ impl Feed {
         });
     }
 
-    fn labels(&self, pid: u32, command: &[String], python: Option<&str>) -> Vec<(String, String)> {
+    fn labels(&self, pid: Pid, command: &[String], python: Option<&str>) -> Vec<(String, String)> {
         let service = self
             .app_name
             .clone()
@@ -431,8 +432,8 @@ mod tests {
             window: ProfileWindow {
                 interval_ns: 10_000_000,
                 stacks: vec![crate::analysis::WindowStack {
-                    pid: 7,
-                    tid: 8,
+                    pid: crate::model::Pid(7),
+                    tid: crate::model::Tid(8),
                     thread: Some("worker".into()),
                     state: crate::model::ThreadState::GilWait,
                     frames: Vec::new(),

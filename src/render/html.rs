@@ -13,6 +13,7 @@ use super::words::{self, pct};
 use crate::analysis::{Analysis, ThreadSummary};
 use crate::diagnosis::Verdict;
 use crate::model::{PerState, ThreadState};
+use crate::model::{Pid, Tid};
 use crate::report::{HotFunction, LineGil, Report, States, Thread};
 
 /// Timeline columns: the page's size is bounded by this, not by the run's length.
@@ -249,7 +250,7 @@ fn threads(h: &mut String, report: &Report) {
         );
     }
     h.push_str("</div>\n<div id=\"threads\">");
-    let thread = |pid: u32, tid: u32| report.threads.iter().find(|t| t.pid == pid && t.tid == tid);
+    let thread = |pid: Pid, tid: Tid| report.threads.iter().find(|t| t.pid == pid && t.tid == tid);
     if report.groups.is_empty() {
         for th in &report.threads {
             thread_bar(h, th);
@@ -288,7 +289,7 @@ fn thread_bar(h: &mut String, th: &Thread) {
 }
 
 /// A named bar of state shares, with its CPU seconds.
-fn bar(h: &mut String, label: &str, states: &States, cpu_s: f64, tid: Option<u32>) {
+fn bar(h: &mut String, label: &str, states: &States, cpu_s: f64, tid: Option<Tid>) {
     let _ = write!(
         h,
         "<div class=\"thread\"><span class=\"name\" title=\"{0}\">{0}</span><div class=\"bar\"{1}>",

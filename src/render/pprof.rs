@@ -260,7 +260,7 @@ impl<'a> ProfileBuilder<'a> {
                 Label {
                     key: keys.tid,
                     str: 0,
-                    num: sc.tid as i64,
+                    num: i64::from(sc.tid.0),
                 },
             ),
             SampleLabels::Pyroscope => (

@@ -9,10 +9,11 @@ use serde_json::json;
 use super::colors::style;
 use super::stacks::{stack_counts, thread_label};
 use crate::analysis::Analysis;
+use crate::model::Tid;
 
 /// One thread's sampled profile: stacks as frame indices, with their sample counts.
 struct ThreadProfile {
-    tid: u32,
+    tid: Tid,
     name: String,
     samples: Vec<Vec<usize>>,
     weights: Vec<u64>,

@@ -1,11 +1,12 @@
 //! Stacks by thread and state, the common input of the flame graph, speedscope and pprof.
 
 use crate::analysis::Analysis;
+use crate::model::Tid;
 use crate::model::{Frame, PerState, ThreadState};
 
 /// One distinct (thread, state, stack) with its sample count. Frames are outermost first.
 pub struct StackCount<'a> {
-    pub tid: u32,
+    pub tid: Tid,
     pub thread: Option<&'a str>,
     pub state: ThreadState,
     pub frames: Vec<&'a Frame>,

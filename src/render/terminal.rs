@@ -2,6 +2,7 @@
 //! Fits 80 columns. Colour only when asked for (`--color`; by default a terminal without
 //! `NO_COLOR`).
 
+use crate::model::Tid;
 use std::io::{self, Write};
 
 use super::words::{self, pct, STATE_COLUMNS};
@@ -406,7 +407,7 @@ struct Row {
     states: crate::report::States,
     cpu_s: f64,
     /// Ties keep the order of appearance.
-    order: u32,
+    order: Tid,
 }
 
 impl Row {
@@ -432,7 +433,7 @@ impl Row {
             label,
             states: g.states,
             cpu_s: g.cpu_s,
-            order: g.tids.first().copied().unwrap_or(0),
+            order: g.tids.first().copied().unwrap_or_default(),
         }
     }
 }

@@ -13,6 +13,7 @@ use super::stacks::{frame_label, thread_label};
 use crate::analysis::{Analysis, ProcessSummary, ThreadSummary};
 use crate::known_frames::ProcessRole;
 use crate::model::ThreadState;
+use crate::model::{Pid, Tid};
 
 /// The synthetic track id of the GIL (no kernel thread has id 0).
 pub const GIL_TRACK: u32 = 0;
@@ -23,7 +24,7 @@ fn us(ns: u64) -> f64 {
 
 pub fn render(analysis: &Analysis, out: &mut impl Write) -> io::Result<()> {
     let mut events: Vec<Value> = Vec::new();
-    let names: HashMap<(u32, u32), Option<&str>> = analysis
+    let names: HashMap<(Pid, Tid), Option<&str>> = analysis
         .threads
         .iter()
         .map(|t| ((t.pid, t.tid), t.name.as_deref()))
@@ -108,7 +109,7 @@ fn thread_events(
 fn gil_events(
     events: &mut Vec<Value>,
     process: &ProcessSummary,
-    names: &HashMap<(u32, u32), Option<&str>>,
+    names: &HashMap<(Pid, Tid), Option<&str>>,
 ) {
     let pid = process.pid;
     for seg in process.gil_timeline.iter().filter(|s| s.locked) {
@@ -128,7 +129,7 @@ fn gil_events(
 
 /// The whole tree's cores and GIL hand-offs per window, on the root's group.
 fn counter_events(events: &mut Vec<Value>, analysis: &Analysis) {
-    let pid = analysis.root().map_or(0, |p| p.pid);
+    let pid = analysis.root().map_or(Pid::default(), |p| p.pid);
     for w in &analysis.windows {
         let window_s = w.length_ns as f64 / 1e9;
         events.push(

@@ -7,7 +7,7 @@ use py_spy::config::LockingStrategy;
 use py_spy::PythonSpy;
 
 use crate::error::Error;
-use crate::model::{GilMode, TargetInfo};
+use crate::model::{GilMode, Pid, TargetInfo};
 
 use super::cores;
 use super::cpython::debug_offsets::{DebugOffsets, DebugOffsetsError};
@@ -124,7 +124,7 @@ fn locate_gil(
 /// What the run is about, before anything Python is known: a process without Python.
 fn describe(pid: u32, options: &SamplerOptions) -> TargetInfo {
     TargetInfo {
-        pid,
+        pid: Pid(pid),
         command: procfs::read_cmdline(pid),
         python: String::new(),
         gil: GilMode::Enabled,

@@ -24,7 +24,9 @@ use python_reader::PythonReader;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::model::{Ending, GilReading, Record, Sample, Syscall, TargetInfo, ThreadSample};
+use crate::model::{
+    Ending, GilReading, Pid, Record, Sample, Syscall, TargetInfo, ThreadSample, Tid,
+};
 use memory::ProcessMemory;
 use namespace::TidMap;
 use procfs::{CpuUse, ProcFile, ThreadFiles, ThreadKernelState};
@@ -69,7 +71,10 @@ impl Role {
     fn sample(self, pid: u32, sample: Sample) -> Record {
         match self {
             Role::Root => Record::Sample(sample),
-            Role::Descendant => Record::ProcessSample { pid, sample },
+            Role::Descendant => Record::ProcessSample {
+                pid: Pid(pid),
+                sample,
+            },
         }
     }
 
@@ -77,7 +82,10 @@ impl Role {
     fn gil_ranges(self, pid: u32, ranges: Vec<(u64, u64)>) -> Record {
         match self {
             Role::Root => Record::GilRanges(ranges),
-            Role::Descendant => Record::ProcessGilRanges { pid, ranges },
+            Role::Descendant => Record::ProcessGilRanges {
+                pid: Pid(pid),
+                ranges,
+            },
         }
     }
 }
@@ -97,17 +105,17 @@ pub struct ProcessSampler {
     name_clock: NameClock,
     /// This tick's threads that have not run since the last one (see
     /// [`PreviousTick::unchanged`]; reused from tick to tick).
-    did_not_run: HashSet<u32>,
+    did_not_run: HashSet<Tid>,
     /// This tick's kernel states, one per thread (reused from tick to tick).
     kernels: Vec<ThreadKernelState>,
     mem: ProcessMemory,
     start_ticks: u64,
     process_stat: ProcFile,
     ns_per_tick: u64,
-    threads: HashMap<u32, ThreadFiles>,
-    tids: Vec<u32>,
-    pthread_cache: HashMap<u64, u32>,
-    names: HashMap<u32, String>,
+    threads: HashMap<Tid, ThreadFiles>,
+    tids: Vec<Tid>,
+    pthread_cache: HashMap<u64, Tid>,
+    names: HashMap<Tid, String>,
     info: TargetInfo,
     buf: Vec<u8>,
     stack_errors: u32,
@@ -162,7 +170,7 @@ impl NameClock {
 /// What the last tick saw: each thread's kernel state and stack, and the GIL.
 #[derive(Default)]
 struct PreviousTick {
-    threads: HashMap<u32, (ThreadKernelState, bool, Option<u32>)>,
+    threads: HashMap<Tid, (ThreadKernelState, bool, Option<u32>)>,
     gil: Option<GilReading>,
 }
 
@@ -171,13 +179,13 @@ impl PreviousTick {
     /// on a CPU since (same slice count and on-CPU time): it cannot have left that syscall.
     /// (One it woke, still waiting for a CPU, reads as blocked until it runs: a wait either
     /// way.)
-    fn unchanged(&self, tid: u32, cpu: Option<CpuUse>) -> Option<ThreadKernelState> {
+    fn unchanged(&self, tid: Tid, cpu: Option<CpuUse>) -> Option<ThreadKernelState> {
         let (kernel, _, _) = self.threads.get(&tid)?;
         let blocked = matches!(kernel.syscall, Some(Syscall::Blocked { .. }));
         (blocked && cpu.is_some() && kernel.cpu == cpu).then_some(*kernel)
     }
 
-    fn stack_of(&self, tid: u32) -> (bool, Option<u32>) {
+    fn stack_of(&self, tid: Tid) -> (bool, Option<u32>) {
         self.threads
             .get(&tid)
             .map_or((false, None), |&(_, python, stack)| (python, stack))

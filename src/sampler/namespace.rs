@@ -7,6 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::model::Tid;
+
 /// A thread id as the target's PID namespace numbers it, read from the target's memory. Its
 /// own type, so that it is never taken for one of gilscope's ids (a `/proc` task) without
 /// going through [`TidMap::to_ours`].
@@ -17,7 +19,7 @@ pub struct TargetTid(pub u32);
 #[derive(Debug, Default)]
 pub struct TidMap {
     /// `None` when gilscope shares the target's PID namespace: ids are the same.
-    translated: Option<HashMap<TargetTid, u32>>,
+    translated: Option<HashMap<TargetTid, Tid>>,
 }
 
 impl TidMap {
@@ -41,12 +43,12 @@ impl TidMap {
     }
 
     /// Brings the map up to date with the target's threads `tids` (gilscope's ids, sorted).
-    pub fn update(&mut self, pid: u32, tids: &[u32]) {
+    pub fn update(&mut self, pid: u32, tids: &[Tid]) {
         let Some(map) = &mut self.translated else {
             return;
         };
         map.retain(|_, ours| tids.binary_search(ours).is_ok());
-        let known: HashSet<u32> = map.values().copied().collect();
+        let known: HashSet<Tid> = map.values().copied().collect();
         for &tid in tids {
             if known.contains(&tid) {
                 continue;
@@ -58,9 +60,9 @@ impl TidMap {
     }
 
     /// gilscope's id of the thread the target calls `theirs`.
-    pub fn to_ours(&self, theirs: TargetTid) -> Option<u32> {
+    pub fn to_ours(&self, theirs: TargetTid) -> Option<Tid> {
         match &self.translated {
-            None => Some(theirs.0),
+            None => Some(Tid(theirs.0)),
             Some(map) => map.get(&theirs).copied(),
         }
     }
@@ -69,7 +71,7 @@ impl TidMap {
     #[cfg(test)]
     pub fn translating(pairs: &[(u32, u32)]) -> TidMap {
         TidMap {
-            translated: Some(pairs.iter().map(|&(t, o)| (TargetTid(t), o)).collect()),
+            translated: Some(pairs.iter().map(|&(t, o)| (TargetTid(t), Tid(o))).collect()),
         }
     }
 }
@@ -106,6 +108,6 @@ mod tests {
     fn own_namespace_needs_no_translation() {
         let map = TidMap::for_process(std::process::id());
         assert!(!map.translates());
-        assert_eq!(map.to_ours(TargetTid(12345)), Some(12345));
+        assert_eq!(map.to_ours(TargetTid(12345)), Some(Tid(12345)));
     }
 }

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::model::{RunnablePlace, Syscall};
+use crate::model::{RunnablePlace, Syscall, Tid};
 
 /// Parses `/proc/PID/task/TID/syscall`: `running`, `-1 sp pc`, or `nr a0 .. a5 sp pc`.
 pub fn parse_syscall(text: &[u8]) -> Option<Syscall> {
@@ -223,7 +223,7 @@ pub struct ThreadKernelState {
 }
 
 impl ThreadFiles {
-    pub fn open(pid: u32, tid: u32) -> io::Result<ThreadFiles> {
+    pub fn open(pid: u32, tid: Tid) -> io::Result<ThreadFiles> {
         let base = format!("/proc/{pid}/task/{tid}");
         Ok(ThreadFiles {
             syscall: ProcFile::open(&format!("{base}/syscall"))?,
@@ -259,11 +259,11 @@ impl ThreadFiles {
 }
 
 /// Lists the thread ids of a process into `out` (cleared first).
-pub fn list_threads(pid: u32, out: &mut Vec<u32>) -> io::Result<()> {
+pub fn list_threads(pid: u32, out: &mut Vec<Tid>) -> io::Result<()> {
     out.clear();
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         if let Some(tid) = entry?.file_name().to_str().and_then(|s| s.parse().ok()) {
-            out.push(tid);
+            out.push(Tid(tid));
         }
     }
     Ok(())
@@ -276,7 +276,7 @@ pub fn process_stat(pid: u32) -> io::Result<Stat> {
 }
 
 /// Reads a thread's `comm` (its OS name).
-pub fn thread_comm(pid: u32, tid: u32) -> Option<String> {
+pub fn thread_comm(pid: u32, tid: Tid) -> Option<String> {
     let text = std::fs::read(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
     Some(String::from_utf8_lossy(&text).trim_end().to_string())
 }
@@ -375,7 +375,7 @@ mod tests {
     fn reads_own_thread() {
         let pid = std::process::id();
         // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() } as u32;
+        let tid = Tid(unsafe { libc::gettid() } as u32);
         let mut files = ThreadFiles::open(pid, tid).unwrap();
         // The kernel accounts run time at ticks and switches: run for a few ticks first.
         let start = std::time::Instant::now();

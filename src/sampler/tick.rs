@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use crate::model::{
-    Attachment, CpythonGilFlags, CpythonThreadStatus, Ending, Frame, GilReading, Record, Sample,
-    TargetInfo, ThreadSample, RUN_DELAYS_EVERY_NS,
+    Attachment, CpythonGilFlags, CpythonThreadStatus, Ending, Frame, GilReading, Pid, Record,
+    Sample, TargetInfo, ThreadSample, Tid, RUN_DELAYS_EVERY_NS,
 };
 
 use super::cpython::frames::CriticalSection;
@@ -164,7 +164,7 @@ impl ProcessSampler {
             .filter_map(|(t, k)| Some((t.tid, k.cpu?.run_delay_ns)))
             .collect();
         sink.record(&Record::RunDelays {
-            pid: self.pid,
+            pid: Pid(self.pid),
             t_ns,
             threads: delays,
         })
@@ -257,7 +257,7 @@ impl ProcessSampler {
         }
         if !statuses.is_empty() {
             sink.record(&Record::ThreadStatuses {
-                pid: self.pid,
+                pid: Pid(self.pid),
                 threads: statuses,
             })?;
         }
@@ -307,7 +307,7 @@ impl ProcessSampler {
                 modules,
             },
             Role::Descendant => Record::ProcessGilEnabled {
-                pid: self.pid,
+                pid: Pid(self.pid),
                 t_ns: at_ns,
                 modules,
             },
@@ -334,7 +334,7 @@ impl ProcessSampler {
         if python.gc_was != Some(collecting) {
             python.gc_was = Some(collecting);
             sink.record(&Record::GcCollecting {
-                pid: self.pid,
+                pid: Pid(self.pid),
                 t_ns,
                 collecting,
             })?;
@@ -367,7 +367,7 @@ impl ProcessSampler {
     /// Sends a thread's Python name when it is new or changed.
     fn note_thread_name(
         &mut self,
-        tid: u32,
+        tid: Tid,
         name: String,
         sink: &mut impl RecordSink,
     ) -> std::io::Result<()> {
@@ -431,7 +431,7 @@ impl ProcessSampler {
     /// Re-lists the target's threads, opening files for new ones. True when the set changed.
     fn refresh_threads(&mut self) -> bool {
         let before = self.tids.len();
-        let previous: HashSet<u32> = self.tids.iter().copied().collect();
+        let previous: HashSet<Tid> = self.tids.iter().copied().collect();
         if procfs::list_threads(self.pid, &mut self.tids).is_err() {
             self.tids.clear();
         }
@@ -450,7 +450,7 @@ impl ProcessSampler {
             spy.python_thread_names.clear();
         }
         if changed {
-            let live: HashSet<u32> = self.tids.iter().copied().collect();
+            let live: HashSet<Tid> = self.tids.iter().copied().collect();
             self.threads.retain(|tid, _| live.contains(tid));
             self.names.retain(|tid, _| live.contains(tid));
             self.tid_map.update(self.pid, &self.tids);
@@ -495,7 +495,7 @@ impl ProcessSampler {
     /// The kernel tid of a thread state's thread.
     /// Every thread id read from the target's memory goes through here: it is the target's
     /// PID namespace's, translated to gilscope's (see [`namespace`]).
-    fn resolve(&mut self, thread: ThreadRef) -> Option<u32> {
+    fn resolve(&mut self, thread: ThreadRef) -> Option<Tid> {
         match thread {
             ThreadRef::Tid(tid) => self.tid_map.to_ours(tid),
             ThreadRef::Pthread(pthread) => self.pthread_to_tid(pthread),
@@ -504,7 +504,7 @@ impl ProcessSampler {
 
     /// Cached per `pthread_t`; the cache is cleared whenever the thread set changes, which is
     /// the only way a `pthread_t` can come to name another thread.
-    fn pthread_to_tid(&mut self, pthread: u64) -> Option<u32> {
+    fn pthread_to_tid(&mut self, pthread: u64) -> Option<Tid> {
         if let Some(&tid) = self.pthread_cache.get(&pthread) {
             return Some(tid);
         }
@@ -527,8 +527,8 @@ impl ProcessSampler {
 /// thread id read from the target is translated to gilscope's before it is looked up.
 fn did_not_run_since(
     thread: ThreadRef,
-    did_not_run: &HashSet<u32>,
-    pthreads: &HashMap<u64, u32>,
+    did_not_run: &HashSet<Tid>,
+    pthreads: &HashMap<u64, Tid>,
     tid_map: &TidMap,
 ) -> bool {
     let ours = match thread {
@@ -539,7 +539,7 @@ fn did_not_run_since(
 }
 
 /// Marks thread `tid` (in `threads`, sorted by tid) as a Python thread with this stack.
-fn fill_in(threads: &mut [ThreadSample], tid: u32, stack: Option<u32>) {
+fn fill_in(threads: &mut [ThreadSample], tid: Tid, stack: Option<u32>) {
     if let Ok(i) = threads.binary_search_by_key(&tid, |t| t.tid) {
         threads[i].python = true;
         threads[i].stack = stack;
@@ -555,8 +555,8 @@ mod tests {
     #[test]
     fn a_thread_id_from_the_target_is_translated_before_it_is_looked_up() {
         let tid_map = TidMap::translating(&[(7, 4007), (8, 4008)]);
-        let did_not_run: HashSet<u32> = [7, 4008].into();
-        let pthreads: HashMap<u64, u32> = [(0xaa, 4008)].into();
+        let did_not_run: HashSet<Tid> = [Tid(7), Tid(4008)].into();
+        let pthreads: HashMap<u64, Tid> = [(0xaa, Tid(4008))].into();
         let still = |thread| did_not_run_since(thread, &did_not_run, &pthreads, &tid_map);
         assert!(!still(ThreadRef::Tid(TargetTid(7))), "4007 ran");
         assert!(still(ThreadRef::Tid(TargetTid(8))));

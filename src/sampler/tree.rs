@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::exits::ExitWatcher;
 use super::{procfs, Interner, ProcessSampler, RecordSink, Role, SamplerOptions};
 use crate::error::Error;
-use crate::model::{Ending, ProcessInfo, Record};
+use crate::model::{Ending, Pid, ProcessInfo, Record};
 
 /// How often the process tree is walked for new descendants.
 pub const DISCOVERY_INTERVAL: Duration = Duration::from_millis(100);
@@ -126,7 +126,11 @@ impl ProcessTree {
             if let Some(sampler) = self.descendants.remove(&pid) {
                 add_stack_errors(&mut self.stack_errors, &sampler);
             }
-            sink.record(&Record::ProcessEnd { pid, t_ns, ending })?;
+            sink.record(&Record::ProcessEnd {
+                pid: Pid(pid),
+                t_ns,
+                ending,
+            })?;
         }
         Ok(())
     }
@@ -241,8 +245,8 @@ impl ProcessTree {
             };
             let info = sampler.target_info();
             sink.record(&Record::Process(ProcessInfo {
-                pid,
-                parent: pending.parent,
+                pid: Pid(pid),
+                parent: Pid(pending.parent),
                 command: info.command.clone(),
                 python: sampler.is_python().then(|| info.python.clone()),
                 gil_wait_visible: info.gil_wait_visible,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::analysis::{Analysis, Window};
 use crate::diagnosis::VerdictKind;
 use crate::model::{PerState, ThreadState};
+use crate::model::{Pid, Tid};
 use crate::report::{self, HotFunction, Report, States};
 
 /// Which time the thread rows and the GIL figures cover.
@@ -73,7 +74,7 @@ impl Default for Controls {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Per (pid, tid): time per state (ns) and CPU seconds.
-    threads: HashMap<(u32, u32), (PerState<u64>, f64)>,
+    threads: HashMap<(Pid, Tid), (PerState<u64>, f64)>,
     gil_locked: u64,
     gil_readings: u64,
     switches: u64,
@@ -104,8 +105,8 @@ impl Snapshot {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadRow {
     pub name: Option<String>,
-    pub pid: u32,
-    pub tid: u32,
+    pub pid: Pid,
+    pub tid: Tid,
     pub states: States,
     pub cpu_s: f64,
 }
@@ -115,7 +116,7 @@ pub struct ThreadRow {
 pub struct TopView {
     pub command: String,
     pub python: Option<String>,
-    pub pid: u32,
+    pub pid: Pid,
     pub elapsed_s: f64,
     pub samples: u64,
     pub late: u64,

@@ -286,7 +286,7 @@ pub fn synthetic_target(
     cores: u32,
 ) -> gilscope::model::TargetInfo {
     gilscope::model::TargetInfo {
-        pid: 1,
+        pid: gilscope::model::Pid(1),
         command: vec!["python3".into(), "app.py".into()],
         python: python.into(),
         gil,

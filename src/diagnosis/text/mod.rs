@@ -304,6 +304,7 @@ mod tests {
     use crate::diagnosis::findings::{GilTurnedOn, Idle, NativeParallel, NoRuleFits, Span};
     use crate::diagnosis::Confidence;
     use crate::model::ExtensionModule;
+    use crate::model::Pid;
 
     fn load() -> Load {
         Load {
@@ -327,7 +328,7 @@ mod tests {
     fn a_child_judged_in_a_phase_names_both_in_order() {
         let mut d = alone(Finding::Idle(Idle { load: load() }));
         d.during = Some((1.2, 3.6));
-        d.within = Some((42, "python app.py".into()));
+        d.within = Some((Pid(42), "python app.py".into()));
         let v = verdict(&d);
         assert_eq!(
             v.headline,
