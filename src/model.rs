@@ -488,7 +488,9 @@ pub struct ProcessInfo {
     pub notes: Vec<String>,
 }
 
-/// A process id, as gilscope's own `/proc` numbers it.
+/// A process id, as gilscope's own `/proc` numbers it. The records and every stage after them
+/// carry ids as [`Pid`] and [`Tid`]; the sampler and the command line hold the kernel's plain
+/// numbers until they write a record.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
