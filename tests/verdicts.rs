@@ -87,6 +87,16 @@ fn phases_are_reported_separately() {
     let kinds: Vec<_> = v.phases.iter().map(|p| p.kind).collect();
     assert_eq!(kinds, [VerdictKind::IoBound, VerdictKind::GilContention]);
     assert!((v.phases[0].end_s - 3.0).abs() <= 1.0, "{:?}", v.phases);
+    // Judged by its CPU phase, the process's figures are the phase's: the compute threads
+    // kept the GIL held throughout it (over the whole run, with the I/O phase, about half).
+    assert!(v.headline.starts_with("From 3 s to 6 s"), "{}", v.headline);
+    let held: f64 = v.evidence[0]
+        .split("the GIL was held ")
+        .nth(1)
+        .and_then(|rest| rest.split('%').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no GIL held in {:?}", v.evidence));
+    assert!(held >= 90.0, "{}", v.evidence[0]);
 }
 
 #[test]

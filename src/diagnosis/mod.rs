@@ -28,7 +28,7 @@ use facts::{mean_of, threads_in, Facts};
 use findings::{Diagnosis, Finding, NotEnoughEvidence};
 use free_threaded::{free_threaded, gil_phases};
 use gc::gc_pauses;
-use phases::phases;
+use phases::{figures_during, phases};
 use pools::{diagnose_pool, PoolFacts};
 use threads::{
     cpu_saturated, gil_contention, idle, io_bound, lock_contention, mixed, native_parallel,
@@ -263,6 +263,15 @@ fn find(analysis: &Analysis) -> Diagnosis {
         if threads_in(&python) >= 2.0 {
             finding = gil_contention(&facts, &python);
             during = Some((phase.start_s, phase.end_s));
+            // The threads' shares are their own lifetimes' (the phase's); the process's
+            // figures are the run's until told over the phase.
+            if let (Finding::GilContention(g), Some(figures)) =
+                (&mut finding, figures_during(analysis, phase))
+            {
+                g.load.gil_held = figures.gil_held.unwrap_or(g.load.gil_held);
+                g.load.cores_used = figures.cores_used;
+                g.switches_per_s = Some(figures.switches_per_s);
+            }
         }
     }
     Diagnosis {

@@ -39,6 +39,37 @@ pub(super) fn window_kind(w: &Window) -> Option<VerdictKind> {
     })
 }
 
+/// The process's figures over one phase's windows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct PhaseFigures {
+    pub(super) gil_held: Option<f64>,
+    pub(super) cores_used: f64,
+    pub(super) switches_per_s: f64,
+}
+
+/// The GIL held, the cores used and the hand-offs per second over the windows that lie in
+/// `phase` (its times are from the first window's start); `None` when none does.
+pub(super) fn figures_during(analysis: &Analysis, phase: &PhaseSpan) -> Option<PhaseFigures> {
+    let origin = analysis.windows.first()?.start_ns;
+    let within = |w: &&Window| {
+        let start_s = w.start_ns.saturating_sub(origin) as f64 / 1e9;
+        start_s >= phase.start_s - 1e-9 && start_s < phase.end_s - 1e-9
+    };
+    let windows: Vec<&Window> = analysis.windows.iter().filter(within).collect();
+    let length_ns: u64 = windows.iter().map(|w| w.length_ns).sum();
+    if length_ns == 0 {
+        return None;
+    }
+    let seconds = length_ns as f64 / 1e9;
+    let readings: u64 = windows.iter().map(|w| w.gil_readings).sum();
+    let locked: u64 = windows.iter().map(|w| w.gil_locked).sum();
+    Some(PhaseFigures {
+        gil_held: (readings > 0).then(|| locked as f64 / readings as f64),
+        cores_used: windows.iter().map(|w| w.cpu_ns).sum::<u64>() as f64 / 1e9 / seconds,
+        switches_per_s: windows.iter().map(|w| w.switches).sum::<u64>() as f64 / seconds,
+    })
+}
+
 /// Splits the run into phases of different character; empty when it kept one character.
 pub(super) fn phases(analysis: &Analysis) -> Vec<PhaseSpan> {
     let mut runs: Vec<(VerdictKind, usize, usize)> = Vec::new();
