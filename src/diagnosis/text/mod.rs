@@ -100,6 +100,20 @@ fn groups_phrase(groups: &[GroupWords]) -> String {
     }
 }
 
+/// Whether `groups` name a single thread, which takes a verb in the singular.
+fn one_thread(groups: &[GroupWords]) -> bool {
+    matches!(groups, [g] if g.threads == 1)
+}
+
+/// The verb for `groups`: `singular` for a single thread, else `plural`.
+fn verb<'a>(groups: &[GroupWords], singular: &'a str, plural: &'a str) -> &'a str {
+    if one_thread(groups) {
+        singular
+    } else {
+        plural
+    }
+}
+
 /// `each waited 71%` for several threads, `it waited 71%` for one.
 fn each_waited(threads: f64, wait: f64) -> String {
     if threads < 1.5 {
@@ -301,7 +315,7 @@ fn entry_places(entries: &[Frame]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnosis::findings::{GilTurnedOn, Idle, NativeParallel, NoRuleFits, Span};
+    use crate::diagnosis::findings::{GilTurnedOn, Idle, Mixed, NativeParallel, NoRuleFits, Span};
     use crate::diagnosis::Confidence;
     use crate::model::ExtensionModule;
     use crate::model::Pid;
@@ -335,6 +349,47 @@ mod tests {
             "In PID 42 (python app.py): From 1 s to 4 s: Idle: the program was mostly waiting, with no thread busy"
         );
         assert_eq!(v.evidence, ["1.0 of 2 cores used"]);
+    }
+
+    #[test]
+    fn one_thread_takes_the_singular_and_several_the_plural() {
+        let group = |label: &str, threads| GroupWords {
+            label: label.into(),
+            threads,
+            at_once: threads as f64,
+            started_per_s: None,
+        };
+        let v = verdict(&alone(Finding::Mixed(Mixed {
+            io_groups: vec![group("MainThread", 1)],
+            io_wait: 0.65,
+            python_groups: vec![group("asyncio_*", 6)],
+            python_wait: 0.6,
+            load: load(),
+            hot: Vec::new(),
+            forecast: None,
+        })));
+        assert_eq!(
+            v.headline,
+            "Mixed: MainThread waits on I/O while 6 threads (asyncio_*) run Python and hold the GIL"
+        );
+        assert!(
+            v.evidence[0].starts_with("MainThread does I/O or sleeps, yet waits 65% of its time"),
+            "{}",
+            v.evidence[0]
+        );
+        let v = verdict(&alone(Finding::Mixed(Mixed {
+            io_groups: vec![group("fetch-*", 3)],
+            io_wait: 0.65,
+            python_groups: vec![group("crunch", 1)],
+            python_wait: 0.6,
+            load: load(),
+            hot: Vec::new(),
+            forecast: None,
+        })));
+        assert_eq!(
+            v.headline,
+            "Mixed: 3 threads (fetch-*) wait on I/O while crunch runs Python and holds the GIL"
+        );
     }
 
     #[test]

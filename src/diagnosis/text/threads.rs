@@ -10,7 +10,7 @@ use super::super::findings::{
 use super::super::{Verdict, HANDOFF_RATE_MIN, MIN_DURATION_S, MIN_SAMPLES};
 use super::{
     core_line, each_waited, entry_places, gil_and_cores, groups_phrase, hot_lines, location,
-    prediction, thread_or_its, titled, waiting_threads_run,
+    prediction, thread_or_its, titled, verb, waiting_threads_run,
 };
 
 pub(super) fn not_enough_evidence(v: &mut Verdict, f: &NotEnoughEvidence) {
@@ -51,8 +51,9 @@ pub(super) fn no_rule_fits(v: &mut Verdict, f: &NoRuleFits) {
     v.headline = "No clear bottleneck: the threads' time is spread over several states".into();
     v.evidence = vec![
         format!(
-            "{} spend on average: {}",
+            "{} {} on average: {}",
             groups_phrase(&f.groups),
+            verb(&f.groups, "spends", "spend"),
             shares.join(", ")
         ),
         gil_and_cores(&f.load),
@@ -147,11 +148,21 @@ fn to_processes_snippet(pool: ThreadPoolKind) -> &'static str {
 
 pub(super) fn mixed(v: &mut Verdict, f: &Mixed) {
     let (io, python) = (groups_phrase(&f.io_groups), groups_phrase(&f.python_groups));
-    v.headline = format!("Mixed: {io} wait on I/O while {python} run Python and hold the GIL");
+    let (io_groups, python_groups) = (&f.io_groups[..], &f.python_groups[..]);
+    v.headline = format!(
+        "Mixed: {io} {} on I/O while {python} {} Python and {} the GIL",
+        verb(io_groups, "waits", "wait"),
+        verb(python_groups, "runs", "run"),
+        verb(python_groups, "holds", "hold"),
+    );
     v.evidence = vec![
         format!(
-            "{io} do I/O or sleep, yet wait {} of their time for the GIL; {python} ran Python, waiting {} for it",
+            "{io} {} I/O or {}, yet {} {} of {} time for the GIL; {python} ran Python, waiting {} for it",
+            verb(io_groups, "does", "do"),
+            verb(io_groups, "sleeps", "sleep"),
+            verb(io_groups, "waits", "wait"),
             pct(f.io_wait),
+            verb(io_groups, "its", "their"),
             pct(f.python_wait)
         ),
         gil_and_cores(&f.load),
