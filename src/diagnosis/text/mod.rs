@@ -315,7 +315,9 @@ fn entry_places(entries: &[Frame]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnosis::findings::{GilTurnedOn, Idle, Mixed, NativeParallel, NoRuleFits, Span};
+    use crate::diagnosis::findings::{
+        GilTurnedOn, Idle, Mixed, NativeParallel, NoRuleFits, SingleThreadCpu, Span,
+    };
     use crate::diagnosis::Confidence;
     use crate::model::ExtensionModule;
     use crate::model::Pid;
@@ -389,6 +391,31 @@ mod tests {
         assert_eq!(
             v.headline,
             "Mixed: 3 threads (fetch-*) wait on I/O while crunch runs Python and holds the GIL"
+        );
+    }
+
+    #[test]
+    fn a_script_with_one_thread_has_no_others_waiting() {
+        let busy = |others| {
+            verdict(&alone(Finding::SingleThreadCpu(SingleThreadCpu {
+                thread: "MainThread".into(),
+                on_cpu: 1.0,
+                holding: 1.0,
+                others,
+                load: load(),
+                entry: None,
+                hot: Vec::new(),
+                forecast: Forecast::unchanged(Assumption::EvenSplit),
+            })))
+            .headline
+        };
+        assert_eq!(
+            busy(0.0),
+            "One thread does all the work: MainThread is busy and no other thread takes part"
+        );
+        assert_eq!(
+            busy(3.0),
+            "One thread does all the work: MainThread is busy while the others wait"
         );
     }
 

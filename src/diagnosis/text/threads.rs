@@ -200,7 +200,12 @@ pub(super) fn native_parallel(v: &mut Verdict, f: &NativeParallel) {
 
 pub(super) fn single_thread_cpu(v: &mut Verdict, f: &SingleThreadCpu) {
     let thread = &f.thread;
-    v.headline = format!("One thread does all the work: {thread} is busy while the others wait");
+    let others = if f.others >= 0.5 {
+        "while the others wait"
+    } else {
+        "and no other thread takes part"
+    };
+    v.headline = format!("One thread does all the work: {thread} is busy {others}");
     let mut busy = format!(
         "{thread} was on the CPU {} of its time ({} holding the GIL)",
         pct(f.on_cpu),
