@@ -8,6 +8,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Frame;
 
+/// The name a thread carries until its Python name is read, where the kernel's is all there
+/// is: before 3.14 every thread inherits the interpreter's (`python3.12`); or no name at all.
+pub fn is_os_default_thread_name(name: Option<&str>) -> bool {
+    name.is_none_or(|name| {
+        name.strip_prefix("python")
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    })
+}
+
+/// The name CPython gives its main thread (`threading.main_thread().name`).
+pub const MAIN_THREAD_NAME: &str = "MainThread";
+
 fn in_file(frame: &Frame, suffixes: &[&str]) -> bool {
     suffixes.iter().any(|s| frame.file.ends_with(s))
 }

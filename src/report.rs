@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::queries::{gil_by_line, hot_functions, loop_culprits, GIL_LINES_LIMIT};
 use crate::analysis::{Analysis, GilEnabling};
 use crate::known_frames::loop_culprit;
-use crate::model::Ending;
-use crate::model::Pid;
-use crate::model::Tid;
+use crate::model::{Ending, Pid, Tid};
 
 // Every type of the contract is reachable from here, whichever stage defines it.
 pub use crate::analysis::groups::GroupRole;

@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 
 use crate::analysis::{Aggregator, Analysis, ProfileWindow};
-use crate::model::Tid;
-use crate::model::{Ending, Record, TargetInfo};
+use crate::model::{Ending, Record, TargetInfo, Tid};
 use crate::sampler::RecordSink;
 
 /// What a new window's aggregator must be told first.

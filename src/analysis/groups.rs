@@ -8,9 +8,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::ThreadSummary;
-use crate::known_frames::{is_pool_helper, start_function};
-use crate::model::Pid;
-use crate::model::{Frame, PerState, ThreadState};
+use crate::known_frames::{is_os_default_thread_name, is_pool_helper, start_function};
+use crate::model::{Frame, PerState, Pid, ThreadState};
 
 /// A thread sampled at most this many times lived between a few samples: one of a server's
 /// request threads, say.
@@ -266,15 +265,6 @@ fn thread_start(t: &ThreadSummary, frames: &[Frame], stacks: &[Vec<u32>]) -> Opt
     })
 }
 
-/// The name a thread carries until its Python name is read, where the kernel's is all there
-/// is: before 3.14 every thread inherits the interpreter's (`python3.12`); or no name at all.
-fn is_os_default_name(name: Option<&str>) -> bool {
-    name.is_none_or(|name| {
-        name.strip_prefix("python")
-            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
-    })
-}
-
 /// A name with each run of digits as `*`: `worker-3` and `worker-12` are `worker-*`. The
 /// threads without a name share the empty pattern.
 fn name_pattern(name: Option<&str>) -> String {
@@ -314,7 +304,7 @@ fn label(group: &ThreadGroup, threads: &[ThreadSummary]) -> String {
         .members
         .iter()
         .map(|&i| threads[i].name.as_deref())
-        .filter(|&name| !is_os_default_name(name))
+        .filter(|&name| !is_os_default_thread_name(name))
         .flatten()
         .collect();
     for name in &named {

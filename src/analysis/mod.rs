@@ -19,9 +19,8 @@ use timeline::{ProfileCounts, Totals, Windows};
 use crate::classify::Arch;
 use crate::known_frames::ProcessRole;
 use crate::model::{
-    Ending, ExtensionModule, Frame, ProcessInfo, Record, Sample, TargetInfo, ThreadState,
+    Ending, ExtensionModule, Frame, Pid, ProcessInfo, Record, Sample, TargetInfo, ThreadState, Tid,
 };
-use crate::model::{Pid, Tid};
 use crate::sampler::RecordSink;
 use groups::group_threads;
 
@@ -502,6 +501,50 @@ mod tests {
         for pair in analysis.windows.windows(2) {
             assert_eq!(pair[0].start_ns + pair[0].length_ns, pair[1].start_ns);
         }
+    }
+
+    #[test]
+    fn a_main_thread_with_only_the_interpreters_os_name_is_main_thread() {
+        let mut aggregator = Aggregator::new();
+        aggregator.push(&target());
+        aggregator.push(&Record::ThreadName {
+            tid: Tid(1),
+            name: "python3.12".into(),
+        });
+        aggregator.push(&Record::ThreadName {
+            tid: Tid(2),
+            name: "python3.12".into(),
+        });
+        for s in 0..3 {
+            aggregator.push(&Record::Sample(Sample {
+                t_ns: s * 10_000_000,
+                process_cpu_ns: None,
+                gil: None,
+                threads: [1, 2]
+                    .map(|tid| ThreadSample {
+                        tid: Tid(tid),
+                        syscall: Some(Syscall::Running),
+                        cpu_ns: Some(s * 10_000_000),
+                        stack: None,
+                        python: true,
+                    })
+                    .to_vec(),
+            }));
+        }
+        let analysis = aggregator.finish();
+        let name = |tid| {
+            analysis
+                .threads
+                .iter()
+                .find(|t| t.tid == Tid(tid))
+                .and_then(|t| t.name.clone())
+        };
+        assert_eq!(name(1).as_deref(), Some("MainThread"));
+        assert_eq!(
+            name(2).as_deref(),
+            Some("python3.12"),
+            "not the main thread"
+        );
     }
 
     #[test]

@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 
 use crate::classify::{classify, is_transit_candidate, Arch, Observation};
-use crate::known_frames::{descendant_role, ProcessRole};
-use crate::model::{
-    Attachment, CpythonThreadStatus, Ending, ExtensionModule, Frame, GilReading, Sample,
-    ThreadSample,
+use crate::known_frames::{
+    descendant_role, is_os_default_thread_name, ProcessRole, MAIN_THREAD_NAME,
 };
-use crate::model::{Pid, Tid};
+use crate::model::{
+    Attachment, CpythonThreadStatus, Ending, ExtensionModule, Frame, GilReading, Pid, Sample,
+    ThreadSample, Tid,
+};
 
 use super::summary::{
     AttachmentCounts, GilSegment, Holder, ProcessSummary, ThreadSummary, MAX_TIMELINE_SEGMENTS,
@@ -319,6 +320,14 @@ impl ProcessAcc {
             threads.push(acc.close(totals, interval_ns));
         }
         threads.sort_by_key(|t| (t.first_t_ns, t.tid));
+        // A script that never imported `threading` has no Python name to read: its main
+        // thread carries only the OS's (`python3.12`), where CPython would say `MainThread`.
+        let main = self.pid.main_thread();
+        for t in threads.iter_mut().filter(|t| t.tid == main && t.python) {
+            if is_os_default_thread_name(t.name.as_deref()) {
+                t.name = Some(MAIN_THREAD_NAME.into());
+            }
+        }
         if let Some(last) = self.gil_timeline.last_mut() {
             last.end_ns = last.end_ns.saturating_add(interval_ns);
         }

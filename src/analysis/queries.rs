@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Analysis, EventLoop};
 use crate::known_frames::loop_culprit;
-use crate::model::{Frame, ThreadState};
-use crate::model::{Pid, Tid};
+use crate::model::{Frame, Pid, ThreadState, Tid};
 
 /// The functions (innermost Python frame) most often seen in a state. `fraction` is the share
 /// of all thread-samples in that state.

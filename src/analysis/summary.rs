@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 
 use crate::known_frames::ProcessRole;
-use crate::model::{Ending, ExtensionModule, Frame, PerState, TargetInfo, ThreadState};
-use crate::model::{Pid, Tid};
+use crate::model::{Ending, ExtensionModule, Frame, PerState, Pid, TargetInfo, ThreadState, Tid};
 
 use super::groups::{group_threads, ThreadGroup};
 

@@ -4,8 +4,7 @@ use std::collections::HashMap;
 
 use crate::classify::resolve_transit;
 use crate::known_frames::{loop_position, waits_for_task, LoopPosition};
-use crate::model::{Frame, ThreadState};
-use crate::model::{Pid, Tid};
+use crate::model::{Frame, Pid, ThreadState, Tid};
 
 use super::summary::{
     CpuWait, EventLoop, Holder, Segment, Stall, ThreadSummary, WaitHolder, LOOP_STALLS_KEPT,

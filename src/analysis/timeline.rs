@@ -2,8 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::model::ThreadState;
-use crate::model::{Pid, Tid};
+use crate::model::{Pid, ThreadState, Tid};
 
 use super::summary::{Window, MAX_WINDOWS, WINDOW_NS};
 

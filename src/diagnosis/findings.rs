@@ -2,8 +2,7 @@
 //! [`Finding`], and [`super::text`] alone turns it into the [`super::Verdict`]'s sentences.
 
 use crate::analysis::queries::{HotFunction, LoopCulprit};
-use crate::model::{ExtensionModule, Frame, ThreadState};
-use crate::model::{Pid, Tid};
+use crate::model::{ExtensionModule, Frame, Pid, ThreadState, Tid};
 
 use super::{Confidence, VerdictKind};
 

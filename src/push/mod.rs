@@ -17,8 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::analysis::{Aggregator, ProfileWindow};
-use crate::model::Pid;
-use crate::model::Record;
+use crate::model::{Pid, Record};
 use crate::render::pprof::{self, SampleLabels, Span};
 use crate::render::stacks::StackCount;
 

@@ -12,8 +12,7 @@ use super::stacks::{frame_label, thread_label};
 use super::words::{self, pct};
 use crate::analysis::{Analysis, ThreadSummary};
 use crate::diagnosis::Verdict;
-use crate::model::{PerState, ThreadState};
-use crate::model::{Pid, Tid};
+use crate::model::{PerState, Pid, ThreadState, Tid};
 use crate::report::{HotFunction, LineGil, Report, States, Thread};
 
 /// Timeline columns: the page's size is bounded by this, not by the run's length.

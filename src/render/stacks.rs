@@ -1,8 +1,7 @@
 //! Stacks by thread and state, the common input of the flame graph, speedscope and pprof.
 
 use crate::analysis::Analysis;
-use crate::model::Tid;
-use crate::model::{Frame, PerState, ThreadState};
+use crate::model::{Frame, PerState, ThreadState, Tid};
 
 /// One distinct (thread, state, stack) with its sample count. Frames are outermost first.
 pub struct StackCount<'a> {

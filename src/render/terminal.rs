@@ -2,12 +2,11 @@
 //! Fits 80 columns. Colour only when asked for (`--color`; by default a terminal without
 //! `NO_COLOR`).
 
-use crate::model::Tid;
+use crate::model::{ThreadState, Tid};
 use std::io::{self, Write};
 
 use super::words::{self, pct, STATE_COLUMNS};
 use crate::diagnosis::{Prediction, Verdict};
-use crate::model::ThreadState;
 use crate::report::{HotFunction, LineGil, Report};
 
 /// How to draw.

@@ -12,8 +12,7 @@ use super::colors::style;
 use super::stacks::{frame_label, thread_label};
 use crate::analysis::{Analysis, ProcessSummary, ThreadSummary};
 use crate::known_frames::ProcessRole;
-use crate::model::ThreadState;
-use crate::model::{Pid, Tid};
+use crate::model::{Pid, ThreadState, Tid};
 
 /// The synthetic track id of the GIL (no kernel thread has id 0).
 pub const GIL_TRACK: u32 = 0;

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use crate::analysis::{Analysis, Window};
 use crate::diagnosis::VerdictKind;
-use crate::model::{PerState, ThreadState};
-use crate::model::{Pid, Tid};
+use crate::model::{PerState, Pid, ThreadState, Tid};
 use crate::report::{self, HotFunction, Report, States};
 
 /// Which time the thread rows and the GIL figures cover.
