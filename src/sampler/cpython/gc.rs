@@ -45,20 +45,20 @@ pub fn read_collecting(mem: &impl ReadMemory, flag: u64) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampler::cpython::versions::fixed_offsets;
 
     #[test]
-    fn the_flag_is_relative_to_the_runtime_in_3_8_and_the_interpreter_after() {
-        let fixed = |minor| fixed_offsets(minor).and_then(|f| f.gc_collecting);
+    fn the_flag_is_found_in_the_runtime_or_the_interpreter() {
+        let in_runtime = Some(CollectingFlag::InRuntime(544));
         assert_eq!(
-            collecting_flag(fixed(8), Some(0x1000), 0x9000, None),
+            collecting_flag(in_runtime, Some(0x1000), 0x9000, None),
             Some(0x1000 + 544)
         );
-        assert_eq!(collecting_flag(fixed(8), None, 0x9000, None), None);
+        assert_eq!(collecting_flag(in_runtime, None, 0x9000, None), None);
+        let in_interpreter = Some(CollectingFlag::InInterpreter(312));
         assert_eq!(
-            collecting_flag(fixed(12), None, 0x9000, None),
+            collecting_flag(in_interpreter, None, 0x9000, None),
             Some(0x9000 + 312)
         );
-        assert_eq!(collecting_flag(fixed(7), Some(0x1000), 0x9000, None), None);
+        assert_eq!(collecting_flag(None, Some(0x1000), 0x9000, None), None);
     }
 }

@@ -241,24 +241,7 @@ fn nonzero(addr: u64) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampler::cpython::versions::fixed_offsets;
     use crate::sampler::memory::fake::FakeMemory;
-
-    /// The locator of CPython `3.minor` before 3.13, from the table.
-    fn fixed(runtime: u64, minor: u64) -> GilLocator {
-        let f = fixed_offsets(minor).unwrap();
-        GilLocator::fixed(runtime, f.gil, f.thread_id)
-    }
-
-    #[test]
-    fn fixed_offsets_before_312() {
-        let mem = FakeMemory::default();
-        let loc = fixed(0x1000, 8);
-        assert_eq!(loc.main_gil(&mem).unwrap(), 0x1000 + 1152);
-        assert_eq!(loc.thread_id, ThreadIdField::Pthread(176));
-        assert!(fixed_offsets(6).is_none());
-        assert!(fixed_offsets(13).is_none());
-    }
 
     #[test]
     fn walks_interpreters_on_312() {
@@ -271,7 +254,13 @@ mod tests {
         mem.put_u64(sub_interp + 384, 0x50_000); // own GIL
         mem.put_u64(main_interp, 0);
         mem.put_u64(main_interp + 384, 0x40_000);
-        let loc = fixed(rt, 12);
+        let source = GilSource::Interpreters {
+            head: 40,
+            main: 48,
+            next: 0,
+            ceval_gil: 384,
+        };
+        let loc = GilLocator::fixed(rt, source, ThreadIdField::Native(144));
         assert_eq!(
             loc.ranges(&mem).unwrap(),
             vec![(0x40_000, 0x40_000 + 208), (0x50_000, 0x50_000 + 208)]
@@ -313,7 +302,8 @@ mod tests {
         gil[16] = 1;
         gil[24..32].copy_from_slice(&42u64.to_le_bytes());
         mem.regions.insert(0x9000, gil);
-        let loc = fixed(0x9000 - 360, 11);
+        let source = GilSource::Runtime { offset: 360 };
+        let loc = GilLocator::fixed(0x9000 - 360, source, ThreadIdField::Native(160));
         let raw = loc.read(&mem, 0x9000).unwrap();
         assert_eq!(
             raw,

@@ -176,3 +176,41 @@ fn frames_3_12(thread: ThreadIdField) -> Layout {
         bytes_data: 32,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampler::cpython::gil::GilLocator;
+    use crate::sampler::memory::fake::FakeMemory;
+
+    #[test]
+    fn one_entry_for_each_release_before_3_13() {
+        assert!(fixed_offsets(6).is_none());
+        assert!(fixed_offsets(13).is_none());
+        let entry = |minor| fixed_offsets(minor).unwrap();
+        // The GIL in `_PyRuntime` until 3.11, through the interpreters from 3.12.
+        let gil = |minor| {
+            let f = entry(minor);
+            GilLocator::fixed(0x1000, f.gil, f.thread_id).main_gil(&FakeMemory::default())
+        };
+        assert_eq!(gil(8).unwrap(), 0x1000 + 1152);
+        assert_eq!(gil(11).unwrap(), 0x1000 + 360);
+        assert!(
+            gil(12).is_err(),
+            "read through an interpreter the fake has not"
+        );
+        // A `pthread_t` until 3.10, the kernel's tid from 3.11; the walk uses the same field.
+        assert_eq!(entry(10).thread_id, ThreadIdField::Pthread(176));
+        assert_eq!(entry(11).thread_id, ThreadIdField::Native(160));
+        for minor in 8..=12 {
+            let f = entry(minor);
+            assert_eq!(f.frames.unwrap().ts_thread, f.thread_id, "3.{minor}");
+        }
+        assert_eq!(entry(8).gc_collecting, Some(CollectingFlag::InRuntime(544)));
+        assert_eq!(
+            entry(12).gc_collecting,
+            Some(CollectingFlag::InInterpreter(312))
+        );
+        assert!(entry(7).frames.is_none() && entry(7).gc_collecting.is_none());
+    }
+}
