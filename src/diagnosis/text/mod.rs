@@ -361,15 +361,18 @@ mod tests {
             at_once: threads as f64,
             started_per_s: None,
         };
-        let v = verdict(&alone(Finding::Mixed(Mixed {
-            io_groups: vec![group("MainThread", 1)],
-            io_wait: 0.65,
-            python_groups: vec![group("asyncio_*", 6)],
-            python_wait: 0.6,
-            load: load(),
-            hot: Vec::new(),
-            forecast: None,
-        })));
+        let mixed = |io: GroupWords, python: GroupWords| {
+            verdict(&alone(Finding::Mixed(Mixed {
+                io_groups: vec![io],
+                io_wait: 0.65,
+                python_groups: vec![python],
+                python_wait: 0.6,
+                load: load(),
+                hot: Vec::new(),
+                forecast: None,
+            })))
+        };
+        let v = mixed(group("MainThread", 1), group("asyncio_*", 6));
         assert_eq!(
             v.headline,
             "Mixed: MainThread waits on I/O while 6 threads (asyncio_*) run Python and hold the GIL"
@@ -379,15 +382,7 @@ mod tests {
             "{}",
             v.evidence[0]
         );
-        let v = verdict(&alone(Finding::Mixed(Mixed {
-            io_groups: vec![group("fetch-*", 3)],
-            io_wait: 0.65,
-            python_groups: vec![group("crunch", 1)],
-            python_wait: 0.6,
-            load: load(),
-            hot: Vec::new(),
-            forecast: None,
-        })));
+        let v = mixed(group("fetch-*", 3), group("crunch", 1));
         assert_eq!(
             v.headline,
             "Mixed: 3 threads (fetch-*) wait on I/O while crunch runs Python and holds the GIL"
