@@ -91,11 +91,10 @@ impl<'a> PoolFacts<'a> {
                 }
             }
         }
-        let root = analysis.root().map(|p| p.pid);
         let result_thread = analysis
-            .threads
-            .iter()
-            .filter(|t| Some(t.pid) == root)
+            .root()
+            .into_iter()
+            .flat_map(|root| analysis.threads_of(root.pid))
             .find(|t| {
                 t.stacks
                     .keys()
